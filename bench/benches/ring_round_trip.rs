@@ -108,9 +108,9 @@ fn array_queue_rt(trips: u64) -> Duration {
 
 fn ring_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_round_trip");
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(2));
+    group.sample_size(50);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
     group.bench_function("microbatch", |b| b.iter_custom(microbatch_rt));
     group.bench_function("rtrb", |b| b.iter_custom(rtrb_rt));
     group.bench_function("ArrayQueue", |b| b.iter_custom(array_queue_rt));

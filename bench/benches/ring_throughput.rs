@@ -190,9 +190,11 @@ fn bench_type<T: Item + Default>(c: &mut Criterion, type_name: &str) {
     for capacity in [4096usize, 65536] {
         let mut group = c.benchmark_group(format!("ring_throughput/{type_name}/cap{capacity}"));
         group.throughput(Throughput::Elements(PER_ITER));
-        group.sample_size(10);
-        group.warm_up_time(Duration::from_millis(500));
-        group.measurement_time(Duration::from_secs(2));
+        // Two spinning threads on a shared 2-core machine are noisy: many
+        // samples, and baselines interleaved in the same group.
+        group.sample_size(30);
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(4));
         group.bench_function("single/microbatch", |b| {
             b.iter_custom(|iters| microbatch_single::<T>(capacity, iters * PER_ITER))
         });
