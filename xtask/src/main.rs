@@ -6,8 +6,9 @@
 //!   directory, so the two builds do not evict each other).
 
 use std::env;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 /// Bound on preemptions per loom execution: enough to expose ordering bugs
 /// in two- and three-thread protocols, small enough to finish in minutes.
@@ -34,14 +35,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// Tests passed and failed, summed over the `test result:` lines of libtest.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            passed: self.passed + other.passed,
+            failed: self.failed + other.failed,
+        }
+    }
+
+    /// Reads `test result: ok. 5 passed; 0 failed; ...`.
+    fn count_line(&mut self, line: &str) {
+        let Some(rest) = line.trim_start().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                _ => {}
+            }
+        }
+    }
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args, &[])?;
-    loom(&[])
+    let tally = cargo(&args, &[])?.add(loom_tally(&[])?);
+    // One plain closing line over both runs.
+    println!("\nxtask: every test, loom models included:");
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(())
 }
 
 fn loom(extra: &[String]) -> Result<(), String> {
+    let tally = loom_tally(extra)?;
+    println!("\nxtask: loom models:");
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(())
+}
+
+fn loom_tally(extra: &[String]) -> Result<Tally, String> {
     let target_dir = workspace_root().join("target").join("loom");
     let target_dir = target_dir
         .to_str()
@@ -68,7 +114,8 @@ fn loom(extra: &[String]) -> Result<(), String> {
     )
 }
 
-fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+/// Runs cargo, echoing its output, and tallies the test results it prints.
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<Tally, String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rendered = envs
         .iter()
@@ -77,14 +124,25 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
         + "cargo "
         + &args.join(" ");
     eprintln!("xtask: {rendered}");
-    let status = Command::new(cargo)
+    let mut child = Command::new(cargo)
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(workspace_root())
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("could not start cargo: {e}"))?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading cargo's output: {e}"))?;
+        println!("{line}");
+        tally.count_line(&line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo: {e}"))?;
     if status.success() {
-        Ok(())
+        Ok(tally)
     } else {
         Err(format!("`{rendered}` failed ({status})"))
     }
