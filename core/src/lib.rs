@@ -1,7 +1,15 @@
 //! microbatch: a lock-free, single-node, high-throughput micro-batch stream
-//! engine. The engine itself is being built (see the project's issues); for
-//! now this crate re-exports its transport, the SPSC ring.
+//! engine.
+//!
+//! The engine is being built piece by piece (see the project's issues). What
+//! is here now: the transport ([`ringbuf`], re-exported) and the shuffle
+//! [`mesh`] that carries partial results between workers.
 
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod mesh;
+mod sync;
 
 pub use microbatch_ringbuf as ringbuf;
