@@ -1,6 +1,12 @@
 //! The `sync` facade of the engine: the only module that names
-//! `std::thread` or `loom` (and, as the engine grows, `std::sync::atomic`). Building with
+//! `std::sync::atomic`, `std::thread` or `loom`. Building with
 //! `RUSTFLAGS="--cfg loom"` swaps them for loom's model-checked versions.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
 /// Waiting without starving the thread waited for.
 pub(crate) mod wait {

@@ -1,0 +1,222 @@
+//! The epoch clock: one global epoch counter that every worker reads, that
+//! any worker advances with one CAS when its open batch is full or the
+//! interval has run out, and that never runs more than `max_in_flight`
+//! epochs ahead of the last one fully emitted.
+
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Bits of a packed deadline that hold the time, in µs since the clock
+/// started (2^48 µs is about 8.9 years); the 16 bits above hold the low bits
+/// of the epoch the deadline belongs to.
+const TIME_BITS: u32 = 48;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+
+/// What [`EpochClock::try_advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// This call moved the clock from the given epoch to the next one.
+    Advanced,
+    /// Another worker moved it first; `current` is the open epoch now.
+    Lost {
+        /// The open epoch as this call saw it.
+        current: u64,
+    },
+    /// `max_in_flight` sealed epochs are not yet fully emitted: the caller
+    /// waits (draining its inbox) and tries again.
+    WindowFull,
+}
+
+/// The global epoch and the in-flight window.
+///
+/// Invariants:
+/// - `current` only grows, by one per successful [`try_advance`](Self::try_advance).
+/// - Sealed but not finished epochs, `[finished(), current())`, number at
+///   most `max_in_flight`: an advance that would exceed it is refused.
+/// - The deadline of the open epoch is written once, by the worker whose
+///   CAS opened it, tagged with the epoch; until it is written a reader
+///   sees the tag of an older epoch and treats the open epoch as not
+///   expired, so a stale deadline never seals an epoch early.
+pub struct EpochClock {
+    /// The open epoch: what workers take in now belongs to it.
+    current: CachePadded<AtomicU64>,
+    /// The open epoch's deadline, packed as (epoch tag, µs since start).
+    deadline: CachePadded<AtomicU64>,
+    /// `emitted[w]`: worker `w` has emitted its results of every epoch
+    /// below this value.
+    emitted: Box<[CachePadded<AtomicU64>]>,
+    max_in_flight: u64,
+    /// `None`: no time trigger (sealing by count or at shutdown only).
+    interval_micros: Option<u64>,
+}
+
+fn pack(epoch: u64, micros: u64) -> u64 {
+    (epoch << TIME_BITS) | micros.min(TIME_MASK)
+}
+
+impl EpochClock {
+    /// A clock at epoch 0 for `workers` workers, started at `now_micros`.
+    ///
+    /// # Panics
+    /// If `workers` or `max_in_flight` is 0: the engine's configuration
+    /// rejects those before building a clock.
+    pub fn new(
+        workers: usize,
+        max_in_flight: u64,
+        interval: Option<Duration>,
+        now_micros: u64,
+    ) -> Self {
+        assert!(
+            workers > 0 && max_in_flight > 0,
+            "an epoch clock needs a worker and a window of at least one epoch"
+        );
+        let interval_micros =
+            interval.map(|i| u64::try_from(i.as_micros()).unwrap_or(u64::MAX).max(1));
+        let first_deadline = interval_micros.map_or(TIME_MASK, |i| now_micros.saturating_add(i));
+        EpochClock {
+            current: CachePadded::new(AtomicU64::new(0)),
+            deadline: CachePadded::new(AtomicU64::new(pack(0, first_deadline))),
+            emitted: (0..workers)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            max_in_flight,
+            interval_micros,
+        }
+    }
+
+    /// The open epoch.
+    #[inline]
+    pub fn current(&self) -> u64 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Whether `epoch` is the open epoch and its interval has run out at
+    /// `now_micros`. Always false without a time trigger.
+    #[inline]
+    pub fn interval_expired(&self, epoch: u64, now_micros: u64) -> bool {
+        if self.interval_micros.is_none() {
+            return false;
+        }
+        let packed = self.deadline.load(Ordering::Acquire);
+        let tag_matches = (packed >> TIME_BITS) == (epoch & (u64::MAX >> TIME_BITS));
+        tag_matches && now_micros >= packed & TIME_MASK
+    }
+
+    /// Seals epoch `from` for everyone by opening `from + 1`, if `from` is
+    /// still the open epoch and the window has room. One CAS.
+    pub fn try_advance(&self, from: u64, now_micros: u64) -> Advance {
+        if from + 1 - self.finished().min(from + 1) > self.max_in_flight {
+            return Advance::WindowFull;
+        }
+        match self
+            .current
+            .compare_exchange(from, from + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if let Some(interval) = self.interval_micros {
+                    let deadline = now_micros.saturating_add(interval);
+                    self.deadline
+                        .store(pack(from + 1, deadline), Ordering::Release);
+                }
+                Advance::Advanced
+            }
+            Err(current) => Advance::Lost { current },
+        }
+    }
+
+    /// Records that `worker` has emitted its results of every epoch up to
+    /// and including `epoch`.
+    pub fn mark_emitted(&self, worker: usize, epoch: u64) {
+        let slot = &self.emitted[worker];
+        debug_assert!(
+            slot.load(Ordering::Relaxed) <= epoch + 1,
+            "emitted epochs only grow"
+        );
+        slot.store(epoch + 1, Ordering::Release);
+    }
+
+    /// Every epoch below this has been emitted by every worker.
+    pub fn finished(&self) -> u64 {
+        self.emitted
+            .iter()
+            .map(|e| e.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The most sealed epochs that may be unfinished at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight
+    }
+}
+
+impl std::fmt::Debug for EpochClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochClock")
+            .field("current", &self.current())
+            .field("finished", &self.finished())
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1000;
+
+    #[test]
+    fn advance_moves_one_epoch_and_resets_the_deadline() {
+        let clock = EpochClock::new(2, 4, Some(Duration::from_millis(100)), 0);
+        assert!(!clock.interval_expired(0, 99 * MS));
+        assert!(clock.interval_expired(0, 100 * MS));
+        assert_eq!(clock.try_advance(0, 40 * MS), Advance::Advanced);
+        assert_eq!(clock.current(), 1);
+        // Epoch 1 opened at 40 ms: its deadline is 140 ms, and epoch 0 is
+        // no longer open, so its deadline no longer counts.
+        assert!(!clock.interval_expired(1, 139 * MS));
+        assert!(clock.interval_expired(1, 140 * MS));
+        assert!(!clock.interval_expired(0, 1_000 * MS));
+        assert_eq!(clock.try_advance(0, 50 * MS), Advance::Lost { current: 1 });
+    }
+
+    #[test]
+    fn window_refuses_more_than_max_in_flight_unfinished_epochs() {
+        let clock = EpochClock::new(2, 2, None, 0);
+        assert_eq!(clock.try_advance(0, 0), Advance::Advanced);
+        assert_eq!(clock.try_advance(1, 0), Advance::Advanced);
+        assert_eq!(clock.try_advance(2, 0), Advance::WindowFull);
+        // One worker alone does not finish an epoch.
+        clock.mark_emitted(0, 0);
+        assert_eq!(clock.finished(), 0);
+        assert_eq!(clock.try_advance(2, 0), Advance::WindowFull);
+        clock.mark_emitted(1, 0);
+        assert_eq!(clock.finished(), 1);
+        assert_eq!(clock.try_advance(2, 0), Advance::Advanced);
+        assert_eq!(clock.current(), 3);
+    }
+
+    #[test]
+    fn without_interval_nothing_expires() {
+        let clock = EpochClock::new(1, 1, None, 0);
+        assert!(!clock.interval_expired(0, u64::MAX));
+    }
+
+    #[test]
+    fn deadline_tag_survives_many_epochs() {
+        let clock = EpochClock::new(1, 1, Some(Duration::from_micros(1)), 0);
+        for epoch in 0..70_000u64 {
+            assert!(clock.interval_expired(epoch, epoch + 1));
+            assert_eq!(clock.try_advance(epoch, epoch), Advance::Advanced);
+            clock.mark_emitted(0, epoch);
+            assert!(
+                !clock.interval_expired(epoch, u64::MAX >> 20),
+                "sealed epoch {epoch} never expires again"
+            );
+        }
+    }
+}
