@@ -7,95 +7,31 @@
 //!
 //! `cargo bench -p microbatch-bench --bench ring_throughput`
 
-use std::hint::{black_box, spin_loop};
+use std::hint::spin_loop;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crossbeam_queue::ArrayQueue;
+use microbatch_bench::queues::{
+    pop_spinning, push_spinning, CrossbeamArrayQueue, Microbatch, Queue, Rtrb, SliceQueue,
+};
 use microbatch_bench::transfer::{two_threads, Item, Rec32};
 
 /// Items moved per criterion iteration.
 const PER_ITER: u64 = 1 << 16;
 
-fn microbatch_single<T: Item>(capacity: usize, items: u64) -> Duration {
-    let (mut tx, mut rx) = microbatch_ringbuf::ring::<T>(capacity);
+/// Single items through queue `Q`, spinning when full or empty.
+fn single<T: Item, Q: Queue<T>>(capacity: usize, items: u64) -> Duration {
+    let (mut tx, mut rx) = Q::with_capacity(capacity);
     two_threads(
         move || {
             for seq in 0..items {
-                let mut item = T::make(seq);
-                while let Err(full) = tx.try_push(item) {
-                    item = full.into_inner();
-                    spin_loop();
-                }
+                push_spinning::<T, Q>(&mut tx, T::make(seq));
             }
         },
         move || {
             let mut sum = 0u64;
             for _ in 0..items {
-                loop {
-                    if let Some(item) = rx.try_pop() {
-                        sum = sum.wrapping_add(item.seq());
-                        break;
-                    }
-                    spin_loop();
-                }
-            }
-            sum
-        },
-    )
-}
-
-fn rtrb_single<T: Item>(capacity: usize, items: u64) -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(capacity);
-    two_threads(
-        move || {
-            for seq in 0..items {
-                let mut item = T::make(seq);
-                while let Err(rtrb::PushError::Full(back)) = tx.push(item) {
-                    item = back;
-                    spin_loop();
-                }
-            }
-        },
-        move || {
-            let mut sum = 0u64;
-            for _ in 0..items {
-                loop {
-                    if let Ok(item) = rx.pop() {
-                        sum = sum.wrapping_add(item.seq());
-                        break;
-                    }
-                    spin_loop();
-                }
-            }
-            sum
-        },
-    )
-}
-
-fn array_queue_single<T: Item>(capacity: usize, items: u64) -> Duration {
-    let queue = std::sync::Arc::new(ArrayQueue::<T>::new(capacity));
-    let rx = queue.clone();
-    two_threads(
-        move || {
-            for seq in 0..items {
-                let mut item = T::make(seq);
-                while let Err(back) = queue.push(item) {
-                    item = back;
-                    spin_loop();
-                }
-            }
-        },
-        move || {
-            let mut sum = 0u64;
-            for _ in 0..items {
-                loop {
-                    if let Some(item) = rx.pop() {
-                        sum = sum.wrapping_add(item.seq());
-                        break;
-                    }
-                    spin_loop();
-                }
+                sum = sum.wrapping_add(pop_spinning::<T, Q>(&mut rx).seq());
             }
             sum
         },
@@ -110,8 +46,13 @@ fn fill<T: Item>(batch: &mut [T], first: u64) {
     }
 }
 
-fn microbatch_slices<T: Item + Default>(capacity: usize, batch: usize, items: u64) -> Duration {
-    let (mut tx, mut rx) = microbatch_ringbuf::ring::<T>(capacity);
+/// Batches of `batch` items through queue `Q`'s slice operations.
+fn slices<T: Item + Default, Q: SliceQueue<T>>(
+    capacity: usize,
+    batch: usize,
+    items: u64,
+) -> Duration {
+    let (mut tx, mut rx) = Q::with_capacity(capacity);
     two_threads(
         move || {
             let mut buf = vec![T::default(); batch];
@@ -121,7 +62,7 @@ fn microbatch_slices<T: Item + Default>(capacity: usize, batch: usize, items: u6
                 fill(&mut buf[..n], seq);
                 let mut sent = 0;
                 while sent < n {
-                    let pushed = tx.push_slice(&buf[sent..n]);
+                    let pushed = Q::push_slice(&mut tx, &buf[sent..n]);
                     if pushed == 0 {
                         spin_loop();
                     }
@@ -134,7 +75,7 @@ fn microbatch_slices<T: Item + Default>(capacity: usize, batch: usize, items: u6
             let mut buf = vec![T::default(); batch];
             let (mut got, mut sum) = (0u64, 0u64);
             while got < items {
-                let n = rx.pop_slice(&mut buf);
+                let n = Q::pop_slice(&mut rx, &mut buf);
                 if n == 0 {
                     spin_loop();
                 }
@@ -142,44 +83,6 @@ fn microbatch_slices<T: Item + Default>(capacity: usize, batch: usize, items: u6
                     sum = sum.wrapping_add(item.seq());
                 }
                 got += n as u64;
-            }
-            sum
-        },
-    )
-}
-
-fn rtrb_slices<T: Item + Default>(capacity: usize, batch: usize, items: u64) -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(capacity);
-    two_threads(
-        move || {
-            let mut buf = vec![T::default(); batch];
-            let mut seq = 0;
-            while seq < items {
-                let n = (batch as u64).min(items - seq) as usize;
-                fill(&mut buf[..n], seq);
-                let mut rest = &buf[..n];
-                while !rest.is_empty() {
-                    let (pushed, remainder) = tx.push_partial_slice(rest);
-                    if pushed.is_empty() {
-                        spin_loop();
-                    }
-                    rest = remainder;
-                }
-                seq += n as u64;
-            }
-        },
-        move || {
-            let mut buf = vec![T::default(); batch];
-            let (mut got, mut sum) = (0u64, 0u64);
-            while got < items {
-                let (popped, _) = rx.pop_partial_slice(&mut buf);
-                if popped.is_empty() {
-                    spin_loop();
-                }
-                for item in popped.iter() {
-                    sum = sum.wrapping_add(item.seq());
-                }
-                got += popped.len() as u64;
             }
             sum
         },
@@ -196,20 +99,20 @@ fn bench_type<T: Item + Default>(c: &mut Criterion, type_name: &str) {
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(4));
         group.bench_function("single/microbatch", |b| {
-            b.iter_custom(|iters| microbatch_single::<T>(capacity, iters * PER_ITER))
+            b.iter_custom(|iters| single::<T, Microbatch>(capacity, iters * PER_ITER))
         });
         group.bench_function("single/rtrb", |b| {
-            b.iter_custom(|iters| rtrb_single::<T>(capacity, iters * PER_ITER))
+            b.iter_custom(|iters| single::<T, Rtrb>(capacity, iters * PER_ITER))
         });
         group.bench_function("single/ArrayQueue", |b| {
-            b.iter_custom(|iters| array_queue_single::<T>(capacity, iters * PER_ITER))
+            b.iter_custom(|iters| single::<T, CrossbeamArrayQueue>(capacity, iters * PER_ITER))
         });
         for batch in [64usize, 256] {
             group.bench_function(BenchmarkId::new("slice/microbatch", batch), |b| {
-                b.iter_custom(|iters| microbatch_slices::<T>(capacity, batch, iters * PER_ITER))
+                b.iter_custom(|iters| slices::<T, Microbatch>(capacity, batch, iters * PER_ITER))
             });
             group.bench_function(BenchmarkId::new("slice/rtrb", batch), |b| {
-                b.iter_custom(|iters| rtrb_slices::<T>(capacity, batch, iters * PER_ITER))
+                b.iter_custom(|iters| slices::<T, Rtrb>(capacity, batch, iters * PER_ITER))
             });
         }
         group.finish();
@@ -219,7 +122,6 @@ fn bench_type<T: Item + Default>(c: &mut Criterion, type_name: &str) {
 fn ring_throughput(c: &mut Criterion) {
     bench_type::<u64>(c, "u64");
     bench_type::<Rec32>(c, "rec32");
-    black_box(());
 }
 
 criterion_group!(benches, ring_throughput);

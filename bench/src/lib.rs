@@ -5,4 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod pin;
+pub mod queues;
 pub mod transfer;

@@ -48,7 +48,8 @@ impl Item for Rec32 {
 /// Runs `produce` on this thread (pinned to core 0) and `consume` on a new
 /// thread (pinned to core 1), starting both together, and returns the time
 /// from the start until both are done. `consume` returns a checksum that
-/// is passed through `black_box`.
+/// is passed through `black_box`. A ping-pong is the same with `produce`
+/// pinging and `consume` echoing.
 pub fn two_threads<P, C>(produce: P, consume: C) -> Duration
 where
     P: FnOnce(),
@@ -67,27 +68,4 @@ where
     produce();
     consumer.join().expect("benchmark consumer panicked");
     began.elapsed()
-}
-
-/// Runs `echo` on a new thread pinned to core 1, then `ping` on this thread
-/// pinned to core 0, and returns how long `ping` took.
-pub fn ping_pong<P, E>(ping: P, echo: E) -> Duration
-where
-    P: FnOnce(),
-    E: FnOnce() + Send + 'static,
-{
-    pin_to_core(0);
-    let start = std::sync::Arc::new(Barrier::new(2));
-    let echo_start = start.clone();
-    let echoer = thread::spawn(move || {
-        pin_to_core(1);
-        echo_start.wait();
-        echo();
-    });
-    start.wait();
-    let began = Instant::now();
-    ping();
-    let elapsed = began.elapsed();
-    echoer.join().expect("benchmark echo thread panicked");
-    elapsed
 }

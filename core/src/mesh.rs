@@ -130,17 +130,7 @@ impl<M> Endpoint<M> {
     /// round-robin; `None` if all are empty right now.
     pub fn try_recv(&mut self) -> Option<(usize, M)> {
         // Hot path: one load of a cached index per empty inbox.
-        let workers = self.inboxes.len();
-        for step in 0..workers {
-            let from = (self.next_inbox + step) % workers;
-            if let Some(inbox) = self.inboxes[from].as_mut() {
-                if let Some(message) = inbox.try_pop() {
-                    self.next_inbox = (from + 1) % workers;
-                    return Some((from, message));
-                }
-            }
-        }
-        None
+        pop_round_robin(&mut self.inboxes, &mut self.next_inbox)
     }
 
     /// Hands an emptied buffer back to the worker `from` that sent it, or
@@ -156,17 +146,7 @@ impl<M> Endpoint<M> {
     /// Takes one of this worker's buffers that a receiver handed back, if
     /// any has come back.
     pub fn reclaim(&mut self) -> Option<M> {
-        let workers = self.returns_from.len();
-        for step in 0..workers {
-            let to = (self.next_return + step) % workers;
-            if let Some(ring) = self.returns_from[to].as_mut() {
-                if let Some(buffer) = ring.try_pop() {
-                    self.next_return = (to + 1) % workers;
-                    return Some(buffer);
-                }
-            }
-        }
-        None
+        pop_round_robin(&mut self.returns_from, &mut self.next_return).map(|(_, buffer)| buffer)
     }
 
     /// Whether every other worker has left the mesh and nothing is left in
@@ -177,6 +157,21 @@ impl<M> Endpoint<M> {
             .flatten()
             .all(|inbox| inbox.is_abandoned() && inbox.is_empty())
     }
+}
+
+/// Pops one item from the first non-empty ring, starting at `cursor` and
+/// moving it past the ring served, so that no ring is starved. Returns the
+/// ring's index with the item.
+fn pop_round_robin<T>(rings: &mut [Option<Consumer<T>>], cursor: &mut usize) -> Option<(usize, T)> {
+    let count = rings.len();
+    for step in 0..count {
+        let index = (*cursor + step) % count;
+        if let Some(item) = rings[index].as_mut().and_then(Consumer::try_pop) {
+            *cursor = (index + 1) % count;
+            return Some((index, item));
+        }
+    }
+    None
 }
 
 impl<M> std::fmt::Debug for Endpoint<M> {
