@@ -5,7 +5,9 @@
 //! # Contract
 //! - [`ring`] allocates once; no operation allocates, locks or makes a
 //!   system call afterwards, except the blocking [`Producer::push`] and
-//!   [`Consumer::pop`] once they decide to park.
+//!   [`Consumer::pop`] once they decide to park, and a commit that finds
+//!   the other side parked in one of them (it wakes it: one system call).
+//!   A side that never blocks costs its peer one relaxed load per commit.
 //! - [`Producer::try_push`], [`Consumer::try_pop`], the slice and chunk
 //!   operations are wait-free: a bounded number of steps whatever the other
 //!   side does.
