@@ -30,6 +30,22 @@ pub struct ReadChunk<'a, T> {
     second_len: usize,
 }
 
+/// The `i`-th slot of a chunk made of the run `[first, first + first_len)`
+/// followed by the run that wraps to `base`.
+///
+/// # Safety
+/// `i` must be below the chunk's length (both runs together).
+#[inline(always)]
+unsafe fn nth_slot<T>(first: *mut T, first_len: usize, base: *mut T, i: usize) -> *mut T {
+    if i < first_len {
+        // SAFETY: `i < first_len`: inside the first run.
+        unsafe { first.add(i) }
+    } else {
+        // SAFETY: the caller keeps `i - first_len` inside the second run.
+        unsafe { base.add(i - first_len) }
+    }
+}
+
 impl<T> Producer<T> {
     /// Reserves exactly `n` free slots, or says how many there are.
     ///
@@ -150,16 +166,9 @@ impl<'a, T> WriteChunkUninit<'a, T> {
         let base = producer.shared.base();
         let mut written = Written { producer, count: 0 };
         for item in iter.into_iter().take(first_len + second_len) {
-            let i = written.count;
-            let slot = if i < first_len {
-                // SAFETY: `i < first_len`: inside the first run.
-                unsafe { first.add(i) }
-            } else {
-                // SAFETY: `i - first_len < second_len`: inside the second run.
-                unsafe { base.add(i - first_len) }
-            };
-            // SAFETY: a reserved, still uninitialized slot.
-            unsafe { slot.write(item) };
+            // SAFETY: `count < first_len + second_len`, and that slot is
+            // reserved and still uninitialized.
+            unsafe { nth_slot(first, first_len, base, written.count).write(item) };
             written.count += 1;
         }
         written.count
@@ -302,21 +311,16 @@ impl<T> Iterator for ReadChunkIntoIter<'_, T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        let i = self.taken;
         let chunk = &self.chunk;
-        let slot = if i < chunk.first_len {
-            // SAFETY: `i < first_len`: inside the first run.
-            unsafe { chunk.first.add(i) }
-        } else if i < chunk.len() {
-            // SAFETY: `i - first_len < second_len`: inside the second run.
-            unsafe { chunk.consumer.shared.base().add(i - chunk.first_len) }
-        } else {
+        if self.taken == chunk.len() {
             return None;
-        };
+        }
+        let base = chunk.consumer.shared.base();
+        // SAFETY: `taken < len`; the item there is initialized and read once:
+        // `taken` moves past it and `Drop` frees its slot without dropping it.
+        let item = unsafe { nth_slot(chunk.first, chunk.first_len, base, self.taken).read() };
         self.taken += 1;
-        // SAFETY: an initialized item of the chunk, read once: `taken` moves
-        // past it and `Drop` frees its slot without dropping it.
-        Some(unsafe { slot.read() })
+        Some(item)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
