@@ -18,8 +18,3 @@ pub fn pin_to_core(index: usize) -> bool {
     let cores = cores();
     !cores.is_empty() && core_affinity::set_for_current(cores[index % cores.len()])
 }
-
-/// How many cores the benchmarks can pin threads to.
-pub fn core_count() -> usize {
-    cores().len()
-}
