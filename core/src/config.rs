@@ -1,0 +1,329 @@
+//! Engine settings: the struct a builder fills and a profile deserializes
+//! into, and the checks that turn a bad setting into a [`ConfigError`]
+//! naming it and the accepted range.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The most workers an engine runs: the mesh holds W×W rings.
+pub const MAX_WORKERS: usize = 1024;
+/// The largest ring a producer or mesh pair gets, in records.
+pub const MAX_RING_CAPACITY: usize = 1 << 30;
+/// The widest in-flight window, in epochs.
+pub const MAX_EPOCHS_IN_FLIGHT: usize = 1024;
+
+/// How an engine thread waits when it has nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleStrategy {
+    /// Spin, then yield, then sleep at most 50 µs at a time: gives the core
+    /// away on a machine with fewer cores than threads; wakes within 50 µs.
+    #[default]
+    Backoff,
+    /// Spin, then yield, never sleep: the lowest wake-up delay, at the price
+    /// of a core per idle worker.
+    Yield,
+}
+
+/// The engine's settings.
+///
+/// A profile's `[engine]` table deserializes into this struct: unknown keys
+/// are an error, absent keys take the defaults below. `interval` is a
+/// duration string (`"100ms"`, `"1s"`) or `"off"`; `max_batch_records` is a
+/// count or `"off"`. With both off the engine is a batch system: one epoch,
+/// sealed at shutdown.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = microbatch::Config::default()
+///     .with_workers(2)
+///     .with_interval(Some(Duration::from_millis(10)));
+/// config.validate()?;
+/// # Ok::<(), microbatch::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Worker threads. Default: the cores this process may run on.
+    pub workers: usize,
+    /// Pin worker `i` to the `i`-th available core. If pinning fails or
+    /// there are fewer cores than workers, the engine runs unpinned and says
+    /// so in its progress. Default: on.
+    pub pin: bool,
+    /// Seal an epoch once this much time has passed since it opened.
+    /// Default: 100 ms; `None` (`"off"`): no time trigger.
+    #[serde(with = "off_or_duration")]
+    pub interval: Option<Duration>,
+    /// Seal an epoch once one worker's open batch holds this many records.
+    /// Default: 1 M; `None` (`"off"`): no count trigger.
+    #[serde(with = "off_or_count")]
+    pub max_batch_records: Option<u64>,
+    /// Capacity of each producer ring, in records (rounded up to a power
+    /// of two). Default: 65 536.
+    pub ring_capacity: usize,
+    /// The most sealed epochs whose results are not yet all emitted; a
+    /// worker that would open one more waits. Default: 4.
+    pub max_epochs_in_flight: usize,
+    /// How idle threads wait. Default: [`IdleStrategy::Backoff`].
+    pub idle: IdleStrategy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin: true,
+            interval: Some(Duration::from_millis(100)),
+            max_batch_records: Some(1 << 20),
+            ring_capacity: 1 << 16,
+            max_epochs_in_flight: 4,
+            idle: IdleStrategy::Backoff,
+        }
+    }
+}
+
+/// A setting outside its accepted range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{setting}` = {value}: {accepted}")]
+pub struct ConfigError {
+    /// The setting's name, as in a profile.
+    pub setting: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is accepted instead.
+    pub accepted: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        setting: &'static str,
+        value: impl std::fmt::Debug,
+        accepted: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            setting,
+            value: format!("{value:?}"),
+            accepted: accepted.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks every setting; the first one out of range is the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(ConfigError::new(
+                "workers",
+                self.workers,
+                format!("between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        if self.interval == Some(Duration::ZERO) {
+            return Err(ConfigError::new(
+                "interval",
+                Duration::ZERO,
+                "at least 1µs, or \"off\" for no time trigger",
+            ));
+        }
+        if self.max_batch_records == Some(0) {
+            return Err(ConfigError::new(
+                "max_batch_records",
+                0,
+                "at least 1, or \"off\" for no count trigger",
+            ));
+        }
+        if !(1..=MAX_RING_CAPACITY).contains(&self.ring_capacity) {
+            return Err(ConfigError::new(
+                "ring_capacity",
+                self.ring_capacity,
+                format!("between 1 and {MAX_RING_CAPACITY} records"),
+            ));
+        }
+        if !(1..=MAX_EPOCHS_IN_FLIGHT).contains(&self.max_epochs_in_flight) {
+            return Err(ConfigError::new(
+                "max_epochs_in_flight",
+                self.max_epochs_in_flight,
+                format!("between 1 and {MAX_EPOCHS_IN_FLIGHT}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the engine is a batch system: no time and no count trigger,
+    /// so one epoch holds everything and is sealed at shutdown.
+    pub fn is_batch_mode(&self) -> bool {
+        self.interval.is_none() && self.max_batch_records.is_none()
+    }
+
+    /// Sets [`workers`](Self::workers).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`pin`](Self::pin).
+    pub fn with_pin(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// Sets [`interval`](Self::interval); `None` turns the time trigger off.
+    pub fn with_interval(mut self, interval: Option<Duration>) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets [`max_batch_records`](Self::max_batch_records); `None` turns the
+    /// count trigger off.
+    pub fn with_max_batch_records(mut self, records: Option<u64>) -> Self {
+        self.max_batch_records = records;
+        self
+    }
+
+    /// Sets [`ring_capacity`](Self::ring_capacity).
+    pub fn with_ring_capacity(mut self, capacity: usize) -> Self {
+        self.ring_capacity = capacity;
+        self
+    }
+
+    /// Sets [`max_epochs_in_flight`](Self::max_epochs_in_flight).
+    pub fn with_max_epochs_in_flight(mut self, epochs: usize) -> Self {
+        self.max_epochs_in_flight = epochs;
+        self
+    }
+
+    /// Sets [`idle`](Self::idle).
+    pub fn with_idle(mut self, idle: IdleStrategy) -> Self {
+        self.idle = idle;
+        self
+    }
+}
+
+/// The word that turns a trigger off in a profile.
+const OFF: &str = "off";
+
+/// `interval`: a humantime string (`"100ms"`) or `"off"`.
+mod off_or_duration {
+    use super::OFF;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => humantime_serde::serialize(duration, serializer),
+            None => serializer.serialize_str(OFF),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == OFF {
+            return Ok(None);
+        }
+        humantime_serde::re::humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| {
+                D::Error::custom(format!(
+                    "{text:?} is not a duration like \"100ms\" or \"off\": {e}"
+                ))
+            })
+    }
+}
+
+/// `max_batch_records`: a positive count or `"off"`.
+mod off_or_count {
+    use super::OFF;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum CountOrWord {
+        Count(u64),
+        Word(String),
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<u64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(count) => serializer.serialize_u64(*count),
+            None => serializer.serialize_str(OFF),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
+        match CountOrWord::deserialize(deserializer)? {
+            CountOrWord::Count(count) => Ok(Some(count)),
+            CountOrWord::Word(word) if word.trim() == OFF => Ok(None),
+            CountOrWord::Word(word) => Err(D::Error::custom(format!(
+                "{word:?} is not a record count or \"off\""
+            ))),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn setting_of(config: Config) -> &'static str {
+        config.validate().unwrap_err().setting
+    }
+
+    #[test]
+    fn defaults_are_valid_and_streaming() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert!(!config.is_batch_mode());
+        assert_eq!(config.interval, Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let base = Config::default();
+        assert_eq!(setting_of(base.clone().with_workers(0)), "workers");
+        assert_eq!(
+            setting_of(base.clone().with_workers(MAX_WORKERS + 1)),
+            "workers"
+        );
+        assert_eq!(
+            setting_of(base.clone().with_interval(Some(Duration::ZERO))),
+            "interval"
+        );
+        assert_eq!(
+            setting_of(base.clone().with_max_batch_records(Some(0))),
+            "max_batch_records"
+        );
+        assert_eq!(
+            setting_of(base.clone().with_ring_capacity(0)),
+            "ring_capacity"
+        );
+        assert_eq!(
+            setting_of(base.clone().with_max_epochs_in_flight(0)),
+            "max_epochs_in_flight"
+        );
+        let message = base.with_workers(0).validate().unwrap_err().to_string();
+        assert!(
+            message.contains("`workers` = 0") && message.contains("between 1 and"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn both_triggers_off_is_batch_mode() {
+        let config = Config::default()
+            .with_interval(None)
+            .with_max_batch_records(None);
+        config.validate().unwrap();
+        assert!(config.is_batch_mode());
+    }
+}

@@ -1,0 +1,173 @@
+//! What the engine computes: a [`Job`] folds each worker's records of an
+//! epoch into partial aggregates, one per key partition, merges the parts of
+//! a partition on its owner and finishes them into rows.
+//!
+//! Jobs are built from [`records`]: optional [`Stream::filter`] and
+//! [`Stream::map`] stages, then either [`Stream::key_by`] and
+//! [`KeyedStream::aggregate`] (one row per key per epoch) or
+//! [`Stream::aggregate`] (one row per epoch over everything).
+//!
+//! ```
+//! use microbatch::job::{self, count, sum};
+//!
+//! #[derive(Clone, Copy)]
+//! struct Click { user: u32, millis: u64 }
+//!
+//! // Per user and epoch: the number of clicks of at least 10 ms and their total.
+//! let per_user = job::records::<Click>()
+//!     .filter(|c| c.millis >= 10)
+//!     .key_by(|c| c.user)
+//!     .aggregate((count(), sum(|c: &Click| c.millis)));
+//! # let _ = per_user;
+//! ```
+
+mod aggregate;
+mod global;
+pub mod kernels;
+mod keyed;
+mod partition;
+mod pipe;
+
+use std::marker::PhantomData;
+
+pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum, Value};
+pub use global::{GlobalJob, GlobalPart};
+pub use keyed::{KeyedJob, KeyedPart};
+pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
+pub use pipe::{Filter, Identity, Map, Pipe};
+
+/// A computation the engine runs on every epoch.
+///
+/// Partition `p` of `partitions(W)` is owned by worker `p`. Each worker
+/// folds its records into one `Part` per partition ([`absorb`](Job::absorb),
+/// the hot path); at a seal the parts travel to their owners, which
+/// [`merge`](Job::merge) them and [`finish`](Job::finish) the merged part
+/// into rows. Parts are recycled: merging and finishing empty a part but
+/// keep its memory.
+pub trait Job<R>: Send + Sync + 'static {
+    /// The partial aggregate of one partition of one epoch.
+    type Part: Send + 'static;
+    /// One row of a result.
+    type Row: Send + 'static;
+
+    /// How many key partitions the job has with `workers` workers.
+    fn partitions(&self, workers: usize) -> usize;
+
+    /// Checks, before the engine starts, that the job can run on `workers`
+    /// workers; the error says why not.
+    fn check(&self, workers: usize) -> Result<(), String> {
+        let _ = workers;
+        Ok(())
+    }
+
+    /// An empty part.
+    fn new_part(&self) -> Self::Part;
+
+    /// Folds a run of records into `parts` (one per partition). Hot path.
+    fn absorb(&self, records: &[R], parts: &mut [Self::Part]);
+
+    /// Whether `part` holds nothing.
+    fn is_empty(&self, part: &Self::Part) -> bool;
+
+    /// Merges `from` into `into`, leaving `from` empty (its memory kept).
+    fn merge(&self, into: &mut Self::Part, from: &mut Self::Part);
+
+    /// Moves the rows of a merged part into `rows`, leaving `part` empty.
+    fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>);
+}
+
+/// The start of a job over records of type `R`.
+pub fn records<R>() -> Stream<R, Identity> {
+    Stream {
+        pipe: Identity,
+        _records: PhantomData,
+    }
+}
+
+/// A stream of items made from records of type `R` by the stages `P`.
+pub struct Stream<R, P> {
+    pipe: P,
+    _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P: Pipe<R>> Stream<R, P> {
+    /// Keeps the items for which `predicate` holds.
+    pub fn filter<F>(self, predicate: F) -> Stream<R, Filter<P, F>>
+    where
+        F: Fn(&P::Out) -> bool + Send + Sync + 'static,
+    {
+        Stream {
+            pipe: Filter {
+                inner: self.pipe,
+                predicate,
+            },
+            _records: PhantomData,
+        }
+    }
+
+    /// Replaces each item by `function` of it.
+    pub fn map<F, T>(self, function: F) -> Stream<R, Map<P, F>>
+    where
+        F: Fn(&P::Out) -> T + Send + Sync + 'static,
+    {
+        Stream {
+            pipe: Map {
+                inner: self.pipe,
+                function,
+            },
+            _records: PhantomData,
+        }
+    }
+
+    /// Groups items by `key`; keys are spread over the workers by hash
+    /// unless [`KeyedStream::partition_by`] says otherwise.
+    pub fn key_by<F, K>(self, key: F) -> KeyedStream<R, P, F, HashPartitioner>
+    where
+        F: Fn(&P::Out) -> K + Send + Sync + 'static,
+    {
+        KeyedStream {
+            pipe: self.pipe,
+            key,
+            partitioner: HashPartitioner,
+            _records: PhantomData,
+        }
+    }
+
+    /// Reduces every item of an epoch to one row, on worker 0.
+    pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> GlobalJob<R, P, A> {
+        GlobalJob::new(self.pipe, aggregator)
+    }
+}
+
+/// A stream grouped by key.
+pub struct KeyedStream<R, P, F, Pt> {
+    pipe: P,
+    key: F,
+    partitioner: Pt,
+    _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P: Pipe<R>, F, K, Pt> KeyedStream<R, P, F, Pt>
+where
+    F: Fn(&P::Out) -> K + Send + Sync + 'static,
+{
+    /// Assigns keys to workers with `partitioner` instead of by hash.
+    pub fn partition_by<Q: Partitioner<K>>(self, partitioner: Q) -> KeyedStream<R, P, F, Q> {
+        KeyedStream {
+            pipe: self.pipe,
+            key: self.key,
+            partitioner,
+            _records: PhantomData,
+        }
+    }
+
+    /// Reduces the items of each key in each epoch to one row `(key, output)`.
+    pub fn aggregate<A>(self, aggregator: A) -> KeyedJob<R, P, F, Pt, A>
+    where
+        A: Aggregator<P::Out>,
+        K: std::hash::Hash + Eq + Send + 'static,
+        Pt: Partitioner<K>,
+    {
+        KeyedJob::new(self.pipe, self.key, self.partitioner, aggregator)
+    }
+}
