@@ -3,16 +3,54 @@
 //! `RUSTFLAGS="--cfg loom"` swaps them for loom's model-checked versions.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex};
+
+/// A lock-free multi-producer queue (crossbeam's `SegQueue`); under loom, a
+/// loom mutex around a `VecDeque`, whose orderings loom can follow.
+pub(crate) struct Queue<T> {
+    #[cfg(not(loom))]
+    inner: crossbeam_queue::SegQueue<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<std::collections::VecDeque<T>>,
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn new() -> Self {
+        Queue {
+            inner: Default::default(),
+        }
+    }
+
+    pub(crate) fn push(&self, item: T) {
+        #[cfg(not(loom))]
+        self.inner.push(item);
+        #[cfg(loom)]
+        self.inner.lock().unwrap().push_back(item);
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        #[cfg(not(loom))]
+        return self.inner.pop();
+        #[cfg(loom)]
+        return self.inner.lock().unwrap().pop_front();
+    }
+}
 
 /// Waiting without starving the thread waited for.
 pub(crate) mod wait {
     use std::time::Duration;
 
     /// The longest an idle engine thread sleeps before it looks again.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) const MAX_IDLE_PARK: Duration = Duration::from_micros(50);
 
     /// Spin, then yield, then sleep up to [`MAX_IDLE_PARK`] per step: a
@@ -22,6 +60,9 @@ pub(crate) mod wait {
     pub(crate) struct Idle {
         #[cfg(not(loom))]
         backoff: crossbeam_utils::Backoff,
+        /// Never sleep: keep yielding once spinning is done.
+        #[cfg_attr(loom, allow(dead_code))]
+        never_sleep: bool,
     }
 
     impl Idle {
@@ -29,10 +70,19 @@ pub(crate) mod wait {
             Self::default()
         }
 
+        /// A waiter that spins, then yields, and never sleeps.
+        pub(crate) fn yielding() -> Self {
+            Idle {
+                #[cfg(not(loom))]
+                backoff: crossbeam_utils::Backoff::new(),
+                never_sleep: true,
+            }
+        }
+
         /// One waiting step.
         #[cfg(not(loom))]
         pub(crate) fn step(&self) {
-            if self.backoff.is_completed() {
+            if self.backoff.is_completed() && !self.never_sleep {
                 std::thread::park_timeout(MAX_IDLE_PARK);
             } else {
                 self.backoff.snooze();
@@ -47,7 +97,8 @@ pub(crate) mod wait {
 
         /// The condition changed: start again from spinning.
         pub(crate) fn reset(&mut self) {
-            *self = Self::new();
+            #[cfg(not(loom))]
+            self.backoff.reset();
         }
     }
 }

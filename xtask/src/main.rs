@@ -96,22 +96,26 @@ fn loom_tally(extra: &[String]) -> Result<Tally, String> {
         env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| LOOM_MAX_PREEMPTIONS.into());
     let mut rustflags = env::var("RUSTFLAGS").unwrap_or_default();
     rustflags.push_str(" --cfg loom");
-    let mut args = vec![
-        "test",
-        "--package",
-        "microbatch-loom-tests",
-        "--release",
-        "--target-dir",
-        target_dir,
+    // The models of whole protocols live in loom-tests; models of the
+    // engine's private types sit next to them, in the engine's unit tests.
+    let packages: [&[&str]; 2] = [
+        &["--package", "microbatch-loom-tests"],
+        &["--package", "microbatch", "--lib"],
     ];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(
-        &args,
-        &[
-            ("RUSTFLAGS", rustflags.trim()),
-            ("LOOM_MAX_PREEMPTIONS", &preemptions),
-        ],
-    )
+    let mut tally = Tally::default();
+    for package in packages {
+        let mut args = vec!["test", "--release", "--target-dir", target_dir];
+        args.extend(package);
+        args.extend(extra.iter().map(String::as_str));
+        tally = tally.add(cargo(
+            &args,
+            &[
+                ("RUSTFLAGS", rustflags.trim()),
+                ("LOOM_MAX_PREEMPTIONS", &preemptions),
+            ],
+        )?);
+    }
+    Ok(tally)
 }
 
 /// Runs cargo, echoing its output, and tallies the test results it prints.

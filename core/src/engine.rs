@@ -1,0 +1,562 @@
+//! The engine: configuration in, pinned worker threads, producer handles,
+//! progress, and a shutdown that drains everything accepted.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::epoch::EpochClock;
+use crate::error::EngineError;
+use crate::input::{Intake, Producer};
+use crate::job::Job;
+use crate::progress::{
+    latency_histogram, EpochProgress, LatencySummary, PhaseDurations, Progress, SealReason,
+};
+use crate::sink::Sink;
+use crate::source::{Source, SourceSpec};
+use crate::sync::wait::Idle;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::worker::Worker;
+use crate::Config;
+
+/// A callback for each completed epoch's progress.
+pub type ProgressListener = Box<dyn Fn(&EpochProgress) + Send + Sync>;
+
+/// A source waiting for the worker count to split itself.
+type SplitSource<R> = Box<dyn FnOnce(usize) -> Result<Vec<Box<dyn Source<R>>>, crate::ConfigError>>;
+
+/// What [`Engine::shutdown`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Records the workers took in (from producers and sources).
+    pub records_accepted: u64,
+    /// Records counted in emitted epoch results: equal to
+    /// `records_accepted` after a clean shutdown.
+    pub records_in_results: u64,
+    /// Epochs emitted.
+    pub epochs: u64,
+    /// Rows emitted.
+    pub rows: u64,
+    /// From start to the end of shutdown.
+    pub elapsed: Duration,
+    /// Record latency over the whole run.
+    pub latency: LatencySummary,
+    /// Workers that ran unpinned.
+    pub unpinned: Vec<usize>,
+}
+
+/// What the workers know of one epoch in flight, gathered for its
+/// progress report. Slot `e % max_epochs_in_flight` serves epoch `e`: the
+/// clock's window guarantees epoch `e - D` is complete before anyone
+/// touches the slot for `e`.
+pub(crate) struct EpochSlot {
+    epoch: u64,
+    pub(crate) reason: Option<SealReason>,
+    pub(crate) sealed_micros: u64,
+    pub(crate) records: Vec<u64>,
+    pub(crate) durations: PhaseDurations,
+    pub(crate) rows: u64,
+    pub(crate) marks: Vec<(u64, u64)>,
+    pub(crate) owners_done: usize,
+}
+
+impl EpochSlot {
+    fn new(workers: usize) -> Self {
+        EpochSlot {
+            epoch: u64::MAX,
+            reason: None,
+            sealed_micros: 0,
+            records: vec![0; workers],
+            durations: PhaseDurations::default(),
+            rows: 0,
+            marks: Vec::with_capacity(workers * crate::progress::MARKS_PER_WORKER),
+            owners_done: 0,
+        }
+    }
+
+    fn open(&mut self, epoch: u64) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.reason = None;
+            self.sealed_micros = 0;
+            self.records.fill(0);
+            self.durations = PhaseDurations::default();
+            self.rows = 0;
+            self.marks.clear();
+            self.owners_done = 0;
+        }
+    }
+}
+
+/// Keeps `field` at the larger of itself and `value`.
+pub(crate) fn keep_max(field: &mut Duration, value: Duration) {
+    *field = (*field).max(value);
+}
+
+/// Epoch completion, one epoch at a time in order.
+struct Completion {
+    next_epoch: u64,
+    opened_micros: u64,
+    totals: Progress,
+    histogram: Histogram<u64>,
+    scratch: Histogram<u64>,
+}
+
+/// Everything the workers and the engine handle share.
+pub(crate) struct Shared<R, J: Job<R>> {
+    pub(crate) config: Config,
+    pub(crate) workers: usize,
+    pub(crate) partitions: usize,
+    pub(crate) job: J,
+    pub(crate) sink: Box<dyn Sink<J::Row>>,
+    pub(crate) clock: EpochClock,
+    start: Instant,
+    pub(crate) intake: crate::sync::Arc<Intake<R>>,
+    /// Workers that finished their final drain.
+    pub(crate) drained: AtomicUsize,
+    /// The last epoch, sealed at shutdown; `u64::MAX` until then.
+    pub(crate) final_epoch: AtomicU64,
+    pub(crate) failed: AtomicBool,
+    failure: Mutex<Option<EngineError>>,
+    /// Records taken in so far, per worker.
+    pub(crate) taken: Box<[CachePadded<AtomicU64>]>,
+    /// Workers whose built-in source is not exhausted.
+    pub(crate) sources_active: AtomicUsize,
+    pub(crate) pinned: Box<[AtomicBool]>,
+    pinning_note: Mutex<Option<String>>,
+    slots: Box<[Mutex<EpochSlot>]>,
+    completion: Mutex<Completion>,
+    listener: Option<ProgressListener>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<R, J: Job<R>> Shared<R, J> {
+    /// µs since the engine started.
+    #[inline]
+    pub(crate) fn now_micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// Runs `f` on the progress slot of `epoch`.
+    pub(crate) fn with_slot<T>(&self, epoch: u64, f: impl FnOnce(&mut EpochSlot) -> T) -> T {
+        let index = (epoch % self.slots.len() as u64) as usize;
+        let mut slot = lock(&self.slots[index]);
+        slot.open(epoch);
+        f(&mut slot)
+    }
+
+    /// Records the first failure and closes the engine: producers get
+    /// `Closed`, workers stop.
+    pub(crate) fn fail(&self, error: EngineError) {
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        drop(failure);
+        self.failed.store(true, Ordering::Release);
+        self.intake.close();
+    }
+
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// An owner finished the last partition of `epoch`: reports it, in
+    /// epoch order.
+    pub(crate) fn complete_epoch(&self, epoch: u64) -> Result<(), EngineError> {
+        let idle = Idle::new();
+        let mut completion = loop {
+            let completion = lock(&self.completion);
+            if completion.next_epoch == epoch {
+                break completion;
+            }
+            drop(completion);
+            if self.has_failed() {
+                return Ok(());
+            }
+            idle.step();
+        };
+        let now = self.now_micros();
+        let completion = &mut *completion;
+        let (progress, marks) = self.with_slot(epoch, |slot| {
+            let records: u64 = slot.records.iter().sum();
+            let opened = Duration::from_micros(completion.opened_micros);
+            let sealed_micros = slot.sealed_micros.max(completion.opened_micros);
+            let sealed = Duration::from_micros(sealed_micros);
+            let completed = Duration::from_micros(now.max(sealed_micros));
+            let rate = |span: Duration| {
+                if span.is_zero() {
+                    0.0
+                } else {
+                    records as f64 / span.as_secs_f64()
+                }
+            };
+            let progress = EpochProgress {
+                epoch,
+                seal_reason: slot.reason.unwrap_or(SealReason::Shutdown),
+                records,
+                records_per_worker: slot.records.clone(),
+                rows: slot.rows,
+                opened,
+                sealed,
+                completed,
+                input_rate: rate(sealed.saturating_sub(opened)),
+                processing_rate: rate(completed.saturating_sub(opened)),
+                durations: slot.durations,
+                seal_to_result: completed.saturating_sub(sealed),
+                latency: LatencySummary::default(),
+            };
+            (progress, std::mem::take(&mut slot.marks))
+        });
+        completion.scratch.reset();
+        for &(micros, count) in &marks {
+            let latency = now.saturating_sub(micros).max(1);
+            // Saturates at the histogram's hour bound rather than failing.
+            completion.scratch.saturating_record_n(latency, count);
+        }
+        self.with_slot(epoch, |slot| slot.marks = marks);
+        let mut progress = progress;
+        progress.latency = LatencySummary::of(&completion.scratch);
+        let _ = completion.histogram.add(&completion.scratch);
+
+        self.sink
+            .epoch_complete(epoch, &progress)
+            .map_err(|source| EngineError::Sink { epoch, source })?;
+        if let Some(listener) = &self.listener {
+            listener(&progress);
+        }
+        let totals = &mut completion.totals;
+        totals.epochs_completed += 1;
+        totals.records_in_results += progress.records;
+        totals.rows += progress.rows;
+        totals.latency = LatencySummary::of(&completion.histogram);
+        completion.opened_micros = progress.sealed.as_micros() as u64;
+        totals.last = Some(progress);
+        completion.next_epoch += 1;
+        Ok(())
+    }
+
+    fn progress(&self) -> Progress {
+        let mut progress = lock(&self.completion).totals.clone();
+        progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
+        progress.unpinned = self.unpinned();
+        progress.pinning_note = lock(&self.pinning_note).clone();
+        progress
+    }
+
+    fn unpinned(&self) -> Vec<usize> {
+        if !self.config.pin {
+            return Vec::new();
+        }
+        (0..self.workers)
+            .filter(|&w| !self.pinned[w].load(Ordering::Acquire))
+            .collect()
+    }
+
+    pub(crate) fn note_unpinned(&self, note: String) {
+        lock(&self.pinning_note).get_or_insert(note);
+    }
+}
+
+/// Builds an [`Engine`]: settings (a [`Config`], or one at a time), the
+/// job, the sink, an optional built-in source and a progress listener.
+pub struct EngineBuilder<R, J: Job<R>> {
+    config: Config,
+    job: J,
+    sink: Box<dyn Sink<J::Row>>,
+    source: Option<SplitSource<R>>,
+    listener: Option<ProgressListener>,
+    _records: PhantomData<fn(R)>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $t:ty => $with:ident) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $t) -> Self {
+            self.config = self.config.$with(value);
+            self
+        }
+    };
+}
+
+impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
+    /// Replaces all settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    setter!(/// Sets [`Config::workers`].
+        workers: usize => with_workers);
+    setter!(/// Sets [`Config::pin`].
+        pin: bool => with_pin);
+    setter!(/// Sets [`Config::interval`]; `None`: no time trigger.
+        interval: Option<Duration> => with_interval);
+    setter!(/// Sets [`Config::max_batch_records`]; `None`: no count trigger.
+        max_batch_records: Option<u64> => with_max_batch_records);
+    setter!(/// Sets [`Config::ring_capacity`].
+        ring_capacity: usize => with_ring_capacity);
+    setter!(/// Sets [`Config::max_epochs_in_flight`].
+        max_epochs_in_flight: usize => with_max_epochs_in_flight);
+    setter!(/// Sets [`Config::idle`].
+        idle: crate::IdleStrategy => with_idle);
+
+    /// Adds a built-in source, split across the workers and run inside
+    /// them.
+    pub fn source<S: SourceSpec<R> + 'static>(mut self, source: S) -> Self {
+        self.source = Some(Box::new(move |workers| source.split(workers)));
+        self
+    }
+
+    /// Calls `listener` with each completed epoch's progress, in order.
+    pub fn on_progress(
+        mut self,
+        listener: impl Fn(&EpochProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Checks the settings and the job, then starts the workers.
+    pub fn start(self) -> Result<Engine<R, J>, EngineError> {
+        Engine::launch(self)
+    }
+}
+
+/// A running engine. See the crate docs for an example.
+///
+/// Dropping it shuts it down (and discards the summary); call
+/// [`shutdown`](Engine::shutdown) to get the summary and any error.
+pub struct Engine<R, J: Job<R>> {
+    shared: Arc<Shared<R, J>>,
+    threads: Vec<JoinHandle<()>>,
+    next_producer: AtomicUsize,
+}
+
+impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
+    /// A builder with the default [`Config`], running `job` into `sink`.
+    pub fn builder(job: J, sink: impl Sink<J::Row>) -> EngineBuilder<R, J> {
+        EngineBuilder {
+            config: Config::default(),
+            job,
+            sink: Box::new(sink),
+            source: None,
+            listener: None,
+            _records: PhantomData,
+        }
+    }
+
+    fn launch(builder: EngineBuilder<R, J>) -> Result<Self, EngineError> {
+        let config = builder.config;
+        config.validate()?;
+        let workers = config.workers;
+        builder
+            .job
+            .check(workers)
+            .map_err(|reason| EngineError::Job { workers, reason })?;
+        let partitions = builder.job.partitions(workers);
+        if !(1..=workers).contains(&partitions) {
+            return Err(EngineError::Job {
+                workers,
+                reason: format!("a job needs between 1 and {workers} partitions, not {partitions}"),
+            });
+        }
+        let mut sources: Vec<Option<Box<dyn Source<R>>>> = match builder.source {
+            Some(split) => split(workers)?.into_iter().map(Some).collect(),
+            None => (0..workers).map(|_| None).collect(),
+        };
+        let window = config.max_epochs_in_flight;
+        // A sender is at most `window` epochs ahead of an owner, so these
+        // rings never fill; the margin is for the buffer-return rings.
+        let mesh = crate::mesh::mesh(workers, 2 * window).map_err(|e| {
+            crate::ConfigError::new(
+                "max_epochs_in_flight",
+                window,
+                format!("a mesh that fits in memory ({e})"),
+            )
+        })?;
+        let start = Instant::now();
+        let shared = Arc::new(Shared {
+            clock: EpochClock::new(workers, window as u64, config.interval, 0),
+            workers,
+            partitions,
+            job: builder.job,
+            sink: builder.sink,
+            start,
+            intake: crate::sync::Arc::new(Intake::new(workers)),
+            drained: AtomicUsize::new(0),
+            final_epoch: AtomicU64::new(u64::MAX),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            taken: (0..workers)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            sources_active: AtomicUsize::new(sources.iter().flatten().count()),
+            pinned: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            pinning_note: Mutex::new(None),
+            slots: (0..window)
+                .map(|_| Mutex::new(EpochSlot::new(workers)))
+                .collect(),
+            completion: Mutex::new(Completion {
+                next_epoch: 0,
+                opened_micros: 0,
+                totals: Progress::default(),
+                histogram: latency_histogram(),
+                scratch: latency_histogram(),
+            }),
+            listener: builder.listener,
+            config,
+        });
+        // Read the core list once, before any thread is pinned: it answers
+        // from the calling thread's affinity mask.
+        let cores = if shared.config.pin {
+            match core_affinity::get_core_ids() {
+                Some(cores) if cores.len() >= workers => Some(cores),
+                Some(cores) => {
+                    shared.note_unpinned(format!(
+                        "{} cores available for {workers} workers; running unpinned",
+                        cores.len()
+                    ));
+                    None
+                }
+                None => {
+                    shared.note_unpinned("the core list is unavailable; running unpinned".into());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut engine = Engine {
+            shared: Arc::clone(&shared),
+            threads: Vec::with_capacity(workers),
+            next_producer: AtomicUsize::new(0),
+        };
+        for (id, endpoint) in mesh.into_iter().enumerate() {
+            let core = cores.as_ref().map(|cores| cores[id]);
+            let worker = Worker::new(id, Arc::clone(&shared), endpoint, sources[id].take());
+            let spawned = std::thread::Builder::new()
+                .name(format!("microbatch-worker-{id}"))
+                .spawn(move || crate::worker::thread_main(worker, core));
+            match spawned {
+                Ok(handle) => engine.threads.push(handle),
+                Err(source) => {
+                    shared.fail(EngineError::Spawn { worker: id, source });
+                    return Err(engine
+                        .stop()
+                        .expect_err("a failed engine reports its failure"));
+                }
+            }
+        }
+        Ok(engine)
+    }
+
+    /// A handle pushing into a new ring attached to the next worker in
+    /// round-robin order. Handles can be made while the engine runs; after
+    /// shutdown their pushes return `Closed`.
+    pub fn producer(&self) -> Producer<R> {
+        let worker = self.next_producer.fetch_add(1, Ordering::Relaxed) % self.shared.workers;
+        Producer::attach(
+            self.shared.intake.clone(),
+            worker,
+            self.shared.config.ring_capacity,
+        )
+    }
+
+    /// A handle pushing into a new ring attached to `worker`.
+    pub fn producer_for(&self, worker: usize) -> Result<Producer<R>, EngineError> {
+        if worker >= self.shared.workers {
+            return Err(EngineError::NoSuchWorker {
+                worker,
+                workers: self.shared.workers,
+            });
+        }
+        Ok(Producer::attach(
+            self.shared.intake.clone(),
+            worker,
+            self.shared.config.ring_capacity,
+        ))
+    }
+
+    /// The settings the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Totals so far and the last completed epoch's progress.
+    pub fn progress(&self) -> Progress {
+        self.shared.progress()
+    }
+
+    /// A copy of the record-latency histogram (µs) over every completed
+    /// epoch so far.
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        lock(&self.shared.completion).histogram.clone()
+    }
+
+    /// Waits until every built-in source is exhausted (or the engine
+    /// failed), then shuts down.
+    pub fn finish(self) -> Result<Summary, EngineError> {
+        while self.shared.sources_active.load(Ordering::Acquire) > 0 && !self.shared.has_failed() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.shutdown()
+    }
+
+    /// Stops taking records, seals the open epoch, drains every ring,
+    /// emits the last results and joins the workers.
+    pub fn shutdown(mut self) -> Result<Summary, EngineError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<Summary, EngineError> {
+        self.shared.intake.close();
+        for (worker, handle) in self.threads.drain(..).enumerate() {
+            if let Err(payload) = handle.join() {
+                self.shared.fail(EngineError::WorkerPanicked {
+                    worker,
+                    message: crate::worker::panic_message(payload.as_ref()),
+                });
+            }
+        }
+        if let Some(error) = lock(&self.shared.failure).take() {
+            return Err(error);
+        }
+        let progress = self.shared.progress();
+        Ok(Summary {
+            records_accepted: progress.records_taken,
+            records_in_results: progress.records_in_results,
+            epochs: progress.epochs_completed,
+            rows: progress.rows,
+            elapsed: self.shared.start.elapsed(),
+            latency: progress.latency,
+            unpinned: progress.unpinned,
+        })
+    }
+}
+
+impl<R, J: Job<R>> Drop for Engine<R, J> {
+    fn drop(&mut self) {
+        self.shared.intake.close();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl<R, J: Job<R>> std::fmt::Debug for Engine<R, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.shared.workers)
+            .field("clock", &self.shared.clock)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,54 @@
+//! The engine's errors.
+
+use crate::sink::SinkError;
+use crate::ConfigError;
+
+/// Why an engine could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A setting is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The job cannot run with this many workers (e.g. a range partitioner
+    /// with the wrong number of bounds).
+    #[error("the job cannot run on {workers} workers: {reason}")]
+    Job {
+        /// Workers configured.
+        workers: usize,
+        /// What the job said.
+        reason: String,
+    },
+    /// The operating system refused a worker thread.
+    #[error("could not start worker thread {worker}: {source}")]
+    Spawn {
+        /// The worker.
+        worker: usize,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// A worker panicked (in user code or in the engine); the engine shut
+    /// down, and the records of unfinished epochs are lost.
+    #[error("worker {worker} panicked: {message}; the engine shut down")]
+    WorkerPanicked {
+        /// The worker.
+        worker: usize,
+        /// The panic's message.
+        message: String,
+    },
+    /// The sink refused an epoch's results; the engine shut down.
+    #[error("the sink failed at epoch {epoch}: {source}")]
+    Sink {
+        /// The epoch not delivered.
+        epoch: u64,
+        /// The sink's error.
+        source: SinkError,
+    },
+    /// `producer_for` named a worker the engine does not have.
+    #[error("no worker {worker}: the engine has {workers}")]
+    NoSuchWorker {
+        /// The worker asked for.
+        worker: usize,
+        /// Workers the engine has.
+        workers: usize,
+    },
+}

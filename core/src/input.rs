@@ -1,0 +1,390 @@
+//! Producer handles: the service's threads push records into SPSC rings,
+//! one ring per handle, each read by one worker.
+//!
+//! Closing without losing a record: a push stores the record (the ring's
+//! tail), then a `SeqCst` fence, then reads the engine's `closed` flag;
+//! shutdown stores `closed`, and each worker fences before its final drain.
+//! So a push that saw the engine open after its fence is seen by that final
+//! drain, and a push that saw it closed waits until its worker has finished
+//! draining, then takes back whatever of its own is still in the ring and
+//! returns it as [`Closed`]. Every record is either taken by a worker (and
+//! in exactly one result) or handed back.
+
+use std::sync::PoisonError;
+
+use microbatch_ringbuf::{self as ringbuf, Full};
+
+use crate::sync::wait::Idle;
+use crate::sync::{fence, Arc, AtomicBool, Mutex, Ordering, Queue};
+
+/// Records taken from one ring per visit: enough to amortize the visit,
+/// small enough to keep the other rings and the clock served.
+pub(crate) const CHUNK: usize = 4096;
+
+/// The engine is shut down (or shutting down): the record(s) are handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine is shut down; the records are handed back")]
+pub struct Closed<T>(pub T);
+
+/// Why [`Producer::try_push`] did not take a record; it is handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError<T> {
+    /// The ring is full: the worker is behind. Retry, or use [`Producer::push`].
+    #[error("the producer's ring is full; the record is handed back")]
+    Full(T),
+    /// The engine is shut down.
+    #[error("the engine is shut down; the record is handed back")]
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// The record handed back.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(record) | PushError::Closed(record) => record,
+        }
+    }
+}
+
+/// One producer ring as its worker sees it: the consumer end, parked here
+/// until the worker adopts it and again after the worker's final drain.
+pub(crate) struct Lane<R> {
+    pub(crate) consumer: Mutex<Option<ringbuf::Consumer<R>>>,
+}
+
+impl<R> Lane<R> {
+    pub(crate) fn take_consumer(&self) -> Option<ringbuf::Consumer<R>> {
+        self.consumer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    pub(crate) fn put_consumer(&self, consumer: ringbuf::Consumer<R>) {
+        *self.consumer.lock().unwrap_or_else(PoisonError::into_inner) = Some(consumer);
+    }
+}
+
+/// What one worker shares with the producers attached to it.
+pub(crate) struct WorkerIntake<R> {
+    /// Rings created since the worker last looked.
+    pub(crate) arrivals: Queue<Arc<Lane<R>>>,
+    /// The worker has taken its last record and put every consumer end
+    /// back into its lane.
+    pub(crate) finished: AtomicBool,
+}
+
+/// The intake side of an engine, shared by its producers and workers.
+pub(crate) struct Intake<R> {
+    /// Set once, by shutdown (or by a failing worker).
+    pub(crate) closed: AtomicBool,
+    pub(crate) workers: Box<[WorkerIntake<R>]>,
+}
+
+impl<R> Intake<R> {
+    pub(crate) fn new(workers: usize) -> Self {
+        Intake {
+            closed: AtomicBool::new(false),
+            workers: (0..workers)
+                .map(|_| WorkerIntake {
+                    arrivals: Queue::new(),
+                    finished: AtomicBool::new(false),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A handle that pushes records into the engine through its own SPSC ring,
+/// read by one worker. Made by [`Engine::producer`](crate::Engine::producer);
+/// `Send`, not `Sync`: one thread pushes through it at a time.
+///
+/// Nothing is dropped: a push either accepts a record (it will be in exactly
+/// one epoch result) or hands it back in the error.
+pub struct Producer<R> {
+    ring: ringbuf::Producer<R>,
+    lane: Arc<Lane<R>>,
+    intake: Arc<Intake<R>>,
+    worker: usize,
+}
+
+impl<R> Producer<R> {
+    /// A ring of `capacity` for `worker`, registered with it.
+    pub(crate) fn attach(intake: Arc<Intake<R>>, worker: usize, capacity: usize) -> Self {
+        let (ring, consumer) = ringbuf::ring(capacity);
+        let lane = Arc::new(Lane {
+            consumer: Mutex::new(Some(consumer)),
+        });
+        intake.workers[worker].arrivals.push(Arc::clone(&lane));
+        Producer {
+            ring,
+            lane,
+            intake,
+            worker,
+        }
+    }
+
+    /// The worker that reads this handle's ring.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Pushes `record` if the ring has room. Hot path: one ring push, one
+    /// fence and two flag loads.
+    pub fn try_push(&mut self, record: R) -> Result<(), PushError<R>> {
+        if self.intake.is_closed() {
+            return Err(PushError::Closed(record));
+        }
+        self.ring
+            .try_push(record)
+            .map_err(|Full(r)| PushError::Full(r))?;
+        match self.confirm(1).pop() {
+            None => Ok(()),
+            Some(record) => Err(PushError::Closed(record)),
+        }
+    }
+
+    /// Pushes `record`, waiting (spin, yield, short sleeps) while the ring
+    /// is full. Fails only when the engine shuts down.
+    pub fn push(&mut self, record: R) -> Result<(), Closed<R>> {
+        let mut record = record;
+        let idle = Idle::new();
+        loop {
+            match self.try_push(record) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(back)) => return Err(Closed(back)),
+                Err(PushError::Full(back)) => record = back,
+            }
+            idle.step();
+        }
+    }
+
+    /// After records were stored in the ring: if the engine closed, wait
+    /// for the worker's final drain and take back what it left of the last
+    /// `pushed` records (the newest ones), oldest first.
+    #[cold]
+    fn recover(&mut self, pushed: usize) -> Vec<R> {
+        let finished = &self.intake.workers[self.worker].finished;
+        let idle = Idle::new();
+        while !finished.load(Ordering::Acquire) {
+            idle.step();
+        }
+        let mut back = Vec::new();
+        if let Some(mut consumer) = self.lane.take_consumer() {
+            while let Some(record) = consumer.try_pop() {
+                back.push(record);
+            }
+            self.lane.put_consumer(consumer);
+        }
+        // After a clean drain only this call's records can be left. More
+        // are left only if the worker failed mid-chunk: those were accepted
+        // by an engine that reports its failure, and are not this call's.
+        let stranded = back.len().saturating_sub(pushed);
+        back.drain(..stranded);
+        back
+    }
+
+    /// The check after a store: empty if the records are accepted.
+    #[inline]
+    fn confirm(&mut self, pushed: usize) -> Vec<R> {
+        fence(Ordering::SeqCst);
+        if self.intake.closed.load(Ordering::Relaxed) {
+            self.recover(pushed)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl<R: Copy> Producer<R> {
+    /// Pushes all of `records`, as many at a time as the ring has room for,
+    /// waiting while it is full. On shutdown, the records not accepted (a
+    /// suffix of `records`) are handed back.
+    pub fn push_slice<'a>(&mut self, records: &'a [R]) -> Result<(), Closed<&'a [R]>> {
+        let mut done = 0;
+        let mut idle = Idle::new();
+        while done < records.len() {
+            if self.intake.is_closed() {
+                return Err(Closed(&records[done..]));
+            }
+            let pushed = self.ring.push_slice(&records[done..]);
+            if pushed == 0 {
+                idle.step();
+                continue;
+            }
+            idle.reset();
+            done += pushed;
+            let back = self.confirm(pushed).len();
+            if back > 0 {
+                return Err(Closed(&records[done - back..]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One worker's side of the intake: the rings it reads, and its half of
+/// the closing protocol (see the module docs).
+pub(crate) struct Inputs<R> {
+    id: usize,
+    intake: Arc<Intake<R>>,
+    lanes: Vec<(Arc<Lane<R>>, ringbuf::Consumer<R>)>,
+    /// The engine closed and this worker has fenced: every accepted push
+    /// is visible to it.
+    closing: bool,
+}
+
+impl<R> Inputs<R> {
+    pub(crate) fn new(id: usize, intake: Arc<Intake<R>>) -> Self {
+        Inputs {
+            id,
+            intake,
+            lanes: Vec::new(),
+            closing: false,
+        }
+    }
+
+    /// Whether the engine closed. The first time it says so, it fences:
+    /// this pairs with the fence after each push, so every push that saw
+    /// the engine open is visible from here on.
+    pub(crate) fn poll_closed(&mut self) -> bool {
+        if !self.closing && self.intake.is_closed() {
+            fence(Ordering::SeqCst);
+            self.closing = true;
+        }
+        self.closing
+    }
+
+    /// Takes up to `budget` records, a chunk per ring at most, into `take`
+    /// (called with contiguous runs); first adopts the rings created since
+    /// the last call and drops those whose producer left and that are
+    /// empty. Returns how many records were taken. Hot path.
+    #[inline]
+    pub(crate) fn take(&mut self, budget: u64, mut take: impl FnMut(&[R])) -> u64 {
+        while let Some(lane) = self.intake.workers[self.id].arrivals.pop() {
+            if let Some(consumer) = lane.take_consumer() {
+                self.lanes.push((lane, consumer));
+            }
+        }
+        let mut left = budget;
+        let mut index = 0;
+        while index < self.lanes.len() && left > 0 {
+            let consumer = &mut self.lanes[index].1;
+            let chunk =
+                consumer.read_chunk_up_to(CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX)));
+            if chunk.is_empty() {
+                if consumer.is_abandoned() && consumer.is_empty() {
+                    // Its producer is gone and everything it pushed is in.
+                    self.lanes.swap_remove(index);
+                    continue;
+                }
+            } else {
+                let (first, second) = chunk.as_slices();
+                take(first);
+                take(second);
+                left -= chunk.len() as u64;
+                chunk.commit_all();
+            }
+            index += 1;
+        }
+        budget - left
+    }
+
+    /// Puts every ring back into its lane and tells the producers this
+    /// worker takes no more: a producer whose push raced with the close
+    /// takes back what is left. Idempotent; also runs when the worker stops
+    /// on a failure.
+    pub(crate) fn release(&mut self) {
+        for (lane, consumer) in self.lanes.drain(..) {
+            if !(consumer.is_abandoned() && consumer.is_empty()) {
+                lane.put_consumer(consumer);
+            }
+        }
+        self.intake.workers[self.id]
+            .finished
+            .store(true, Ordering::Release);
+    }
+}
+
+impl<R> std::fmt::Debug for Producer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("worker", &self.worker)
+            .field("queued", &self.ring.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loom models of the closing protocol: a push racing with shutdown is
+/// either taken by the worker's final drain or handed back, never both,
+/// never neither.
+#[cfg(all(test, loom))]
+mod model {
+    use super::*;
+
+    /// The worker side: drain until closed and empty, then release.
+    fn drain_until_closed(mut inputs: Inputs<u32>) -> Vec<u32> {
+        let mut taken = Vec::new();
+        loop {
+            let closed = inputs.poll_closed();
+            let got = inputs.take(u64::MAX, |records| taken.extend_from_slice(records));
+            if closed && got == 0 {
+                inputs.release();
+                return taken;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn push_racing_close_is_taken_or_handed_back() {
+        loom::model(|| {
+            let intake = Arc::new(Intake::new(1));
+            let mut producer = Producer::attach(Arc::clone(&intake), 0, 2);
+            let worker = loom::thread::spawn({
+                let inputs = Inputs::new(0, Arc::clone(&intake));
+                move || drain_until_closed(inputs)
+            });
+            let pusher = loom::thread::spawn(move || producer.try_push(7));
+            intake.close();
+            let pushed = pusher.join().unwrap();
+            let taken = worker.join().unwrap();
+            match pushed {
+                Ok(()) => assert_eq!(taken, [7], "an accepted record is taken"),
+                Err(PushError::Closed(7)) => {
+                    assert!(taken.is_empty(), "a record handed back is not taken")
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn slice_racing_close_hands_back_a_suffix() {
+        loom::model(|| {
+            let intake = Arc::new(Intake::new(1));
+            let mut producer = Producer::attach(Arc::clone(&intake), 0, 1);
+            let worker = loom::thread::spawn({
+                let inputs = Inputs::new(0, Arc::clone(&intake));
+                move || drain_until_closed(inputs)
+            });
+            let pusher = loom::thread::spawn(move || match producer.push_slice(&[1, 2]) {
+                Ok(()) => Vec::new(),
+                Err(Closed(back)) => back.to_vec(),
+            });
+            intake.close();
+            let back = pusher.join().unwrap();
+            let mut taken = worker.join().unwrap();
+            taken.extend(back);
+            assert_eq!(taken, [1, 2], "every record once, in order");
+        });
+    }
+}

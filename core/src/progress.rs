@@ -1,0 +1,196 @@
+//! Progress of each epoch, modelled on Spark's `StreamingQueryProgress`,
+//! and the engine's running totals.
+//!
+//! Record latency: a worker notes, for each run of records it takes in,
+//! when the run arrived (or, for an open-loop source, when its first record
+//! was due) and how many records it held. When the epoch's last partition
+//! is out, each run's latency is "result time − arrival" and goes into an
+//! hdrhistogram with the run's count. Up to [`MARKS_PER_WORKER`] runs are
+//! kept per worker and epoch; beyond that neighbouring runs merge, keeping
+//! the earlier time, so latency is never under-reported.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Why an epoch was sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SealReason {
+    /// Its interval ran out.
+    Interval,
+    /// A worker's open batch reached `max_batch_records`.
+    Count,
+    /// The engine shut down.
+    Shutdown,
+}
+
+impl std::fmt::Display for SealReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SealReason::Interval => "interval",
+            SealReason::Count => "count",
+            SealReason::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// Time spent in each phase of an epoch: the largest over the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseDurations {
+    /// Folding records into partial aggregates while the epoch was open.
+    pub reduce: Duration,
+    /// From an owner's own seal to the arrival of the last part.
+    pub shuffle_wait: Duration,
+    /// Merging the parts from other workers.
+    pub merge: Duration,
+    /// In the sink's `write`.
+    pub sink: Duration,
+}
+
+/// Percentiles of record latency, in µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatencySummary {
+    /// Records measured.
+    pub records: u64,
+    /// Median.
+    pub p50_micros: u64,
+    /// 90th percentile.
+    pub p90_micros: u64,
+    /// 99th percentile.
+    pub p99_micros: u64,
+    /// 99.9th percentile.
+    pub p999_micros: u64,
+    /// Largest.
+    pub max_micros: u64,
+}
+
+impl LatencySummary {
+    /// The summary of a histogram of µs.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        LatencySummary {
+            records: histogram.len(),
+            p50_micros: histogram.value_at_quantile(0.5),
+            p90_micros: histogram.value_at_quantile(0.9),
+            p99_micros: histogram.value_at_quantile(0.99),
+            p999_micros: histogram.value_at_quantile(0.999),
+            max_micros: histogram.max(),
+        }
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochProgress {
+    /// The epoch.
+    pub epoch: u64,
+    /// Why it was sealed.
+    pub seal_reason: SealReason,
+    /// Records taken in, over all workers.
+    pub records: u64,
+    /// Records taken in, per worker.
+    pub records_per_worker: Vec<u64>,
+    /// Rows of the result.
+    pub rows: u64,
+    /// When the epoch opened, since the engine started.
+    pub opened: Duration,
+    /// When it was sealed.
+    pub sealed: Duration,
+    /// When its last partition was out.
+    pub completed: Duration,
+    /// Records per second while it was open.
+    pub input_rate: f64,
+    /// Records per second from open to result.
+    pub processing_rate: f64,
+    /// Time per phase.
+    pub durations: PhaseDurations,
+    /// From seal to the last partition out.
+    pub seal_to_result: Duration,
+    /// Record latency, from arrival (or intended send time) to result.
+    pub latency: LatencySummary,
+}
+
+/// The engine's running totals; see [`Engine::progress`](crate::Engine::progress).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Progress {
+    /// Epochs whose results are all out.
+    pub epochs_completed: u64,
+    /// Records taken in by the workers so far.
+    pub records_taken: u64,
+    /// Records in completed epochs.
+    pub records_in_results: u64,
+    /// Rows emitted.
+    pub rows: u64,
+    /// Record latency over every completed epoch.
+    pub latency: LatencySummary,
+    /// The last completed epoch.
+    pub last: Option<EpochProgress>,
+    /// Workers that run unpinned, and why; empty if all are pinned or
+    /// pinning is off.
+    pub unpinned: Vec<usize>,
+    /// Why workers run unpinned, if they do.
+    pub pinning_note: Option<String>,
+}
+
+/// Runs of records kept per worker and epoch for latency.
+pub const MARKS_PER_WORKER: usize = 64;
+
+/// One worker's arrival marks of its open epoch: `(µs, records)`, in
+/// arrival order. Fixed capacity; never allocates after construction.
+#[derive(Debug)]
+pub(crate) struct Marks {
+    marks: Vec<(u64, u64)>,
+}
+
+impl Marks {
+    pub(crate) fn new() -> Self {
+        Marks {
+            marks: Vec::with_capacity(MARKS_PER_WORKER),
+        }
+    }
+
+    /// Notes `records` records that arrived (or were due) at `micros`.
+    #[inline]
+    pub(crate) fn note(&mut self, micros: u64, records: u64) {
+        if self.marks.len() == MARKS_PER_WORKER {
+            // Halve the resolution: merge pairs, keeping the earlier time.
+            for i in 0..MARKS_PER_WORKER / 2 {
+                let (a, b) = (self.marks[2 * i], self.marks[2 * i + 1]);
+                self.marks[i] = (a.0.min(b.0), a.1 + b.1);
+            }
+            self.marks.truncate(MARKS_PER_WORKER / 2);
+        }
+        self.marks.push((micros, records));
+    }
+
+    pub(crate) fn as_slice(&self) -> &[(u64, u64)] {
+        &self.marks
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.marks.clear();
+    }
+}
+
+/// A histogram of µs latencies up to an hour, 3 significant digits.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_keep_every_record_and_the_earliest_times() {
+        let mut marks = Marks::new();
+        for i in 0..1000u64 {
+            marks.note(i, 2);
+        }
+        assert!(marks.as_slice().len() <= MARKS_PER_WORKER);
+        assert_eq!(marks.as_slice().iter().map(|m| m.1).sum::<u64>(), 2000);
+        assert_eq!(marks.as_slice()[0].0, 0);
+        assert!(marks.as_slice().windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}

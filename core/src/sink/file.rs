@@ -1,0 +1,133 @@
+//! One file per epoch, CSV or JSON lines: each partition's rows are encoded
+//! on its owner's thread; when the epoch is complete the file is written
+//! under a temporary name, synced, and renamed to `epoch-<epoch>.<ext>`, so
+//! a reader never sees a partial file and a rewrite of the same epoch
+//! replaces it whole.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+
+use super::{Sink, SinkError};
+use crate::progress::EpochProgress;
+
+/// The encoding of a [`FileSink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Comma-separated, no header; tuples are flattened into columns.
+    Csv,
+    /// One JSON value per line (a row `(k, (a, b))` is `[k,[a,b]]`).
+    JsonLines,
+}
+
+impl FileFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::JsonLines => "jsonl",
+        }
+    }
+}
+
+/// Writes each epoch to `<dir>/epoch-<epoch, 20 digits>.<csv|jsonl>`.
+pub struct FileSink {
+    dir: PathBuf,
+    format: FileFormat,
+    /// Encoded partitions of epochs not yet complete.
+    pending: Mutex<BTreeMap<u64, Vec<u8>>>,
+}
+
+impl FileSink {
+    /// A sink writing into `dir`, which is created if missing.
+    pub fn new(dir: impl Into<PathBuf>, format: FileFormat) -> Result<Self, SinkError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| SinkError::Io {
+            action: "create the directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(FileSink {
+            dir,
+            format,
+            pending: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The final path of `epoch`'s file.
+    pub fn path_of(&self, epoch: u64) -> PathBuf {
+        self.dir
+            .join(format!("epoch-{epoch:020}.{}", self.format.extension()))
+    }
+
+    fn encode<Row: Serialize>(&self, epoch: u64, rows: &[Row]) -> Result<Vec<u8>, SinkError> {
+        let encode_error = |message: String| SinkError::Encode { epoch, message };
+        match self.format {
+            FileFormat::Csv => {
+                let mut writer = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::new());
+                for row in rows {
+                    writer
+                        .serialize(row)
+                        .map_err(|e| encode_error(e.to_string()))?;
+                }
+                writer.into_inner().map_err(|e| encode_error(e.to_string()))
+            }
+            FileFormat::JsonLines => {
+                let mut bytes = Vec::new();
+                for row in rows {
+                    serde_json::to_writer(&mut bytes, row)
+                        .map_err(|e| encode_error(e.to_string()))?;
+                    bytes.push(b'\n');
+                }
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SinkError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let mut file = fs::File::create(&temporary).map_err(io("create", &temporary))?;
+    file.write_all(bytes).map_err(io("write", &temporary))?;
+    file.sync_all().map_err(io("sync", &temporary))?;
+    drop(file);
+    fs::rename(&temporary, path).map_err(io("rename into place", path))
+}
+
+impl<Row: Serialize> Sink<Row> for FileSink {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        let bytes = self.encode(epoch, rows)?;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.entry(epoch).or_default().extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
+        let bytes = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&epoch)
+            .unwrap_or_default();
+        write_atomically(&self.dir, &self.path_of(epoch), &bytes)
+    }
+}

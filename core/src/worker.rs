@@ -1,0 +1,473 @@
+//! The worker loop: take records in from rings and sources, fold them into
+//! the open epoch's parts, seal when the clock moves, send each part to its
+//! owner, merge the parts it owns and emit complete epochs.
+//!
+//! Hot path: [`Worker::take_input`] (ring chunk → `Job::absorb`). The rest
+//! runs once per epoch or when idle.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::{keep_max, Shared};
+use crate::epoch::Advance;
+use crate::error::EngineError;
+use crate::input::{Inputs, CHUNK};
+use crate::job::Job;
+use crate::mesh::Endpoint;
+use crate::progress::{Marks, SealReason};
+use crate::source::{Poll, Source};
+use crate::sync::wait::Idle;
+use crate::sync::Ordering;
+use crate::IdleStrategy;
+
+/// A part on its way from its sender to the owner of its partition.
+pub(crate) struct Message<P> {
+    epoch: u64,
+    part: P,
+}
+
+/// An epoch the owner is gathering parts for.
+struct Pending<P> {
+    epoch: u64,
+    merged: P,
+    /// Parts merged so far, out of W.
+    parts: usize,
+    /// When this worker sealed its own part of the epoch.
+    own_seal: Option<Instant>,
+    merge_time: Duration,
+}
+
+/// Where the worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Taking records in.
+    Running,
+    /// The engine closed: taking in what is left in the rings.
+    Draining,
+    /// Nothing more to take in.
+    Drained,
+}
+
+pub(crate) struct Worker<R, J: Job<R>> {
+    id: usize,
+    shared: Arc<Shared<R, J>>,
+    mesh: Endpoint<Message<J::Part>>,
+    inputs: Inputs<R>,
+    source: Option<Box<dyn Source<R>>>,
+    source_buffer: Vec<R>,
+    /// The open epoch's parts, one per partition.
+    parts: Vec<J::Part>,
+    /// Emptied parts kept for reuse.
+    spare: Vec<J::Part>,
+    open_epoch: u64,
+    open_records: u64,
+    open_reduce: Duration,
+    taken_total: u64,
+    marks: Marks,
+    /// Epochs of this worker's partition not yet emitted, oldest first;
+    /// empty for a worker that owns no partition.
+    pending: VecDeque<Pending<J::Part>>,
+    /// The oldest epoch this worker has not emitted.
+    next_emit: u64,
+    rows: Vec<J::Row>,
+    /// Messages that arrived while a send waited for room.
+    deferred: Vec<(usize, Message<J::Part>)>,
+    phase: Phase,
+    /// This worker's drain completed the set: it seals the final epoch.
+    seals_final: bool,
+    idle: Idle,
+}
+
+impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
+    pub(crate) fn new(
+        id: usize,
+        shared: Arc<Shared<R, J>>,
+        mesh: Endpoint<Message<J::Part>>,
+        source: Option<Box<dyn Source<R>>>,
+    ) -> Self {
+        let workers = shared.workers;
+        let window = shared.config.max_epochs_in_flight;
+        let parts = (0..shared.partitions)
+            .map(|_| shared.job.new_part())
+            .collect();
+        let idle = match shared.config.idle {
+            IdleStrategy::Backoff => Idle::new(),
+            IdleStrategy::Yield => Idle::yielding(),
+        };
+        Worker {
+            id,
+            mesh,
+            inputs: Inputs::new(id, crate::sync::Arc::clone(&shared.intake)),
+            source_buffer: Vec::with_capacity(if source.is_some() { CHUNK } else { 0 }),
+            source,
+            parts,
+            spare: Vec::with_capacity(2 * workers * (window + 1)),
+            open_epoch: 0,
+            open_records: 0,
+            open_reduce: Duration::ZERO,
+            taken_total: 0,
+            marks: Marks::new(),
+            pending: VecDeque::with_capacity(window + 1),
+            next_emit: 0,
+            rows: Vec::new(),
+            deferred: Vec::with_capacity(workers * (2 * window + 1)),
+            phase: Phase::Running,
+            seals_final: false,
+            idle,
+            shared,
+        }
+    }
+
+    fn owns_partition(&self) -> bool {
+        self.id < self.shared.partitions
+    }
+
+    /// Runs until the final epoch is out, or the engine failed.
+    pub(crate) fn run(&mut self) -> Result<(), EngineError> {
+        loop {
+            if self.shared.has_failed() {
+                return Ok(());
+            }
+            let mut busy = false;
+            if self.phase != Phase::Drained {
+                busy |= self.take_input();
+            }
+            let now = self.shared.now_micros();
+            busy |= self.observe_epoch(now)?;
+            busy |= self.fire_triggers(now)?;
+            busy |= self.drain_inbox();
+            busy |= self.emit_ready()?;
+            if self.is_done() {
+                return Ok(());
+            }
+            if busy {
+                self.idle.reset();
+            } else {
+                self.idle.step();
+            }
+        }
+    }
+
+    /// Takes up to a chunk from each ring and from the source, within the
+    /// open batch's room. Returns whether anything was taken.
+    fn take_input(&mut self) -> bool {
+        if self.phase == Phase::Running && self.inputs.poll_closed() {
+            self.phase = Phase::Draining;
+        }
+        let room = match self.shared.config.max_batch_records {
+            Some(limit) => limit.saturating_sub(self.open_records),
+            None => u64::MAX,
+        };
+        let started = Instant::now();
+        let now = self.shared.now_micros();
+        // Hot path: chunks of the rings folded in place.
+        let (job, parts) = (&self.shared.job, &mut self.parts);
+        let from_rings = self.inputs.take(room, |records| job.absorb(records, parts));
+        if from_rings > 0 {
+            self.marks.note(now, from_rings);
+        }
+        let mut budget = room - from_rings;
+        if self.phase == Phase::Running && budget > 0 {
+            self.poll_source(now, &mut budget);
+        }
+        let taken = room - budget;
+        self.open_records += taken;
+        if taken > 0 {
+            self.open_reduce += started.elapsed();
+        } else if self.phase == Phase::Draining && room > 0 {
+            // Every ring was visited with room to spare and found empty.
+            self.finish_intake();
+        }
+        taken > 0
+    }
+
+    fn poll_source(&mut self, now: u64, budget: &mut u64) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        self.source_buffer.clear();
+        let max = CHUNK.min(*budget as usize);
+        match source.poll(now, &mut self.source_buffer, max) {
+            Poll::Ready { intended_micros } => {
+                let taken = self.source_buffer.len().min(max);
+                self.shared
+                    .job
+                    .absorb(&self.source_buffer[..taken], &mut self.parts);
+                self.marks
+                    .note(intended_micros.unwrap_or(now), taken as u64);
+                *budget -= taken as u64;
+            }
+            Poll::Idle => {}
+            Poll::Exhausted => {
+                self.source = None;
+                self.shared.sources_active.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// The final drain is done: hand every ring back to its lane (so that a
+    /// producer racing with shutdown can take back what it pushed), tell
+    /// the producers, and count this worker as drained.
+    fn finish_intake(&mut self) {
+        self.release_intake();
+        self.phase = Phase::Drained;
+        if self.source.take().is_some() {
+            self.shared.sources_active.fetch_sub(1, Ordering::AcqRel);
+        }
+        let drained = self.shared.drained.fetch_add(1, Ordering::AcqRel) + 1;
+        self.seals_final = drained == self.shared.workers;
+    }
+
+    /// Hands the rings back to the producers; see [`Inputs::release`].
+    pub(crate) fn release_intake(&mut self) {
+        self.inputs.release();
+    }
+
+    /// Seals every epoch the clock has moved past.
+    fn observe_epoch(&mut self, now: u64) -> Result<bool, EngineError> {
+        let current = self.shared.clock.current();
+        let moved = self.open_epoch < current;
+        while self.open_epoch < current {
+            self.seal(now)?;
+        }
+        Ok(moved)
+    }
+
+    /// Advances the clock if this worker's batch is full or the interval
+    /// ran out, or, at shutdown, to seal the final epoch.
+    fn fire_triggers(&mut self, now: u64) -> Result<bool, EngineError> {
+        let epoch = self.open_epoch;
+        let reason = if self.phase == Phase::Drained {
+            if !self.seals_final || self.shared.final_epoch.load(Ordering::Acquire) != u64::MAX {
+                return Ok(false);
+            }
+            SealReason::Shutdown
+        } else if self
+            .shared
+            .config
+            .max_batch_records
+            .is_some_and(|limit| self.open_records >= limit)
+        {
+            SealReason::Count
+        } else if self.shared.clock.interval_expired(epoch, now) {
+            SealReason::Interval
+        } else {
+            return Ok(false);
+        };
+        match self.shared.clock.try_advance(epoch, now) {
+            Advance::Advanced => {
+                self.shared.with_slot(epoch, |slot| {
+                    slot.reason = Some(reason);
+                    slot.sealed_micros = now;
+                });
+                if reason == SealReason::Shutdown {
+                    self.shared.final_epoch.store(epoch, Ordering::Release);
+                }
+                self.seal(now)?;
+                Ok(true)
+            }
+            Advance::Lost { .. } => self.observe_epoch(now),
+            Advance::WindowFull => Ok(false),
+        }
+    }
+
+    /// Seals the open epoch: reports its figures, sends each part to its
+    /// owner (keeping its own), and opens the next epoch.
+    fn seal(&mut self, now: u64) -> Result<(), EngineError> {
+        let epoch = self.open_epoch;
+        let records = std::mem::take(&mut self.open_records);
+        self.taken_total += records;
+        self.shared.taken[self.id].store(self.taken_total, Ordering::Relaxed);
+        let reduce = std::mem::take(&mut self.open_reduce);
+        let (id, marks) = (self.id, self.marks.as_slice());
+        self.shared.with_slot(epoch, |slot| {
+            slot.records[id] = records;
+            keep_max(&mut slot.durations.reduce, reduce);
+            slot.marks.extend_from_slice(marks);
+            if slot.sealed_micros == 0 {
+                slot.sealed_micros = now;
+            }
+        });
+        self.marks.clear();
+        for partition in 0..self.shared.partitions {
+            let fresh = fresh_part(&mut self.mesh, &mut self.spare, &self.shared.job);
+            let part = std::mem::replace(&mut self.parts[partition], fresh);
+            if partition == self.id {
+                self.accept(epoch, None, part);
+            } else {
+                let deferred = &mut self.deferred;
+                let sent = self
+                    .mesh
+                    .send(partition, Message { epoch, part }, |from, message| {
+                        deferred.push((from, message));
+                    });
+                if sent.is_err() && !self.shared.has_failed() {
+                    return Err(EngineError::WorkerPanicked {
+                        worker: partition,
+                        message: "left the shuffle mesh early".into(),
+                    });
+                }
+            }
+        }
+        if !self.owns_partition() {
+            self.shared.clock.mark_emitted(self.id, epoch);
+        }
+        while let Some((from, message)) = self.deferred.pop() {
+            self.accept(message.epoch, Some(from), message.part);
+        }
+        self.open_epoch += 1;
+        Ok(())
+    }
+
+    /// Merges a part of `epoch` of this worker's partition, from worker
+    /// `from` (`None`: from itself), then recycles the emptied part.
+    fn accept(&mut self, epoch: u64, from: Option<usize>, mut part: J::Part) {
+        let started = Instant::now();
+        let index = (epoch - self.next_emit) as usize;
+        while self.pending.len() <= index {
+            let epoch = self.next_emit + self.pending.len() as u64;
+            let merged = fresh_part(&mut self.mesh, &mut self.spare, &self.shared.job);
+            self.pending.push_back(Pending {
+                epoch,
+                merged,
+                parts: 0,
+                own_seal: None,
+                merge_time: Duration::ZERO,
+            });
+        }
+        let pending = &mut self.pending[index];
+        self.shared.job.merge(&mut pending.merged, &mut part);
+        pending.parts += 1;
+        match from {
+            None => pending.own_seal = Some(started),
+            Some(_) => pending.merge_time += started.elapsed(),
+        }
+        let back = match from {
+            Some(from) => self
+                .mesh
+                .give_back(from, Message { epoch, part })
+                .err()
+                .map(|m| m.part),
+            None => Some(part),
+        };
+        self.spare.extend(back);
+    }
+
+    fn drain_inbox(&mut self) -> bool {
+        let mut any = false;
+        while let Some((from, message)) = self.mesh.try_recv() {
+            self.accept(message.epoch, Some(from), message.part);
+            any = true;
+        }
+        any
+    }
+
+    /// Emits every epoch of this worker's partition whose parts are all in,
+    /// oldest first.
+    fn emit_ready(&mut self) -> Result<bool, EngineError> {
+        let workers = self.shared.workers;
+        let mut any = false;
+        while self.pending.front().is_some_and(|p| p.parts == workers) {
+            let Some(mut pending) = self.pending.pop_front() else {
+                break;
+            };
+            let epoch = pending.epoch;
+            let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
+            self.shared.job.finish(&mut pending.merged, &mut self.rows);
+            self.spare.push(pending.merged);
+            let rows = self.rows.len() as u64;
+            let started = Instant::now();
+            if rows > 0 {
+                self.shared
+                    .sink
+                    .write(epoch, self.id, &mut self.rows)
+                    .map_err(|source| EngineError::Sink { epoch, source })?;
+                self.rows.clear();
+            }
+            let sink_time = started.elapsed();
+            let partitions = self.shared.partitions;
+            let complete = self.shared.with_slot(epoch, |slot| {
+                slot.rows += rows;
+                keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);
+                keep_max(&mut slot.durations.merge, pending.merge_time);
+                keep_max(&mut slot.durations.sink, sink_time);
+                slot.owners_done += 1;
+                slot.owners_done == partitions
+            });
+            if complete {
+                self.shared.complete_epoch(epoch)?;
+            }
+            self.shared.clock.mark_emitted(self.id, epoch);
+            self.next_emit += 1;
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// Whether the final epoch is sealed and, for an owner, emitted.
+    fn is_done(&self) -> bool {
+        let last = self.shared.final_epoch.load(Ordering::Acquire);
+        if last == u64::MAX {
+            return false;
+        }
+        if self.owns_partition() {
+            self.next_emit > last
+        } else {
+            self.open_epoch > last
+        }
+    }
+}
+
+/// A recycled part if one came back or is spare, else a new one (only
+/// while the pool warms up).
+fn fresh_part<R, J: Job<R>>(
+    mesh: &mut Endpoint<Message<J::Part>>,
+    spare: &mut Vec<J::Part>,
+    job: &J,
+) -> J::Part {
+    if let Some(message) = mesh.reclaim() {
+        return message.part;
+    }
+    spare.pop().unwrap_or_else(|| job.new_part())
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// A worker thread: pin, run, and on any exit hand the rings back so no
+/// producer waits forever.
+pub(crate) fn thread_main<R: Send + 'static, J: Job<R>>(
+    mut worker: Worker<R, J>,
+    core: Option<core_affinity::CoreId>,
+) {
+    let shared = Arc::clone(&worker.shared);
+    if let Some(core) = core {
+        if core_affinity::set_for_current(core) {
+            shared.pinned[worker.id].store(true, Ordering::Release);
+        } else {
+            shared.note_unpinned(format!(
+                "pinning worker {} to core {} failed",
+                worker.id, core.id
+            ));
+        }
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => shared.fail(error),
+        Err(payload) => shared.fail(EngineError::WorkerPanicked {
+            worker: worker.id,
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+    worker.release_intake();
+}
