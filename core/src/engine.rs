@@ -103,8 +103,8 @@ struct Completion {
     next_epoch: u64,
     opened_micros: u64,
     totals: Progress,
+    /// Record latency over every completed epoch, µs.
     histogram: Histogram<u64>,
-    scratch: Histogram<u64>,
 }
 
 /// Everything the workers and the engine handle share.
@@ -216,16 +216,19 @@ impl<R, J: Job<R>> Shared<R, J> {
             };
             (progress, std::mem::take(&mut slot.marks))
         });
-        completion.scratch.reset();
-        for &(micros, count) in &marks {
-            let latency = now.saturating_sub(micros).max(1);
-            // Saturates at the histogram's hour bound rather than failing.
-            completion.scratch.saturating_record_n(latency, count);
+        let mut runs = marks;
+        for run in &mut runs {
+            run.0 = now.saturating_sub(run.0).max(1);
+            // Saturates at the histogram's bound rather than failing.
+            completion.histogram.saturating_record_n(run.0, run.1);
         }
-        self.with_slot(epoch, |slot| slot.marks = marks);
         let mut progress = progress;
-        progress.latency = LatencySummary::of(&completion.scratch);
-        let _ = completion.histogram.add(&completion.scratch);
+        progress.latency = LatencySummary::of_runs(&mut runs);
+        // The buffer goes back to the slot: no allocation per epoch.
+        self.with_slot(epoch, |slot| {
+            runs.clear();
+            slot.marks = runs;
+        });
 
         self.sink
             .epoch_complete(epoch, &progress)
@@ -237,7 +240,6 @@ impl<R, J: Job<R>> Shared<R, J> {
         totals.epochs_completed += 1;
         totals.records_in_results += progress.records;
         totals.rows += progress.rows;
-        totals.latency = LatencySummary::of(&completion.histogram);
         completion.opened_micros = progress.sealed.as_micros() as u64;
         totals.last = Some(progress);
         completion.next_epoch += 1;
@@ -245,7 +247,10 @@ impl<R, J: Job<R>> Shared<R, J> {
     }
 
     fn progress(&self) -> Progress {
-        let mut progress = lock(&self.completion).totals.clone();
+        let completion = lock(&self.completion);
+        let mut progress = completion.totals.clone();
+        progress.latency = LatencySummary::of(&completion.histogram);
+        drop(completion);
         progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
         progress.unpinned = self.unpinned();
         progress.pinning_note = lock(&self.pinning_note).clone();
@@ -410,7 +415,6 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 opened_micros: 0,
                 totals: Progress::default(),
                 histogram: latency_histogram(),
-                scratch: latency_histogram(),
             }),
             listener: builder.listener,
             config,

@@ -67,6 +67,32 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// The exact summary of runs of records, `(latency µs, records)`, in
+    /// any order (sorted here).
+    pub fn of_runs(runs: &mut [(u64, u64)]) -> Self {
+        runs.sort_unstable_by_key(|run| run.0);
+        let records: u64 = runs.iter().map(|run| run.1).sum();
+        let at = |quantile: f64| {
+            let rank = ((quantile * records as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for &(latency, count) in runs.iter() {
+                seen += count;
+                if seen >= rank {
+                    return latency;
+                }
+            }
+            0
+        };
+        LatencySummary {
+            records,
+            p50_micros: at(0.5),
+            p90_micros: at(0.9),
+            p99_micros: at(0.99),
+            p999_micros: at(0.999),
+            max_micros: runs.last().map_or(0, |run| run.0),
+        }
+    }
+
     /// The summary of a histogram of µs.
     pub fn of(histogram: &Histogram<u64>) -> Self {
         LatencySummary {
@@ -181,6 +207,19 @@ pub(crate) fn latency_histogram() -> Histogram<u64> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_percentiles_weigh_each_run_by_its_records() {
+        let mut runs = [(50, 1), (10, 98), (20, 1)];
+        let summary = LatencySummary::of_runs(&mut runs);
+        assert_eq!(summary.records, 100);
+        assert_eq!((summary.p50_micros, summary.p90_micros), (10, 10));
+        assert_eq!(
+            (summary.p99_micros, summary.p999_micros, summary.max_micros),
+            (20, 50, 50)
+        );
+        assert_eq!(LatencySummary::of_runs(&mut []), LatencySummary::default());
+    }
 
     #[test]
     fn marks_keep_every_record_and_the_earliest_times() {

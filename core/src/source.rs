@@ -10,6 +10,8 @@ use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
 
+use crate::sync::{AtomicU64, Ordering};
+
 use crate::ConfigError;
 
 /// What one poll of a source produced.
@@ -157,11 +159,31 @@ impl GeneratorConfig {
     }
 }
 
-/// A deterministic generator of [`Event`]s: for a given seed and worker
-/// count, every run produces the same records in each worker.
+/// Records per morsel: the unit a generator part claims at a time.
+const MORSEL: u64 = 4096;
+
+/// A deterministic generator of [`Event`]s.
+///
+/// The stream is cut into morsels of 4096 records; morsel `i` is drawn from
+/// its own random stream, seeded by (seed, `i`), and the workers claim
+/// morsels from a shared counter (one atomic add per morsel). So a faster
+/// worker takes more of the work, and the records, as a multiset, are the
+/// same for any worker count and any schedule. With a `rate`, record `i`
+/// is due `i / rate` seconds after the engine started, and a morsel is
+/// claimed only when its first record is due (morsels then hold about a
+/// millisecond of records).
 #[derive(Debug, Clone)]
 pub struct Generator {
     config: GeneratorConfig,
+}
+
+/// What the parts of one generator share.
+#[derive(Debug)]
+struct Claims {
+    /// The next morsel to claim.
+    next: AtomicU64,
+    /// Records per morsel.
+    morsel: u64,
 }
 
 impl Generator {
@@ -170,9 +192,9 @@ impl Generator {
         Generator { config }
     }
 
-    /// The part of worker `worker` of `workers`, usable on its own (the
-    /// engine's baselines generate the same records with it).
-    pub fn part(&self, worker: usize, workers: usize) -> Result<GeneratorPart, ConfigError> {
+    /// `workers` parts sharing one stream: together they produce the
+    /// stream once. The engine's baselines use them outside the engine.
+    pub fn parts(&self, workers: usize) -> Result<Vec<GeneratorPart>, ConfigError> {
         self.config.validate()?;
         let zipf = match self.config.distribution {
             KeyDistribution::Uniform => None,
@@ -180,30 +202,28 @@ impl Generator {
                 Some(Arc::new(zipf_table(self.config.keys, exponent)?))
             }
         };
-        Ok(self.part_with(worker, workers, zipf))
-    }
-
-    fn part_with(
-        &self,
-        worker: usize,
-        workers: usize,
-        zipf: Option<Arc<WeightedAliasIndex<f64>>>,
-    ) -> GeneratorPart {
-        let config = &self.config;
-        let share = |total: u64| {
-            total / workers as u64 + u64::from((worker as u64) < total % workers as u64)
+        let morsel = match self.config.rate {
+            None => MORSEL,
+            Some(rate) => (rate / 1000).clamp(1, MORSEL),
         };
-        let seed = config.seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        GeneratorPart {
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
-            keys: config.keys,
-            zipf,
-            values: config.values,
-            micros_per_record: config.rate.map(|rate| workers as f64 * 1e6 / rate as f64),
-            remaining: config.records.map(share).unwrap_or(u64::MAX),
-            produced: 0,
-            start_micros: None,
-        }
+        let claims = Arc::new(Claims {
+            next: AtomicU64::new(0),
+            morsel,
+        });
+        Ok((0..workers.max(1))
+            .map(|_| GeneratorPart {
+                claims: Arc::clone(&claims),
+                rng: Xoshiro256PlusPlus::seed_from_u64(0),
+                seed: self.config.seed,
+                keys: self.config.keys,
+                zipf: zipf.clone(),
+                values: self.config.values,
+                rate: self.config.rate,
+                total: self.config.records.unwrap_or(u64::MAX),
+                position: 0,
+                end: 0,
+            })
+            .collect())
     }
 }
 
@@ -222,29 +242,29 @@ fn zipf_table(keys: u64, exponent: f64) -> Result<WeightedAliasIndex<f64>, Confi
 
 impl SourceSpec<Event> for Generator {
     fn split(self, workers: usize) -> Result<Vec<Box<dyn Source<Event>>>, ConfigError> {
-        let first = self.part(0, workers)?;
-        let zipf = first.zipf.clone();
-        let mut parts: Vec<Box<dyn Source<Event>>> = vec![Box::new(first)];
-        for worker in 1..workers {
-            parts.push(Box::new(self.part_with(worker, workers, zipf.clone())));
-        }
-        Ok(parts)
+        Ok(self
+            .parts(workers)?
+            .into_iter()
+            .map(|part| Box::new(part) as Box<dyn Source<Event>>)
+            .collect())
     }
 }
 
-/// One worker's generator.
+/// One worker's view of a generator: the morsel it is drawing from.
 #[derive(Debug, Clone)]
 pub struct GeneratorPart {
+    claims: Arc<Claims>,
+    /// The random stream of the current morsel.
     rng: Xoshiro256PlusPlus,
+    seed: u64,
     keys: u64,
     zipf: Option<Arc<WeightedAliasIndex<f64>>>,
     values: ValueDistribution,
-    /// `None`: no rate limit.
-    micros_per_record: Option<f64>,
-    remaining: u64,
-    produced: u64,
-    /// When the first poll came: the open-loop schedule starts there.
-    start_micros: Option<u64>,
+    rate: Option<u64>,
+    total: u64,
+    /// Index of the next record of the current morsel, and the morsel's end.
+    position: u64,
+    end: u64,
 }
 
 /// A uniform draw from `0..bound` by multiply-shift (Lemire, without the
@@ -254,49 +274,99 @@ fn below(rng: &mut Xoshiro256PlusPlus, bound: u64) -> u64 {
     ((u128::from(rng.next_u64()) * u128::from(bound)) >> 64) as u64
 }
 
+/// What an attempt to claim a morsel found.
+enum Claim {
+    Claimed,
+    NotDue,
+    Exhausted,
+}
+
+/// Draws one event. Hot path: the caller keeps `rng` in a local so that
+/// its state stays in registers across a run.
+#[inline(always)]
+fn draw(
+    rng: &mut Xoshiro256PlusPlus,
+    keys: u64,
+    zipf: Option<&WeightedAliasIndex<f64>>,
+    values: ValueDistribution,
+) -> Event {
+    let key = match zipf {
+        None => below(rng, keys),
+        Some(table) => table.sample(rng) as u64,
+    };
+    let value = match values {
+        ValueDistribution::Constant(value) => value,
+        ValueDistribution::Uniform { min, max } => min + below(rng, (max - min).saturating_add(1)),
+    };
+    Event { key, value }
+}
+
 impl GeneratorPart {
-    /// The next event. Hot path.
-    #[inline]
-    pub fn next_event(&mut self) -> Event {
-        let key = match &self.zipf {
-            None => below(&mut self.rng, self.keys),
-            Some(table) => table.sample(&mut self.rng) as u64,
-        };
-        let value = match self.values {
-            ValueDistribution::Constant(value) => value,
-            ValueDistribution::Uniform { min, max } => {
-                min + below(&mut self.rng, (max - min).saturating_add(1))
+    /// When record `index` is due, in µs since the engine started.
+    fn due_micros(&self, index: u64) -> Option<u64> {
+        self.rate
+            .map(|rate| (u128::from(index) * 1_000_000 / u128::from(rate)) as u64)
+    }
+
+    /// Claims the next morsel if it exists and (with a rate) is due.
+    fn claim(&mut self, now_micros: u64) -> Claim {
+        let claims = &self.claims;
+        let mut morsel = claims.next.load(Ordering::Relaxed);
+        loop {
+            let first = morsel.saturating_mul(claims.morsel);
+            if first >= self.total {
+                return Claim::Exhausted;
             }
-        };
-        Event { key, value }
+            if self.due_micros(first).is_some_and(|due| due > now_micros) {
+                return Claim::NotDue;
+            }
+            match claims.next.compare_exchange_weak(
+                morsel,
+                morsel + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.rng = Xoshiro256PlusPlus::seed_from_u64(
+                        self.seed ^ (morsel + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    self.position = first;
+                    self.end = (first + claims.morsel).min(self.total);
+                    return Claim::Claimed;
+                }
+                Err(current) => morsel = current,
+            }
+        }
     }
 }
 
 impl Source<Event> for GeneratorPart {
     fn poll(&mut self, now_micros: u64, out: &mut Vec<Event>, max: usize) -> Poll {
-        if self.remaining == 0 {
-            return Poll::Exhausted;
-        }
-        let start = *self.start_micros.get_or_insert(now_micros);
-        let (count, intended_micros) = match self.micros_per_record {
-            None => (max as u64, None),
-            Some(period) => {
-                let due = ((now_micros - start) as f64 / period) as u64 + 1;
-                let intended = start + (self.produced as f64 * period) as u64;
-                (
-                    due.saturating_sub(self.produced).min(max as u64),
-                    Some(intended),
-                )
+        let mut intended_micros = None;
+        while out.len() < max {
+            if self.position == self.end {
+                match self.claim(now_micros) {
+                    Claim::Claimed => {}
+                    Claim::NotDue => break,
+                    Claim::Exhausted if out.is_empty() => return Poll::Exhausted,
+                    Claim::Exhausted => break,
+                }
             }
-        };
-        let count = count.min(self.remaining);
-        if count == 0 {
-            return Poll::Idle;
+            if intended_micros.is_none() {
+                intended_micros = self.due_micros(self.position);
+            }
+            let count = (self.end - self.position).min((max - out.len()) as u64);
+            let mut rng = self.rng.clone();
+            let (keys, zipf, values) = (self.keys, self.zipf.as_deref(), self.values);
+            out.extend((0..count).map(|_| draw(&mut rng, keys, zipf, values)));
+            self.rng = rng;
+            self.position += count;
         }
-        out.extend((0..count).map(|_| self.next_event()));
-        self.produced += count;
-        self.remaining -= count;
-        Poll::Ready { intended_micros }
+        if out.is_empty() {
+            Poll::Idle
+        } else {
+            Poll::Ready { intended_micros }
+        }
     }
 }
 
@@ -369,23 +439,42 @@ mod tests {
         all
     }
 
+    /// Polls the parts round robin, `max` at a time, until all are exhausted.
+    fn drain_all(parts: &mut [GeneratorPart], max: usize) -> Vec<Event> {
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        let mut live = parts.len();
+        while live > 0 {
+            live = 0;
+            for part in parts.iter_mut() {
+                if let Poll::Ready { .. } = part.poll(0, &mut out, max) {
+                    all.append(&mut out);
+                    live += 1;
+                }
+            }
+        }
+        all.sort_unstable_by_key(|e| (e.key, e.value));
+        all
+    }
+
     #[test]
-    fn generator_is_deterministic_and_split_exactly() {
+    fn generator_records_are_the_same_for_any_split() {
         let config = GeneratorConfig {
-            records: Some(101),
+            records: Some(10_001),
             keys: 10,
             ..GeneratorConfig::default()
         };
         let generator = Generator::new(config);
-        let a: Vec<_> = (0..3)
-            .map(|w| drain(&mut generator.part(w, 3).unwrap()))
-            .collect();
-        let b: Vec<_> = (0..3)
-            .map(|w| drain(&mut generator.part(w, 3).unwrap()))
-            .collect();
-        assert_eq!(a, b);
-        assert_eq!(a.iter().map(Vec::len).collect::<Vec<_>>(), [34, 34, 33]);
-        assert!(a.concat().iter().all(|e| e.key < 10 && e.value <= 1000));
+        let one = drain_all(&mut generator.parts(1).unwrap(), 4096);
+        let three = drain_all(&mut generator.parts(3).unwrap(), 333);
+        assert_eq!(one.len(), 10_001);
+        assert_eq!(one, three);
+        assert!(one.iter().all(|e| e.key < 10 && e.value <= 1000));
+        let other_seed = Generator::new(GeneratorConfig {
+            seed: 7,
+            ..generator.config.clone()
+        });
+        assert_ne!(drain_all(&mut other_seed.parts(1).unwrap(), 4096), one);
     }
 
     #[test]
@@ -396,7 +485,7 @@ mod tests {
             distribution: KeyDistribution::Zipf(1.2),
             ..GeneratorConfig::default()
         };
-        let events = drain(&mut Generator::new(config).part(0, 1).unwrap());
+        let events = drain(&mut Generator::new(config).parts(1).unwrap()[0]);
         let zeros = events.iter().filter(|e| e.key == 0).count();
         let fifties = events.iter().filter(|e| e.key == 50).count();
         assert!(zeros > 20 * fifties.max(1), "{zeros} vs {fifties}");
@@ -405,10 +494,10 @@ mod tests {
     #[test]
     fn open_loop_rate_releases_records_when_due() {
         let config = GeneratorConfig {
-            rate: Some(1000), // 1 record per ms over one worker
+            rate: Some(1000), // one record per ms, one record per morsel
             ..GeneratorConfig::default()
         };
-        let mut part = Generator::new(config).part(0, 1).unwrap();
+        let mut part = Generator::new(config).parts(1).unwrap().remove(0);
         let mut out = Vec::new();
         assert_eq!(
             part.poll(0, &mut out, 100),

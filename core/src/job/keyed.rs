@@ -9,10 +9,11 @@ use rustc_hash::FxBuildHasher;
 
 use super::{Aggregator, Job, Partitioner, Pipe};
 
-/// The partial aggregates of one key partition: `(hash, key, state)`
-/// entries, the hash kept so that merging and growing never rehash a key.
+/// The partial aggregates of one key partition: `(key, state)` entries.
+/// The hash is not stored: for the integer keys of most jobs FxHash costs
+/// one multiply, less than the cache footprint of 8 more bytes an entry.
 pub struct KeyedPart<K, S> {
-    table: HashTable<(u64, K, S)>,
+    table: HashTable<(K, S)>,
 }
 
 impl<K, S> KeyedPart<K, S> {
@@ -52,19 +53,24 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
 
 /// Folds `item` into `table` under `key`, whose hash is `hash`.
 #[inline(always)]
-fn upsert<T, K: Eq, A: Aggregator<T>>(
-    table: &mut HashTable<(u64, K, A::State)>,
+fn upsert<T, K: Hash + Eq, A: Aggregator<T>>(
+    table: &mut HashTable<(K, A::State)>,
+    hasher: &FxBuildHasher,
     aggregator: &A,
     hash: u64,
     key: K,
     item: &T,
 ) {
-    match table.entry(hash, |entry| entry.1 == key, |entry| entry.0) {
-        Entry::Occupied(mut entry) => aggregator.update(&mut entry.get_mut().2, item),
+    match table.entry(
+        hash,
+        |entry| entry.0 == key,
+        |entry| hasher.hash_one(&entry.0),
+    ) {
+        Entry::Occupied(mut entry) => aggregator.update(&mut entry.get_mut().1, item),
         Entry::Vacant(entry) => {
             let mut state = aggregator.init();
             aggregator.update(&mut state, item);
-            entry.insert((hash, key, state));
+            entry.insert((key, state));
         }
     }
 }
@@ -111,7 +117,14 @@ where
                 let Some(part) = parts.get_mut(partition) else {
                     panic!("the partitioner put a key in partition {partition} of {partitions}");
                 };
-                upsert(&mut part.table, &self.aggregator, hash, key, item);
+                upsert(
+                    &mut part.table,
+                    &self.hasher,
+                    &self.aggregator,
+                    hash,
+                    key,
+                    item,
+                );
             });
         }
     }
@@ -125,14 +138,18 @@ where
             std::mem::swap(into, from);
             return;
         }
-        for (hash, key, state) in from.table.drain() {
-            match into
-                .table
-                .entry(hash, |entry| entry.1 == key, |entry| entry.0)
-            {
-                Entry::Occupied(mut entry) => self.aggregator.merge(&mut entry.get_mut().2, state),
+        let hasher = &self.hasher;
+        for (key, state) in from.table.drain() {
+            let hash = hasher.hash_one(&key);
+            let entry = into.table.entry(
+                hash,
+                |entry| entry.0 == key,
+                |entry| hasher.hash_one(&entry.0),
+            );
+            match entry {
+                Entry::Occupied(mut entry) => self.aggregator.merge(&mut entry.get_mut().1, state),
                 Entry::Vacant(entry) => {
-                    entry.insert((hash, key, state));
+                    entry.insert((key, state));
                 }
             }
         }
@@ -142,7 +159,7 @@ where
         rows.extend(
             part.table
                 .drain()
-                .map(|(_, key, state)| (key, self.aggregator.finish(state))),
+                .map(|(key, state)| (key, self.aggregator.finish(state))),
         );
     }
 }
