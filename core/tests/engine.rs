@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use microbatch::job::{self, count, sum, FnPartitioner, RangePartitioner};
+use microbatch::job::{self, count, sum, FnPartitioner, Partitioner, RangePartitioner};
 use microbatch::progress::SealReason;
 use microbatch::sink::{ChannelSink, CollectSink, EpochResult, Sink, SinkError};
 use microbatch::source::{Generator, GeneratorConfig, IterSource};
@@ -481,8 +481,9 @@ fn global_reduction_over_a_filtered_column() {
     );
 }
 
-#[test]
-fn keys_go_to_the_partition_their_partitioner_names() {
+/// Runs keys 0..300 through 3 workers with `partitioner`; returns the
+/// (partition, key) of every row the sink saw.
+fn partitions_of_keys(partitioner: impl Partitioner<u64>) -> Vec<(usize, u64)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = {
         let seen = Arc::clone(&seen);
@@ -492,58 +493,35 @@ fn keys_go_to_the_partition_their_partitioner_names() {
                 .extend(rows.iter().map(|r| (partition, r.0)));
         })
     };
-    for ranged in [true, false] {
-        seen.lock().unwrap().clear();
-        let keyed = job::records::<u64>().key_by(|v| *v);
-        let engine_result = if ranged {
-            Engine::builder(
-                keyed
-                    .partition_by(RangePartitioner::new(vec![100, 200]))
-                    .aggregate(count()),
-                sink_clone(&seen),
-            )
-            .workers(3)
-            .pin(false)
-            .source(IterSource::new(0..300u64))
-            .start()
-            .unwrap()
-            .finish()
-        } else {
-            Engine::builder(
-                keyed
-                    .partition_by(FnPartitioner(|k: &u64, n| (*k as usize) % n))
-                    .aggregate(count()),
-                sink_clone(&seen),
-            )
-            .workers(3)
-            .pin(false)
-            .source(IterSource::new(0..300u64))
-            .start()
-            .unwrap()
-            .finish()
-        };
-        engine_result.unwrap();
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 300);
-        for &(partition, key) in seen.iter() {
-            let expected = if ranged {
-                key as usize / 100
-            } else {
-                key as usize % 3
-            };
-            assert_eq!(partition, expected, "key {key}");
-        }
-    }
-    drop(sink);
+    let job = job::records::<u64>()
+        .key_by(|v| *v)
+        .partition_by(partitioner)
+        .aggregate(count());
+    Engine::builder(job, sink)
+        .workers(3)
+        .pin(false)
+        .source(IterSource::new(0..300u64))
+        .start()
+        .unwrap()
+        .finish()
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    seen
 }
 
-fn sink_clone(seen: &Arc<Mutex<Vec<(usize, u64)>>>) -> impl Sink<(u64, u64)> {
-    let seen = Arc::clone(seen);
-    microbatch::sink::CallbackSink::new(move |_, partition, rows: &[(u64, u64)]| {
-        seen.lock()
-            .unwrap()
-            .extend(rows.iter().map(|r| (partition, r.0)));
-    })
+#[test]
+fn keys_go_to_the_partition_their_partitioner_names() {
+    let by_range = partitions_of_keys(RangePartitioner::new(vec![100, 200]));
+    let by_function = partitions_of_keys(FnPartitioner(|k: &u64, n| (*k as usize) % n));
+    for (seen, expected) in [
+        (by_range, (|key| key as usize / 100) as fn(u64) -> usize),
+        (by_function, |key| key as usize % 3),
+    ] {
+        assert_eq!(seen.len(), 300);
+        for (partition, key) in seen {
+            assert_eq!(partition, expected(key), "key {key}");
+        }
+    }
 }
 
 #[test]

@@ -57,10 +57,6 @@ where
         });
     }
 
-    fn is_empty(&self, part: &Self::Part) -> bool {
-        part.state.is_none()
-    }
-
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
         if let Some(other) = from.state.take() {
             match &mut into.state {

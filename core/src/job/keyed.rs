@@ -129,10 +129,6 @@ where
         }
     }
 
-    fn is_empty(&self, part: &Self::Part) -> bool {
-        part.table.is_empty()
-    }
-
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
         if into.table.is_empty() {
             std::mem::swap(into, from);

@@ -66,9 +66,6 @@ pub trait Job<R>: Send + Sync + 'static {
     /// Folds a run of records into `parts` (one per partition). Hot path.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]);
 
-    /// Whether `part` holds nothing.
-    fn is_empty(&self, part: &Self::Part) -> bool;
-
     /// Merges `from` into `into`, leaving `from` empty (its memory kept).
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part);
 
