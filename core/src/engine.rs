@@ -48,6 +48,10 @@ pub struct Summary {
     pub latency: LatencySummary,
     /// Workers that ran unpinned.
     pub unpinned: Vec<usize>,
+    /// The record-latency histogram (µs) over the whole run, as
+    /// [`Engine::latency_histogram`] gives it while the engine runs.
+    #[serde(skip)]
+    pub latency_histogram: Histogram<u64>,
 }
 
 /// What the workers know of one epoch in flight, gathered for its
@@ -506,6 +510,18 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         lock(&self.shared.completion).histogram.clone()
     }
 
+    /// Whether the engine stopped on an error (a worker panic, a failing
+    /// sink); [`shutdown`](Engine::shutdown) returns that error.
+    pub fn has_failed(&self) -> bool {
+        self.shared.has_failed()
+    }
+
+    /// Whether every built-in source is exhausted (true when the engine has
+    /// none). Producers are not counted: the caller knows its own.
+    pub fn sources_exhausted(&self) -> bool {
+        self.shared.sources_active.load(Ordering::Acquire) == 0
+    }
+
     /// Waits until every built-in source is exhausted (or the engine
     /// failed), then shuts down.
     pub fn finish(self) -> Result<Summary, EngineError> {
@@ -543,6 +559,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             elapsed: self.shared.start.elapsed(),
             latency: progress.latency,
             unpinned: progress.unpinned,
+            latency_histogram: lock(&self.shared.completion).histogram.clone(),
         })
     }
 }

@@ -160,7 +160,7 @@ pub struct Progress {
 }
 
 /// Runs of records kept per worker and epoch for latency.
-pub const MARKS_PER_WORKER: usize = 64;
+pub const MARKS_PER_WORKER: usize = 1024;
 
 /// One worker's arrival marks of its open epoch: `(µs, records)`, in
 /// arrival order. Fixed capacity; never allocates after construction.

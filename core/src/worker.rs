@@ -175,6 +175,10 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.open_records += taken;
         if taken > 0 {
             self.open_reduce += started.elapsed();
+            // Live count for `Progress::records_taken`: one store to this
+            // worker's own cache line per run taken, not per record.
+            self.shared.taken[self.id]
+                .store(self.taken_total + self.open_records, Ordering::Relaxed);
         } else if self.phase == Phase::Draining && room > 0 {
             // Every ring was visited with room to spare and found empty.
             self.finish_intake();

@@ -237,6 +237,12 @@ fn batch_mode_is_one_epoch_sealed_at_shutdown() {
         .source(IterSource::new(records.clone()))
         .start()
         .unwrap();
+    while !engine.sources_exhausted() {
+        std::thread::yield_now();
+    }
+    // Taken counts are live, before any epoch is sealed.
+    assert_eq!(engine.progress().records_taken, 50_000);
+    assert_eq!(engine.progress().epochs_completed, 0);
     let summary = engine.finish().unwrap();
     let results: Vec<_> = results.try_iter().collect();
     assert_eq!(results.len(), 1);
