@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use microbatch::job::{self, count, sum};
-use microbatch::sink::{FileFormat, FileSink};
+use microbatch::sink::{FileFormat, FileSink, Sink};
 use microbatch::source::{GeneratorConfig, KeyDistribution};
 use microbatch::{Config, Engine, IdleStrategy};
 
@@ -112,4 +112,44 @@ fn profile_mistakes_are_named() {
     let workload: GeneratorConfig =
         toml::from_str("keys = 10\ndistribution = { zipf = 1.1 }\nrate = 1000").unwrap();
     assert_eq!(workload.distribution, KeyDistribution::Zipf(1.1));
+}
+
+#[test]
+fn csv_of_struct_rows_has_one_header_per_file() {
+    #[derive(serde::Serialize)]
+    struct Row {
+        key: u64,
+        count: u64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
+    let progress = microbatch::progress::EpochProgress {
+        epoch: 0,
+        seal_reason: microbatch::progress::SealReason::Shutdown,
+        records: 0,
+        records_per_worker: vec![],
+        rows: 3,
+        opened: Duration::ZERO,
+        sealed: Duration::ZERO,
+        completed: Duration::ZERO,
+        input_rate: 0.0,
+        processing_rate: 0.0,
+        durations: Default::default(),
+        seal_to_result: Duration::ZERO,
+        latency: Default::default(),
+    };
+    // Partition 1 is empty: the header comes with the first rows written.
+    let mut empty: Vec<Row> = Vec::new();
+    sink.write(0, 1, &mut empty).unwrap();
+    sink.write(
+        0,
+        0,
+        &mut vec![Row { key: 1, count: 2 }, Row { key: 3, count: 4 }],
+    )
+    .unwrap();
+    sink.write(0, 2, &mut vec![Row { key: 5, count: 6 }])
+        .unwrap();
+    <FileSink as Sink<Row>>::epoch_complete(&sink, 0, &progress).unwrap();
+    let text = std::fs::read_to_string(sink.path_of(0)).unwrap();
+    assert_eq!(text, "key,count\n1,2\n3,4\n5,6\n");
 }

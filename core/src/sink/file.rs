@@ -19,7 +19,8 @@ use crate::progress::EpochProgress;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
-    /// Comma-separated, no header; tuples are flattened into columns.
+    /// Comma-separated; tuples are flattened into columns. Rows that are
+    /// structs get one header row of their field names; tuples get none.
     Csv,
     /// One JSON value per line (a row `(k, (a, b))` is `[k,[a,b]]`).
     JsonLines,
@@ -65,19 +66,37 @@ impl FileSink {
             .join(format!("epoch-{epoch:020}.{}", self.format.extension()))
     }
 
-    fn encode<Row: Serialize>(&self, epoch: u64, rows: &[Row]) -> Result<Vec<u8>, SinkError> {
+    /// Encodes `rows`; returns the bytes and the length of their leading
+    /// header line (CSV of struct rows), which only an epoch's first
+    /// non-empty partition keeps.
+    fn encode<Row: Serialize>(
+        &self,
+        epoch: u64,
+        rows: &[Row],
+    ) -> Result<(Vec<u8>, usize), SinkError> {
         let encode_error = |message: String| SinkError::Encode { epoch, message };
         match self.format {
             FileFormat::Csv => {
-                let mut writer = csv::WriterBuilder::new()
-                    .has_headers(false)
-                    .from_writer(Vec::new());
-                for row in rows {
-                    writer
-                        .serialize(row)
-                        .map_err(|e| encode_error(e.to_string()))?;
-                }
-                writer.into_inner().map_err(|e| encode_error(e.to_string()))
+                let csv = |headers: bool, rows: &[Row]| {
+                    let mut writer = csv::WriterBuilder::new()
+                        .has_headers(headers)
+                        .from_writer(Vec::new());
+                    for row in rows {
+                        writer
+                            .serialize(row)
+                            .map_err(|e| encode_error(e.to_string()))?;
+                    }
+                    writer.into_inner().map_err(|e| encode_error(e.to_string()))
+                };
+                let bytes = csv(true, rows)?;
+                let header = match rows.first() {
+                    Some(first) => {
+                        csv(true, std::slice::from_ref(first))?.len()
+                            - csv(false, std::slice::from_ref(first))?.len()
+                    }
+                    None => 0,
+                };
+                Ok((bytes, header))
             }
             FileFormat::JsonLines => {
                 let mut bytes = Vec::new();
@@ -86,7 +105,7 @@ impl FileSink {
                         .map_err(|e| encode_error(e.to_string()))?;
                     bytes.push(b'\n');
                 }
-                Ok(bytes)
+                Ok((bytes, 0))
             }
         }
     }
@@ -115,9 +134,11 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SinkErr
 
 impl<Row: Serialize> Sink<Row> for FileSink {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let bytes = self.encode(epoch, rows)?;
+        let (bytes, header) = self.encode(epoch, rows)?;
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.entry(epoch).or_default().extend_from_slice(&bytes);
+        let file = pending.entry(epoch).or_default();
+        let keep_from = if file.is_empty() { 0 } else { header };
+        file.extend_from_slice(&bytes[keep_from..]);
         Ok(())
     }
 
