@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod end_to_end;
 pub mod pin;
 pub mod queues;

@@ -1,0 +1,307 @@
+//! From a profile's `[job]` to an engine job, and from the job's rows to
+//! the rows a user reads.
+//!
+//! A job's state is fixed at compile time, so the reductions a profile asks
+//! for are served by one of two aggregators: `(count, sum)` when only
+//! count, sum and mean are asked for (16-byte state), and
+//! `(count, sum, min, max)` otherwise. The rows carry only the columns
+//! asked for.
+
+use microbatch::job::{self, count, max, min, sum, Aggregator, Job};
+use microbatch::sink::{FileFormat, FileSink, Sink, SinkError};
+use microbatch::source::Event;
+use serde::Serialize;
+
+use super::profile::{JobKind, JobSpec, Reduction};
+
+/// The value column of an [`Event`].
+fn value_of(event: &Event) -> u64 {
+    event.value
+}
+
+/// The key column of an [`Event`].
+fn key_of(event: &Event) -> u64 {
+    event.key
+}
+
+/// The reductions of one group, as every aggregator shape reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// Records.
+    pub count: u64,
+    /// Sum of values (wrapping).
+    pub sum: u64,
+    /// Least value, if the shape keeps it.
+    pub min: Option<u64>,
+    /// Greatest value, if the shape keeps it.
+    pub max: Option<u64>,
+}
+
+/// An aggregator output that converts to [`Columns`].
+pub trait Reduced: Send + 'static {
+    /// The columns.
+    fn columns(self) -> Columns;
+}
+
+impl Reduced for (u64, u64) {
+    fn columns(self) -> Columns {
+        Columns {
+            count: self.0,
+            sum: self.1,
+            min: None,
+            max: None,
+        }
+    }
+}
+
+impl Reduced for (u64, u64, u64, u64) {
+    fn columns(self) -> Columns {
+        Columns {
+            count: self.0,
+            sum: self.1,
+            min: Some(self.2),
+            max: Some(self.3),
+        }
+    }
+}
+
+/// Something to do with the aggregator a [`JobSpec`] needs: the one
+/// generic step between a profile and monomorphized engine code.
+pub trait WithAggregator {
+    /// What it gives back.
+    type Out;
+    /// Does it with `aggregator`.
+    fn with<A>(self, aggregator: A) -> Self::Out
+    where
+        A: Aggregator<Event> + Clone,
+        A::Output: Reduced;
+}
+
+/// Calls `action` with the aggregator `spec` needs.
+pub fn with_aggregator<W: WithAggregator>(spec: &JobSpec, action: W) -> W::Out {
+    let needs_min_max = spec.wants(Reduction::Min) || spec.wants(Reduction::Max);
+    let value = value_of as fn(&Event) -> u64;
+    if needs_min_max {
+        action.with((count(), sum(value), min(value), max(value)))
+    } else {
+        action.with((count(), sum(value)))
+    }
+}
+
+/// Something to do with the engine job a [`JobSpec`] describes.
+pub trait WithJob {
+    /// What it gives back.
+    type Out;
+    /// Does it with `job`, whose rows `row` turns into a key and columns.
+    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out;
+}
+
+/// Calls `action` with the job `spec` describes.
+pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
+    struct Build<W>(JobKind, W);
+    impl<W: WithJob> WithAggregator for Build<W> {
+        type Out = W::Out;
+        fn with<A>(self, aggregator: A) -> W::Out
+        where
+            A: Aggregator<Event> + Clone,
+            A::Output: Reduced,
+        {
+            match self.0 {
+                JobKind::Keyed => self.1.with(
+                    job::records::<Event>().key_by(key_of).aggregate(aggregator),
+                    |(key, output): (u64, A::Output)| (Some(key), output.columns()),
+                ),
+                JobKind::Global => self.1.with(
+                    job::records::<Event>().aggregate(aggregator),
+                    |output: A::Output| (None, output.columns()),
+                ),
+            }
+        }
+    }
+    with_aggregator(spec, Build(spec.kind, action))
+}
+
+/// A result row as written to files: the key (keyed jobs) and the
+/// reductions asked for, in the profile's column names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutRow {
+    /// The group's key; absent for a global job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<u64>,
+    /// Records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Sum of values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<u64>,
+    /// Least value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+    /// Greatest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    /// Mean value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+}
+
+/// Which columns a row carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    count: bool,
+    sum: bool,
+    min: bool,
+    max: bool,
+    mean: bool,
+}
+
+impl Wanted {
+    /// The columns of `spec`.
+    pub fn of(spec: &JobSpec) -> Self {
+        Wanted {
+            count: spec.wants(Reduction::Count),
+            sum: spec.wants(Reduction::Sum),
+            min: spec.wants(Reduction::Min),
+            max: spec.wants(Reduction::Max),
+            mean: spec.wants(Reduction::Mean),
+        }
+    }
+
+    /// The row of `key` with `columns`, keeping the wanted ones.
+    pub fn row(self, key: Option<u64>, columns: Columns) -> OutRow {
+        let keep = |wanted: bool, value: Option<u64>| if wanted { value } else { None };
+        OutRow {
+            key,
+            count: keep(self.count, Some(columns.count)),
+            sum: keep(self.sum, Some(columns.sum)),
+            min: keep(self.min, columns.min),
+            max: keep(self.max, columns.max),
+            mean: (self.mean && columns.count > 0)
+                .then(|| columns.sum as f64 / columns.count as f64),
+        }
+    }
+}
+
+/// A [`FileSink`] fed with [`OutRow`]s made from a job's rows. Runs once
+/// per partition and epoch, off the hot path.
+pub struct OutputSink<Row> {
+    files: FileSink,
+    wanted: Wanted,
+    row: fn(Row) -> (Option<u64>, Columns),
+}
+
+impl<Row> OutputSink<Row> {
+    /// Writes into `dir` in `format`.
+    pub fn new(
+        dir: &std::path::Path,
+        format: FileFormat,
+        wanted: Wanted,
+        row: fn(Row) -> (Option<u64>, Columns),
+    ) -> Result<Self, SinkError> {
+        Ok(OutputSink {
+            files: FileSink::new(dir, format)?,
+            wanted,
+            row,
+        })
+    }
+}
+
+impl<Row: Send + 'static> Sink<Row> for OutputSink<Row> {
+    fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        let mut out: Vec<OutRow> = rows
+            .drain(..)
+            .map(|row| {
+                let (key, columns) = (self.row)(row);
+                self.wanted.row(key, columns)
+            })
+            .collect();
+        self.files.write(epoch, partition, &mut out)
+    }
+
+    fn epoch_complete(
+        &self,
+        epoch: u64,
+        progress: &microbatch::progress::EpochProgress,
+    ) -> Result<(), SinkError> {
+        <FileSink as Sink<OutRow>>::epoch_complete(&self.files, epoch, progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Folds `events` through the job `spec` describes, on one part.
+    fn reduce(spec: &JobSpec, events: &[Event]) -> Vec<OutRow> {
+        struct Fold<'a>(&'a [Event], Wanted);
+        impl WithJob for Fold<'_> {
+            type Out = Vec<OutRow>;
+            fn with<J: Job<Event>>(
+                self,
+                job: J,
+                row: fn(J::Row) -> (Option<u64>, Columns),
+            ) -> Vec<OutRow> {
+                let mut parts: Vec<J::Part> =
+                    (0..job.partitions(1)).map(|_| job.new_part()).collect();
+                job.absorb(self.0, &mut parts);
+                let mut rows = Vec::new();
+                for part in &mut parts {
+                    job.finish(part, &mut rows);
+                }
+                let mut out: Vec<OutRow> = rows
+                    .into_iter()
+                    .map(|r| {
+                        let (key, columns) = row(r);
+                        self.1.row(key, columns)
+                    })
+                    .collect();
+                out.sort_by_key(|r| r.key);
+                out
+            }
+        }
+        with_job(spec, Fold(events, Wanted::of(spec)))
+    }
+
+    fn events() -> Vec<Event> {
+        [(1, 10), (2, 5), (1, 30), (2, 7), (1, 2)]
+            .into_iter()
+            .map(|(key, value)| Event { key, value })
+            .collect()
+    }
+
+    #[test]
+    fn keyed_rows_carry_the_key_and_the_columns_asked_for() {
+        let spec = JobSpec {
+            kind: JobKind::Keyed,
+            reductions: vec![Reduction::Count, Reduction::Mean, Reduction::Max],
+        };
+        let rows = reduce(&spec, &events());
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].key, Some(1));
+        assert_eq!(rows[0].count, Some(3));
+        assert_eq!(rows[0].mean, Some(14.0));
+        assert_eq!(rows[0].max, Some(30));
+        assert_eq!((rows[0].sum, rows[0].min), (None, None));
+        assert_eq!(rows[1].max, Some(7));
+    }
+
+    #[test]
+    fn a_global_row_has_no_key() {
+        let spec = JobSpec {
+            kind: JobKind::Global,
+            reductions: vec![Reduction::Sum, Reduction::Min],
+        };
+        let rows = reduce(&spec, &events());
+        assert_eq!(
+            rows,
+            vec![OutRow {
+                key: None,
+                count: None,
+                sum: Some(54),
+                min: Some(2),
+                max: None,
+                mean: None
+            }]
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! What one run measured, as a table for people and a JSON object for
+//! scripts.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Percentiles of a latency, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Of a histogram in microseconds (the engine's unit).
+    pub fn of_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let at = |q: f64| histogram.value_at_quantile(q).saturating_mul(1000);
+        Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: histogram.max().saturating_mul(1000),
+        }
+    }
+
+    /// Of a list of durations (nearest rank).
+    pub fn of_durations(durations: &[Duration]) -> Self {
+        let mut nanos: Vec<u64> = durations
+            .iter()
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .collect();
+        if nanos.is_empty() {
+            return Percentiles::default();
+        }
+        nanos.sort_unstable();
+        let at =
+            |q: f64| nanos[((q * nanos.len() as f64).ceil() as usize).clamp(1, nanos.len()) - 1];
+        Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: nanos[nanos.len() - 1],
+        }
+    }
+}
+
+/// Measured epochs by why they were sealed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EpochsByReason {
+    /// Sealed by the interval.
+    pub interval: u64,
+    /// Sealed by `max_batch_records`.
+    pub count: u64,
+    /// Sealed by shutdown.
+    pub shutdown: u64,
+}
+
+/// The summary of one run. Figures cover the measured window (after the
+/// warm-up) unless their name says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The profile's file name.
+    pub profile: String,
+    /// Cores the machine offers this process.
+    pub cores: usize,
+    /// Worker threads.
+    pub workers: usize,
+    /// Whether every worker ran pinned to its own core.
+    pub pinned: bool,
+    /// Why not, when not.
+    pub pinning_note: Option<String>,
+    /// The interval trigger, in milliseconds; `null` when off.
+    pub interval_ms: Option<f64>,
+    /// The count trigger; `null` when off.
+    pub max_batch_records: Option<u64>,
+    /// Offered open-loop rate, records/s; `null` for "max".
+    pub offered_rate_rps: Option<u64>,
+    /// Producer threads (0: generated inside the workers).
+    pub producers: usize,
+    /// The warm-up left out of the figures, seconds.
+    pub warmup_s: f64,
+    /// Records the engine accepted over the whole run.
+    pub records_in: u64,
+    /// Records counted in emitted results over the whole run; equal to
+    /// `records_in` after a clean run.
+    pub records_out: u64,
+    /// Records accepted in the measured window.
+    pub records_measured: u64,
+    /// The measured window, seconds.
+    pub elapsed_s: f64,
+    /// `records_measured / elapsed_s`.
+    pub throughput_rps: f64,
+    /// Record latency: from a record's intended send time (open-loop
+    /// generator) or arrival to its epoch's result. Microsecond resolution.
+    pub record_latency_ns: Percentiles,
+    /// From an epoch's seal to its result at the sink, measured epochs.
+    pub seal_to_result_ns: Percentiles,
+    /// Epochs emitted over the whole run.
+    pub epochs: u64,
+    /// Epochs opened in the measured window.
+    pub epochs_measured: u64,
+    /// Measured epochs by seal reason.
+    pub epochs_by_reason: EpochsByReason,
+    /// CPU time of the process in the measured window, seconds (Linux).
+    pub cpu_s: Option<f64>,
+    /// What the reader should know about these figures.
+    pub notes: Vec<String>,
+}
+
+/// One line of the per-epoch JSON-lines file: an epoch's progress in
+/// plain units.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochLine {
+    /// The epoch.
+    pub epoch: u64,
+    /// Opened before the warm-up ended (left out of the summary).
+    pub warmup: bool,
+    /// `interval`, `count` or `shutdown`.
+    pub seal_reason: microbatch::progress::SealReason,
+    /// Records in the epoch.
+    pub records: u64,
+    /// Records per worker.
+    pub records_per_worker: Vec<u64>,
+    /// Result rows.
+    pub rows: u64,
+    /// Opened, ms since the engine started.
+    pub opened_ms: f64,
+    /// Sealed, ms since the engine started.
+    pub sealed_ms: f64,
+    /// Result out, ms since the engine started.
+    pub completed_ms: f64,
+    /// Records per second while the epoch was open.
+    pub input_rate_rps: f64,
+    /// Records per second from open to result.
+    pub processing_rate_rps: f64,
+    /// Folding records (largest over the workers), ms.
+    pub reduce_ms: f64,
+    /// Waiting for other workers' parts, ms.
+    pub shuffle_wait_ms: f64,
+    /// Merging parts, ms.
+    pub merge_ms: f64,
+    /// Writing to the sink, ms.
+    pub sink_ms: f64,
+    /// Seal to result, ns.
+    pub seal_to_result_ns: u64,
+    /// Record latency of the epoch's records.
+    pub record_latency_ns: Percentiles,
+}
+
+impl EpochLine {
+    /// The line of `epoch`, given when the warm-up ended.
+    pub fn of(epoch: &microbatch::progress::EpochProgress, warmup_end: Duration) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let latency = &epoch.latency;
+        EpochLine {
+            epoch: epoch.epoch,
+            warmup: epoch.opened < warmup_end,
+            seal_reason: epoch.seal_reason,
+            records: epoch.records,
+            records_per_worker: epoch.records_per_worker.clone(),
+            rows: epoch.rows,
+            opened_ms: ms(epoch.opened),
+            sealed_ms: ms(epoch.sealed),
+            completed_ms: ms(epoch.completed),
+            input_rate_rps: epoch.input_rate,
+            processing_rate_rps: epoch.processing_rate,
+            reduce_ms: ms(epoch.durations.reduce),
+            shuffle_wait_ms: ms(epoch.durations.shuffle_wait),
+            merge_ms: ms(epoch.durations.merge),
+            sink_ms: ms(epoch.durations.sink),
+            seal_to_result_ns: u64::try_from(epoch.seal_to_result.as_nanos()).unwrap_or(u64::MAX),
+            record_latency_ns: Percentiles {
+                p50: latency.p50_micros * 1000,
+                p90: latency.p90_micros * 1000,
+                p99: latency.p99_micros * 1000,
+                p999: latency.p999_micros * 1000,
+                max: latency.max_micros * 1000,
+            },
+        }
+    }
+}
+
+fn millis(nanos: u64) -> String {
+    let ms = nanos as f64 / 1e6;
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 1.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{:.0} µs", nanos as f64 / 1e3)
+    }
+}
+
+/// `rate` rounded to two significant digits: a rate to offer.
+pub fn round_rate(rate: f64) -> u64 {
+    if rate < 1.0 {
+        return 1;
+    }
+    let scale = 10f64.powi(rate.log10().floor() as i32 - 1);
+    ((rate / scale).round() * scale).max(1.0) as u64
+}
+
+/// Records per second, readable: `12.3 M/s`.
+pub fn rate(records_per_second: f64) -> String {
+    if records_per_second >= 1e6 {
+        format!("{:.1} M/s", records_per_second / 1e6)
+    } else if records_per_second >= 1e3 {
+        format!("{:.1} K/s", records_per_second / 1e3)
+    } else {
+        format!("{records_per_second:.0} /s")
+    }
+}
+
+/// `p50 / p90 / p99 / p99.9 / max` in readable units.
+pub fn percentiles_line(p: &Percentiles) -> String {
+    format!(
+        "{} / {} / {} / {} / {}",
+        millis(p.p50),
+        millis(p.p90),
+        millis(p.p99),
+        millis(p.p999),
+        millis(p.max)
+    )
+}
+
+impl RunReport {
+    /// The summary table printed after a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, value: String| {
+            let _ = writeln!(out, "  {name:<28} {value}");
+        };
+        line(
+            "records accepted / in results",
+            format!(
+                "{} / {}{}",
+                self.records_in,
+                self.records_out,
+                if self.records_in == self.records_out {
+                    " (equal)"
+                } else {
+                    " (NOT EQUAL)"
+                }
+            ),
+        );
+        line(
+            "throughput",
+            format!(
+                "{} ({} records in {:.2} s, after {:.1} s warm-up)",
+                rate(self.throughput_rps),
+                self.records_measured,
+                self.elapsed_s,
+                self.warmup_s
+            ),
+        );
+        line(
+            "offered rate",
+            self.offered_rate_rps
+                .map_or("max (closed loop)".into(), |r| rate(r as f64)),
+        );
+        line("record latency", percentiles_line(&self.record_latency_ns));
+        line("seal-to-result", percentiles_line(&self.seal_to_result_ns));
+        line("  (percentiles)", "p50 / p90 / p99 / p99.9 / max".into());
+        line(
+            "epochs (measured / all)",
+            format!(
+                "{} / {}: {} by interval, {} by count, {} by shutdown",
+                self.epochs_measured,
+                self.epochs,
+                self.epochs_by_reason.interval,
+                self.epochs_by_reason.count,
+                self.epochs_by_reason.shutdown
+            ),
+        );
+        line(
+            "triggers",
+            format!(
+                "interval {}, max_batch_records {}",
+                self.interval_ms
+                    .map_or("off".into(), |ms| format!("{ms} ms")),
+                self.max_batch_records
+                    .map_or("off".into(), |n| n.to_string())
+            ),
+        );
+        line(
+            "workers",
+            format!(
+                "{} on {} cores, {}{}",
+                self.workers,
+                self.cores,
+                if self.pinned { "pinned" } else { "not pinned" },
+                self.pinning_note
+                    .as_ref()
+                    .map_or(String::new(), |note| format!(" ({note})"))
+            ),
+        );
+        if let Some(cpu) = self.cpu_s {
+            line(
+                "CPU time",
+                format!(
+                    "{cpu:.2} s ({:.2} cores busy)",
+                    cpu / self.elapsed_s.max(f64::MIN_POSITIVE)
+                ),
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_durations_take_the_nearest_rank() {
+        let durations: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        let p = Percentiles::of_durations(&durations);
+        assert_eq!(p.p50, 50_000);
+        assert_eq!(p.p90, 90_000);
+        assert_eq!(p.p99, 99_000);
+        assert_eq!(p.p999, 100_000);
+        assert_eq!(p.max, 100_000);
+        assert_eq!(Percentiles::of_durations(&[]), Percentiles::default());
+    }
+
+    #[test]
+    fn percentiles_of_a_histogram_are_in_nanoseconds() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        histogram.record_n(250, 99).unwrap();
+        histogram.record(40_000).unwrap();
+        let p = Percentiles::of_micros(&histogram);
+        assert_eq!(p.p50, 250_000);
+        assert_eq!(p.p99, 250_000);
+        assert!(p.max >= 40_000_000 && p.max < 40_100_000, "{}", p.max);
+    }
+
+    #[test]
+    fn rates_round_to_two_digits() {
+        assert_eq!(round_rate(27_182_153.0), 27_000_000);
+        assert_eq!(round_rate(96.4), 96);
+        assert_eq!(round_rate(0.2), 1);
+    }
+
+    #[test]
+    fn readable_units() {
+        assert_eq!(rate(12_345_678.0), "12.3 M/s");
+        assert_eq!(rate(2_500.0), "2.5 K/s");
+        assert_eq!(millis(250_000), "250 µs");
+        assert_eq!(millis(2_500_000), "2.50 ms");
+        assert_eq!(millis(250_000_000), "250 ms");
+    }
+}

@@ -1,0 +1,572 @@
+//! Runs one profile: starts the engine with the profile's job, source and
+//! sink, runs the warm-up and the measured window, and reports.
+//!
+//! The measured window starts when the warm-up ends: the record-latency
+//! histogram, the accepted count and the CPU time are snapshotted then and
+//! subtracted from their values at the end; epochs count as measured when
+//! they open after the warm-up.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+use microbatch::job::Job;
+use microbatch::progress::{EpochProgress, SealReason};
+use microbatch::sink::{DiscardSink, FileFormat, Sink};
+use microbatch::source::{Event, Generator, IterSource, Poll, Source};
+use microbatch::{Engine, EngineError};
+
+use super::cpu;
+use super::jobs::{with_job, Columns, OutputSink, Wanted, WithJob};
+use super::profile::{OutputKind, Profile, SourceKind};
+use super::report::{EpochLine, EpochsByReason, Percentiles, RunReport};
+
+/// How often the runner looks at the engine (progress bar, end of run).
+const TICK: Duration = Duration::from_millis(100);
+/// The span of one interval of the HdrHistogram log.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// Records a producer thread pushes at a time.
+const PRODUCER_CHUNK: usize = 4096;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The engine refused its settings or stopped on an error.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The input file cannot be read.
+    #[error("{path}: {message}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// The output directory or a log cannot be written.
+    #[error("{what}: {message}")]
+    Output {
+        /// The file or directory.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// Accepted records are missing from the results: an engine bug.
+    #[error("{accepted} records accepted but {in_results} in results: records were lost")]
+    Lost {
+        /// Accepted.
+        accepted: u64,
+        /// Counted in results.
+        in_results: u64,
+    },
+}
+
+/// What the runner tells whoever watches it, every tick.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    /// Since the engine started.
+    pub elapsed: Duration,
+    /// Warm-up plus duration.
+    pub planned: Duration,
+    /// Still in the warm-up.
+    pub warming_up: bool,
+    /// Epochs emitted.
+    pub epochs: u64,
+    /// Records per second taken in since the last tick.
+    pub records_per_second: f64,
+    /// p99 record latency of the last epoch, µs.
+    pub last_p99_micros: u64,
+}
+
+/// Watches a run (the CLI's progress bar).
+pub trait Observer {
+    /// Called about every 100 ms.
+    fn tick(&mut self, status: &Status);
+}
+
+/// Watches nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn tick(&mut self, _: &Status) {}
+}
+
+/// Extra files a run writes as it goes.
+#[derive(Debug, Clone, Default)]
+pub struct RunFiles {
+    /// An HdrHistogram interval log of record latency (µs, one interval a
+    /// second, warm-up included and tagged `warmup`).
+    pub interval_log: Option<PathBuf>,
+}
+
+/// The report and every epoch's progress (warm-up included).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The summary.
+    pub report: RunReport,
+    /// Each epoch's progress, in order, in plain units.
+    pub epochs: Vec<EpochLine>,
+}
+
+/// Runs `profile`; `name` labels the report.
+pub fn run(
+    profile: &Profile,
+    name: &str,
+    files: &RunFiles,
+    observer: &mut dyn Observer,
+) -> Result<RunOutcome, RunError> {
+    let input = match profile.workload.source {
+        SourceKind::Generator => None,
+        SourceKind::File => {
+            let path = profile
+                .workload
+                .path
+                .as_deref()
+                .expect("checked by Profile::check");
+            Some(read_events(path, profile.workload.records)?)
+        }
+    };
+    with_job(
+        &profile.job,
+        RunJob {
+            profile,
+            name,
+            files,
+            observer,
+            input,
+        },
+    )
+}
+
+/// Reads a CSV file with the header `key,value` (at most `limit` records).
+pub fn read_events(path: &Path, limit: Option<u64>) -> Result<Vec<Event>, RunError> {
+    let fail = |message: String| RunError::Input {
+        path: path.to_owned(),
+        message,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|error| fail(error.to_string()))?;
+    let headers = reader.headers().map_err(|error| fail(error.to_string()))?;
+    if headers.iter().map(str::trim).collect::<Vec<_>>() != ["key", "value"] {
+        return Err(fail(format!(
+            "the header is `{}`; accepted: `key,value` followed by rows of two unsigned integers",
+            headers.iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let mut events = Vec::new();
+    for row in reader.deserialize::<Event>() {
+        if limit.is_some_and(|limit| events.len() as u64 >= limit) {
+            break;
+        }
+        events.push(row.map_err(|error| fail(error.to_string()))?);
+    }
+    if events.is_empty() {
+        return Err(fail("no records after the header".into()));
+    }
+    Ok(events)
+}
+
+struct RunJob<'a> {
+    profile: &'a Profile,
+    name: &'a str,
+    files: &'a RunFiles,
+    observer: &'a mut dyn Observer,
+    input: Option<Vec<Event>>,
+}
+
+impl WithJob for RunJob<'_> {
+    type Out = Result<RunOutcome, RunError>;
+
+    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out {
+        let output = &self.profile.output;
+        let format = match output.kind {
+            OutputKind::None => None,
+            OutputKind::Csv => Some(FileFormat::Csv),
+            OutputKind::Jsonl => Some(FileFormat::JsonLines),
+        };
+        match format {
+            None => self.run(job, DiscardSink),
+            Some(format) => {
+                let sink =
+                    OutputSink::new(&output.path, format, Wanted::of(&self.profile.job), row)
+                        .map_err(|error| RunError::Output {
+                            what: output.path.display().to_string(),
+                            message: error.to_string(),
+                        })?;
+                self.run(job, sink)
+            }
+        }
+    }
+}
+
+/// What is known when the warm-up ends.
+struct Snapshot {
+    at: Instant,
+    since_start: Duration,
+    records: u64,
+    latency: Histogram<u64>,
+    cpu: Option<Duration>,
+}
+
+impl RunJob<'_> {
+    fn run<J: Job<Event>>(self, job: J, sink: impl Sink<J::Row>) -> Result<RunOutcome, RunError> {
+        let profile = self.profile;
+        let workload = &profile.workload;
+        let epochs = Arc::new(Mutex::new(Vec::<EpochProgress>::new()));
+        let listener = Arc::clone(&epochs);
+        let mut builder = Engine::builder(job, sink)
+            .config(profile.engine.clone())
+            .on_progress(move |progress| {
+                listener
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(progress.clone())
+            });
+        let mut input = self.input;
+        if workload.producers == 0 {
+            builder = match input.take() {
+                None => builder.source(Generator::new(workload.generator())),
+                Some(events) => builder.source(IterSource::new(events)),
+            };
+        }
+        let started = Instant::now();
+        let engine = builder.start()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let producers = if workload.producers > 0 {
+            spawn_producers(&engine, workload, input, started, &stop)?
+        } else {
+            Vec::new()
+        };
+
+        let mut log_file = match &self.files.interval_log {
+            Some(path) => Some((
+                path.as_path(),
+                BufWriter::new(
+                    File::create(path).map_err(|error| log_error(path, error.to_string()))?,
+                ),
+            )),
+            None => None,
+        };
+        let mut serializer = V2DeflateSerializer::new();
+        let mut log = match &mut log_file {
+            Some((path, file)) => Some(IntervalLog::begin(path, file, &mut serializer, self.name)?),
+            None => None,
+        };
+        let planned = profile.run.warmup + profile.run.duration;
+        let mut snapshot: Option<Snapshot> = None;
+        let mut last_tick = (Instant::now(), 0u64);
+        loop {
+            let elapsed = started.elapsed();
+            let next = (elapsed + TICK).min(planned);
+            std::thread::sleep(next.saturating_sub(elapsed));
+            let elapsed = started.elapsed();
+            if snapshot.is_none() && elapsed >= profile.run.warmup {
+                snapshot = Some(Snapshot {
+                    at: Instant::now(),
+                    since_start: elapsed,
+                    records: engine.progress().records_taken,
+                    latency: engine.latency_histogram(),
+                    cpu: cpu::process_time(),
+                });
+            }
+            if let Some(log) = &mut log {
+                if elapsed >= log.next {
+                    log.write(&engine.latency_histogram(), elapsed, profile.run.warmup)?;
+                }
+            }
+            let progress = engine.progress();
+            let now = Instant::now();
+            let seconds = now.duration_since(last_tick.0).as_secs_f64().max(1e-9);
+            self.observer.tick(&Status {
+                elapsed,
+                planned,
+                warming_up: snapshot.is_none(),
+                epochs: progress.epochs_completed,
+                records_per_second: progress.records_taken.saturating_sub(last_tick.1) as f64
+                    / seconds,
+                last_p99_micros: progress
+                    .last
+                    .as_ref()
+                    .map_or(0, |last| last.latency.p99_micros),
+            });
+            last_tick = (now, progress.records_taken);
+            let input_done =
+                engine.sources_exhausted() && producers.iter().all(JoinHandle::is_finished);
+            if elapsed >= planned || input_done || engine.has_failed() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Release);
+        for producer in producers {
+            producer.join().map_err(|_| RunError::Input {
+                path: PathBuf::from("(producer thread)"),
+                message: "a producer thread panicked".into(),
+            })?;
+        }
+        let summary = engine.shutdown()?;
+        let ended = Instant::now();
+        let cpu_end = cpu::process_time();
+        if let Some(log) = &mut log {
+            log.write(
+                &summary.latency_histogram,
+                started.elapsed(),
+                profile.run.warmup,
+            )?;
+        }
+        drop(log);
+        if let Some((path, mut file)) = log_file {
+            file.flush()
+                .map_err(|error| log_error(path, error.to_string()))?;
+        }
+        if summary.records_accepted != summary.records_in_results {
+            return Err(RunError::Lost {
+                accepted: summary.records_accepted,
+                in_results: summary.records_in_results,
+            });
+        }
+
+        let mut notes = Vec::new();
+        let snapshot = snapshot.unwrap_or_else(|| {
+            notes.push(format!(
+                "the input ran out after {:.2} s, within the {:.1} s warm-up: the figures cover the whole run",
+                started.elapsed().as_secs_f64(),
+                profile.run.warmup.as_secs_f64()
+            ));
+            Snapshot {
+                at: started,
+                since_start: Duration::ZERO,
+                records: 0,
+                latency: Histogram::new_from(&summary.latency_histogram),
+                cpu: Some(Duration::ZERO),
+            }
+        });
+        if workload.producers > 0 {
+            notes.push(
+                "records come from producer threads: record latency counts from when a worker took \
+                 a record off its ring, not from its intended send time"
+                    .into(),
+            );
+        }
+        let mut latency = summary.latency_histogram.clone();
+        latency
+            .subtract(&snapshot.latency)
+            .expect("a later copy of the same histogram holds every earlier count");
+        let epochs = std::mem::take(&mut *epochs.lock().unwrap_or_else(PoisonError::into_inner));
+        let measured: Vec<&EpochProgress> = epochs
+            .iter()
+            .filter(|epoch| epoch.opened >= snapshot.since_start)
+            .collect();
+        let mut by_reason = EpochsByReason::default();
+        for epoch in &measured {
+            match epoch.seal_reason {
+                SealReason::Interval => by_reason.interval += 1,
+                SealReason::Count => by_reason.count += 1,
+                SealReason::Shutdown => by_reason.shutdown += 1,
+            }
+        }
+        let seal_to_result: Vec<Duration> =
+            measured.iter().map(|epoch| epoch.seal_to_result).collect();
+        let elapsed_s = ended.duration_since(snapshot.at).as_secs_f64();
+        let records_measured = summary.records_accepted - snapshot.records;
+        let config = &profile.engine;
+        let report = RunReport {
+            profile: self.name.to_owned(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: config.workers,
+            pinned: config.pin && summary.unpinned.is_empty(),
+            pinning_note: if !config.pin {
+                Some("pin = false".into())
+            } else if !summary.unpinned.is_empty() {
+                Some(format!("workers {:?} ran unpinned", summary.unpinned))
+            } else {
+                None
+            },
+            interval_ms: config.interval.map(|interval| interval.as_secs_f64() * 1e3),
+            max_batch_records: config.max_batch_records,
+            offered_rate_rps: workload.rate.per_second(),
+            producers: workload.producers,
+            warmup_s: snapshot.since_start.as_secs_f64(),
+            records_in: summary.records_accepted,
+            records_out: summary.records_in_results,
+            records_measured,
+            elapsed_s,
+            throughput_rps: records_measured as f64 / elapsed_s.max(1e-9),
+            record_latency_ns: Percentiles::of_micros(&latency),
+            seal_to_result_ns: Percentiles::of_durations(&seal_to_result),
+            epochs: summary.epochs,
+            epochs_measured: measured.len() as u64,
+            epochs_by_reason: by_reason,
+            cpu_s: match (snapshot.cpu, cpu_end) {
+                (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
+                _ => None,
+            },
+            notes,
+        };
+        let epochs = epochs
+            .iter()
+            .map(|epoch| EpochLine::of(epoch, snapshot.since_start))
+            .collect();
+        Ok(RunOutcome { report, epochs })
+    }
+}
+
+/// Starts `workload.producers` threads pushing the generator's records (or
+/// `input`'s) through their own producer handles until `stop`.
+fn spawn_producers<J: Job<Event>>(
+    engine: &Engine<Event, J>,
+    workload: &super::profile::Workload,
+    input: Option<Vec<Event>>,
+    started: Instant,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<JoinHandle<()>>, RunError> {
+    let count = workload.producers;
+    let sources = split_sources(workload, input, count)?;
+    let mut threads = Vec::with_capacity(count);
+    for (index, mut source) in sources.into_iter().enumerate() {
+        let mut producer = engine.producer();
+        let stop = Arc::clone(stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("producer-{index}"))
+            .spawn(move || {
+                let mut chunk = Vec::with_capacity(PRODUCER_CHUNK);
+                while !stop.load(Ordering::Acquire) {
+                    chunk.clear();
+                    let now = started.elapsed().as_micros() as u64;
+                    match source.poll(now, &mut chunk, PRODUCER_CHUNK) {
+                        Poll::Exhausted => return,
+                        Poll::Idle => std::thread::sleep(Duration::from_micros(50)),
+                        Poll::Ready { .. } => {
+                            if producer.push_slice(&chunk).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|error| RunError::Input {
+                path: PathBuf::from("(producer thread)"),
+                message: format!("cannot start a producer thread: {error}"),
+            })?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
+/// `count` record sources: parts of the workload's generator, or shares
+/// of `input` (a file's records) in order.
+pub(crate) fn split_sources(
+    workload: &super::profile::Workload,
+    input: Option<Vec<Event>>,
+    count: usize,
+) -> Result<Vec<Box<dyn Source<Event>>>, RunError> {
+    Ok(match input {
+        None => Generator::new(workload.generator())
+            .parts(count)
+            .map_err(EngineError::from)?
+            .into_iter()
+            .map(|part| Box::new(part) as Box<dyn Source<Event>>)
+            .collect(),
+        Some(events) => {
+            let share = events.len().div_ceil(count);
+            let mut events = events.into_iter();
+            (0..count)
+                .map(|_| {
+                    let mine: Vec<Event> = events.by_ref().take(share).collect();
+                    Box::new(Chunks(mine.into_iter())) as Box<dyn Source<Event>>
+                })
+                .collect()
+        }
+    })
+}
+
+/// A share of a file's records, as a source.
+struct Chunks(std::vec::IntoIter<Event>);
+
+impl Source<Event> for Chunks {
+    fn poll(&mut self, _: u64, out: &mut Vec<Event>, max: usize) -> Poll {
+        out.extend(self.0.by_ref().take(max));
+        if out.is_empty() {
+            Poll::Exhausted
+        } else {
+            Poll::Ready {
+                intended_micros: None,
+            }
+        }
+    }
+}
+
+/// An HdrHistogram interval log of record latency: one histogram of the
+/// records whose epochs completed in each second.
+struct IntervalLog<'a> {
+    path: &'a Path,
+    writer: IntervalLogWriter<'a, 'a, BufWriter<File>, V2DeflateSerializer>,
+    previous: Option<Histogram<u64>>,
+    written_until: Duration,
+    next: Duration,
+}
+
+fn log_error(path: &Path, message: String) -> RunError {
+    RunError::Output {
+        what: path.display().to_string(),
+        message,
+    }
+}
+
+impl<'a> IntervalLog<'a> {
+    fn begin(
+        path: &'a Path,
+        file: &'a mut BufWriter<File>,
+        serializer: &'a mut V2DeflateSerializer,
+        name: &str,
+    ) -> Result<Self, RunError> {
+        let now = SystemTime::now();
+        let writer = IntervalLogWriterBuilder::new()
+            .add_comment(&format!(
+                "microbatch run of {name}: record latency in microseconds; intervals tagged warmup are left out of the summary"
+            ))
+            .with_start_time(now)
+            .with_base_time(now)
+            .with_max_value_divisor(1000.0)
+            .begin_log_with(file, serializer)
+            .map_err(|error| log_error(path, error.to_string()))?;
+        Ok(IntervalLog {
+            path,
+            writer,
+            previous: None,
+            written_until: Duration::ZERO,
+            next: LOG_INTERVAL,
+        })
+    }
+
+    /// Writes the counts `total` gained since the last call.
+    fn write(
+        &mut self,
+        total: &Histogram<u64>,
+        now: Duration,
+        warmup: Duration,
+    ) -> Result<(), RunError> {
+        let mut interval = total.clone();
+        if let Some(previous) = &self.previous {
+            interval
+                .subtract(previous)
+                .expect("a later copy of the same histogram holds every earlier count");
+        }
+        let tag = if self.written_until < warmup {
+            Tag::new("warmup")
+        } else {
+            None
+        };
+        self.writer
+            .write_histogram(&interval, self.written_until, now - self.written_until, tag)
+            .map_err(|error| log_error(self.path, format!("{error:?}")))?;
+        self.previous = Some(total.clone());
+        self.written_until = now;
+        self.next = now + LOG_INTERVAL;
+        Ok(())
+    }
+}

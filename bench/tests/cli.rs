@@ -1,0 +1,430 @@
+//! The `microbatch` binary end to end: every shipped profile runs, the
+//! files it promises are written and readable, and bad input gives one
+//! line and the documented exit code. Runs are a few hundred milliseconds:
+//! these tests check behaviour, never speed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn microbatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A short, unpinned run of `profile` (relative to the workspace).
+fn short<'a>(profile: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        profile,
+        "--set",
+        "run.duration=300ms",
+        "--set",
+        "run.warmup=100ms",
+        "--set",
+        "engine.pin=false",
+        "--set",
+        "engine.workers=2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+}
+
+#[test]
+fn every_shipped_profile_runs_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut profiles: Vec<PathBuf> = std::fs::read_dir(workspace().join("profiles"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    profiles.sort();
+    let names: Vec<String> = profiles
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "default.toml",
+        "low-latency.toml",
+        "throughput.toml",
+        "sweep-interval.toml",
+        "batch-vs-microbatch.toml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    for profile in &profiles {
+        let json = dir.path().join("summary.json");
+        let mut args = vec!["run"];
+        let profile = profile.to_string_lossy().into_owned();
+        args.extend(short(&profile, &["--json", json.to_str().unwrap()]));
+        let output = microbatch(&args);
+        assert_success(&output);
+        let text = stdout(&output);
+        assert!(text.contains("(equal)"), "{text}");
+        assert!(
+            text.contains("record latency") && text.contains("seal-to-result"),
+            "{text}"
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(summary["records_in"], summary["records_out"], "{profile}");
+        assert!(summary["records_in"].as_u64().unwrap() > 0, "{profile}");
+        for key in ["record_latency_ns", "seal_to_result_ns"] {
+            for percentile in ["p50", "p90", "p99", "p999", "max"] {
+                assert!(
+                    summary[key][percentile].is_u64(),
+                    "{profile}: {key}.{percentile}"
+                );
+            }
+        }
+        for key in ["elapsed_s", "throughput_rps"] {
+            assert!(summary[key].as_f64().unwrap() > 0.0, "{profile}: {key}");
+        }
+        assert!(summary["epochs"].as_u64().unwrap() >= 1, "{profile}");
+        assert_eq!(
+            summary["cores"].as_u64().unwrap() as usize,
+            std::thread::available_parallelism().unwrap().get()
+        );
+        assert_eq!(summary["pinned"], false);
+    }
+}
+
+#[test]
+fn run_writes_epoch_lines_and_a_standard_interval_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out").join("run.json");
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/low-latency.toml",
+        &[
+            "--set",
+            "run.duration=1200ms",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
+    assert_success(&microbatch(&args));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+
+    let lines = std::fs::read_to_string(dir.path().join("out").join("run.epochs.jsonl")).unwrap();
+    let epochs: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len() as u64, summary["epochs"].as_u64().unwrap());
+    let records: u64 = epochs.iter().map(|e| e["records"].as_u64().unwrap()).sum();
+    assert_eq!(records, summary["records_out"].as_u64().unwrap());
+    assert!(
+        epochs.iter().any(|e| e["warmup"] == true) && epochs.iter().any(|e| e["warmup"] == false)
+    );
+
+    // HdrHistogram's own log reader reads it back: every record counted once.
+    let log = std::fs::read(dir.path().join("out").join("run.hlog")).unwrap();
+    let mut deserializer = hdrhistogram::serialization::Deserializer::new();
+    let mut counted = 0;
+    let mut intervals = 0;
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(interval) =
+            entry.unwrap()
+        {
+            let bytes = base64_decode(interval.encoded_histogram());
+            let histogram: hdrhistogram::Histogram<u64> =
+                deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+            counted += histogram.len();
+            intervals += 1;
+        }
+    }
+    assert!(intervals >= 2, "{intervals} intervals");
+    assert_eq!(counted, summary["records_out"].as_u64().unwrap());
+}
+
+/// Standard base64 (the interval log's histogram encoding).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut bits = 0u32;
+        for (i, &d) in chunk.iter().enumerate() {
+            bits |= u32::from(d) << (18 - 6 * i);
+        }
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn producers_a_file_source_and_csv_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut text = String::from("key,value\n");
+    for i in 0..10_000u64 {
+        text.push_str(&format!("{},{}\n", i % 7, i % 100));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("rows");
+    let json = dir.path().join("s.json");
+    let source = format!("workload.path=\"{}\"", input.display());
+    let output = format!("output.path=\"{}\"", out.display());
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/default.toml",
+        &[
+            "--set",
+            "workload.source=file",
+            "--set",
+            &source,
+            "--set",
+            "workload.producers=2",
+            "--set",
+            "output.kind=csv",
+            "--set",
+            &output,
+            "--set",
+            "job.reductions=[\"count\", \"mean\", \"max\"]",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
+    let run = microbatch(&args);
+    assert_success(&run);
+    assert!(
+        stdout(&run).contains("producer threads"),
+        "{}",
+        stdout(&run)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["records_out"], 10_000);
+
+    // Every key's count and max over all epoch files match the input.
+    let mut counts = [0u64; 7];
+    let mut maxima = [0u64; 7];
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if std::fs::metadata(&path).unwrap().len() == 0 {
+            continue; // an epoch without records: an empty file
+        }
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        assert_eq!(
+            reader.headers().unwrap(),
+            vec!["key", "count", "max", "mean"]
+        );
+        for row in reader.records() {
+            let row = row.unwrap();
+            let key: usize = row[0].parse().unwrap();
+            counts[key] += row[1].parse::<u64>().unwrap();
+            maxima[key] = maxima[key].max(row[2].parse().unwrap());
+        }
+    }
+    let expected_max: Vec<u64> = (0..7u64)
+        .map(|k| {
+            (0..10_000u64)
+                .filter(|i| i % 7 == k)
+                .map(|i| i % 100)
+                .max()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 10_000);
+    assert_eq!(maxima.to_vec(), expected_max);
+}
+
+#[test]
+fn sweep_writes_csv_plots_and_names_the_knee() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let mut args = vec!["sweep"];
+    args.extend(short(
+        "profiles/sweep-interval.toml",
+        &[
+            "--interval",
+            "2ms,20ms",
+            "--rate",
+            "200000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let output = microbatch(&args);
+    assert_success(&output);
+    let text = stdout(&output);
+    assert!(text.contains("knee"), "{text}");
+    let mut reader = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4, "2 intervals × (max + 1 rate)");
+    let offered: Vec<&str> = rows.iter().map(|r| &r[2]).collect();
+    assert_eq!(offered, ["max", "max", "200000", "200000"]);
+    for plot in ["latency.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(out.join(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("batch interval"),
+            "{plot}"
+        );
+    }
+    assert!(out.join("profile.toml").exists());
+}
+
+#[test]
+fn compare_prints_every_design_with_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("c.json");
+    let mut args = vec!["compare"];
+    args.extend(short(
+        "profiles/batch-vs-microbatch.toml",
+        &[
+            "--set",
+            "workload.keys=1000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
+    let output = microbatch(&args);
+    assert_success(&output);
+    let text = stdout(&output);
+    for design in [
+        "micro-batch",
+        "batch (same engine",
+        "single thread",
+        "naive",
+    ] {
+        assert!(text.contains(design), "{design}: {text}");
+    }
+    let comparison: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let designs = comparison["designs"].as_array().unwrap();
+    assert_eq!(designs.len(), 4);
+    assert!(designs
+        .iter()
+        .all(|d| d["throughput_rps"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[engine]\nintervl = \"1ms\"\n").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["run".into(), bad.display().to_string()],
+            "engine.intervl: unknown field",
+        ),
+        (
+            vec![
+                "run".into(),
+                "profiles/default.toml".into(),
+                "--set".into(),
+                "engine.workers=0".into(),
+            ],
+            "engine.workers",
+        ),
+        (
+            vec![
+                "run".into(),
+                "profiles/default.toml".into(),
+                "--set".into(),
+                "workload.rate=fast".into(),
+            ],
+            "workload.rate",
+        ),
+        (
+            vec!["run".into(), "no/such/profile.toml".into()],
+            "cannot read the profile",
+        ),
+        (
+            vec![
+                "sweep".into(),
+                "profiles/sweep-interval.toml".into(),
+                "--interval".into(),
+                "1ms,soon".into(),
+            ],
+            "--interval",
+        ),
+        (vec!["run".into()], "PROFILE"),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = microbatch(&args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if args.len() > 1 {
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_input_file_exits_1_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    std::fs::write(&input, "key,value\n1,2\nthree,4\n").unwrap();
+    let source = format!("workload.path=\"{}\"", input.display());
+    let output = microbatch(
+        &short(
+            "profiles/default.toml",
+            &["--set", "workload.source=file", "--set", &source],
+        )
+        .into_iter()
+        .fold(vec!["run"], |mut args, arg| {
+            args.push(arg);
+            args
+        }),
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("events.csv") && err.contains("line: 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_every_command() {
+    for command in ["run", "sweep", "compare"] {
+        let output = microbatch(&[command, "--help"]);
+        assert_success(&output);
+        assert!(stdout(&output).contains("--set"), "{command}");
+    }
+    let output = microbatch(&["--help"]);
+    assert!(stdout(&output).contains("Exit codes"));
+}
