@@ -164,21 +164,39 @@ pub const MARKS_PER_WORKER: usize = 1024;
 
 /// One worker's arrival marks of its open epoch: `(µs, records)`, in
 /// arrival order. Fixed capacity; never allocates after construction.
+///
+/// Invariant: every mark but the last covers exactly `stride` runs, the
+/// last covers `last_runs` ≤ `stride`, and a mark's time is the earliest of
+/// its runs. When the marks are full, neighbouring pairs merge and the
+/// stride doubles, so resolution stays even over the epoch: an early mark
+/// never covers more of the epoch than a late one.
 #[derive(Debug)]
 pub(crate) struct Marks {
     marks: Vec<(u64, u64)>,
+    stride: u64,
+    last_runs: u64,
 }
 
 impl Marks {
     pub(crate) fn new() -> Self {
         Marks {
             marks: Vec::with_capacity(MARKS_PER_WORKER),
+            stride: 1,
+            last_runs: 0,
         }
     }
 
     /// Notes `records` records that arrived (or were due) at `micros`.
     #[inline]
     pub(crate) fn note(&mut self, micros: u64, records: u64) {
+        if self.last_runs < self.stride {
+            if let Some(last) = self.marks.last_mut() {
+                last.0 = last.0.min(micros);
+                last.1 += records;
+                self.last_runs += 1;
+                return;
+            }
+        }
         if self.marks.len() == MARKS_PER_WORKER {
             // Halve the resolution: merge pairs, keeping the earlier time.
             for i in 0..MARKS_PER_WORKER / 2 {
@@ -186,8 +204,10 @@ impl Marks {
                 self.marks[i] = (a.0.min(b.0), a.1 + b.1);
             }
             self.marks.truncate(MARKS_PER_WORKER / 2);
+            self.stride *= 2;
         }
         self.marks.push((micros, records));
+        self.last_runs = 1;
     }
 
     pub(crate) fn as_slice(&self) -> &[(u64, u64)] {
@@ -196,6 +216,8 @@ impl Marks {
 
     pub(crate) fn clear(&mut self) {
         self.marks.clear();
+        self.stride = 1;
+        self.last_runs = 0;
     }
 }
 
@@ -231,5 +253,34 @@ mod tests {
         assert_eq!(marks.as_slice().iter().map(|m| m.1).sum::<u64>(), 2000);
         assert_eq!(marks.as_slice()[0].0, 0);
         assert!(marks.as_slice().windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn merged_marks_keep_resolution_even_over_the_epoch() {
+        // Runs of 10 records at µs 0..100_000: the record-weighted median
+        // arrival is about 50_000, whatever the number of halvings.
+        let mut marks = Marks::new();
+        for i in 0..100_000u64 {
+            marks.note(i, 10);
+        }
+        let total: u64 = marks.as_slice().iter().map(|m| m.1).sum();
+        assert_eq!(total, 1_000_000);
+        let mut seen = 0;
+        let median = marks
+            .as_slice()
+            .iter()
+            .find(|m| {
+                seen += m.1;
+                seen >= total / 2
+            })
+            .unwrap()
+            .0;
+        assert!(
+            (45_000..=50_000).contains(&median),
+            "median arrival {median}"
+        );
+        marks.clear();
+        marks.note(7, 1);
+        assert_eq!(marks.as_slice(), &[(7, 1)]);
     }
 }
