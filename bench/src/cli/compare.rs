@@ -114,7 +114,7 @@ pub fn compare(
             let half = round_rate(micro.throughput_rps / 2.0);
             (
                 half,
-                "half the micro-batch throughput just measured (the profile's rate is max)"
+                "half the micro-batch throughput just measured, as the profile's rate is max"
                     .to_owned(),
             )
         }
@@ -199,7 +199,7 @@ impl Comparison {
         }
         let _ = writeln!(
             out,
-            "\n  record latency at {} offered, p50 / p90 / p99 / p99.9 / max ({}):",
+            "\n  record latency at {} offered ({}), p50 / p90 / p99 / p99.9 / max:",
             rate(self.latency_rate_rps as f64),
             self.latency_rate_note
         );
