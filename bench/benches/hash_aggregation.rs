@@ -10,15 +10,14 @@
 //! `cargo bench -p microbatch-bench --bench hash_aggregation`
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::HashTable;
 use microbatch::job::{self, count, sum, Job};
 use microbatch::source::{Event, Generator, GeneratorConfig, Poll, Source};
-use rustc_hash::FxBuildHasher;
+use microbatch_bench::end_to_end::fold_by_hand;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -81,22 +80,9 @@ fn hash_aggregation(c: &mut Criterion) {
             BenchmarkId::new("baseline_hashbrown_fx", key_space),
             &events,
             |b, events| {
-                let hasher = FxBuildHasher;
                 let mut table: HashTable<(u64, u64, u64)> = HashTable::new();
                 b.iter(|| {
-                    for event in black_box(events) {
-                        let hash = hasher.hash_one(event.key);
-                        match table.entry(hash, |e| e.0 == event.key, |e| hasher.hash_one(e.0)) {
-                            Entry::Occupied(mut entry) => {
-                                let e = entry.get_mut();
-                                e.1 += 1;
-                                e.2 = e.2.wrapping_add(event.value);
-                            }
-                            Entry::Vacant(entry) => {
-                                entry.insert((event.key, 1, event.value));
-                            }
-                        }
-                    }
+                    fold_by_hand(&mut table, black_box(events));
                     assert_eq!(table.len() as u64, keys);
                     table.clear();
                 })

@@ -99,7 +99,6 @@ pub fn single_thread(records: u64) -> (Duration, u64) {
     let generator = Generator::new(workload(records, None));
     let mut part = generator.parts(1).expect("valid workload").remove(0);
     let mut table: HashTable<(u64, u64, u64)> = HashTable::new();
-    let hasher = FxBuildHasher;
     let mut chunk = Vec::with_capacity(4096);
     let started = Instant::now();
     loop {
@@ -107,24 +106,31 @@ pub fn single_thread(records: u64) -> (Duration, u64) {
         if let microbatch::source::Poll::Exhausted = part.poll(0, &mut chunk, 4096) {
             break;
         }
-        for event in &chunk {
-            let hash = hasher.hash_one(event.key);
-            match table.entry(hash, |e| e.0 == event.key, |e| hasher.hash_one(e.0)) {
-                Entry::Occupied(mut entry) => {
-                    let e = entry.get_mut();
-                    e.1 += 1;
-                    e.2 = e.2.wrapping_add(event.value);
-                }
-                Entry::Vacant(entry) => {
-                    entry.insert((event.key, 1, event.value));
-                }
-            }
-        }
+        fold_by_hand(&mut table, &chunk);
     }
     let elapsed = started.elapsed();
     let checksum = table.iter().map(|e| e.1).sum();
     assert_eq!(checksum, records);
     (elapsed, checksum)
+}
+
+/// Folds `events` into per-key `(key, count, sum)` in a hashbrown table
+/// with FxHash: the engine's table and hash without the job layer.
+pub fn fold_by_hand(table: &mut HashTable<(u64, u64, u64)>, events: &[Event]) {
+    let hasher = FxBuildHasher;
+    for event in events {
+        let hash = hasher.hash_one(event.key);
+        match table.entry(hash, |e| e.0 == event.key, |e| hasher.hash_one(e.0)) {
+            Entry::Occupied(mut entry) => {
+                let e = entry.get_mut();
+                e.1 += 1;
+                e.2 = e.2.wrapping_add(event.value);
+            }
+            Entry::Vacant(entry) => {
+                entry.insert((event.key, 1, event.value));
+            }
+        }
+    }
 }
 
 /// `producers` threads send every record through one `std::sync::mpsc`

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -88,30 +89,59 @@ fn draw_latency(result: &SweepResult, path: &Path) -> Result<(), RunError> {
         .draw()
         .map_err(|e| plot_error(path, e))?;
     for (label, value, color) in series {
-        let points: Vec<(f64, f64)> = rows.iter().map(|r| (r.interval_ms, ms(value(r)))).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
-            .map_err(|e| plot_error(path, e))?;
+        let points = rows.iter().map(|r| (r.interval_ms, ms(value(r)))).collect();
+        line(&mut chart, path, points, color.to_rgba(), label.to_owned())?;
     }
+    legend(&mut chart, path, SeriesLabelPosition::UpperLeft)?;
+    root.present().map_err(|e| plot_error(path, e))
+}
+
+/// Draws one labelled line with a dot at each point.
+fn line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    path: &Path,
+    points: Vec<(f64, f64)>,
+    color: RGBAColor,
+    label: String,
+) -> Result<(), RunError>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        .map_err(|e| plot_error(path, e))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, color.filled())),
+        )
+        .map_err(|e| plot_error(path, e))?;
+    Ok(())
+}
+
+/// Draws the legend of every labelled line at `position`.
+fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    path: &Path,
+    position: SeriesLabelPosition,
+) -> Result<(), RunError>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+        .map_err(|e| plot_error(path, e))
 }
 
 fn draw_throughput(result: &SweepResult, path: &Path) -> Result<(), RunError> {
@@ -147,27 +177,14 @@ fn draw_throughput(result: &SweepResult, path: &Path) -> Result<(), RunError> {
     for (index, n) in settings.iter().enumerate() {
         let rows = result.series(*n, "max");
         let color = Palette99::pick(index).to_rgba();
-        let points: Vec<(f64, f64)> = rows
+        let points = rows
             .iter()
             .map(|r| (r.interval_ms, r.throughput_rps / 1e6))
             .collect();
         let label = n.map_or("max_batch_records off".into(), |n| {
             format!("max_batch_records {n}")
         });
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
-            .map_err(|e| plot_error(path, e))?;
+        line(&mut chart, path, points, color, label)?;
         if let Some((interval_ms, throughput)) = knee(&rows) {
             chart
                 .draw_series(std::iter::once(Text::new(
@@ -181,12 +198,6 @@ fn draw_throughput(result: &SweepResult, path: &Path) -> Result<(), RunError> {
                 .map_err(|e| plot_error(path, e))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
+    legend(&mut chart, path, SeriesLabelPosition::LowerRight)?;
     root.present().map_err(|e| plot_error(path, e))
 }

@@ -25,7 +25,7 @@ use microbatch::{Engine, EngineError};
 
 use super::cpu;
 use super::jobs::{with_job, Columns, OutputSink, Wanted, WithJob};
-use super::profile::{OutputKind, Profile, SourceKind};
+use super::profile::{OutputKind, Profile, SourceKind, Workload};
 use super::report::{EpochLine, EpochsByReason, Percentiles, RunReport};
 
 /// How often the runner looks at the engine (progress bar, end of run).
@@ -142,6 +142,18 @@ pub fn run(
             input,
         },
     )
+}
+
+/// The records of a `file` workload, read whole; `None` for the generator.
+pub fn file_input(workload: &Workload) -> Result<Option<Vec<Event>>, RunError> {
+    match (workload.source, workload.path.as_deref()) {
+        (SourceKind::File, Some(path)) => Ok(Some(read_events(path, workload.records)?)),
+        (SourceKind::File, None) => Err(RunError::Input {
+            path: PathBuf::from("workload.path"),
+            message: "a file source needs a path".into(),
+        }),
+        (SourceKind::Generator, _) => Ok(None),
+    }
 }
 
 /// Reads a CSV file with the header `key,value` (at most `limit` records).
@@ -419,7 +431,7 @@ impl RunJob<'_> {
 /// `input`'s) through their own producer handles until `stop`.
 fn spawn_producers<J: Job<Event>>(
     engine: &Engine<Event, J>,
-    workload: &super::profile::Workload,
+    workload: &Workload,
     input: Option<Vec<Event>>,
     started: Instant,
     stop: &Arc<AtomicBool>,
@@ -460,7 +472,7 @@ fn spawn_producers<J: Job<Event>>(
 /// `count` record sources: parts of the workload's generator, or shares
 /// of `input` (a file's records) in order.
 pub(crate) fn split_sources(
-    workload: &super::profile::Workload,
+    workload: &Workload,
     input: Option<Vec<Event>>,
     count: usize,
 ) -> Result<Vec<Box<dyn Source<Event>>>, RunError> {
