@@ -280,6 +280,8 @@ fn sweep_writes_csv_plots_and_names_the_knee() {
             "2ms,20ms",
             "--rate",
             "200000",
+            "--repeat",
+            "3",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -289,10 +291,30 @@ fn sweep_writes_csv_plots_and_names_the_knee() {
     let text = stdout(&output);
     assert!(text.contains("knee"), "{text}");
     let mut reader = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 4, "2 intervals × (max + 1 rate)");
-    let offered: Vec<&str> = rows.iter().map(|r| &r[2]).collect();
-    assert_eq!(offered, ["max", "max", "200000", "200000"]);
+    assert_eq!(rows.len(), 12, "2 intervals × (max + 1 rate) × 3 runs");
+    let offered: Vec<&str> = rows.iter().map(|r| &r[column("offered_rate")]).collect();
+    assert_eq!(offered[..6], ["max"; 6]);
+    assert_eq!(offered[6..], ["200000"; 6]);
+    // One median per point, and the table shows only medians.
+    for point in rows.chunks(3) {
+        let medians = point
+            .iter()
+            .filter(|r| &r[column("median")] == "true")
+            .count();
+        assert_eq!(medians, 1);
+        let runs: Vec<&str> = point.iter().map(|r| &r[column("run")]).collect();
+        assert_eq!(runs, ["1", "2", "3"]);
+    }
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" ms ") && l.contains("off"))
+            .count(),
+        4,
+        "{text}"
+    );
     for plot in ["latency.svg", "throughput.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).unwrap();
         assert!(

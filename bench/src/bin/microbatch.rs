@@ -109,6 +109,10 @@ struct SweepArgs {
     /// throughput measured).
     #[arg(long, value_name = "LIST")]
     rate: Option<String>,
+    /// Runs per point: the table and plots show each point's median run,
+    /// sweep.csv every run. Use 3 or 5 on a noisy machine.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: u16,
     /// Where to write sweep.csv, the plots and the profile used (default:
     /// a new folder under results/).
     #[arg(long, value_name = "DIR")]
@@ -299,6 +303,7 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|m| usage("--rate", m))?
             .unwrap_or_default(),
+        repeat: usize::from(args.repeat),
     };
     let dir = args.out.unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())

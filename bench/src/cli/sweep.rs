@@ -29,6 +29,10 @@ pub struct SweepPlan {
     pub max_batch_records: Vec<Option<u64>>,
     /// Fixed rates for the latency runs; empty: see the module docs.
     pub rates: Vec<u64>,
+    /// Runs per point (≥ 1); the table and plots show each point's median
+    /// run (by throughput at the maximum rate, by p99 record latency at a
+    /// fixed rate), the CSV every run.
+    pub repeat: usize,
 }
 
 /// One row of the sweep's CSV: one run.
@@ -64,6 +68,10 @@ pub struct SweepRow {
     pub records_in: u64,
     /// Process CPU seconds in the measured window.
     pub cpu_s: Option<f64>,
+    /// Which of the point's runs this is, from 1.
+    pub run: usize,
+    /// Whether this run is the point's median, shown in tables and plots.
+    pub median: bool,
 }
 
 impl SweepRow {
@@ -86,6 +94,8 @@ impl SweepRow {
             epochs: report.epochs_measured,
             records_in: report.records_in,
             cpu_s: report.cpu_s,
+            run: 1,
+            median: true,
         }
     }
 
@@ -116,7 +126,6 @@ pub fn sweep(
 ) -> Result<SweepResult, RunError> {
     let mut base = profile.clone();
     base.output.kind = OutputKind::None;
-    let files = RunFiles::default();
     let max_batch_records = if plan.max_batch_records.is_empty() {
         vec![profile.engine.max_batch_records]
     } else {
@@ -143,15 +152,17 @@ pub fn sweep(
 
     let mut rows = Vec::new();
     for &(interval, n) in &points {
-        say(&format!("{}: maximum rate", label(interval, n)));
-        let report = run(
-            &point_profile(interval, n, Rate::Max),
+        let point = point_profile(interval, n, Rate::Max);
+        let what = format!("{}: maximum rate", label(interval, n));
+        rows.extend(repeated(
+            &point,
             name,
-            &files,
+            plan.repeat,
+            &what,
             observer,
-        )?
-        .report;
-        rows.push(SweepRow::of(&report));
+            say,
+            |row| row.throughput_rps,
+        )?);
     }
     let (rates, rate_note) = if !plan.rates.is_empty() {
         (plan.rates.clone(), "--rate".to_owned())
@@ -160,6 +171,7 @@ pub fn sweep(
     } else {
         let slowest = rows
             .iter()
+            .filter(|row| row.median)
             .map(|row| row.throughput_rps)
             .fold(f64::INFINITY, f64::min);
         (
@@ -169,19 +181,21 @@ pub fn sweep(
     };
     for &rate in &rates {
         for &(interval, n) in &points {
-            say(&format!(
+            let point = point_profile(interval, n, Rate::PerSecond(rate));
+            let what = format!(
                 "{}: {} offered",
                 label(interval, n),
                 self::rate(rate as f64)
-            ));
-            let report = run(
-                &point_profile(interval, n, Rate::PerSecond(rate)),
+            );
+            rows.extend(repeated(
+                &point,
                 name,
-                &files,
+                plan.repeat,
+                &what,
                 observer,
-            )?
-            .report;
-            rows.push(SweepRow::of(&report));
+                say,
+                |row| row.record_p99_ns as f64,
+            )?);
         }
     }
     Ok(SweepResult {
@@ -189,6 +203,34 @@ pub fn sweep(
         rates,
         rate_note,
     })
+}
+
+/// Runs `point` `repeat` times and marks the median run by `key`.
+fn repeated(
+    point: &Profile,
+    name: &str,
+    repeat: usize,
+    what: &str,
+    observer: &mut dyn Observer,
+    say: &mut dyn FnMut(&str),
+    key: fn(&SweepRow) -> f64,
+) -> Result<Vec<SweepRow>, RunError> {
+    let mut rows = Vec::with_capacity(repeat);
+    for index in 0..repeat.max(1) {
+        if repeat > 1 {
+            say(&format!("{what} (run {} of {repeat})", index + 1));
+        } else {
+            say(what);
+        }
+        let mut row = SweepRow::of(&run(point, name, &RunFiles::default(), observer)?.report);
+        row.run = index + 1;
+        row.median = false;
+        rows.push(row);
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| key(&rows[a]).total_cmp(&key(&rows[b])));
+    rows[order[order.len() / 2]].median = true;
+    Ok(rows)
 }
 
 /// The knee of one count-trigger setting's throughput runs: the shortest
@@ -212,7 +254,11 @@ impl SweepResult {
         let mut rows: Vec<&SweepRow> = self
             .rows
             .iter()
-            .filter(|row| row.max_batch_records == max_batch_records && row.offered_rate == offered)
+            .filter(|row| {
+                row.median
+                    && row.max_batch_records == max_batch_records
+                    && row.offered_rate == offered
+            })
             .collect();
         rows.sort_by(|a, b| a.interval_ms.total_cmp(&b.interval_ms));
         rows
@@ -243,7 +289,7 @@ impl SweepResult {
             "record latency p50 / p90 / p99 / p99.9 / max",
             "seal→result p99"
         );
-        for row in &self.rows {
+        for row in self.rows.iter().filter(|row| row.median) {
             let _ = writeln!(
                 out,
                 "  {:>8} ms {:>10} {:>10} {:>11}   {:<44} {:>12.2} ms",
@@ -392,6 +438,8 @@ mod tests {
             epochs: 0,
             records_in: 0,
             cpu_s: None,
+            run: 1,
+            median: true,
         }
     }
 
