@@ -213,6 +213,15 @@ impl Drop for Bar {
     }
 }
 
+/// Says what runs next: above the bar on a terminal, else on stderr.
+fn announce(bar: &ProgressBar, what: &str) {
+    if bar.is_hidden() {
+        eprintln!("  running {what}");
+    } else {
+        bar.println(format!("  running {what}"));
+    }
+}
+
 fn with_extension(path: &Path, extension: &str) -> PathBuf {
     let stem = path
         .file_stem()
@@ -317,8 +326,10 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
         PathBuf::from("results").join(format!("sweep-{stem}-{stamp}"))
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let runs =
-        plan.intervals.len() * plan.max_batch_records.len().max(1) * (1 + plan.rates.len().max(1));
+    let runs = plan.intervals.len()
+        * plan.max_batch_records.len().max(1)
+        * (1 + plan.rates.len().max(1))
+        * plan.repeat;
     let each = profile.run.warmup + profile.run.duration;
     say!(
         "microbatch sweep {name}: {runs} runs of about {}, about {} in all",
@@ -329,7 +340,7 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
         let mut bar = Bar::new();
         let progress = bar.0.clone();
         sweep(&profile, &name, &plan, &mut bar, &mut |what| {
-            progress.println(format!("  running {what}"))
+            announce(&progress, what)
         })?
     };
     say!("{}", result.table().trim_end());
@@ -358,7 +369,7 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
         let mut bar = Bar::new();
         let progress = bar.0.clone();
         compare(&profile, &name, &mut bar, &mut |what| {
-            progress.println(format!("  running {what}"))
+            announce(&progress, what)
         })?
     };
     say!("{}", comparison.table().trim_end());
