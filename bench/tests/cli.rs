@@ -450,3 +450,90 @@ fn help_explains_every_command() {
     let output = microbatch(&["--help"]);
     assert!(stdout(&output).contains("Exit codes"));
 }
+
+#[test]
+fn a_record_log_is_written_inspected_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.csv");
+    let mut text = String::from("key,value\n");
+    for i in 0..20_000u64 {
+        text.push_str(&format!("{},{}\n", i % 11, i % 50));
+    }
+    text.push_str("oops\n");
+    std::fs::write(&input, text).unwrap();
+    let log = dir.path().join("log");
+    let (from, to) = (input.to_str().unwrap(), log.to_str().unwrap());
+
+    // A bad line stops the import by default, with its line number.
+    let stopped = microbatch(&["log", "write", "--from", from, "--to", to]);
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(
+        stderr(&stopped).contains("line 20002"),
+        "{}",
+        stderr(&stopped)
+    );
+
+    let written = microbatch(&[
+        "log",
+        "write",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--bad-lines",
+        "skip",
+    ]);
+    assert_success(&written);
+    assert!(
+        stdout(&written).contains("wrote 20000 records"),
+        "{}",
+        stdout(&written)
+    );
+    assert!(std::fs::read_to_string(log.join("rejects.txt"))
+        .unwrap()
+        .starts_with("line 20002:"));
+    let inspected = microbatch(&["log", "inspect", to]);
+    assert_success(&inspected);
+    assert!(
+        stdout(&inspected).contains("20000 records"),
+        "{}",
+        stdout(&inspected)
+    );
+
+    for producers in ["0", "2"] {
+        let json = dir.path().join(format!("p{producers}.json"));
+        let source = format!("workload.path=\"{}\"", log.display());
+        let producers = format!("workload.producers={producers}");
+        let mut args = vec!["run"];
+        args.extend(short(
+            "profiles/default.toml",
+            &[
+                "--set",
+                "workload.source=log",
+                "--set",
+                &source,
+                "--set",
+                &producers,
+                "--json",
+                json.to_str().unwrap(),
+            ],
+        ));
+        assert_success(&microbatch(&args));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(summary["records_out"], 20_000, "{producers}");
+    }
+
+    // A damaged log is refused with its file and offset.
+    let segment = log.join("segment-0000000000.mblog");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[60] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+    let refused = microbatch(&["log", "inspect", to]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("segment-0000000000.mblog: offset 32: corrupt block"),
+        "{err}"
+    );
+}

@@ -7,7 +7,8 @@
 //! (`max_batch_records`), whichever comes first; each worker folds its
 //! records into partial aggregates, the parts travel through the shuffle
 //! [`mesh`] to the worker owning their keys, and each epoch's result goes to
-//! a [`sink`] with its [`progress`] figures.
+//! a [`sink`] with its [`progress`] figures. A [`log`] keeps records in a
+//! replayable, checksummed file format that the engine reads as a source.
 //!
 //! The contract:
 //! - Nothing lost, nothing doubled: a push either accepts a record, which
@@ -59,6 +60,7 @@ pub mod epoch;
 mod error;
 mod input;
 pub mod job;
+pub mod log;
 pub mod mesh;
 pub mod progress;
 pub mod sink;

@@ -43,12 +43,29 @@ pub trait SourceSpec<R> {
 }
 
 /// The generator's record: a key and a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Event {
     /// In `0..keys`.
     pub key: u64,
     /// Drawn from the value distribution.
     pub value: u64,
+}
+
+impl crate::log::LogRecord for Event {
+    const SCHEMA: &'static str = "microbatch.event.v1(key u64, value u64)";
 }
 
 /// How the generator draws keys from `0..keys`.

@@ -12,7 +12,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use microbatch::log::{LogOptions, LogReader};
+use microbatch::source::Event;
 use microbatch_bench::cli::compare::compare;
+use microbatch_bench::cli::import::{import, BadLines};
 use microbatch_bench::cli::plot;
 use microbatch_bench::cli::profile::{Profile, ProfileError};
 use microbatch_bench::cli::report::rate;
@@ -62,6 +65,42 @@ enum Command {
     /// thread and through a naive mpsc + HashMap design, and print the
     /// ratios.
     Compare(CompareArgs),
+    /// Write and inspect record logs: replayable, checksummed files of
+    /// records (a profile reads one with workload.source = "log").
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Turn a CSV file (`key,value` lines, header optional) or a JSON-lines
+    /// file ({"key":…,"value":…}) into a record log in a new directory.
+    Write(LogWriteArgs),
+    /// Check every block of a record log and print what it holds.
+    Inspect(LogInspectArgs),
+}
+
+#[derive(Args)]
+struct LogWriteArgs {
+    /// The input: FILE.csv or FILE.jsonl.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The log's directory (created; it must hold no log).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// What to do with a line that is not a record: stop the import (and
+    /// keep nothing), or skip it into DIR/rejects.txt.
+    #[arg(long, value_enum, default_value = "stop")]
+    bad_lines: BadLines,
+    /// Records per block.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    block_records: usize,
+}
+
+#[derive(Args)]
+struct LogInspectArgs {
+    /// The log's directory.
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -134,6 +173,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command(args),
         Command::Sweep(args) => sweep_command(args),
         Command::Compare(args) => compare_command(args),
+        Command::Log(LogCommand::Write(args)) => log_write_command(args),
+        Command::Log(LogCommand::Inspect(args)) => log_inspect_command(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -378,6 +419,49 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
             serde_json::to_vec_pretty(&comparison).context("cannot encode the comparison")?;
         write_file(path, &json)?;
         say!("  comparison: {}", path.display());
+    }
+    Ok(())
+}
+
+fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
+    let options = LogOptions {
+        block_records: args.block_records.max(1),
+        ..LogOptions::default()
+    };
+    let summary = import(&args.from, &args.to, args.bad_lines, options)?;
+    say!(
+        "wrote {} records in {} blocks, {} segment(s), to {}",
+        summary.records,
+        summary.blocks,
+        summary.segments,
+        args.to.display()
+    );
+    if let Some(rejects) = &summary.rejects {
+        say!(
+            "skipped {} bad lines: {}",
+            summary.rejected,
+            rejects.display()
+        );
+    }
+    Ok(())
+}
+
+fn log_inspect_command(args: LogInspectArgs) -> anyhow::Result<()> {
+    let reader = LogReader::<Event>::open(&args.dir)?;
+    say!(
+        "{}: {} records in {} blocks, {} segment(s); every block checked",
+        args.dir.display(),
+        reader.records(),
+        reader.blocks(),
+        reader.segments()
+    );
+    if let Some(torn) = reader.torn_tail() {
+        say!(
+            "torn tail: {} at offset {}: {} (the log ends there, as after a crash during a write)",
+            torn.path.display(),
+            torn.offset,
+            torn.reason
+        );
     }
     Ok(())
 }

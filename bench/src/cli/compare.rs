@@ -27,7 +27,7 @@ use super::cpu;
 use super::jobs::{with_aggregator, with_job, Columns, Reduced, WithAggregator, WithJob};
 use super::profile::{JobKind, OutputKind, Profile, Rate};
 use super::report::{percentiles_line, rate, round_rate, Percentiles, RunReport};
-use super::run::{file_input, run, split_sources, Observer, RunError, RunFiles};
+use super::run::{open_input, run, split_sources, Observer, RunError, RunFiles};
 
 /// Records a baseline thread takes from its source at a time (as a worker
 /// does).
@@ -237,7 +237,7 @@ fn baseline_sources(
 ) -> Result<Vec<Box<dyn Source<Event>>>, RunError> {
     let mut workload = profile.workload.clone();
     workload.rate = Rate::Max;
-    let input = file_input(&workload)?;
+    let input = open_input(&workload)?;
     split_sources(&workload, input, count)
 }
 

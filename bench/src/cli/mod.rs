@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod cpu;
+pub mod import;
 pub mod jobs;
 pub mod plot;
 pub mod profile;

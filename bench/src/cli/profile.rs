@@ -55,6 +55,9 @@ pub enum SourceKind {
     /// A CSV file with the header `key,value`, read into memory before the
     /// run so that the run measures the engine, not the disk.
     File,
+    /// A record log directory (`microbatch log write`), checked when opened
+    /// and read in place; `rate` replays it at a fixed pace.
+    Log,
 }
 
 /// How keys are drawn.
@@ -159,10 +162,10 @@ impl<'de> Deserialize<'de> for Rate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
-    /// `generator` (default) or `file`.
+    /// `generator` (default), `file` or `log`.
     pub source: SourceKind,
-    /// The CSV file of a `file` source (header `key,value`), relative to
-    /// the working directory.
+    /// The CSV file of a `file` source (header `key,value`) or the
+    /// directory of a `log` source, relative to the working directory.
     pub path: Option<PathBuf>,
     /// Distinct keys of the generator. Default 100 000.
     pub keys: u64,
@@ -428,17 +431,34 @@ impl Profile {
                 .map_err(|error| (workload_key(error.setting), error.to_string()))?;
         }
         match (workload.source, &workload.path) {
-            (SourceKind::File, None) => return Err((
-                "workload.path".into(),
-                "missing; a `file` source needs the path of a CSV file with the header `key,value`"
-                    .into(),
-            )),
-            (SourceKind::Generator, Some(_)) => return Err((
-                "workload.path".into(),
-                "set, but the source is `generator`; accepted: a path only with source = \"file\""
-                    .into(),
-            )),
+            (SourceKind::File | SourceKind::Log, None) => {
+                return Err((
+                    "workload.path".into(),
+                    "missing; a `file` source needs a CSV file with the header `key,value`, a `log` source a record log directory".into(),
+                ))
+            }
+            (SourceKind::Generator, Some(_)) => {
+                return Err((
+                    "workload.path".into(),
+                    "set, but the source is `generator`; accepted: a path only with source = \"file\" or \"log\"".into(),
+                ))
+            }
             _ => {}
+        }
+        if workload.source == SourceKind::File && workload.rate != Rate::Max {
+            return Err((
+                "workload.rate".into(),
+                format!(
+                    "{}, but a `file` source is read at the maximum rate; accepted: \"max\", or write the file into a record log (`microbatch log write`) and replay that at a rate",
+                    workload.rate
+                ),
+            ));
+        }
+        if workload.source == SourceKind::Log && workload.records.is_some() {
+            return Err((
+                "workload.records".into(),
+                "set, but a `log` source reads the whole log; accepted: no key".into(),
+            ));
         }
         if workload.producers > MAX_PRODUCERS {
             return Err((
@@ -643,6 +663,24 @@ mod tests {
         );
         let message = error("[workload]\nsource = \"file\"\n", &[]);
         assert!(message.starts_with("p.toml: workload.path:"), "{message}");
+        let message = error("[workload]\nsource = \"log\"\n", &[]);
+        assert!(message.starts_with("p.toml: workload.path:"), "{message}");
+        let message = error(
+            "[workload]\nsource = \"file\"\npath = \"a.csv\"\nrate = 5\n",
+            &[],
+        );
+        assert!(
+            message.starts_with("p.toml: workload.rate:") && message.contains("record log"),
+            "{message}"
+        );
+        let message = error(
+            "[workload]\nsource = \"log\"\npath = \"l\"\nrecords = 5\n",
+            &[],
+        );
+        assert!(
+            message.starts_with("p.toml: workload.records:"),
+            "{message}"
+        );
         let message = error("[job]\nreductions = [\"sum\", \"sum\"]\n", &[]);
         assert!(message.contains("listed twice"), "{message}");
         let message = error("[run]\nduration = \"0s\"\n", &[]);

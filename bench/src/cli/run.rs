@@ -18,9 +18,10 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWr
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use microbatch::job::Job;
+use microbatch::log::{LogReader, LogSource};
 use microbatch::progress::{EpochProgress, SealReason};
 use microbatch::sink::{DiscardSink, FileFormat, Sink};
-use microbatch::source::{Event, Generator, IterSource, Poll, Source};
+use microbatch::source::{Event, Generator, IterSource, Poll, Source, SourceSpec};
 use microbatch::{Engine, EngineError};
 
 use super::cpu;
@@ -121,17 +122,7 @@ pub fn run(
     files: &RunFiles,
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
-    let input = match profile.workload.source {
-        SourceKind::Generator => None,
-        SourceKind::File => {
-            let path = profile
-                .workload
-                .path
-                .as_deref()
-                .expect("checked by Profile::check");
-            Some(read_events(path, profile.workload.records)?)
-        }
-    };
+    let input = open_input(&profile.workload)?;
     with_job(
         &profile.job,
         RunJob {
@@ -144,16 +135,35 @@ pub fn run(
     )
 }
 
-/// The records of a `file` workload, read whole; `None` for the generator.
-pub fn file_input(workload: &Workload) -> Result<Option<Vec<Event>>, RunError> {
-    match (workload.source, workload.path.as_deref()) {
-        (SourceKind::File, Some(path)) => Ok(Some(read_events(path, workload.records)?)),
-        (SourceKind::File, None) => Err(RunError::Input {
+/// Where a run's records come from.
+pub enum Input {
+    /// The seeded generator.
+    Generator,
+    /// A CSV file's records, read whole before the run.
+    Events(Vec<Event>),
+    /// A record log, checked when opened and read in place.
+    Log(LogReader<Event>),
+}
+
+/// Opens the workload's input: reads a CSV file whole, or opens and
+/// checks a record log.
+pub fn open_input(workload: &Workload) -> Result<Input, RunError> {
+    let path = || {
+        workload.path.as_deref().ok_or_else(|| RunError::Input {
             path: PathBuf::from("workload.path"),
-            message: "a file source needs a path".into(),
-        }),
-        (SourceKind::Generator, _) => Ok(None),
-    }
+            message: "a file or log source needs a path".into(),
+        })
+    };
+    Ok(match workload.source {
+        SourceKind::Generator => Input::Generator,
+        SourceKind::File => Input::Events(read_events(path()?, workload.records)?),
+        SourceKind::Log => {
+            Input::Log(LogReader::open(path()?).map_err(|error| RunError::Input {
+                path: path().map(Path::to_owned).unwrap_or_default(),
+                message: error.to_string(),
+            })?)
+        }
+    })
 }
 
 /// Reads a CSV file with the header `key,value` (at most `limit` records).
@@ -188,7 +198,7 @@ struct RunJob<'a> {
     name: &'a str,
     files: &'a RunFiles,
     observer: &'a mut dyn Observer,
-    input: Option<Vec<Event>>,
+    input: Input,
 }
 
 impl WithJob for RunJob<'_> {
@@ -239,17 +249,21 @@ impl RunJob<'_> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(progress.clone())
             });
-        let mut input = self.input;
+        let mut input = Some(self.input);
         if workload.producers == 0 {
-            builder = match input.take() {
-                None => builder.source(Generator::new(workload.generator())),
-                Some(events) => builder.source(IterSource::new(events)),
+            builder = match input.take().expect("the input is there") {
+                Input::Generator => builder.source(Generator::new(workload.generator())),
+                Input::Events(events) => builder.source(IterSource::new(events)),
+                Input::Log(reader) => {
+                    builder.source(LogSource::new(reader, workload.rate.per_second()))
+                }
             };
         }
         let started = Instant::now();
         let engine = builder.start()?;
         let stop = Arc::new(AtomicBool::new(false));
         let producers = if workload.producers > 0 {
+            let input = input.take().expect("the input is there");
             spawn_producers(&engine, workload, input, started, &stop)?
         } else {
             Vec::new()
@@ -432,7 +446,7 @@ impl RunJob<'_> {
 fn spawn_producers<J: Job<Event>>(
     engine: &Engine<Event, J>,
     workload: &Workload,
-    input: Option<Vec<Event>>,
+    input: Input,
     started: Instant,
     stop: &Arc<AtomicBool>,
 ) -> Result<Vec<JoinHandle<()>>, RunError> {
@@ -469,21 +483,21 @@ fn spawn_producers<J: Job<Event>>(
     Ok(threads)
 }
 
-/// `count` record sources: parts of the workload's generator, or shares
-/// of `input` (a file's records) in order.
+/// `count` record sources: parts of the workload's generator, shares of a
+/// file's records in order, or parts of a record log.
 pub(crate) fn split_sources(
     workload: &Workload,
-    input: Option<Vec<Event>>,
+    input: Input,
     count: usize,
 ) -> Result<Vec<Box<dyn Source<Event>>>, RunError> {
     Ok(match input {
-        None => Generator::new(workload.generator())
+        Input::Generator => Generator::new(workload.generator())
             .parts(count)
             .map_err(EngineError::from)?
             .into_iter()
             .map(|part| Box::new(part) as Box<dyn Source<Event>>)
             .collect(),
-        Some(events) => {
+        Input::Events(events) => {
             let share = events.len().div_ceil(count);
             let mut events = events.into_iter();
             (0..count)
@@ -493,6 +507,9 @@ pub(crate) fn split_sources(
                 })
                 .collect()
         }
+        Input::Log(reader) => LogSource::new(reader, workload.rate.per_second())
+            .split(count)
+            .map_err(EngineError::from)?,
     })
 }
 

@@ -1,0 +1,322 @@
+//! The record log: what is written reads back in order across blocks and
+//! segments; the engine reads it whole through `LogSource`; every kind of
+//! damage is refused with the file and offset, except a torn tail, which
+//! ends the log.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use microbatch::job::{self, count, sum};
+use microbatch::log::format::{BLOCK_HEADER, SEGMENT_HEADER};
+use microbatch::log::{LogError, LogOptions, LogReader, LogRecord, LogSource, LogWriter, Position};
+use microbatch::sink::CollectSink;
+use microbatch::source::{Event, Poll, SourceSpec};
+use microbatch::Engine;
+
+fn events(n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event {
+            key: i % 13,
+            value: i,
+        })
+        .collect()
+}
+
+/// Writes `records` in blocks of `block` records, segments of about
+/// `segment_bytes`; returns the segment paths.
+fn write_log(dir: &Path, records: &[Event], block: usize, segment_bytes: u64) -> Vec<PathBuf> {
+    let mut writer = LogWriter::create(
+        dir,
+        LogOptions {
+            block_records: block,
+            segment_bytes,
+        },
+    )
+    .unwrap();
+    for record in records {
+        writer.append(*record).unwrap();
+    }
+    let summary = writer.finish().unwrap();
+    assert_eq!(summary.records, records.len() as u64);
+    let mut segments: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mblog"))
+        .collect();
+    segments.sort();
+    assert_eq!(segments.len() as u64, summary.segments);
+    segments
+}
+
+fn read_all(reader: &LogReader<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    for block in 0..reader.blocks() {
+        reader.read(block, 0, usize::MAX, &mut out);
+    }
+    out
+}
+
+#[test]
+fn records_read_back_in_order_across_blocks_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = events(10_007);
+    let segments = write_log(dir.path(), &records, 100, 16 << 10);
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    let reader = LogReader::<Event>::open(dir.path()).unwrap();
+    assert_eq!(reader.records(), 10_007);
+    assert_eq!(reader.blocks(), 101);
+    assert_eq!(reader.torn_tail(), None);
+    assert_eq!(read_all(&reader), records);
+    // Partial reads and positions.
+    let mut out = Vec::new();
+    assert_eq!(reader.read(3, 95, 10, &mut out), 5);
+    assert_eq!(out, records[395..400]);
+    assert_eq!(reader.block_records(100), (7, 10_000));
+    let last = reader.position(100, 6);
+    assert_eq!(last.record, 6);
+    assert!(
+        last > Position {
+            segment: 0,
+            block: 0,
+            record: 0
+        }
+    );
+}
+
+#[test]
+fn a_new_log_needs_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events(10), 4, 1 << 20);
+    let again = LogWriter::<Event>::create(dir.path(), LogOptions::default());
+    assert!(matches!(again, Err(LogError::NotEmpty { .. })));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        LogReader::<Event>::open(empty.path()),
+        Err(LogError::NoLog { .. })
+    ));
+}
+
+#[test]
+fn the_engine_reads_a_log_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = events(123_457);
+    write_log(dir.path(), &records, 4096, 256 << 10);
+    let per_key = job::records::<Event>()
+        .key_by(|e| e.key)
+        .aggregate((count(), sum(|e: &Event| e.value)));
+    let (sink, collected) = CollectSink::new();
+    let engine = Engine::builder(per_key, sink)
+        .workers(2)
+        .pin(false)
+        .source(LogSource::new(LogReader::open(dir.path()).unwrap(), None))
+        .start()
+        .unwrap();
+    let summary = engine.finish().unwrap();
+    assert_eq!(summary.records_in_results, 123_457);
+    let mut got: HashMap<u64, (u64, u64)> = HashMap::new();
+    for (_, (key, (n, s))) in collected.take() {
+        let total = got.entry(key).or_default();
+        total.0 += n;
+        total.1 += s;
+    }
+    let mut expected: HashMap<u64, (u64, u64)> = HashMap::new();
+    for e in &records {
+        let total = expected.entry(e.key).or_default();
+        total.0 += 1;
+        total.1 += e.value;
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_replay_rate_releases_records_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events(10), 4, 1 << 20);
+    let source = LogSource::new(LogReader::<Event>::open(dir.path()).unwrap(), Some(1000));
+    let mut part = source.split(1).unwrap().remove(0);
+    let mut out = Vec::new();
+    // 1000 records/s: record i is due at i ms.
+    assert_eq!(
+        part.poll(0, &mut out, 100),
+        Poll::Ready {
+            intended_micros: Some(0)
+        }
+    );
+    assert_eq!(out.len(), 1);
+    out.clear();
+    assert_eq!(part.poll(500, &mut out, 100), Poll::Idle);
+    assert_eq!(
+        part.poll(5_000, &mut out, 100),
+        Poll::Ready {
+            intended_micros: Some(1_000)
+        }
+    );
+    assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), [1, 2, 3]);
+    out.clear();
+    assert_eq!(
+        part.poll(5_000, &mut out, 100),
+        Poll::Ready {
+            intended_micros: Some(4_000)
+        }
+    );
+    assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), [4, 5]);
+    out.clear();
+    assert_eq!(
+        part.poll(60_000, &mut out, 100),
+        Poll::Ready {
+            intended_micros: Some(6_000)
+        }
+    );
+    assert_eq!(
+        part.poll(60_000, &mut out, 100),
+        Poll::Ready {
+            intended_micros: Some(8_000)
+        }
+    );
+    assert_eq!(out.len(), 4);
+    assert_eq!(part.poll(60_000, &mut out, 100), Poll::Exhausted);
+}
+
+/// Rewrites `len` bytes at `offset` of `path`.
+fn overwrite(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom};
+    let mut file = OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+fn truncate(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn open_error(dir: &Path) -> LogError {
+    match LogReader::<Event>::open(dir) {
+        Err(error) => error,
+        Ok(reader) => panic!(
+            "opened: {} records, torn {:?}",
+            reader.records(),
+            reader.torn_tail()
+        ),
+    }
+}
+
+/// A log of two segments, each of several 10-record blocks.
+fn two_segments() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = write_log(dir.path(), &events(400), 10, 2 << 10);
+    assert!(segments.len() >= 2);
+    (dir, segments)
+}
+
+#[test]
+fn damage_is_refused_with_file_and_offset() {
+    // Bad magic.
+    let (dir, segments) = two_segments();
+    overwrite(&segments[0], 0, b"NOTALOG!");
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::BadMagic { .. }), "{error}");
+    assert!(
+        error.to_string().contains("segment-0000000000.mblog"),
+        "{error}"
+    );
+
+    // Another format version.
+    let (dir, segments) = two_segments();
+    overwrite(&segments[1], 8, &7u32.to_le_bytes());
+    let error = open_error(dir.path());
+    assert!(
+        matches!(
+            error,
+            LogError::WrongVersion {
+                found: 7,
+                expected: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    // A checksum that fails on a block with more after it, in the last
+    // segment too: corruption, not a torn tail.
+    let (dir, segments) = two_segments();
+    let last = segments.last().unwrap();
+    overwrite(last, (SEGMENT_HEADER + BLOCK_HEADER + 3) as u64, &[0xff]);
+    let error = open_error(dir.path());
+    assert!(
+        matches!(&error, LogError::Corrupt { offset, reason, .. } if *offset == SEGMENT_HEADER as u64 && reason.contains("checksum")),
+        "{error}"
+    );
+    assert!(error.to_string().contains("offset 32"), "{error}");
+
+    // A block cut short in a segment that is not the last.
+    let (dir, segments) = two_segments();
+    let len = fs::metadata(&segments[0]).unwrap().len();
+    truncate(&segments[0], len - 5);
+    let error = open_error(dir.path());
+    assert!(
+        matches!(&error, LogError::Corrupt { reason, .. } if reason.contains("cut short")),
+        "{error}"
+    );
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, Copy)]
+struct Other {
+    a: u32,
+}
+
+impl LogRecord for Other {
+    const SCHEMA: &'static str = "test.other.v1(a u32)";
+}
+
+#[test]
+fn a_log_is_never_read_as_another_record_type() {
+    let (dir, _) = two_segments();
+    match LogReader::<Other>::open(dir.path()) {
+        Err(LogError::WrongRecordType { schema, .. }) => assert_eq!(schema, Other::SCHEMA),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("read an Event log as Other"),
+    }
+}
+
+#[test]
+fn a_torn_tail_ends_the_log() {
+    // The last block cut short: the blocks before it are the log.
+    let (dir, segments) = two_segments();
+    let before = LogReader::<Event>::open(dir.path()).unwrap();
+    let last = segments.last().unwrap();
+    let len = fs::metadata(last).unwrap().len();
+    truncate(last, len - 7);
+    let reader = LogReader::<Event>::open(dir.path()).unwrap();
+    assert_eq!(reader.records(), before.records() - 10);
+    let torn = reader.torn_tail().unwrap();
+    assert_eq!(torn.path, *last);
+    assert!(torn.reason.contains("cut short"), "{}", torn.reason);
+    assert_eq!(read_all(&reader), events(400)[..390]);
+
+    // Zeros after the last block (space a crash left allocated).
+    let (dir, segments) = two_segments();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(segments.last().unwrap())
+        .unwrap();
+    file.write_all(&[0u8; 100]).unwrap();
+    let reader = LogReader::<Event>::open(dir.path()).unwrap();
+    assert_eq!(reader.records(), 400);
+    assert!(reader.torn_tail().unwrap().reason.contains("zeros"));
+
+    // A last block whose payload is garbage to the end of the file.
+    let (dir, segments) = two_segments();
+    let last = segments.last().unwrap();
+    let len = fs::metadata(last).unwrap().len();
+    overwrite(last, len - 20, &[0xaa; 4]);
+    let reader = LogReader::<Event>::open(dir.path()).unwrap();
+    assert_eq!(reader.records(), 390);
+    assert!(reader.torn_tail().unwrap().reason.contains("checksum"));
+}
