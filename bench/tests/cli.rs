@@ -537,3 +537,57 @@ fn a_record_log_is_written_inspected_and_run() {
         "{err}"
     );
 }
+
+#[test]
+fn sqlite_output_holds_every_epoch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("db").join("results.db");
+    let json = dir.path().join("s.json");
+    let path = format!("output.path=\"{}\"", database.display());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        let mut rest = vec![
+            "--set",
+            "output.sink=sqlite",
+            "--set",
+            path.as_str(),
+            "--set",
+            "output.table=per_key",
+            "--set",
+            "job.reductions=[\"count\", \"sum\", \"mean\"]",
+        ];
+        rest.extend_from_slice(extra);
+        args.extend(short("profiles/default.toml", &rest));
+        microbatch(&args)
+    };
+    assert_success(&run(&["--json", json.to_str().unwrap()]));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    let (counted, rows, mean_ok): (i64, i64, bool) = connection
+        .query_row(
+            "SELECT SUM(count), COUNT(*), MIN(ABS(mean - CAST(sum AS REAL) / count) < 1e-9) FROM per_key",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(counted as u64, summary["records_out"].as_u64().unwrap());
+    assert!(rows > 0 && mean_ok);
+    let commits: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM microbatch_commits WHERE table_name = 'per_key'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(commits as u64, summary["epochs"].as_u64().unwrap());
+
+    // A second run into the same table is refused, not mixed in.
+    let again = run(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds"),
+        "{}",
+        stderr(&again)
+    );
+}

@@ -8,7 +8,8 @@
 //! asked for.
 
 use microbatch::job::{self, count, max, min, sum, Aggregator, Job};
-use microbatch::sink::{FileFormat, FileSink, Sink, SinkError};
+use microbatch::sink::sqlite::{Column, SqlType, Value};
+use microbatch::sink::{Sink, SinkError};
 use microbatch::source::Event;
 use serde::Serialize;
 
@@ -182,31 +183,22 @@ impl Wanted {
     }
 }
 
-/// A [`FileSink`] fed with [`OutRow`]s made from a job's rows. Runs once
-/// per partition and epoch, off the hot path.
-pub struct OutputSink<Row> {
-    files: FileSink,
+/// A sink of [`OutRow`]s (files, SQLite) fed with a job's rows. Runs
+/// once per partition and epoch, off the hot path.
+pub struct OutputSink<Row, S> {
+    inner: S,
     wanted: Wanted,
     row: fn(Row) -> (Option<u64>, Columns),
 }
 
-impl<Row> OutputSink<Row> {
-    /// Writes into `dir` in `format`.
-    pub fn new(
-        dir: &std::path::Path,
-        format: FileFormat,
-        wanted: Wanted,
-        row: fn(Row) -> (Option<u64>, Columns),
-    ) -> Result<Self, SinkError> {
-        Ok(OutputSink {
-            files: FileSink::new(dir, format)?,
-            wanted,
-            row,
-        })
+impl<Row, S: Sink<OutRow>> OutputSink<Row, S> {
+    /// Feeds `inner` with the `wanted` columns of each row.
+    pub fn new(inner: S, wanted: Wanted, row: fn(Row) -> (Option<u64>, Columns)) -> Self {
+        OutputSink { inner, wanted, row }
     }
 }
 
-impl<Row: Send + 'static> Sink<Row> for OutputSink<Row> {
+impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
     fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
         let mut out: Vec<OutRow> = rows
             .drain(..)
@@ -215,7 +207,7 @@ impl<Row: Send + 'static> Sink<Row> for OutputSink<Row> {
                 self.wanted.row(key, columns)
             })
             .collect();
-        self.files.write(epoch, partition, &mut out)
+        self.inner.write(epoch, partition, &mut out)
     }
 
     fn epoch_complete(
@@ -223,8 +215,57 @@ impl<Row: Send + 'static> Sink<Row> for OutputSink<Row> {
         epoch: u64,
         progress: &microbatch::progress::EpochProgress,
     ) -> Result<(), SinkError> {
-        <FileSink as Sink<OutRow>>::epoch_complete(&self.files, epoch, progress)
+        self.inner.epoch_complete(epoch, progress)
     }
+}
+
+impl Wanted {
+    /// The SQLite columns of rows with these columns (`key` when `keyed`).
+    pub fn sql_columns(self, keyed: bool) -> Vec<Column> {
+        let mut columns = Vec::new();
+        if keyed {
+            columns.push(Column::new("key", SqlType::Integer, true));
+        }
+        for (wanted, name) in [
+            (self.count, "count"),
+            (self.sum, "sum"),
+            (self.min, "min"),
+            (self.max, "max"),
+        ] {
+            if wanted {
+                columns.push(Column::new(name, SqlType::Integer, false));
+            }
+        }
+        if self.mean {
+            columns.push(Column::new("mean", SqlType::Real, false));
+        }
+        columns
+    }
+}
+
+/// The values of `row` in the order of [`Wanted::sql_columns`]: each
+/// column present, in field order.
+pub fn sql_values(row: &OutRow, values: &mut Vec<Value>) -> Result<(), String> {
+    let integer = |name: &str, value: u64| {
+        i64::try_from(value)
+            .map(Value::Integer)
+            .map_err(|_| format!("{name} {value} exceeds SQLite's INTEGER range"))
+    };
+    for (name, value) in [
+        ("key", row.key),
+        ("count", row.count),
+        ("sum", row.sum),
+        ("min", row.min),
+        ("max", row.max),
+    ] {
+        if let Some(value) = value {
+            values.push(integer(name, value)?);
+        }
+    }
+    if let Some(mean) = row.mean {
+        values.push(Value::Real(mean));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! reductions = ["count", "sum"]
 //! [run]               # warm-up, then the measured duration
 //! duration = "10s"
-//! [output]            # none, csv or jsonl; a directory
+//! [output]            # none, csv, jsonl (a directory) or sqlite (a file)
 //! kind = "none"
 //! ```
 //!
@@ -319,24 +319,43 @@ pub enum OutputKind {
     Csv,
     /// One JSON-lines file per epoch.
     Jsonl,
+    /// Rows into an SQLite table, one transaction per epoch.
+    Sqlite,
 }
 
 /// The `[output]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSpec {
-    /// `none` (default), `csv` or `jsonl`.
+    /// `none` (default), `csv`, `jsonl` or `sqlite` (also accepted under
+    /// the key `sink`).
+    #[serde(alias = "sink")]
     pub kind: OutputKind,
-    /// The directory of the epoch files. Default `results/output`.
-    pub path: PathBuf,
+    /// The directory of the epoch files (`csv`, `jsonl`; default
+    /// `results/output`) or the database file (`sqlite`; default
+    /// `results/output.db`).
+    pub path: Option<PathBuf>,
+    /// The SQLite table. Default `results`.
+    pub table: String,
 }
 
 impl Default for OutputSpec {
     fn default() -> Self {
         OutputSpec {
             kind: OutputKind::None,
-            path: PathBuf::from("results/output"),
+            path: None,
+            table: "results".into(),
         }
+    }
+}
+
+impl OutputSpec {
+    /// Where the output goes.
+    pub fn path(&self) -> PathBuf {
+        self.path.clone().unwrap_or_else(|| match self.kind {
+            OutputKind::Sqlite => PathBuf::from("results/output.db"),
+            _ => PathBuf::from("results/output"),
+        })
     }
 }
 
@@ -528,6 +547,12 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), P
     if path.len() != 2 || path.iter().any(|part| part.is_empty()) {
         return Err(fail("the key must be section.key, e.g. run.duration"));
     }
+    // `output.sink` is another name of `output.kind`: an override of one
+    // replaces the other rather than setting the same key twice.
+    let path: Vec<&str> = match path.as_slice() {
+        ["output", "sink"] => vec!["output", "kind"],
+        _ => path,
+    };
     let value = value.trim();
     let value = format!("v = {value}")
         .parse::<toml::Table>()
@@ -540,6 +565,9 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), P
     let section = section
         .as_table_mut()
         .ok_or_else(|| fail(&format!("`{}` is not a section", path[0])))?;
+    if path == ["output", "kind"] {
+        section.remove("sink");
+    }
     section.insert(path[1].to_owned(), value);
     Ok(())
 }
@@ -615,9 +643,12 @@ mod tests {
                 "workload.keys=100000",
                 "workload.rate=max",
                 "job.reductions=[\"count\"]",
+                "output.sink=sqlite",
             ],
         )
         .unwrap();
+        assert_eq!(profile.output.kind, OutputKind::Sqlite);
+        assert_eq!(profile.output.path(), PathBuf::from("results/output.db"));
         assert_eq!(profile.engine.interval, Some(Duration::from_millis(1)));
         assert_eq!(profile.run.duration, Duration::from_secs(5));
         assert_eq!(profile.workload.keys, 100_000);

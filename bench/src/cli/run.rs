@@ -20,13 +20,14 @@ use hdrhistogram::Histogram;
 use microbatch::job::Job;
 use microbatch::log::{LogReader, LogSource};
 use microbatch::progress::{EpochProgress, SealReason};
-use microbatch::sink::{DiscardSink, FileFormat, Sink};
+use microbatch::sink::sqlite::SqliteSink;
+use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink};
 use microbatch::source::{Event, Generator, IterSource, Poll, Source, SourceSpec};
 use microbatch::{Engine, EngineError};
 
 use super::cpu;
-use super::jobs::{with_job, Columns, OutputSink, Wanted, WithJob};
-use super::profile::{OutputKind, Profile, SourceKind, Workload};
+use super::jobs::{sql_values, with_job, Columns, OutputSink, Wanted, WithJob};
+use super::profile::{JobKind, OutputKind, Profile, SourceKind, Workload};
 use super::report::{EpochLine, EpochsByReason, Percentiles, RunReport};
 
 /// How often the runner looks at the engine (progress bar, end of run).
@@ -206,21 +207,41 @@ impl WithJob for RunJob<'_> {
 
     fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out {
         let output = &self.profile.output;
-        let format = match output.kind {
-            OutputKind::None => None,
-            OutputKind::Csv => Some(FileFormat::Csv),
-            OutputKind::Jsonl => Some(FileFormat::JsonLines),
+        let path = output.path();
+        let fail = |message: String| RunError::Output {
+            what: path.display().to_string(),
+            message,
         };
-        match format {
-            None => self.run(job, DiscardSink),
-            Some(format) => {
-                let sink =
-                    OutputSink::new(&output.path, format, Wanted::of(&self.profile.job), row)
-                        .map_err(|error| RunError::Output {
-                            what: output.path.display().to_string(),
-                            message: error.to_string(),
-                        })?;
+        let wanted = Wanted::of(&self.profile.job);
+        let files = |format| FileSink::new(&path, format).map_err(|error| fail(error.to_string()));
+        match output.kind {
+            OutputKind::None => self.run(job, DiscardSink),
+            OutputKind::Csv => {
+                let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
                 self.run(job, sink)
+            }
+            OutputKind::Jsonl => {
+                let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
+                self.run(job, sink)
+            }
+            OutputKind::Sqlite => {
+                let keyed = self.profile.job.kind == JobKind::Keyed;
+                let database =
+                    SqliteSink::open(&path, &output.table, wanted.sql_columns(keyed), sql_values)
+                        .map_err(|error| fail(error.to_string()))?;
+                let earlier = database
+                    .committed()
+                    .map_err(|error| fail(error.to_string()))?;
+                if let Some(last) = earlier.last() {
+                    return Err(fail(format!(
+                        "table `{}` already holds {} epochs (up to {last}) of an earlier run; \
+                         write to another table (--set output.table=NAME) or file: \
+                         resuming a run (--checkpoint) is not built yet",
+                        output.table,
+                        earlier.len()
+                    )));
+                }
+                self.run(job, OutputSink::new(database, wanted, row))
             }
         }
     }

@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub use file::{FileFormat, FileSink};
 
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 use crate::progress::EpochProgress;
 
 /// A sink could not take an epoch's results. The engine stops with this

@@ -1,0 +1,257 @@
+//! Results into an SQLite table, one transaction per epoch.
+//!
+//! Each epoch's rows are gathered as its partitions are written; when the
+//! epoch is complete, one transaction inserts them and records the epoch in
+//! the `microbatch_commits` table. An epoch already recorded there is
+//! skipped, so writing an epoch again (a replay) never doubles its rows;
+//! a crash before the commit leaves nothing of the epoch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+pub use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Sink, SinkError};
+use crate::progress::EpochProgress;
+
+/// The SQL type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    /// A 64-bit signed integer (unsigned values above `i64::MAX` are
+    /// refused, not wrapped).
+    Integer,
+    /// A double.
+    Real,
+    /// Text.
+    Text,
+}
+
+impl SqlType {
+    fn sql(self) -> &'static str {
+        match self {
+            SqlType::Integer => "INTEGER",
+            SqlType::Real => "REAL",
+            SqlType::Text => "TEXT",
+        }
+    }
+}
+
+/// One column of the results table, after the `epoch` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its name: letters, digits and `_`, not starting with a digit.
+    pub name: String,
+    /// Its type.
+    pub sql_type: SqlType,
+    /// Part of the row's key within an epoch.
+    pub key: bool,
+}
+
+impl Column {
+    /// A column.
+    pub fn new(name: impl Into<String>, sql_type: SqlType, key: bool) -> Self {
+        Column {
+            name: name.into(),
+            sql_type,
+            key,
+        }
+    }
+}
+
+/// Turns a row into its column values, in the order of the columns.
+pub type ToValues<Row> = fn(&Row, &mut Vec<Value>) -> Result<(), String>;
+
+/// Writes each epoch's rows to `table` in one transaction.
+///
+/// ```
+/// use microbatch::sink::sqlite::{Column, SqlType, SqliteSink, Value};
+///
+/// let dir = tempfile::tempdir()?;
+/// let sink = SqliteSink::<(u64, u64)>::open(
+///     dir.path().join("results.db"),
+///     "per_key",
+///     vec![Column::new("key", SqlType::Integer, true), Column::new("count", SqlType::Integer, false)],
+///     |row, values| {
+///         values.push(Value::Integer(i64::try_from(row.0).map_err(|e| e.to_string())?));
+///         values.push(Value::Integer(i64::try_from(row.1).map_err(|e| e.to_string())?));
+///         Ok(())
+///     },
+/// )?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteSink<Row> {
+    connection: Mutex<Connection>,
+    table: String,
+    insert: String,
+    to_values: ToValues<Row>,
+    pending: Mutex<BTreeMap<u64, Vec<Row>>>,
+}
+
+fn sql_error(action: &'static str, error: rusqlite::Error) -> SinkError {
+    SinkError::Custom(format!("SQLite: cannot {action}: {error}"))
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The table that records committed epochs.
+pub const COMMITS_TABLE: &str = "microbatch_commits";
+
+impl<Row: Send + 'static> SqliteSink<Row> {
+    /// Opens (or creates) the database at `path` and the table `table`
+    /// with an `epoch` column followed by `columns`.
+    pub fn open(
+        path: impl AsRef<Path>,
+        table: &str,
+        columns: Vec<Column>,
+        to_values: ToValues<Row>,
+    ) -> Result<Self, SinkError> {
+        for name in std::iter::once(table).chain(columns.iter().map(|c| c.name.as_str())) {
+            if !valid_name(name) || name == "epoch" && name != table {
+                return Err(SinkError::Custom(format!(
+                    "SQLite: `{name}` cannot name a table or column; accepted: letters, digits and _, not starting with a digit, and not `epoch` for a column"
+                )));
+            }
+        }
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+                action: "create the directory of",
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let connection = Connection::open(path).map_err(|e| sql_error("open the database", e))?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| sql_error("switch to WAL mode", e))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| sql_error("set a busy timeout", e))?;
+        let mut definition: Vec<String> = vec!["epoch INTEGER NOT NULL".into()];
+        definition.extend(
+            columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.sql_type.sql())),
+        );
+        let key: Vec<&str> = std::iter::once("epoch")
+            .chain(columns.iter().filter(|c| c.key).map(|c| c.name.as_str()))
+            .collect();
+        definition.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        connection
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({});
+                 CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (
+                     table_name TEXT NOT NULL, epoch INTEGER NOT NULL, rows INTEGER NOT NULL,
+                     PRIMARY KEY (table_name, epoch));",
+                definition.join(", ")
+            ))
+            .map_err(|e| sql_error("create the tables", e))?;
+        let names: Vec<&str> = std::iter::once("epoch")
+            .chain(columns.iter().map(|c| c.name.as_str()))
+            .collect();
+        let holes: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        Ok(SqliteSink {
+            connection: Mutex::new(connection),
+            table: table.to_owned(),
+            insert: format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                names.join(", "),
+                holes.join(", ")
+            ),
+            to_values,
+            pending: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The epochs of this table committed so far, oldest first.
+    pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT epoch FROM {COMMITS_TABLE} WHERE table_name = ?1 ORDER BY epoch"
+            ))
+            .map_err(|e| sql_error("read the commits", e))?;
+        let epochs = statement
+            .query_map(params![self.table], |row| row.get::<_, i64>(0))
+            .map_err(|e| sql_error("read the commits", e))?
+            .map(|epoch| epoch.map(|e| e as u64))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|e| sql_error("read the commits", e))?;
+        Ok(epochs)
+    }
+}
+
+impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.entry(epoch).or_default().append(rows);
+        Ok(())
+    }
+
+    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
+        let rows = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&epoch)
+            .unwrap_or_default();
+        let epoch_value = i64::try_from(epoch).map_err(|_| SinkError::Encode {
+            epoch,
+            message: "the epoch exceeds SQLite's INTEGER range".into(),
+        })?;
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection
+            .transaction()
+            .map_err(|e| sql_error("begin a transaction", e))?;
+        let done: Option<i64> = transaction
+            .query_row(
+                &format!("SELECT rows FROM {COMMITS_TABLE} WHERE table_name = ?1 AND epoch = ?2"),
+                params![self.table, epoch_value],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| sql_error("read the commits", e))?;
+        if done.is_some() {
+            // Committed before (a replay): writing it again would double it.
+            return Ok(());
+        }
+        {
+            let mut insert = transaction
+                .prepare_cached(&self.insert)
+                .map_err(|e| sql_error("prepare the insert", e))?;
+            let mut values = Vec::new();
+            for row in &rows {
+                values.clear();
+                values.push(Value::Integer(epoch_value));
+                (self.to_values)(row, &mut values)
+                    .map_err(|message| SinkError::Encode { epoch, message })?;
+                insert
+                    .execute(rusqlite::params_from_iter(values.iter()))
+                    .map_err(|e| sql_error("insert a row", e))?;
+            }
+        }
+        transaction
+            .execute(
+                &format!(
+                    "INSERT INTO {COMMITS_TABLE} (table_name, epoch, rows) VALUES (?1, ?2, ?3)"
+                ),
+                params![self.table, epoch_value, rows.len() as i64],
+            )
+            .map_err(|e| sql_error("record the commit", e))?;
+        transaction.commit().map_err(|e| sql_error("commit", e))
+    }
+}
