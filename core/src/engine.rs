@@ -400,7 +400,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             job: builder.job,
             sink: builder.sink,
             start,
-            intake: crate::sync::Arc::new(Intake::new(workers)),
+            intake: crate::sync::Arc::new(Intake::new(workers, start)),
             drained: AtomicUsize::new(0),
             final_epoch: AtomicU64::new(u64::MAX),
             failed: AtomicBool::new(false),

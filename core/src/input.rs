@@ -9,13 +9,25 @@
 //! draining, then takes back whatever of its own is still in the ring and
 //! returns it as [`Closed`]. Every record is either taken by a worker (and
 //! in exactly one result) or handed back.
+//!
+//! Record latency from the push: before pushing into an empty-stamped
+//! lane, a producer stamps the lane with the time; a worker that takes a
+//! run from the lane swaps the stamp out and counts the run's latency from
+//! it. The stamp is the earliest push the worker has not yet accounted
+//! for, so a run's latency is never under-reported by more than the time
+//! from a push to the worker's next round (a record pushed between a
+//! worker's read of the ring and its swap of the stamp is counted from
+//! that next round).
 
 use std::sync::PoisonError;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
 
 use microbatch_ringbuf::{self as ringbuf, Full};
 
 use crate::sync::wait::Idle;
-use crate::sync::{fence, Arc, AtomicBool, Mutex, Ordering, Queue};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Mutex, Ordering, Queue};
 
 /// Records taken from one ring per visit: enough to amortize the visit,
 /// small enough to keep the other rings and the clock served.
@@ -50,6 +62,9 @@ impl<T> PushError<T> {
 /// until the worker adopts it and again after the worker's final drain.
 pub(crate) struct Lane<R> {
     pub(crate) consumer: Mutex<Option<ringbuf::Consumer<R>>>,
+    /// µs since the engine started of the earliest push the worker has not
+    /// accounted for, plus one; 0 when none.
+    pushed: CachePadded<AtomicU64>,
 }
 
 impl<R> Lane<R> {
@@ -76,14 +91,17 @@ pub(crate) struct WorkerIntake<R> {
 
 /// The intake side of an engine, shared by its producers and workers.
 pub(crate) struct Intake<R> {
+    /// When the engine started: the time base of push stamps.
+    start: Instant,
     /// Set once, by shutdown (or by a failing worker).
     pub(crate) closed: AtomicBool,
     pub(crate) workers: Box<[WorkerIntake<R>]>,
 }
 
 impl<R> Intake<R> {
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize, start: Instant) -> Self {
         Intake {
+            start,
             closed: AtomicBool::new(false),
             workers: (0..workers)
                 .map(|_| WorkerIntake {
@@ -122,6 +140,7 @@ impl<R> Producer<R> {
         let (ring, consumer) = ringbuf::ring(capacity);
         let lane = Arc::new(Lane {
             consumer: Mutex::new(Some(consumer)),
+            pushed: CachePadded::new(AtomicU64::new(0)),
         });
         intake.workers[worker].arrivals.push(Arc::clone(&lane));
         Producer {
@@ -143,6 +162,7 @@ impl<R> Producer<R> {
         if self.intake.is_closed() {
             return Err(PushError::Closed(record));
         }
+        self.stamp();
         self.ring
             .try_push(record)
             .map_err(|Full(r)| PushError::Full(r))?;
@@ -192,6 +212,18 @@ impl<R> Producer<R> {
         back
     }
 
+    /// Stamps the lane with now unless an earlier push not yet accounted
+    /// for stamped it: one relaxed load per push, a clock read only when the
+    /// worker has taken the last stamp. Hot path.
+    #[inline]
+    fn stamp(&self) {
+        if self.lane.pushed.load(Ordering::Relaxed) == 0 {
+            let micros =
+                u64::try_from(self.intake.start.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+            self.lane.pushed.store(micros + 1, Ordering::Relaxed);
+        }
+    }
+
     /// The check after a store: empty if the records are accepted.
     #[inline]
     fn confirm(&mut self, pushed: usize) -> Vec<R> {
@@ -215,6 +247,7 @@ impl<R: Copy> Producer<R> {
             if self.intake.is_closed() {
                 return Err(Closed(&records[done..]));
             }
+            self.stamp();
             let pushed = self.ring.push_slice(&records[done..]);
             if pushed == 0 {
                 idle.step();
@@ -264,11 +297,13 @@ impl<R> Inputs<R> {
     }
 
     /// Takes up to `budget` records, a chunk per ring at most, into `take`
-    /// (called with contiguous runs); first adopts the rings created since
-    /// the last call and drops those whose producer left and that are
-    /// empty. Returns how many records were taken. Hot path.
+    /// (called with contiguous runs, and with the µs since the engine
+    /// started of the earliest push not yet accounted for, if the lane was
+    /// stamped); first adopts the rings created since the last call and
+    /// drops those whose producer left and that are empty. Returns how many
+    /// records were taken. Hot path.
     #[inline]
-    pub(crate) fn take(&mut self, budget: u64, mut take: impl FnMut(&[R])) -> u64 {
+    pub(crate) fn take(&mut self, budget: u64, mut take: impl FnMut(&[R], Option<u64>)) -> u64 {
         while let Some(lane) = self.intake.workers[self.id].arrivals.pop() {
             if let Some(consumer) = lane.take_consumer() {
                 self.lanes.push((lane, consumer));
@@ -277,7 +312,7 @@ impl<R> Inputs<R> {
         let mut left = budget;
         let mut index = 0;
         while index < self.lanes.len() && left > 0 {
-            let consumer = &mut self.lanes[index].1;
+            let (lane, consumer) = &mut self.lanes[index];
             let chunk =
                 consumer.read_chunk_up_to(CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX)));
             if chunk.is_empty() {
@@ -287,9 +322,13 @@ impl<R> Inputs<R> {
                     continue;
                 }
             } else {
+                // After the read: every record in the chunk was stamped for
+                // (or its stamp was taken by the previous round).
+                let stamp = lane.pushed.swap(0, Ordering::Relaxed);
+                let pushed = stamp.checked_sub(1);
                 let (first, second) = chunk.as_slices();
-                take(first);
-                take(second);
+                take(first, pushed);
+                take(second, pushed);
                 left -= chunk.len() as u64;
                 chunk.commit_all();
             }
@@ -335,7 +374,7 @@ mod model {
         let mut taken = Vec::new();
         loop {
             let closed = inputs.poll_closed();
-            let got = inputs.take(u64::MAX, |records| taken.extend_from_slice(records));
+            let got = inputs.take(u64::MAX, |records, _| taken.extend_from_slice(records));
             if closed && got == 0 {
                 inputs.release();
                 return taken;
@@ -347,7 +386,7 @@ mod model {
     #[test]
     fn push_racing_close_is_taken_or_handed_back() {
         loom::model(|| {
-            let intake = Arc::new(Intake::new(1));
+            let intake = Arc::new(Intake::new(1, Instant::now()));
             let mut producer = Producer::attach(Arc::clone(&intake), 0, 2);
             let worker = loom::thread::spawn({
                 let inputs = Inputs::new(0, Arc::clone(&intake));
@@ -370,7 +409,7 @@ mod model {
     #[test]
     fn slice_racing_close_hands_back_a_suffix() {
         loom::model(|| {
-            let intake = Arc::new(Intake::new(1));
+            let intake = Arc::new(Intake::new(1, Instant::now()));
             let mut producer = Producer::attach(Arc::clone(&intake), 0, 1);
             let worker = loom::thread::spawn({
                 let inputs = Inputs::new(0, Arc::clone(&intake));
@@ -386,5 +425,50 @@ mod model {
             taken.extend(back);
             assert_eq!(taken, [1, 2], "every record once, in order");
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_run_counts_from_the_earliest_push_not_yet_accounted_for() {
+        // An engine "started" 10 s ago: push stamps read about 10 s.
+        let start = Instant::now() - Duration::from_secs(10);
+        let intake = Arc::new(Intake::<u32>::new(1, start));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 64);
+        let mut inputs = Inputs::new(0, Arc::clone(&intake));
+        let mut runs: Vec<(usize, Option<u64>)> = Vec::new();
+
+        producer.try_push(1).unwrap();
+        let first = producer.lane.pushed.load(Ordering::Relaxed);
+        producer.try_push(2).unwrap();
+        // A later push keeps the earlier stamp.
+        assert_eq!(producer.lane.pushed.load(Ordering::Relaxed), first);
+        inputs.take(u64::MAX, |records, pushed| {
+            if !records.is_empty() {
+                runs.push((records.len(), pushed))
+            }
+        });
+        assert_eq!(runs.len(), 1);
+        let (count, pushed) = runs[0];
+        assert_eq!(count, 2);
+        assert_eq!(pushed, Some(first - 1));
+        assert!(pushed.unwrap() >= 10_000_000, "{pushed:?}");
+        // Taken: the stamp is cleared, and the next push stamps anew.
+        assert_eq!(producer.lane.pushed.load(Ordering::Relaxed), 0);
+        producer.push_slice(&[3, 4]).unwrap();
+        let second = producer.lane.pushed.load(Ordering::Relaxed);
+        assert!(second >= first);
+        runs.clear();
+        inputs.take(u64::MAX, |records, pushed| {
+            if !records.is_empty() {
+                runs.push((records.len(), pushed))
+            }
+        });
+        assert_eq!(runs, vec![(2, Some(second - 1))]);
     }
 }

@@ -2,12 +2,15 @@
 //! and the engine's running totals.
 //!
 //! Record latency: a worker notes, for each run of records it takes in,
-//! when the run arrived (or, for an open-loop source, when its first record
+//! when the run arrived (for a producer's ring, the earliest push in it
+//! not yet accounted for; for an open-loop source, when its first record
 //! was due) and how many records it held. When the epoch's last partition
 //! is out, each run's latency is "result time − arrival" and goes into an
 //! hdrhistogram with the run's count. Up to [`MARKS_PER_WORKER`] runs are
-//! kept per worker and epoch; beyond that neighbouring runs merge, keeping
-//! the earlier time, so latency is never under-reported.
+//! kept per worker and epoch; beyond that neighbouring runs merge with an
+//! even stride, keeping the earlier time. See `input.rs` for the one case
+//! where a push is counted from slightly later (a push racing the worker's
+//! read of its ring).
 
 use std::time::Duration;
 

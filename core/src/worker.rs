@@ -162,11 +162,16 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let started = Instant::now();
         let now = self.shared.now_micros();
         // Hot path: chunks of the rings folded in place.
-        let (job, parts) = (&self.shared.job, &mut self.parts);
-        let from_rings = self.inputs.take(room, |records| job.absorb(records, parts));
-        if from_rings > 0 {
-            self.marks.note(now, from_rings);
-        }
+        let (job, parts, marks) = (&self.shared.job, &mut self.parts, &mut self.marks);
+        let from_rings = self.inputs.take(room, |records, pushed| {
+            if !records.is_empty() {
+                job.absorb(records, parts);
+                marks.note(
+                    pushed.map_or(now, |pushed| pushed.min(now)),
+                    records.len() as u64,
+                );
+            }
+        });
         let mut budget = room - from_rings;
         if self.phase == Phase::Running && budget > 0 {
             self.poll_source(now, &mut budget);

@@ -394,8 +394,8 @@ impl RunJob<'_> {
         });
         if workload.producers > 0 {
             notes.push(
-                "records come from producer threads: record latency counts from when a worker took \
-                 a record off its ring, not from its intended send time"
+                "records come from producer threads: record latency counts from each record's push \
+                 into its ring (a producer pushes a record once it is due)"
                     .into(),
             );
         }
