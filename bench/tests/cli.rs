@@ -266,6 +266,15 @@ fn producers_a_file_source_and_csv_output() {
         .collect();
     assert_eq!(counts.iter().sum::<u64>(), 10_000);
     assert_eq!(maxima.to_vec(), expected_max);
+
+    // A second run into the same directory is refused, not mixed in.
+    let again = microbatch(&args);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]

@@ -27,12 +27,21 @@ fn run_into(format: FileFormat) -> (tempfile::TempDir, u64) {
     (dir, summary.epochs)
 }
 
+/// The epoch files (not the success markers); each has its marker.
 fn files(dir: &tempfile::TempDir) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e != "ok"))
         .collect();
     files.sort();
+    for file in &files {
+        assert!(
+            file.with_extension("ok").exists(),
+            "{} has no marker",
+            file.display()
+        );
+    }
     files
 }
 
@@ -152,4 +161,41 @@ fn csv_of_struct_rows_has_one_header_per_file() {
     <FileSink as Sink<Row>>::epoch_complete(&sink, 0, &progress).unwrap();
     let text = std::fs::read_to_string(sink.path_of(0)).unwrap();
     assert_eq!(text, "key,count\n1,2\n3,4\n5,6\n");
+}
+
+#[test]
+fn a_committed_epoch_is_not_written_again_and_a_torn_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
+    let progress = |epoch| microbatch::progress::EpochProgress {
+        epoch,
+        seal_reason: microbatch::progress::SealReason::Shutdown,
+        records: 0,
+        records_per_worker: vec![],
+        rows: 1,
+        opened: Duration::ZERO,
+        sealed: Duration::ZERO,
+        completed: Duration::ZERO,
+        input_rate: 0.0,
+        processing_rate: 0.0,
+        durations: Default::default(),
+        seal_to_result: Duration::ZERO,
+        latency: Default::default(),
+    };
+    sink.write(0, 0, &mut vec![(1u64, 2u64)]).unwrap();
+    Sink::<(u64, u64)>::epoch_complete(&sink, 0, &progress(0)).unwrap();
+    assert!(sink.is_committed(0));
+    // A replay of epoch 0 with other rows leaves the committed file alone.
+    sink.write(0, 0, &mut vec![(9u64, 9u64)]).unwrap();
+    Sink::<(u64, u64)>::epoch_complete(&sink, 0, &progress(0)).unwrap();
+    assert_eq!(std::fs::read_to_string(sink.path_of(0)).unwrap(), "1,2\n");
+    // A crash after the file but before its marker: the epoch is written
+    // again, whole.
+    std::fs::write(sink.path_of(1), "partial").unwrap();
+    assert!(!sink.is_committed(1));
+    sink.write(1, 0, &mut vec![(3u64, 4u64)]).unwrap();
+    Sink::<(u64, u64)>::epoch_complete(&sink, 1, &progress(1)).unwrap();
+    assert_eq!(std::fs::read_to_string(sink.path_of(1)).unwrap(), "3,4\n");
+    assert!(sink.is_committed(1));
+    assert_eq!(sink.committed().unwrap(), vec![0, 1]);
 }

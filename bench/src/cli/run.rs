@@ -213,7 +213,23 @@ impl WithJob for RunJob<'_> {
             message,
         };
         let wanted = Wanted::of(&self.profile.job);
-        let files = |format| FileSink::new(&path, format).map_err(|error| fail(error.to_string()));
+        // Epochs restart at 0 in every run: a place already holding
+        // committed epochs would silently keep the earlier run's.
+        let earlier_run = |epochs: Vec<u64>, place: String| match epochs.last() {
+            Some(last) => Err(fail(format!(
+                "{place} already holds {} committed epochs (up to {last}) of an earlier run; \
+                 write somewhere else (--set output.path=… or output.table=…): \
+                 resuming a run (--checkpoint) is not built yet",
+                epochs.len()
+            ))),
+            None => Ok(()),
+        };
+        let files = |format| {
+            let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
+            let committed = sink.committed().map_err(|error| fail(error.to_string()))?;
+            earlier_run(committed, "the directory".into())?;
+            Ok::<_, RunError>(sink)
+        };
         match output.kind {
             OutputKind::None => self.run(job, DiscardSink),
             OutputKind::Csv => {
@@ -229,18 +245,10 @@ impl WithJob for RunJob<'_> {
                 let database =
                     SqliteSink::open(&path, &output.table, wanted.sql_columns(keyed), sql_values)
                         .map_err(|error| fail(error.to_string()))?;
-                let earlier = database
+                let committed = database
                     .committed()
                     .map_err(|error| fail(error.to_string()))?;
-                if let Some(last) = earlier.last() {
-                    return Err(fail(format!(
-                        "table `{}` already holds {} epochs (up to {last}) of an earlier run; \
-                         write to another table (--set output.table=NAME) or file: \
-                         resuming a run (--checkpoint) is not built yet",
-                        output.table,
-                        earlier.len()
-                    )));
-                }
+                earlier_run(committed, format!("table `{}`", output.table))?;
                 self.run(job, OutputSink::new(database, wanted, row))
             }
         }

@@ -1,8 +1,11 @@
 //! One file per epoch, CSV or JSON lines: each partition's rows are encoded
 //! on its owner's thread; when the epoch is complete the file is written
 //! under a temporary name, synced, and renamed to `epoch-<epoch>.<ext>`, so
-//! a reader never sees a partial file and a rewrite of the same epoch
-//! replaces it whole.
+//! a reader never sees a partial file; then an empty success marker
+//! `epoch-<epoch>.ok` is written the same way and the directory synced. An
+//! epoch whose marker exists is committed: writing it again (a replay)
+//! leaves it as it is. An epoch file without its marker (a crash between
+//! the two) is replaced whole.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -58,6 +61,38 @@ impl FileSink {
             format,
             pending: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The success marker of `epoch`: present once the epoch is committed.
+    pub fn marker_of(&self, epoch: u64) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch:020}.ok"))
+    }
+
+    /// The epochs committed in the directory (their markers exist), oldest
+    /// first.
+    pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
+        let entries = fs::read_dir(&self.dir).map_err(|source| SinkError::Io {
+            action: "list",
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut epochs: Vec<u64> = entries
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("epoch-")?
+                    .strip_suffix(".ok")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        epochs.sort_unstable();
+        Ok(epochs)
+    }
+
+    /// Whether `epoch` is committed (its marker exists).
+    pub fn is_committed(&self, epoch: u64) -> bool {
+        self.marker_of(epoch).exists()
     }
 
     /// The final path of `epoch`'s file.
@@ -149,6 +184,19 @@ impl<Row: Serialize> Sink<Row> for FileSink {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&epoch)
             .unwrap_or_default();
-        write_atomically(&self.dir, &self.path_of(epoch), &bytes)
+        if self.is_committed(epoch) {
+            // Committed before (a replay): writing it again would change
+            // what readers may already have taken.
+            return Ok(());
+        }
+        write_atomically(&self.dir, &self.path_of(epoch), &bytes)?;
+        write_atomically(&self.dir, &self.marker_of(epoch), &[])?;
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| SinkError::Io {
+                action: "sync the directory",
+                path: self.dir.clone(),
+                source,
+            })
     }
 }
