@@ -347,7 +347,6 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
 pub struct Engine<R, J: Job<R>> {
     shared: Arc<Shared<R, J>>,
     threads: Vec<JoinHandle<()>>,
-    next_producer: AtomicUsize,
 }
 
 impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
@@ -446,7 +445,6 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         let mut engine = Engine {
             shared: Arc::clone(&shared),
             threads: Vec::with_capacity(workers),
-            next_producer: AtomicUsize::new(0),
         };
         for (id, endpoint) in mesh.into_iter().enumerate() {
             let core = cores.as_ref().map(|cores| cores[id]);
@@ -467,11 +465,21 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         Ok(engine)
     }
 
-    /// A handle pushing into a new ring attached to the next worker in
-    /// round-robin order. Handles can be made while the engine runs; after
+    /// A handle pushing into a new ring attached to the least-loaded
+    /// worker: the one with the fewest live handles, then the fewest
+    /// records taken so far (two handles made at the same moment may pick
+    /// the same worker). Handles can be made while the engine runs; after
     /// shutdown their pushes return `Closed`.
     pub fn producer(&self) -> Producer<R> {
-        let worker = self.next_producer.fetch_add(1, Ordering::Relaxed) % self.shared.workers;
+        let intake = &self.shared.intake;
+        let worker = (0..self.shared.workers)
+            .min_by_key(|&w| {
+                (
+                    intake.workers[w].producers.load(Ordering::Relaxed),
+                    self.shared.taken[w].load(Ordering::Relaxed),
+                )
+            })
+            .unwrap_or(0);
         Producer::attach(
             self.shared.intake.clone(),
             worker,

@@ -27,7 +27,7 @@ use crossbeam_utils::CachePadded;
 use microbatch_ringbuf::{self as ringbuf, Full};
 
 use crate::sync::wait::Idle;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU64, Mutex, Ordering, Queue};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Queue};
 
 /// Records taken from one ring per visit: enough to amortize the visit,
 /// small enough to keep the other rings and the clock served.
@@ -87,6 +87,9 @@ pub(crate) struct WorkerIntake<R> {
     /// The worker has taken its last record and put every consumer end
     /// back into its lane.
     pub(crate) finished: AtomicBool,
+    /// Producer handles attached to the worker and not dropped: its load,
+    /// for placing new handles.
+    pub(crate) producers: AtomicUsize,
 }
 
 /// The intake side of an engine, shared by its producers and workers.
@@ -107,6 +110,7 @@ impl<R> Intake<R> {
                 .map(|_| WorkerIntake {
                     arrivals: Queue::new(),
                     finished: AtomicBool::new(false),
+                    producers: AtomicUsize::new(0),
                 })
                 .collect(),
         }
@@ -143,6 +147,9 @@ impl<R> Producer<R> {
             pushed: CachePadded::new(AtomicU64::new(0)),
         });
         intake.workers[worker].arrivals.push(Arc::clone(&lane));
+        intake.workers[worker]
+            .producers
+            .fetch_add(1, Ordering::Relaxed);
         Producer {
             ring,
             lane,
@@ -350,6 +357,14 @@ impl<R> Inputs<R> {
         self.intake.workers[self.id]
             .finished
             .store(true, Ordering::Release);
+    }
+}
+
+impl<R> Drop for Producer<R> {
+    fn drop(&mut self) {
+        self.intake.workers[self.worker]
+            .producers
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -548,3 +548,29 @@ fn progress_listener_sees_every_epoch_in_order() {
     assert_eq!(epochs, (0..summary.epochs).collect::<Vec<_>>());
     assert_eq!(seen.iter().map(|s| s.1).sum::<u64>(), 10_000);
 }
+
+#[test]
+fn a_new_producer_goes_to_the_least_loaded_worker() {
+    let (sink, _results) = ChannelSink::unbounded();
+    let engine = Engine::builder(count_and_sum(), sink)
+        .workers(3)
+        .pin(false)
+        .start()
+        .unwrap();
+    let first = engine.producer();
+    let second = engine.producer();
+    let third = engine.producer();
+    let mut workers = vec![first.worker(), second.worker(), third.worker()];
+    workers.sort_unstable();
+    assert_eq!(workers, vec![0, 1, 2], "one handle each");
+    // Worker of `second` loses its handle: the next one goes there.
+    let freed = second.worker();
+    drop(second);
+    assert_eq!(engine.producer().worker(), freed);
+    // Two handles on one worker: a new one avoids it.
+    let crowded = first.worker();
+    let _extra = engine.producer_for(crowded).unwrap();
+    assert_ne!(engine.producer().worker(), crowded);
+    drop((first, third));
+    engine.shutdown().unwrap();
+}

@@ -184,6 +184,11 @@ pub struct Workload {
     /// 0 (default): the workers generate their records; n: n producer
     /// threads push through the engine's rings.
     pub producers: usize,
+    /// With producers: the fraction of the input pushed to worker 0; the
+    /// rest goes to the other workers. Absent: each producer pushes to its
+    /// own least-loaded worker. For skew experiments: 1/W is even, 1.0 is
+    /// all of it.
+    pub hot_worker_share: Option<f64>,
     /// The generator's seed. Default 42.
     pub seed: u64,
 }
@@ -202,6 +207,7 @@ impl Default for Workload {
             rate: Rate::Max,
             records: None,
             producers: 0,
+            hot_worker_share: None,
             seed: generator.seed,
         }
     }
@@ -485,6 +491,20 @@ impl Profile {
                 format!("{}; accepted: 0..={MAX_PRODUCERS}", workload.producers),
             ));
         }
+        if let Some(share) = workload.hot_worker_share {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err((
+                    "workload.hot_worker_share".into(),
+                    format!("{share}; accepted: a fraction in (0, 1]"),
+                ));
+            }
+            if workload.producers == 0 {
+                return Err((
+                    "workload.hot_worker_share".into(),
+                    "set, but producers = 0: workers generating their own records claim work from a shared counter and are always even; accepted: with producers >= 1".into(),
+                ));
+            }
+        }
         if workload.records == Some(0) {
             return Err((
                 "workload.records".into(),
@@ -714,6 +734,13 @@ mod tests {
         );
         let message = error("[job]\nreductions = [\"sum\", \"sum\"]\n", &[]);
         assert!(message.contains("listed twice"), "{message}");
+        let message = error("[workload]\nproducers = 2\nhot_worker_share = 1.5\n", &[]);
+        assert!(
+            message.starts_with("p.toml: workload.hot_worker_share:"),
+            "{message}"
+        );
+        let message = error("[workload]\nhot_worker_share = 0.5\n", &[]);
+        assert!(message.contains("producers >= 1"), "{message}");
         let message = error("[run]\nduration = \"0s\"\n", &[]);
         assert!(message.starts_with("p.toml: run.duration:"), "{message}");
         let message = error("[workload]\nkeys = 0\n", &[]);

@@ -117,6 +117,8 @@ pub struct RunReport {
     pub epochs_measured: u64,
     /// Measured epochs by seal reason.
     pub epochs_by_reason: EpochsByReason,
+    /// Records each worker took in the measured epochs: imbalance shows.
+    pub records_per_worker: Vec<u64>,
     /// CPU time of the process in the measured window, seconds (Linux).
     pub cpu_s: Option<f64>,
     /// What the reader should know about these figures.
@@ -288,6 +290,17 @@ impl RunReport {
                 self.epochs_by_reason.shutdown
             ),
         );
+        let total: u64 = self.records_per_worker.iter().sum();
+        if total > 0 {
+            line(
+                "input per worker",
+                self.records_per_worker
+                    .iter()
+                    .map(|n| format!("{:.0}%", 100.0 * *n as f64 / total as f64))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            );
+        }
         line(
             "triggers",
             format!(

@@ -456,6 +456,14 @@ impl RunJob<'_> {
             epochs: summary.epochs,
             epochs_measured: measured.len() as u64,
             epochs_by_reason: by_reason,
+            records_per_worker: measured
+                .iter()
+                .fold(vec![0; config.workers], |mut sums, epoch| {
+                    for (sum, n) in sums.iter_mut().zip(&epoch.records_per_worker) {
+                        *sum += n;
+                    }
+                    sums
+                }),
             cpu_s: match (snapshot.cpu, cpu_end) {
                 (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
                 _ => None,
@@ -483,7 +491,19 @@ fn spawn_producers<J: Job<Event>>(
     let sources = split_sources(workload, input, count)?;
     let mut threads = Vec::with_capacity(count);
     for (index, mut source) in sources.into_iter().enumerate() {
-        let mut producer = engine.producer();
+        // With a hot-worker share, each producer's own handle goes to a
+        // worker other than 0, and a second handle to worker 0 takes that
+        // share of the chunks (an even, deterministic interleaving): worker
+        // 0 gets exactly the share.
+        let workers = engine.config().workers;
+        let mut producer = match workload.hot_worker_share {
+            Some(_) if workers > 1 => engine.producer_for(1 + index % (workers - 1))?,
+            _ => engine.producer(),
+        };
+        let mut hot = match workload.hot_worker_share {
+            Some(share) => Some((engine.producer_for(0)?, share, 0.0f64)),
+            None => None,
+        };
         let stop = Arc::clone(stop);
         let thread = std::thread::Builder::new()
             .name(format!("producer-{index}"))
@@ -496,7 +516,19 @@ fn spawn_producers<J: Job<Event>>(
                         Poll::Exhausted => return,
                         Poll::Idle => std::thread::sleep(Duration::from_micros(50)),
                         Poll::Ready { .. } => {
-                            if producer.push_slice(&chunk).is_err() {
+                            let target = match &mut hot {
+                                Some((hot, share, credit)) => {
+                                    *credit += *share;
+                                    if *credit >= 1.0 {
+                                        *credit -= 1.0;
+                                        hot
+                                    } else {
+                                        &mut producer
+                                    }
+                                }
+                                None => &mut producer,
+                            };
+                            if target.push_slice(&chunk).is_err() {
                                 return;
                             }
                         }
