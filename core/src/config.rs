@@ -67,6 +67,11 @@ pub struct Config {
     pub max_epochs_in_flight: usize,
     /// How idle threads wait. Default: [`IdleStrategy::Backoff`].
     pub idle: IdleStrategy,
+    /// A worker with nothing of its own to take takes chunks from other
+    /// workers' producer rings, so an uneven producer does not leave cores
+    /// idle. Results are the same either way; only who computes them
+    /// changes. Default: on.
+    pub work_stealing: bool,
 }
 
 impl Default for Config {
@@ -79,6 +84,7 @@ impl Default for Config {
             ring_capacity: 1 << 16,
             max_epochs_in_flight: 4,
             idle: IdleStrategy::Backoff,
+            work_stealing: true,
         }
     }
 }
@@ -154,6 +160,12 @@ impl Config {
     /// so one epoch holds everything and is sealed at shutdown.
     pub fn is_batch_mode(&self) -> bool {
         self.interval.is_none() && self.max_batch_records.is_none()
+    }
+
+    /// Sets [`work_stealing`](Self::work_stealing).
+    pub fn with_work_stealing(mut self, work_stealing: bool) -> Self {
+        self.work_stealing = work_stealing;
+        self
     }
 
     /// Sets [`workers`](Self::workers).

@@ -38,6 +38,9 @@ pub struct Summary {
     /// Records counted in emitted epoch results: equal to
     /// `records_accepted` after a clean shutdown.
     pub records_in_results: u64,
+    /// Of `records_in_results`, those a worker took from another worker's
+    /// producer rings (work stealing).
+    pub records_stolen: u64,
     /// Epochs emitted.
     pub epochs: u64,
     /// Rows emitted.
@@ -63,6 +66,7 @@ pub(crate) struct EpochSlot {
     pub(crate) reason: Option<SealReason>,
     pub(crate) sealed_micros: u64,
     pub(crate) records: Vec<u64>,
+    pub(crate) stolen: u64,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     pub(crate) marks: Vec<(u64, u64)>,
@@ -76,6 +80,7 @@ impl EpochSlot {
             reason: None,
             sealed_micros: 0,
             records: vec![0; workers],
+            stolen: 0,
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * crate::progress::MARKS_PER_WORKER),
@@ -89,6 +94,7 @@ impl EpochSlot {
             self.reason = None;
             self.sealed_micros = 0;
             self.records.fill(0);
+            self.stolen = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();
@@ -208,6 +214,7 @@ impl<R, J: Job<R>> Shared<R, J> {
                 seal_reason: slot.reason.unwrap_or(SealReason::Shutdown),
                 records,
                 records_per_worker: slot.records.clone(),
+                records_stolen: slot.stolen,
                 rows: slot.rows,
                 opened,
                 sealed,
@@ -243,6 +250,7 @@ impl<R, J: Job<R>> Shared<R, J> {
         let totals = &mut completion.totals;
         totals.epochs_completed += 1;
         totals.records_in_results += progress.records;
+        totals.records_stolen += progress.records_stolen;
         totals.rows += progress.rows;
         completion.opened_micros = progress.sealed.as_micros() as u64;
         totals.last = Some(progress);
@@ -317,6 +325,8 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         max_epochs_in_flight: usize => with_max_epochs_in_flight);
     setter!(/// Sets [`Config::idle`].
         idle: crate::IdleStrategy => with_idle);
+    setter!(/// Sets [`Config::work_stealing`].
+        work_stealing: bool => with_work_stealing);
 
     /// Adds a built-in source, split across the workers and run inside
     /// them.
@@ -562,6 +572,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         Ok(Summary {
             records_accepted: progress.records_taken,
             records_in_results: progress.records_in_results,
+            records_stolen: progress.records_stolen,
             epochs: progress.epochs_completed,
             rows: progress.rows,
             elapsed: self.shared.start.elapsed(),

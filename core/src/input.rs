@@ -10,6 +10,15 @@
 //! returns it as [`Closed`]. Every record is either taken by a worker (and
 //! in exactly one result) or handed back.
 //!
+//! Work stealing: a ring's consumer end sits in its lane behind a claim
+//! (`try_lock`: one uncontended CAS, never a wait on a worker's path).
+//! Its owner claims it for each chunk; a worker with nothing of its own
+//! claims other workers' rings that hold records and takes a chunk into
+//! its own open epoch. A record leaves a ring under a claim, so it is
+//! taken once whoever takes it. Each ring remembers the newest epoch taken
+//! from it and a taker with an older open epoch skips it, so one
+//! producer's records never go back an epoch.
+//!
 //! Record latency from the push: before pushing into an empty-stamped
 //! lane, a producer stamps the lane with the time; a worker that takes a
 //! run from the lane swaps the stamp out and counts the run's latency from
@@ -19,7 +28,7 @@
 //! worker's read of the ring and its swap of the stamp is counted from
 //! that next round).
 
-use std::sync::PoisonError;
+use std::sync::{PoisonError, TryLockError};
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
@@ -27,7 +36,9 @@ use crossbeam_utils::CachePadded;
 use microbatch_ringbuf::{self as ringbuf, Full};
 
 use crate::sync::wait::Idle;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, Queue};
+use crate::sync::{
+    fence, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, Queue,
+};
 
 /// Records taken from one ring per visit: enough to amortize the visit,
 /// small enough to keep the other rings and the clock served.
@@ -58,25 +69,83 @@ impl<T> PushError<T> {
     }
 }
 
-/// One producer ring as its worker sees it: the consumer end, parked here
-/// until the worker adopts it and again after the worker's final drain.
+/// One producer ring as the workers see it.
 pub(crate) struct Lane<R> {
-    pub(crate) consumer: Mutex<Option<ringbuf::Consumer<R>>>,
+    /// The consumer end. Claimed (`try_lock`, one uncontended CAS, never a
+    /// wait) by whoever takes from the ring: its owner each round, a thief,
+    /// or at close the producer taking back what is left. A claimed lane is
+    /// skipped, never waited for, on the workers' paths.
+    ring: Mutex<LaneRing<R>>,
     /// µs since the engine started of the earliest push the worker has not
     /// accounted for, plus one; 0 when none.
     pushed: CachePadded<AtomicU64>,
+    /// Its owner dropped it: the producer is gone and the ring is empty.
+    retired: AtomicBool,
+    /// The last taker left records in the ring. With `pushed`, a thief's
+    /// hint that the ring holds records (a producer blocked on a full ring
+    /// does not stamp it again until it wakes). Written under the claim,
+    /// only when it changes.
+    backlog: AtomicBool,
+}
+
+/// What a claim of a lane gives access to.
+struct LaneRing<R> {
+    consumer: ringbuf::Consumer<R>,
+    /// The newest epoch a taker took records of this ring into. A taker
+    /// whose open epoch is older skips the ring, so the epochs of one
+    /// producer's records never go backwards, whoever takes them.
+    epoch: u64,
 }
 
 impl<R> Lane<R> {
-    pub(crate) fn take_consumer(&self) -> Option<ringbuf::Consumer<R>> {
-        self.consumer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+    /// Claims the ring without waiting; `None` if someone else holds it.
+    /// A claim poisoned by a panicking taker is still a consistent ring:
+    /// a chunk is committed only after it was absorbed.
+    fn try_claim(&self) -> Option<MutexGuard<'_, LaneRing<R>>> {
+        match self.ring.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
-    pub(crate) fn put_consumer(&self, consumer: ringbuf::Consumer<R>) {
-        *self.consumer.lock().unwrap_or_else(PoisonError::into_inner) = Some(consumer);
+    /// Claims the ring, waiting for a taker holding it (only at close).
+    fn claim(&self) -> MutexGuard<'_, LaneRing<R>> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes up to `max` records into `take` if the ring's epoch allows
+    /// `epoch`; returns how many. Hot path.
+    #[inline]
+    fn take_chunk(
+        &self,
+        ring: &mut LaneRing<R>,
+        epoch: u64,
+        max: usize,
+        take: &mut impl FnMut(&[R], Option<u64>),
+    ) -> usize {
+        let chunk = ring.consumer.read_chunk_up_to(max.min(CHUNK));
+        if chunk.is_empty() {
+            if self.backlog.load(Ordering::Relaxed) {
+                self.backlog.store(false, Ordering::Relaxed);
+            }
+            return 0;
+        }
+        ring.epoch = epoch;
+        // After the read: every record in the chunk was stamped for (or its
+        // stamp was taken by the previous round).
+        let stamp = self.pushed.swap(0, Ordering::Relaxed);
+        let pushed = stamp.checked_sub(1);
+        let (first, second) = chunk.as_slices();
+        take(first, pushed);
+        take(second, pushed);
+        let taken = chunk.len();
+        chunk.commit_all();
+        let backlog = !ring.consumer.is_empty();
+        if self.backlog.load(Ordering::Relaxed) != backlog {
+            self.backlog.store(backlog, Ordering::Relaxed);
+        }
+        taken
     }
 }
 
@@ -99,6 +168,10 @@ pub(crate) struct Intake<R> {
     /// Set once, by shutdown (or by a failing worker).
     pub(crate) closed: AtomicBool,
     pub(crate) workers: Box<[WorkerIntake<R>]>,
+    /// Every live lane and its owner, for thieves; changed only when a
+    /// producer attaches (`lanes_version` says when).
+    lanes: Mutex<Vec<(usize, Arc<Lane<R>>)>>,
+    lanes_version: AtomicU64,
 }
 
 impl<R> Intake<R> {
@@ -113,6 +186,8 @@ impl<R> Intake<R> {
                     producers: AtomicUsize::new(0),
                 })
                 .collect(),
+            lanes: Mutex::new(Vec::new()),
+            lanes_version: AtomicU64::new(0),
         }
     }
 
@@ -143,9 +218,17 @@ impl<R> Producer<R> {
     pub(crate) fn attach(intake: Arc<Intake<R>>, worker: usize, capacity: usize) -> Self {
         let (ring, consumer) = ringbuf::ring(capacity);
         let lane = Arc::new(Lane {
-            consumer: Mutex::new(Some(consumer)),
+            ring: Mutex::new(LaneRing { consumer, epoch: 0 }),
             pushed: CachePadded::new(AtomicU64::new(0)),
+            retired: AtomicBool::new(false),
+            backlog: AtomicBool::new(false),
         });
+        {
+            let mut lanes = intake.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            lanes.retain(|(_, lane)| !lane.retired.load(Ordering::Relaxed));
+            lanes.push((worker, Arc::clone(&lane)));
+            intake.lanes_version.fetch_add(1, Ordering::Release);
+        }
         intake.workers[worker].arrivals.push(Arc::clone(&lane));
         intake.workers[worker]
             .producers
@@ -205,11 +288,11 @@ impl<R> Producer<R> {
             idle.step();
         }
         let mut back = Vec::new();
-        if let Some(mut consumer) = self.lane.take_consumer() {
-            while let Some(record) = consumer.try_pop() {
+        {
+            let mut ring = self.lane.claim();
+            while let Some(record) = ring.consumer.try_pop() {
                 back.push(record);
             }
-            self.lane.put_consumer(consumer);
         }
         // After a clean drain only this call's records can be left. More
         // are left only if the worker failed mid-chunk: those were accepted
@@ -271,15 +354,31 @@ impl<R: Copy> Producer<R> {
     }
 }
 
-/// One worker's side of the intake: the rings it reads, and its half of
-/// the closing protocol (see the module docs).
+/// What one round over a worker's rings did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Round {
+    /// Records taken.
+    pub(crate) records: u64,
+    /// Some ring was not looked into: claimed by a thief, or holding
+    /// records of a newer epoch than the taker's. Nothing can be concluded
+    /// about it being empty.
+    pub(crate) skipped: bool,
+}
+
+/// One worker's side of the intake: the rings it reads, the rings it may
+/// steal from, and its half of the closing protocol (see the module docs).
 pub(crate) struct Inputs<R> {
     id: usize,
     intake: Arc<Intake<R>>,
-    lanes: Vec<(Arc<Lane<R>>, ringbuf::Consumer<R>)>,
+    lanes: Vec<Arc<Lane<R>>>,
     /// The engine closed and this worker has fenced: every accepted push
     /// is visible to it.
     closing: bool,
+    /// Other workers' lanes as of `victims_version`, for stealing.
+    victims: Vec<Arc<Lane<R>>>,
+    victims_version: u64,
+    /// Where the next steal starts looking, so thieves spread over lanes.
+    next_victim: usize,
 }
 
 impl<R> Inputs<R> {
@@ -289,6 +388,9 @@ impl<R> Inputs<R> {
             intake,
             lanes: Vec::new(),
             closing: false,
+            victims: Vec::new(),
+            victims_version: u64::MAX,
+            next_victim: 0,
         }
     }
 
@@ -303,57 +405,121 @@ impl<R> Inputs<R> {
         self.closing
     }
 
-    /// Takes up to `budget` records, a chunk per ring at most, into `take`
-    /// (called with contiguous runs, and with the µs since the engine
-    /// started of the earliest push not yet accounted for, if the lane was
-    /// stamped); first adopts the rings created since the last call and
-    /// drops those whose producer left and that are empty. Returns how many
-    /// records were taken. Hot path.
+    /// Takes up to `budget` records into the open `epoch`, a chunk per
+    /// ring at most, into `take` (called with contiguous runs, and with the
+    /// µs since the engine started of the earliest push not yet accounted
+    /// for, if the lane was stamped); first adopts the rings created since
+    /// the last call and drops those whose producer left and that are
+    /// empty. Hot path: per ring, one claim (an uncontended CAS) and one
+    /// chunk read.
     #[inline]
-    pub(crate) fn take(&mut self, budget: u64, mut take: impl FnMut(&[R], Option<u64>)) -> u64 {
+    pub(crate) fn take(
+        &mut self,
+        budget: u64,
+        epoch: u64,
+        mut take: impl FnMut(&[R], Option<u64>),
+    ) -> Round {
         while let Some(lane) = self.intake.workers[self.id].arrivals.pop() {
-            if let Some(consumer) = lane.take_consumer() {
-                self.lanes.push((lane, consumer));
-            }
+            self.lanes.push(lane);
         }
-        let mut left = budget;
+        let mut round = Round {
+            records: 0,
+            skipped: false,
+        };
         let mut index = 0;
-        while index < self.lanes.len() && left > 0 {
-            let (lane, consumer) = &mut self.lanes[index];
-            let chunk =
-                consumer.read_chunk_up_to(CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX)));
-            if chunk.is_empty() {
-                if consumer.is_abandoned() && consumer.is_empty() {
-                    // Its producer is gone and everything it pushed is in.
-                    self.lanes.swap_remove(index);
-                    continue;
-                }
-            } else {
-                // After the read: every record in the chunk was stamped for
-                // (or its stamp was taken by the previous round).
-                let stamp = lane.pushed.swap(0, Ordering::Relaxed);
-                let pushed = stamp.checked_sub(1);
-                let (first, second) = chunk.as_slices();
-                take(first, pushed);
-                take(second, pushed);
-                left -= chunk.len() as u64;
-                chunk.commit_all();
+        while index < self.lanes.len() && round.records < budget {
+            let lane = &self.lanes[index];
+            let Some(mut ring) = lane.try_claim() else {
+                round.skipped = true;
+                index += 1;
+                continue;
+            };
+            if ring.epoch > epoch {
+                // A thief took newer records of this ring: this worker
+                // seals its open epoch first.
+                round.skipped = true;
+                index += 1;
+                continue;
             }
+            let max = usize::try_from(budget - round.records).unwrap_or(usize::MAX);
+            let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
+            if taken == 0 && ring.consumer.is_abandoned() && ring.consumer.is_empty() {
+                // Its producer is gone and everything it pushed is in.
+                drop(ring);
+                let lane = self.lanes.swap_remove(index);
+                lane.retired.store(true, Ordering::Relaxed);
+                continue;
+            }
+            round.records += taken as u64;
             index += 1;
         }
-        budget - left
+        round
     }
 
-    /// Puts every ring back into its lane and tells the producers this
-    /// worker takes no more: a producer whose push raced with the close
-    /// takes back what is left. Idempotent; also runs when the worker stops
-    /// on a failure.
-    pub(crate) fn release(&mut self) {
-        for (lane, consumer) in self.lanes.drain(..) {
-            if !(consumer.is_abandoned() && consumer.is_empty()) {
-                lane.put_consumer(consumer);
+    /// Takes at most one chunk of up to `budget` records into the open
+    /// `epoch` from another worker's ring that holds records. Runs only
+    /// when this worker found nothing of its own: not a hot path.
+    ///
+    /// Exactly once holds whoever claims first (a record leaves the ring
+    /// under a claim, once); the caller steals only before it has seen the
+    /// close, so stolen records are in an epoch it has yet to seal. Once
+    /// the engine is closed a thief leaves the rings to their owners'
+    /// final drains, which then need not wait for it.
+    pub(crate) fn steal(
+        &mut self,
+        budget: u64,
+        epoch: u64,
+        mut take: impl FnMut(&[R], Option<u64>),
+    ) -> u64 {
+        let version = self.intake.lanes_version.load(Ordering::Acquire);
+        if version != self.victims_version {
+            let lanes = self
+                .intake
+                .lanes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.victims.clear();
+            self.victims.extend(
+                lanes
+                    .iter()
+                    .filter(|(owner, _)| *owner != self.id)
+                    .map(|(_, lane)| Arc::clone(lane)),
+            );
+            self.victims_version = version;
+        }
+        let count = self.victims.len();
+        let max = usize::try_from(budget).unwrap_or(usize::MAX);
+        for offset in 0..count {
+            let lane = &self.victims[(self.next_victim + offset) % count];
+            let maybe_records =
+                lane.pushed.load(Ordering::Relaxed) != 0 || lane.backlog.load(Ordering::Relaxed);
+            if !maybe_records || lane.retired.load(Ordering::Relaxed) {
+                continue;
+            }
+            let Some(mut ring) = lane.try_claim() else {
+                continue;
+            };
+            if self.intake.is_closed() {
+                return 0;
+            }
+            if ring.epoch > epoch {
+                continue;
+            }
+            let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
+            if taken > 0 {
+                self.next_victim = (self.next_victim + offset + 1) % count;
+                return taken as u64;
             }
         }
+        0
+    }
+
+    /// Tells the producers this worker takes no more from its rings: a
+    /// producer whose push raced with the close takes back what is left.
+    /// Idempotent; also runs when the worker stops on a failure.
+    pub(crate) fn release(&mut self) {
+        self.lanes.clear();
+        self.victims.clear();
         self.intake.workers[self.id]
             .finished
             .store(true, Ordering::Release);
@@ -389,8 +555,8 @@ mod model {
         let mut taken = Vec::new();
         loop {
             let closed = inputs.poll_closed();
-            let got = inputs.take(u64::MAX, |records, _| taken.extend_from_slice(records));
-            if closed && got == 0 {
+            let round = inputs.take(u64::MAX, 0, |records, _| taken.extend_from_slice(records));
+            if closed && round.records == 0 && !round.skipped {
                 inputs.release();
                 return taken;
             }
@@ -441,6 +607,44 @@ mod model {
             assert_eq!(taken, [1, 2], "every record once, in order");
         });
     }
+
+    /// A thief steals while a push races with the close and the owner's
+    /// final drain (run by the closing thread, so no thread spins waiting
+    /// for the close): every record is taken by exactly one worker or
+    /// handed back, never both, never neither.
+    #[test]
+    fn steal_racing_close_and_final_drain_takes_each_record_once() {
+        loom::model(|| {
+            let intake = Arc::new(Intake::new(2, Instant::now()));
+            let mut producer = Producer::attach(Arc::clone(&intake), 0, 1);
+            let thief = loom::thread::spawn({
+                let mut inputs = Inputs::new(1, Arc::clone(&intake));
+                move || {
+                    let mut stolen = Vec::new();
+                    // Two attempts, as a thief with nothing of its own
+                    // makes between other work.
+                    for _ in 0..2 {
+                        if inputs.poll_closed() {
+                            break;
+                        }
+                        inputs.steal(u64::MAX, 0, |records, _| stolen.extend_from_slice(records));
+                    }
+                    inputs.release();
+                    stolen
+                }
+            });
+            let pusher = loom::thread::spawn(move || match producer.try_push(7) {
+                Ok(()) => Vec::new(),
+                Err(PushError::Closed(back)) => vec![back],
+                Err(PushError::Full(_)) => unreachable!("the ring has room"),
+            });
+            intake.close();
+            let mut all = drain_until_closed(Inputs::new(0, Arc::clone(&intake)));
+            all.extend(thief.join().unwrap());
+            all.extend(pusher.join().unwrap());
+            assert_eq!(all, [7], "the record once");
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -463,7 +667,7 @@ mod tests {
         producer.try_push(2).unwrap();
         // A later push keeps the earlier stamp.
         assert_eq!(producer.lane.pushed.load(Ordering::Relaxed), first);
-        inputs.take(u64::MAX, |records, pushed| {
+        inputs.take(u64::MAX, 0, |records, pushed| {
             if !records.is_empty() {
                 runs.push((records.len(), pushed))
             }
@@ -479,11 +683,43 @@ mod tests {
         let second = producer.lane.pushed.load(Ordering::Relaxed);
         assert!(second >= first);
         runs.clear();
-        inputs.take(u64::MAX, |records, pushed| {
+        inputs.take(u64::MAX, 0, |records, pushed| {
             if !records.is_empty() {
                 runs.push((records.len(), pushed))
             }
         });
         assert_eq!(runs, vec![(2, Some(second - 1))]);
+    }
+
+    #[test]
+    fn a_thief_takes_from_other_rings_and_the_owner_does_not_go_back_an_epoch() {
+        let intake = Arc::new(Intake::<u32>::new(2, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 64);
+        let mut owner = Inputs::new(0, Arc::clone(&intake));
+        let mut thief = Inputs::new(1, Arc::clone(&intake));
+        let collect = |inputs: &mut Inputs<u32>, epoch| {
+            let mut got = Vec::new();
+            let round = inputs.take(u64::MAX, epoch, |r, _| got.extend_from_slice(r));
+            (got, round.skipped)
+        };
+
+        producer.push_slice(&[1, 2, 3]).unwrap();
+        // A worker never steals from its own rings.
+        assert_eq!(owner.steal(u64::MAX, 0, |_, _| panic!("own ring")), 0);
+        let mut stolen = Vec::new();
+        assert_eq!(thief.steal(2, 1, |r, _| stolen.extend_from_slice(r)), 2);
+        assert_eq!(stolen, [1, 2], "a chunk within the budget, in order");
+
+        // The owner is still in epoch 0: it leaves the ring alone until it
+        // opens epoch 1, and says it did not look.
+        assert_eq!(collect(&mut owner, 0), (vec![], true));
+        assert_eq!(collect(&mut owner, 1), (vec![3], false));
+        // Nothing pending: a thief finds nothing.
+        assert_eq!(thief.steal(u64::MAX, 1, |_, _| panic!("empty")), 0);
+        // After the close a thief takes nothing.
+        producer.push_slice(&[4]).unwrap();
+        intake.close();
+        assert_eq!(thief.steal(u64::MAX, 1, |_, _| panic!("closed")), 0);
+        assert_eq!(collect(&mut owner, 1), (vec![4], false));
     }
 }

@@ -118,8 +118,11 @@ pub struct EpochProgress {
     pub seal_reason: SealReason,
     /// Records taken in, over all workers.
     pub records: u64,
-    /// Records taken in, per worker.
+    /// Records taken in, per worker (by the worker that reduced them).
     pub records_per_worker: Vec<u64>,
+    /// Of `records`, those a worker took from another worker's producer
+    /// rings (work stealing; see [`Config::work_stealing`](crate::Config::work_stealing)).
+    pub records_stolen: u64,
     /// Rows of the result.
     pub rows: u64,
     /// When the epoch opened, since the engine started.
@@ -149,6 +152,9 @@ pub struct Progress {
     pub records_taken: u64,
     /// Records in completed epochs.
     pub records_in_results: u64,
+    /// Of `records_in_results`, those taken by a worker from another
+    /// worker's producer rings.
+    pub records_stolen: u64,
     /// Rows emitted.
     pub rows: u64,
     /// Record latency over every completed epoch.

@@ -62,6 +62,8 @@ pub(crate) struct Worker<R, J: Job<R>> {
     spare: Vec<J::Part>,
     open_epoch: u64,
     open_records: u64,
+    /// Of `open_records`, those taken from other workers' rings.
+    open_stolen: u64,
     open_reduce: Duration,
     taken_total: u64,
     marks: Marks,
@@ -105,6 +107,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             spare: Vec::with_capacity(2 * workers * (window + 1)),
             open_epoch: 0,
             open_records: 0,
+            open_stolen: 0,
             open_reduce: Duration::ZERO,
             taken_total: 0,
             marks: Marks::new(),
@@ -161,20 +164,30 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         };
         let started = Instant::now();
         let now = self.shared.now_micros();
+        let epoch = self.open_epoch;
         // Hot path: chunks of the rings folded in place.
-        let (job, parts, marks) = (&self.shared.job, &mut self.parts, &mut self.marks);
-        let from_rings = self.inputs.take(room, |records, pushed| {
-            if !records.is_empty() {
-                job.absorb(records, parts);
-                marks.note(
-                    pushed.map_or(now, |pushed| pushed.min(now)),
-                    records.len() as u64,
-                );
-            }
-        });
-        let mut budget = room - from_rings;
+        let round = self.inputs.take(
+            room,
+            epoch,
+            absorber(&self.shared.job, &mut self.parts, &mut self.marks, now),
+        );
+        let mut budget = room - round.records;
         if self.phase == Phase::Running && budget > 0 {
             self.poll_source(now, &mut budget);
+        }
+        if self.phase == Phase::Running
+            && budget == room
+            && self.shared.config.work_stealing
+            && self.shared.workers > 1
+        {
+            // Nothing of its own: help a worker whose rings hold records.
+            let stolen = self.inputs.steal(
+                budget,
+                epoch,
+                absorber(&self.shared.job, &mut self.parts, &mut self.marks, now),
+            );
+            budget -= stolen;
+            self.open_stolen += stolen;
         }
         let taken = room - budget;
         self.open_records += taken;
@@ -184,7 +197,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             // worker's own cache line per run taken, not per record.
             self.shared.taken[self.id]
                 .store(self.taken_total + self.open_records, Ordering::Relaxed);
-        } else if self.phase == Phase::Draining && room > 0 {
+        } else if self.phase == Phase::Draining && room > 0 && !round.skipped {
             // Every ring was visited with room to spare and found empty.
             self.finish_intake();
         }
@@ -286,12 +299,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn seal(&mut self, now: u64) -> Result<(), EngineError> {
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
+        let stolen = std::mem::take(&mut self.open_stolen);
         self.taken_total += records;
         self.shared.taken[self.id].store(self.taken_total, Ordering::Relaxed);
         let reduce = std::mem::take(&mut self.open_reduce);
         let (id, marks) = (self.id, self.marks.as_slice());
         self.shared.with_slot(epoch, |slot| {
             slot.records[id] = records;
+            slot.stolen += stolen;
             keep_max(&mut slot.durations.reduce, reduce);
             slot.marks.extend_from_slice(marks);
             if slot.sealed_micros == 0 {
@@ -424,6 +439,26 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             self.next_emit > last
         } else {
             self.open_epoch > last
+        }
+    }
+}
+
+/// Folds runs of records taken from a ring into the open epoch's `parts`
+/// and notes their arrival (the push stamp, or `now`). Hot path.
+#[inline]
+fn absorber<'a, R, J: Job<R>>(
+    job: &'a J,
+    parts: &'a mut [J::Part],
+    marks: &'a mut Marks,
+    now: u64,
+) -> impl FnMut(&[R], Option<u64>) + 'a {
+    move |records, pushed| {
+        if !records.is_empty() {
+            job.absorb(records, parts);
+            marks.note(
+                pushed.map_or(now, |pushed| pushed.min(now)),
+                records.len() as u64,
+            );
         }
     }
 }

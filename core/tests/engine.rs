@@ -53,6 +53,7 @@ struct Workload {
     interval_micros: Option<u64>,
     window: usize,
     ring_capacity: usize,
+    work_stealing: bool,
     producers: Vec<(PushStyle, Vec<Record>)>,
 }
 
@@ -70,9 +71,10 @@ fn workload() -> impl Strategy<Value = Workload> {
         1usize..=1024,
         1u64..500,
         prop::collection::vec((style, 0usize..6000), 1..4),
+        any::<bool>(),
     )
         .prop_flat_map(
-            |(workers, n, interval, window, capacity, keys, producers)| {
+            |(workers, n, interval, window, capacity, keys, producers, work_stealing)| {
                 let producers: Vec<_> = producers
                     .into_iter()
                     .map(|(style, len)| {
@@ -88,6 +90,7 @@ fn workload() -> impl Strategy<Value = Workload> {
                     interval_micros: interval,
                     window,
                     ring_capacity: capacity,
+                    work_stealing,
                     producers,
                 })
             },
@@ -103,6 +106,7 @@ fn run_workload(workload: &Workload) -> (Vec<EpochResult<Row>>, microbatch::Summ
         .interval(workload.interval_micros.map(Duration::from_micros))
         .max_epochs_in_flight(workload.window)
         .ring_capacity(workload.ring_capacity)
+        .work_stealing(workload.work_stealing)
         .start()
         .unwrap();
     std::thread::scope(|scope| {
@@ -166,10 +170,17 @@ fn count_trigger_seals_batches_of_at_most_n() {
         interval_micros: None,
         window: 2,
         ring_capacity: 4096,
+        work_stealing: true,
         producers: vec![(PushStyle::Slice, records.clone())],
     };
     let (results, _) = run_workload(&workload);
-    assert!(results.len() >= 20_000 / 500, "{} epochs", results.len());
+    // Each of the 2 workers (one reading the ring, one stealing from it)
+    // takes at most 500 records into an epoch.
+    assert!(
+        results.len() >= 20_000 / (2 * 500),
+        "{} epochs",
+        results.len()
+    );
     let (last, sealed_by_count) = results.split_last().unwrap();
     assert_eq!(last.progress.seal_reason, SealReason::Shutdown);
     for result in sealed_by_count {
@@ -418,9 +429,11 @@ fn a_panicking_worker_stops_the_engine_with_its_name_and_reason() {
         })
         .key_by(|r| r.0)
         .aggregate(count());
+    // Without stealing, record 13 can only reach worker 1.
     let engine = Engine::builder(job, CollectSink::new().0)
         .workers(2)
         .pin(false)
+        .work_stealing(false)
         .start()
         .unwrap();
     let mut producer = engine.producer_for(1).unwrap();
@@ -573,4 +586,94 @@ fn a_new_producer_goes_to_the_least_loaded_worker() {
     assert_ne!(engine.producer().worker(), crowded);
     drop((first, third));
     engine.shutdown().unwrap();
+}
+
+/// Worker 0 is stuck in its first chunk until another worker has reduced
+/// records of worker 0's ring: only a steal can release it (the gate gives
+/// up after a minute, and then the assertions fail).
+#[test]
+fn an_idle_worker_steals_from_a_busy_one() {
+    // Worker 0 stalls on its first record until another worker has folded
+    // one, so the records can only get through if worker 1 steals them.
+    // Worker 0 holds the claim on the ring it stalls in; the thief takes
+    // from its second ring.
+    static OTHERS: AtomicU64 = AtomicU64::new(0);
+    let wait_for_thief = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while OTHERS.load(Ordering::Acquire) == 0 {
+            assert!(std::time::Instant::now() < deadline, "nobody stole");
+            std::thread::yield_now();
+        }
+    };
+    let job = job::records::<Record>()
+        .map(move |r: &Record| {
+            if std::thread::current().name() == Some("microbatch-worker-0") {
+                wait_for_thief();
+            } else {
+                OTHERS.fetch_add(1, Ordering::Release);
+            }
+            *r
+        })
+        .key_by(|r| r.0)
+        .aggregate((count(), sum(|r: &Record| r.1)));
+    let (sink, results) = ChannelSink::unbounded();
+    let engine = Engine::builder(job, sink)
+        .workers(2)
+        .pin(false)
+        .interval(None)
+        .ring_capacity(1 << 16)
+        .start()
+        .unwrap();
+    let records: Vec<Record> = (0..50_000u64).map(|i| (i % 100, i)).collect();
+    let (first, second) = records.split_at(records.len() / 2);
+    let mut producers = [
+        engine.producer_for(0).unwrap(),
+        engine.producer_for(0).unwrap(),
+    ];
+    producers[0].push_slice(first).unwrap();
+    producers[1].push_slice(second).unwrap();
+    drop(producers);
+    // Shutting down stops the stealing: wait until it has happened.
+    wait_for_thief();
+    let summary = engine.shutdown().unwrap();
+    let epochs: Vec<EpochResult<Row>> = results.try_iter().collect();
+    assert!(summary.records_stolen > 0, "{summary:?}");
+    let stolen: u64 = epochs.iter().map(|e| e.progress.records_stolen).sum();
+    assert_eq!(stolen, summary.records_stolen);
+    let by_worker_1: u64 = epochs
+        .iter()
+        .map(|e| e.progress.records_per_worker[1])
+        .sum();
+    assert_eq!(
+        by_worker_1, stolen,
+        "worker 1 has no ring: all it took it stole"
+    );
+    assert_eq!(summary.records_in_results, records.len() as u64);
+    let rows = epochs.into_iter().flat_map(|e| e.rows);
+    assert_eq!(fold_rows(rows), reference(&records));
+}
+
+#[test]
+fn without_stealing_a_ring_is_read_by_its_own_worker_only() {
+    let (sink, results) = ChannelSink::unbounded();
+    let engine = Engine::builder(count_and_sum(), sink)
+        .workers(2)
+        .pin(false)
+        .work_stealing(false)
+        .start()
+        .unwrap();
+    let records: Vec<Record> = (0..200_000u64).map(|i| (i % 1000, i)).collect();
+    let mut producer = engine.producer_for(0).unwrap();
+    producer.push_slice(&records).unwrap();
+    drop(producer);
+    let summary = engine.shutdown().unwrap();
+    assert_eq!(summary.records_stolen, 0);
+    let epochs: Vec<EpochResult<Row>> = results.try_iter().collect();
+    let by_worker_1: u64 = epochs
+        .iter()
+        .map(|e| e.progress.records_per_worker[1])
+        .sum();
+    assert_eq!(by_worker_1, 0);
+    let rows = epochs.into_iter().flat_map(|e| e.rows);
+    assert_eq!(fold_rows(rows), reference(&records));
 }

@@ -44,6 +44,7 @@ fn progress(epoch: u64) -> EpochProgress {
         seal_reason: SealReason::Shutdown,
         records: 0,
         records_per_worker: vec![],
+        records_stolen: 0,
         rows: 0,
         opened: Duration::ZERO,
         sealed: Duration::ZERO,
