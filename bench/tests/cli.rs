@@ -75,6 +75,8 @@ fn every_shipped_profile_runs_and_loses_nothing() {
         "throughput.toml",
         "sweep-interval.toml",
         "batch-vs-microbatch.toml",
+        "skew-producer.toml",
+        "skew-keys.toml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

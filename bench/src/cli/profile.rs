@@ -664,9 +664,11 @@ mod tests {
                 "workload.rate=max",
                 "job.reductions=[\"count\"]",
                 "output.sink=sqlite",
+                "engine.work_stealing=false",
             ],
         )
         .unwrap();
+        assert!(!profile.engine.work_stealing);
         assert_eq!(profile.output.kind, OutputKind::Sqlite);
         assert_eq!(profile.output.path(), PathBuf::from("results/output.db"));
         assert_eq!(profile.engine.interval, Some(Duration::from_millis(1)));

@@ -119,6 +119,11 @@ pub struct RunReport {
     pub epochs_by_reason: EpochsByReason,
     /// Records each worker took in the measured epochs: imbalance shows.
     pub records_per_worker: Vec<u64>,
+    /// Whether idle workers took records from other workers' rings.
+    pub work_stealing: bool,
+    /// Of `records_measured`, those a worker took from another worker's
+    /// ring.
+    pub records_stolen: u64,
     /// CPU time of the process in the measured window, seconds (Linux).
     pub cpu_s: Option<f64>,
     /// What the reader should know about these figures.
@@ -139,6 +144,8 @@ pub struct EpochLine {
     pub records: u64,
     /// Records per worker.
     pub records_per_worker: Vec<u64>,
+    /// Of `records`, those taken from another worker's ring.
+    pub records_stolen: u64,
     /// Result rows.
     pub rows: u64,
     /// Opened, ms since the engine started.
@@ -176,6 +183,7 @@ impl EpochLine {
             seal_reason: epoch.seal_reason,
             records: epoch.records,
             records_per_worker: epoch.records_per_worker.clone(),
+            records_stolen: epoch.records_stolen,
             rows: epoch.rows,
             opened_ms: ms(epoch.opened),
             sealed_ms: ms(epoch.sealed),
@@ -301,6 +309,15 @@ impl RunReport {
                     .join(" / "),
             );
         }
+        line(
+            "work stealing",
+            if self.work_stealing {
+                let share = 100.0 * self.records_stolen as f64 / total.max(1) as f64;
+                format!("on: {} records stolen ({share:.1}%)", self.records_stolen)
+            } else {
+                "off".into()
+            },
+        );
         line(
             "triggers",
             format!(

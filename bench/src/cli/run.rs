@@ -124,6 +124,19 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
     let input = open_input(&profile.workload)?;
+    run_with_input(profile, name, files, observer, input)
+}
+
+/// Runs `profile` on `input` instead of the one its workload names, e.g.
+/// records generated into memory beforehand so that the run measures the
+/// engine without the generator's cost.
+pub fn run_with_input(
+    profile: &Profile,
+    name: &str,
+    files: &RunFiles,
+    observer: &mut dyn Observer,
+    input: Input,
+) -> Result<RunOutcome, RunError> {
     with_job(
         &profile.job,
         RunJob {
@@ -464,6 +477,8 @@ impl RunJob<'_> {
                     }
                     sums
                 }),
+            work_stealing: config.work_stealing,
+            records_stolen: measured.iter().map(|epoch| epoch.records_stolen).sum(),
             cpu_s: match (snapshot.cpu, cpu_end) {
                 (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
                 _ => None,
