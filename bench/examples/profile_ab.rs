@@ -6,15 +6,69 @@
 //! ```
 //!
 //! A variant is a comma-separated list of `--set` overrides (`-` for the
-//! profile as it is). Each round runs every variant once, in turn; the
-//! table shows each variant's median throughput and its ratio to the
-//! first variant's, and per round the ratios, so their spread shows.
+//! profile as it is), and may hold `busy-core=N`: a thread pinned to core
+//! N spins for the whole run, so the worker pinned there gets about half
+//! of its core (a slowed core, as a noisy neighbour makes one). Each round
+//! runs every variant once, in turn; the table shows each variant's median
+//! throughput and its ratio to the first variant's, and per round the
+//! ratios, so their spread shows.
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run, Quiet, RunFiles};
+use microbatch_bench::pin::pin_to_core;
+
+/// One variant: its label, its profile and the core to keep busy.
+struct Variant {
+    name: String,
+    profile: Profile,
+    busy_core: Option<usize>,
+}
+
+/// A thread spinning on `core` until dropped.
+struct BusyCore {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCore {
+    fn start(core: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                if !pin_to_core(core) {
+                    eprintln!("warning: could not pin the busy thread to core {core}");
+                }
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..1000 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                }
+            }
+        });
+        BusyCore {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,29 +90,43 @@ fn main() -> ExitCode {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let variants: Vec<(String, Profile)> = match args[2..]
-        .iter()
-        .map(|variant| {
-            let overrides: Vec<String> = variant
-                .split(',')
-                .filter(|o| *o != "-" && !o.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Profile::load(Path::new(path), &overrides).map(|p| (variant.clone(), p))
-        })
-        .collect()
-    {
-        Ok(variants) => variants,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
+    let mut variants = Vec::new();
+    for variant in &args[2..] {
+        let mut overrides = Vec::new();
+        let mut busy_core = None;
+        for item in variant.split(',').filter(|o| *o != "-" && !o.is_empty()) {
+            match item.strip_prefix("busy-core=") {
+                Some(core) => match core.parse() {
+                    Ok(core) => busy_core = Some(core),
+                    Err(_) => {
+                        eprintln!("error: busy-core takes a core number, not {core:?}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => overrides.push(item.to_owned()),
+            }
         }
-    };
+        match Profile::load(Path::new(path), &overrides) {
+            Ok(profile) => variants.push(Variant {
+                name: variant.clone(),
+                profile,
+                busy_core,
+            }),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut throughput = vec![Vec::new(); variants.len()];
     for round in 1..=rounds.max(1) {
         let mut line = format!("round {round}:");
-        for (i, (name, profile)) in variants.iter().enumerate() {
-            let outcome = match run(profile, name, &RunFiles::default(), &mut Quiet) {
+        for (i, variant) in variants.iter().enumerate() {
+            let name = &variant.name;
+            let busy = variant.busy_core.map(BusyCore::start);
+            let outcome = run(&variant.profile, name, &RunFiles::default(), &mut Quiet);
+            drop(busy);
+            let outcome = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     eprintln!("error: {name}: {error}");
@@ -72,9 +140,10 @@ fn main() -> ExitCode {
             }
             throughput[i].push(report.throughput_rps);
             line += &format!(
-                "  {name} {} (stolen {:.1}%)",
+                "  {name} {} (stolen {:.1}%, seal-to-result p50 {:.2} ms)",
                 rate(report.throughput_rps),
-                100.0 * report.records_stolen as f64 / report.records_measured.max(1) as f64
+                100.0 * report.records_stolen as f64 / report.records_measured.max(1) as f64,
+                report.seal_to_result_ns.p50 as f64 / 1e6
             );
         }
         let ratios: Vec<String> = throughput
@@ -86,9 +155,14 @@ fn main() -> ExitCode {
     }
     let base = median(&mut throughput[0].clone());
     println!("\nmedian throughput over {rounds} rounds ({path}):");
-    for ((name, _), runs) in variants.iter().zip(&mut throughput) {
+    for (variant, runs) in variants.iter().zip(&mut throughput) {
         let m = median(runs);
-        println!("  {name:<40} {:>14}  {:.2}x the first", rate(m), m / base);
+        println!(
+            "  {:<40} {:>14}  {:.2}x the first",
+            variant.name,
+            rate(m),
+            m / base
+        );
     }
     ExitCode::SUCCESS
 }

@@ -15,7 +15,8 @@ use crate::error::EngineError;
 use crate::input::{Intake, Producer};
 use crate::job::Job;
 use crate::progress::{
-    latency_histogram, EpochProgress, LatencySummary, PhaseDurations, Progress, SealReason,
+    latency_histogram, EpochProgress, HotKey, LatencySummary, PhaseDurations, Progress, SealReason,
+    HOT_KEYS_REPORTED,
 };
 use crate::sink::Sink;
 use crate::source::{Source, SourceSpec};
@@ -70,6 +71,9 @@ pub(crate) struct EpochSlot {
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     pub(crate) marks: Vec<(u64, u64)>,
+    /// Each owner's hottest keys of its partition (keys of different
+    /// partitions differ).
+    pub(crate) hot_keys: Vec<HotKey>,
     pub(crate) owners_done: usize,
 }
 
@@ -84,6 +88,7 @@ impl EpochSlot {
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * crate::progress::MARKS_PER_WORKER),
+            hot_keys: Vec::new(),
             owners_done: 0,
         }
     }
@@ -98,6 +103,7 @@ impl EpochSlot {
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();
+            self.hot_keys.clear();
             self.owners_done = 0;
         }
     }
@@ -224,6 +230,12 @@ impl<R, J: Job<R>> Shared<R, J> {
                 durations: slot.durations,
                 seal_to_result: completed.saturating_sub(sealed),
                 latency: LatencySummary::default(),
+                hot_keys: {
+                    let mut hot = std::mem::take(&mut slot.hot_keys);
+                    hot.sort_by(|a, b| b.records.cmp(&a.records).then_with(|| a.key.cmp(&b.key)));
+                    hot.truncate(HOT_KEYS_REPORTED);
+                    hot
+                },
             };
             (progress, std::mem::take(&mut slot.marks))
         });

@@ -109,6 +109,21 @@ impl LatencySummary {
     }
 }
 
+/// Most hot keys an epoch reports.
+pub const HOT_KEYS_REPORTED: usize = 8;
+
+/// A key that took a large share of an epoch's records (keyed jobs), found
+/// by sampling: see [`job::hot`](crate::job::hot) for the bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HotKey {
+    /// The key, as its `Debug` form.
+    pub key: String,
+    /// Estimated records of the key in the epoch: the samples surely of
+    /// this key times [`SAMPLE_EVERY`](crate::job::hot::SAMPLE_EVERY), so
+    /// rather under than over.
+    pub records: u64,
+}
+
 /// What happened in one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochProgress {
@@ -141,6 +156,9 @@ pub struct EpochProgress {
     pub seal_to_result: Duration,
     /// Record latency, from arrival (or intended send time) to result.
     pub latency: LatencySummary,
+    /// The keys with the most records, most first, at most
+    /// [`HOT_KEYS_REPORTED`]; empty for jobs without keys.
+    pub hot_keys: Vec<HotKey>,
 }
 
 /// The engine's running totals; see [`Engine::progress`](crate::Engine::progress).

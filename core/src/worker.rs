@@ -398,6 +398,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             };
             let epoch = pending.epoch;
             let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
+            let mut hot_keys = Vec::new();
+            self.shared.job.hot_keys(&mut pending.merged, &mut hot_keys);
             self.shared.job.finish(&mut pending.merged, &mut self.rows);
             self.spare.push(pending.merged);
             let rows = self.rows.len() as u64;
@@ -413,6 +415,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             let partitions = self.shared.partitions;
             let complete = self.shared.with_slot(epoch, |slot| {
                 slot.rows += rows;
+                slot.hot_keys.append(&mut hot_keys);
                 keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);
                 keep_max(&mut slot.durations.merge, pending.merge_time);
                 keep_max(&mut slot.durations.sink, sink_time);

@@ -677,3 +677,60 @@ fn without_stealing_a_ring_is_read_by_its_own_worker_only() {
     let rows = epochs.into_iter().flat_map(|e| e.rows);
     assert_eq!(fold_rows(rows), reference(&records));
 }
+
+#[test]
+fn an_epoch_reports_its_hottest_keys() {
+    // Key 7 takes about half of the records, in no pattern the sampling
+    // could alias with; the other half spreads over 1000 keys.
+    let records: Vec<Record> = (0..1_000_000u64)
+        .map(|i| {
+            let mixed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+            if mixed % 100 < 50 {
+                (7, i)
+            } else {
+                (1000 + mixed % 1000, i)
+            }
+        })
+        .collect();
+    let hot_records = records.iter().filter(|r| r.0 == 7).count() as u64;
+    let (sink, results) = ChannelSink::unbounded();
+    let engine = Engine::builder(count_and_sum(), sink)
+        .workers(2)
+        .pin(false)
+        .interval(None)
+        .max_batch_records(None)
+        .start()
+        .unwrap();
+    let mut producers = [
+        engine.producer_for(0).unwrap(),
+        engine.producer_for(1).unwrap(),
+    ];
+    let (first, second) = records.split_at(records.len() / 2);
+    producers[0].push_slice(first).unwrap();
+    producers[1].push_slice(second).unwrap();
+    drop(producers);
+    engine.shutdown().unwrap();
+    let epochs: Vec<EpochResult<Row>> = results.try_iter().collect();
+    assert_eq!(epochs.len(), 1, "batch mode: one epoch");
+    let hot = &epochs[0].progress.hot_keys;
+    assert!(!hot.is_empty() && hot.len() <= microbatch::progress::HOT_KEYS_REPORTED);
+    assert_eq!(hot[0].key, "7", "{hot:?}");
+    // About 490 samples of key 7 (1 record in 1024): a few % of sampling
+    // error, and none from the summary (32 slots, 1000 cold keys).
+    let estimate = hot[0].records;
+    assert!(
+        estimate.abs_diff(hot_records) <= hot_records / 5,
+        "estimated {estimate}, true {hot_records}"
+    );
+    assert!(hot.windows(2).all(|w| w[0].records >= w[1].records));
+    // A global job has no keys to report.
+    let (sink, results) = ChannelSink::unbounded();
+    let engine = Engine::builder(job::records::<Record>().aggregate(count()), sink)
+        .workers(2)
+        .pin(false)
+        .source(IterSource::new(records))
+        .start()
+        .unwrap();
+    engine.finish().unwrap();
+    assert!(results.try_iter().all(|e| e.progress.hot_keys.is_empty()));
+}

@@ -147,6 +147,7 @@ fn csv_of_struct_rows_has_one_header_per_file() {
         durations: Default::default(),
         seal_to_result: Duration::ZERO,
         latency: Default::default(),
+        hot_keys: vec![],
     };
     // Partition 1 is empty: the header comes with the first rows written.
     let mut empty: Vec<Row> = Vec::new();
@@ -183,6 +184,7 @@ fn a_committed_epoch_is_not_written_again_and_a_torn_one_is() {
         durations: Default::default(),
         seal_to_result: Duration::ZERO,
         latency: Default::default(),
+        hot_keys: vec![],
     };
     sink.write(0, 0, &mut vec![(1u64, 2u64)]).unwrap();
     Sink::<(u64, u64)>::epoch_complete(&sink, 0, &progress(0)).unwrap();

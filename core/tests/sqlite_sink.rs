@@ -54,6 +54,7 @@ fn progress(epoch: u64) -> EpochProgress {
         durations: Default::default(),
         seal_to_result: Duration::ZERO,
         latency: Default::default(),
+        hot_keys: vec![],
     }
 }
 

@@ -124,10 +124,55 @@ pub struct RunReport {
     /// Of `records_measured`, those a worker took from another worker's
     /// ring.
     pub records_stolen: u64,
+    /// The hottest keys over the measured epochs and their estimated share
+    /// of the measured records (keyed jobs; sampled per epoch, see
+    /// `microbatch::job::hot`; a key counts only in the epochs that
+    /// reported it).
+    pub hot_keys: Vec<HotKeyShare>,
     /// CPU time of the process in the measured window, seconds (Linux).
     pub cpu_s: Option<f64>,
     /// What the reader should know about these figures.
     pub notes: Vec<String>,
+}
+
+/// A hot key and its estimated share of an epoch's records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotKeyShare {
+    /// The key, as its `Debug` form.
+    pub key: String,
+    /// Estimated fraction of the epoch's records, 0..=1.
+    pub share: f64,
+}
+
+impl HotKeyShare {
+    /// The hot keys of `epoch`.
+    pub fn of(epoch: &microbatch::progress::EpochProgress) -> Vec<HotKeyShare> {
+        Self::over([epoch])
+    }
+
+    /// The hottest keys over `epochs`, most first, at most
+    /// `microbatch::progress::HOT_KEYS_REPORTED`.
+    pub fn over<'a>(
+        epochs: impl IntoIterator<Item = &'a microbatch::progress::EpochProgress>,
+    ) -> Vec<HotKeyShare> {
+        let mut records = 0u64;
+        let mut by_key: std::collections::HashMap<&str, u64> = Default::default();
+        for epoch in epochs {
+            records += epoch.records;
+            for hot in &epoch.hot_keys {
+                *by_key.entry(hot.key.as_str()).or_default() += hot.records;
+            }
+        }
+        let mut hot: Vec<(&str, u64)> = by_key.into_iter().collect();
+        hot.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        hot.truncate(microbatch::progress::HOT_KEYS_REPORTED);
+        hot.into_iter()
+            .map(|(key, n)| HotKeyShare {
+                key: key.to_owned(),
+                share: (n as f64 / records.max(1) as f64).min(1.0),
+            })
+            .collect()
+    }
 }
 
 /// One line of the per-epoch JSON-lines file: an epoch's progress in
@@ -146,6 +191,8 @@ pub struct EpochLine {
     pub records_per_worker: Vec<u64>,
     /// Of `records`, those taken from another worker's ring.
     pub records_stolen: u64,
+    /// The hottest keys and their estimated share of `records`.
+    pub hot_keys: Vec<HotKeyShare>,
     /// Result rows.
     pub rows: u64,
     /// Opened, ms since the engine started.
@@ -184,6 +231,7 @@ impl EpochLine {
             records: epoch.records,
             records_per_worker: epoch.records_per_worker.clone(),
             records_stolen: epoch.records_stolen,
+            hot_keys: HotKeyShare::of(epoch),
             rows: epoch.rows,
             opened_ms: ms(epoch.opened),
             sealed_ms: ms(epoch.sealed),
@@ -307,6 +355,17 @@ impl RunReport {
                     .map(|n| format!("{:.0}%", 100.0 * *n as f64 / total as f64))
                     .collect::<Vec<_>>()
                     .join(" / "),
+            );
+        }
+        if !self.hot_keys.is_empty() {
+            line(
+                "hot keys (share, sampled)",
+                self.hot_keys
+                    .iter()
+                    .take(3)
+                    .map(|hot| format!("{} {:.1}%", hot.key, 100.0 * hot.share))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
         line(

@@ -28,7 +28,7 @@ use microbatch::{Engine, EngineError};
 use super::cpu;
 use super::jobs::{sql_values, with_job, Columns, OutputSink, Wanted, WithJob};
 use super::profile::{JobKind, OutputKind, Profile, SourceKind, Workload};
-use super::report::{EpochLine, EpochsByReason, Percentiles, RunReport};
+use super::report::{EpochLine, EpochsByReason, HotKeyShare, Percentiles, RunReport};
 
 /// How often the runner looks at the engine (progress bar, end of run).
 const TICK: Duration = Duration::from_millis(100);
@@ -479,6 +479,7 @@ impl RunJob<'_> {
                 }),
             work_stealing: config.work_stealing,
             records_stolen: measured.iter().map(|epoch| epoch.records_stolen).sum(),
+            hot_keys: HotKeyShare::over(measured.iter().copied()),
             cpu_s: match (snapshot.cpu, cpu_end) {
                 (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
                 _ => None,

@@ -1,19 +1,27 @@
 //! Keyed aggregation: one hash table per key partition, filled in place
 //! (the combiner) and merged on the key's owner.
 
+use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
 use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 
+use super::hot::{HotKeySampler, HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, SAMPLE_EVERY};
 use super::{Aggregator, Job, Partitioner, Pipe};
+use crate::progress::HotKey;
 
 /// The partial aggregates of one key partition: `(key, state)` entries.
 /// The hash is not stored: for the integer keys of most jobs FxHash costs
 /// one multiply, less than the cache footprint of 8 more bytes an entry.
 pub struct KeyedPart<K, S> {
     table: HashTable<(K, S)>,
+    /// Sampled key hashes, for the hot-key report.
+    sampler: HotKeySampler,
+    /// Records until the worker's next sample; used in the worker's first
+    /// part only.
+    countdown: u32,
 }
 
 impl<K, S> KeyedPart<K, S> {
@@ -51,6 +59,38 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
     }
 }
 
+impl<R, P, F, K, Pt, A> KeyedJob<R, P, F, Pt, A>
+where
+    P: Pipe<R>,
+    F: Fn(&P::Out) -> K,
+    K: Hash,
+    Pt: Partitioner<K>,
+{
+    #[inline(always)]
+    fn partition_of(&self, key: &K, hash: u64, partitions: usize) -> usize {
+        if partitions == 1 {
+            0
+        } else {
+            self.partitioner.partition(key, hash, partitions)
+        }
+    }
+
+    /// Counts `record`'s key (if the stages keep it) in its part's
+    /// hot-key sampler. Once per [`SAMPLE_EVERY`] records.
+    #[inline(never)]
+    fn sample<S>(&self, record: &R, parts: &mut [KeyedPart<K, S>]) {
+        let partitions = parts.len();
+        self.pipe.feed(record, |item| {
+            let key = (self.key)(item);
+            let hash = self.hasher.hash_one(&key);
+            let partition = self.partition_of(&key, hash, partitions);
+            if let Some(part) = parts.get_mut(partition) {
+                part.sampler.sample(hash);
+            }
+        });
+    }
+}
+
 /// Folds `item` into `table` under `key`, whose hash is `hash`.
 #[inline(always)]
 fn upsert<T, K: Hash + Eq, A: Aggregator<T>>(
@@ -80,7 +120,7 @@ where
     R: 'static,
     P: Pipe<R>,
     F: Fn(&P::Out) -> K + Send + Sync + 'static,
-    K: Hash + Eq + Send + 'static,
+    K: Hash + Eq + Debug + Send + 'static,
     Pt: Partitioner<K>,
     A: Aggregator<P::Out>,
 {
@@ -98,40 +138,60 @@ where
     fn new_part(&self) -> Self::Part {
         KeyedPart {
             table: HashTable::new(),
+            sampler: HotKeySampler::default(),
+            countdown: SAMPLE_EVERY,
         }
     }
 
-    // Hot path: hash once, pick the owner's table, update in place.
+    // Hot path: hash once, pick the owner's table, update in place. The
+    // records go in windows that end where the next hot-key sample is
+    // due; the window's last record is keyed again for the sample, so the
+    // fold loop itself carries nothing for it.
     #[inline]
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
-        for record in records {
-            self.pipe.feed(record, |item| {
-                let key = (self.key)(item);
-                let hash = self.hasher.hash_one(&key);
-                let partition = if partitions == 1 {
-                    0
-                } else {
-                    self.partitioner.partition(&key, hash, partitions)
-                };
-                let Some(part) = parts.get_mut(partition) else {
-                    panic!("the partitioner put a key in partition {partition} of {partitions}");
-                };
-                upsert(
-                    &mut part.table,
-                    &self.hasher,
-                    &self.aggregator,
-                    hash,
-                    key,
-                    item,
-                );
-            });
+        let mut countdown = parts.first().map_or(SAMPLE_EVERY, |part| part.countdown) as usize;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (window, after) = rest.split_at(countdown.min(rest.len()));
+            for record in window {
+                self.pipe.feed(record, |item| {
+                    let key = (self.key)(item);
+                    let hash = self.hasher.hash_one(&key);
+                    let partition = self.partition_of(&key, hash, partitions);
+                    let Some(part) = parts.get_mut(partition) else {
+                        panic!(
+                            "the partitioner put a key in partition {partition} of {partitions}"
+                        );
+                    };
+                    upsert(
+                        &mut part.table,
+                        &self.hasher,
+                        &self.aggregator,
+                        hash,
+                        key,
+                        item,
+                    );
+                });
+            }
+            countdown -= window.len();
+            if countdown == 0 {
+                countdown = SAMPLE_EVERY as usize;
+                if let Some(record) = window.last() {
+                    self.sample(record, parts);
+                }
+            }
+            rest = after;
+        }
+        if let Some(first) = parts.first_mut() {
+            first.countdown = countdown as u32;
         }
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
+        into.sampler.merge(&mut from.sampler);
         if into.table.is_empty() {
-            std::mem::swap(into, from);
+            std::mem::swap(&mut into.table, &mut from.table);
             return;
         }
         let hasher = &self.hasher;
@@ -151,7 +211,31 @@ where
         }
     }
 
+    fn hot_keys(&self, part: &mut Self::Part, out: &mut Vec<HotKey>) {
+        let hasher = &self.hasher;
+        let least =
+            (part.sampler.samples() as f64 * HOT_KEY_MIN_SHARE).max(f64::from(HOT_KEY_MIN_SAMPLES));
+        for slot in part.sampler.hottest() {
+            let (hash, samples) = (slot.hash, slot.sure());
+            if f64::from(samples) < least {
+                break;
+            }
+            // Every sampled key is in the merged table, which holds every
+            // key of the partition's epoch.
+            if let Some((key, _)) = part
+                .table
+                .find(hash, |entry| hasher.hash_one(&entry.0) == hash)
+            {
+                out.push(HotKey {
+                    key: format!("{key:?}"),
+                    records: u64::from(samples) * u64::from(SAMPLE_EVERY),
+                });
+            }
+        }
+    }
+
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
+        part.sampler.clear();
         rows.extend(
             part.table
                 .drain()

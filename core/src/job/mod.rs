@@ -23,6 +23,7 @@
 
 mod aggregate;
 mod global;
+pub mod hot;
 pub mod kernels;
 mod keyed;
 mod partition;
@@ -69,6 +70,13 @@ pub trait Job<R>: Send + Sync + 'static {
     /// Merges `from` into `into`, leaving `from` empty (its memory kept).
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part);
 
+    /// Appends the hottest keys of a merged part (before
+    /// [`finish`](Job::finish)), most records first, to `out`. Once per
+    /// partition and epoch. By default none: jobs without keys have none.
+    fn hot_keys(&self, part: &mut Self::Part, out: &mut Vec<crate::progress::HotKey>) {
+        let _ = (part, out);
+    }
+
     /// Moves the rows of a merged part into `rows`, leaving `part` empty.
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>);
 }
@@ -89,6 +97,10 @@ pub struct Stream<R, P> {
 
 impl<R, P: Pipe<R>> Stream<R, P> {
     /// Keeps the items for which `predicate` holds.
+    ///
+    /// Stages should be pure functions of their item: a keyed job runs
+    /// them a second time on one record in
+    /// [`SAMPLE_EVERY`](hot::SAMPLE_EVERY) to sample hot keys.
     pub fn filter<F>(self, predicate: F) -> Stream<R, Filter<P, F>>
     where
         F: Fn(&P::Out) -> bool + Send + Sync + 'static,
@@ -102,7 +114,8 @@ impl<R, P: Pipe<R>> Stream<R, P> {
         }
     }
 
-    /// Replaces each item by `function` of it.
+    /// Replaces each item by `function` of it. Like every stage, it should
+    /// be a pure function (see [`filter`](Stream::filter)).
     pub fn map<F, T>(self, function: F) -> Stream<R, Map<P, F>>
     where
         F: Fn(&P::Out) -> T + Send + Sync + 'static,

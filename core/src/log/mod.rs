@@ -12,7 +12,7 @@
 //! - [`LogSource`] feeds a log to the engine: the workers claim blocks,
 //!   at full speed or at a fixed replay rate.
 //!
-//! The format is in [`format`].
+//! The format is in [`format`](mod@format).
 
 mod error;
 pub mod format;
