@@ -79,6 +79,39 @@ impl<K: Ord + Send + Sync + std::fmt::Debug + 'static> Partitioner<K> for RangeP
 }
 
 /// A user function `(key, partitions) -> partition`.
+///
+/// When to use one: every key's partials meet on its owner, which merges
+/// one partial per worker and key each epoch. For the built-in reductions
+/// that is cheap whatever a key's traffic (the workers have already folded
+/// it), and the hash partitioner is right. A user [`Aggregator`] whose
+/// state grows with its input (collected values, distinct sets) makes the
+/// owner of a hot key do work in proportion to the key's traffic; giving
+/// a known hot key an owner to itself keeps the other keys' owners
+/// unaffected. (The per-epoch hot-key report,
+/// [`EpochProgress::hot_keys`](crate::progress::EpochProgress::hot_keys),
+/// says which keys those are.)
+///
+/// ```
+/// use microbatch::job::{self, count, FnPartitioner, Partitioner};
+///
+/// // Key 0 is hot: worker 0 owns it alone, the other keys go to 1.. .
+/// let hot_alone = FnPartitioner(|key: &u64, partitions: usize| {
+///     if *key == 0 || partitions == 1 {
+///         0
+///     } else {
+///         1 + (*key % (partitions as u64 - 1)) as usize
+///     }
+/// });
+/// assert_eq!(hot_alone.partition(&0, 0, 4), 0);
+/// assert!((1..4).contains(&hot_alone.partition(&7, 0, 4)));
+/// let per_key = job::records::<(u64, u64)>()
+///     .key_by(|r| r.0)
+///     .partition_by(hot_alone)
+///     .aggregate(count());
+/// # let _ = per_key;
+/// ```
+///
+/// [`Aggregator`]: crate::job::Aggregator
 #[derive(Debug, Clone, Copy)]
 pub struct FnPartitioner<F>(pub F);
 
