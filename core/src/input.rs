@@ -169,7 +169,7 @@ pub(crate) struct Intake<R> {
     pub(crate) closed: AtomicBool,
     pub(crate) workers: Box<[WorkerIntake<R>]>,
     /// Every live lane and its owner, for thieves; changed only when a
-    /// producer attaches (`lanes_version` says when).
+    /// producer attaches or a retired lane is dropped (`lanes_version` says when).
     lanes: Mutex<Vec<(usize, Arc<Lane<R>>)>>,
     lanes_version: AtomicU64,
 }
@@ -189,6 +189,16 @@ impl<R> Intake<R> {
             lanes: Mutex::new(Vec::new()),
             lanes_version: AtomicU64::new(0),
         }
+    }
+
+    /// Drops retired lanes from the thieves' list, so that their rings are
+    /// freed once every thief has refreshed its list. Cold: once per
+    /// producer handle dropped.
+    #[cold]
+    fn forget_retired(&self) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        lanes.retain(|(_, lane)| !lane.retired.load(Ordering::Relaxed));
+        self.lanes_version.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn close(&self) {
@@ -225,7 +235,6 @@ impl<R> Producer<R> {
         });
         {
             let mut lanes = intake.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-            lanes.retain(|(_, lane)| !lane.retired.load(Ordering::Relaxed));
             lanes.push((worker, Arc::clone(&lane)));
             intake.lanes_version.fetch_add(1, Ordering::Release);
         }
@@ -448,6 +457,7 @@ impl<R> Inputs<R> {
                 drop(ring);
                 let lane = self.lanes.swap_remove(index);
                 lane.retired.store(true, Ordering::Relaxed);
+                self.intake.forget_retired();
                 continue;
             }
             round.records += taken as u64;
@@ -721,5 +731,31 @@ mod tests {
         intake.close();
         assert_eq!(thief.steal(u64::MAX, 1, |_, _| panic!("closed")), 0);
         assert_eq!(collect(&mut owner, 1), (vec![4], false));
+    }
+
+    #[test]
+    fn a_drained_ring_of_a_dropped_producer_leaves_the_thieves_list() {
+        let intake = Arc::new(Intake::<u32>::new(2, Instant::now()));
+        let mut owner = Inputs::new(0, Arc::clone(&intake));
+        let mut thief = Inputs::new(1, Arc::clone(&intake));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 64);
+        let _other = Producer::attach(Arc::clone(&intake), 0, 64);
+        producer.push_slice(&[1, 2]).unwrap();
+        assert_eq!(thief.steal(1, 0, |_, _| {}), 1);
+        assert_eq!(thief.victims.len(), 2);
+        drop(producer);
+        let mut got = Vec::new();
+        owner.take(u64::MAX, 0, |r, _| got.extend_from_slice(r));
+        assert_eq!(got, [2], "the rest is taken before the ring retires");
+        owner.take(u64::MAX, 0, |_, _| {});
+        assert_eq!(
+            owner.lanes.len(),
+            1,
+            "the empty ring of the dropped producer retired"
+        );
+        assert_eq!(intake.lanes.lock().unwrap().len(), 1);
+        // The thief's next attempt refreshes its list: the ring is freed.
+        assert_eq!(thief.steal(u64::MAX, 0, |_, _| {}), 0);
+        assert_eq!(thief.victims.len(), 1);
     }
 }
