@@ -73,6 +73,8 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// The oldest epoch this worker has not emitted.
     next_emit: u64,
     rows: Vec<J::Row>,
+    /// The owned partition's running totals, across epochs.
+    totals: J::Totals,
     /// Messages that arrived while a send waited for room.
     deferred: Vec<(usize, Message<J::Part>)>,
     phase: Phase,
@@ -114,6 +116,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             pending: VecDeque::with_capacity(window + 1),
             next_emit: 0,
             rows: Vec::new(),
+            totals: shared.job.new_totals(),
             deferred: Vec::with_capacity(workers * (2 * window + 1)),
             phase: Phase::Running,
             seals_final: false,
@@ -400,7 +403,11 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
             let mut hot_keys = Vec::new();
             self.shared.job.hot_keys(&mut pending.merged, &mut hot_keys);
-            self.shared.job.finish(&mut pending.merged, &mut self.rows);
+            self.shared.job.finish_with_totals(
+                &mut pending.merged,
+                &mut self.totals,
+                &mut self.rows,
+            );
             self.spare.push(pending.merged);
             let rows = self.rows.len() as u64;
             let started = Instant::now();

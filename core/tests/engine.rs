@@ -734,3 +734,53 @@ fn an_epoch_reports_its_hottest_keys() {
     engine.finish().unwrap();
     assert!(results.try_iter().all(|e| e.progress.hot_keys.is_empty()));
 }
+
+#[test]
+fn running_totals_end_at_the_totals_of_every_record() {
+    use microbatch::job::OutputMode;
+    let records: Vec<Record> = (0..20_000u64).map(|i| (i % 100, i)).collect();
+    for mode in [OutputMode::Update, OutputMode::Complete] {
+        let job = job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Record| r.1)))
+            .running(mode);
+        let (sink, results) = ChannelSink::unbounded();
+        let engine = Engine::builder(job, sink)
+            .workers(2)
+            .pin(false)
+            .interval(None)
+            .max_batch_records(Some(500))
+            .start()
+            .unwrap();
+        let mut producer = engine.producer();
+        producer.push_slice(&records).unwrap();
+        drop(producer);
+        engine.shutdown().unwrap();
+        let epochs: Vec<EpochResult<Row>> = results.try_iter().collect();
+        assert!(epochs.len() >= 10, "{} epochs", epochs.len());
+        // Per key, its rows in epoch order: totals only grow, and the
+        // last is the total over every record.
+        let mut last: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut keys_seen = 0;
+        for epoch in &epochs {
+            let mut in_epoch = 0;
+            for &(key, total) in &epoch.rows {
+                in_epoch += 1;
+                if let Some(before) = last.insert(key, total) {
+                    assert!(
+                        total.0 >= before.0 && total.1 >= before.1,
+                        "{key}: {before:?} then {total:?}"
+                    );
+                    if mode == OutputMode::Update {
+                        assert!(total.0 > before.0, "{key}: an update row without records");
+                    }
+                }
+            }
+            keys_seen = keys_seen.max(last.len());
+            if mode == OutputMode::Complete {
+                assert_eq!(in_epoch, keys_seen, "complete mode: every key seen so far");
+            }
+        }
+        assert_eq!(last, reference(&records), "{mode:?}");
+    }
+}

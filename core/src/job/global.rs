@@ -35,10 +35,13 @@ where
 {
     type Part = GlobalPart<A::State>;
     type Row = A::Output;
+    type Totals = ();
 
     fn partitions(&self, _: usize) -> usize {
         1
     }
+
+    fn new_totals(&self) {}
 
     fn new_part(&self) -> Self::Part {
         GlobalPart { state: None }

@@ -25,6 +25,12 @@ pub struct KeyedPart<K, S> {
 }
 
 impl<K, S> KeyedPart<K, S> {
+    /// Takes every `(key, state)` out, keeping the memory.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, S)> + '_ {
+        self.sampler.clear();
+        self.table.drain()
+    }
+
     /// Distinct keys held.
     pub fn len(&self) -> usize {
         self.table.len()
@@ -47,6 +53,11 @@ pub struct KeyedJob<R, P, F, Pt, A> {
 }
 
 impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
+    /// The reduction.
+    pub(crate) fn aggregator(&self) -> &A {
+        &self.aggregator
+    }
+
     pub(super) fn new(pipe: P, key: F, partitioner: Pt, aggregator: A) -> Self {
         KeyedJob {
             pipe,
@@ -126,6 +137,7 @@ where
 {
     type Part = KeyedPart<K, A::State>;
     type Row = (K, A::Output);
+    type Totals = ();
 
     fn partitions(&self, workers: usize) -> usize {
         workers
@@ -134,6 +146,8 @@ where
     fn check(&self, workers: usize) -> Result<(), String> {
         self.partitioner.check(workers)
     }
+
+    fn new_totals(&self) {}
 
     fn new_part(&self) -> Self::Part {
         KeyedPart {

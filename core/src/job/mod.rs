@@ -5,7 +5,10 @@
 //! Jobs are built from [`records`]: optional [`Stream::filter`] and
 //! [`Stream::map`] stages, then either [`Stream::key_by`] and
 //! [`KeyedStream::aggregate`] (one row per key per epoch) or
-//! [`Stream::aggregate`] (one row per epoch over everything).
+//! [`Stream::aggregate`] (one row per epoch over everything). A keyed job
+//! made [`running`](KeyedJob::running) emits each key's totals since the
+//! start instead of the epoch's own (update or complete
+//! [`OutputMode`]).
 //!
 //! ```
 //! use microbatch::job::{self, count, sum};
@@ -28,6 +31,7 @@ pub mod kernels;
 mod keyed;
 mod partition;
 mod pipe;
+mod running;
 
 use std::marker::PhantomData;
 
@@ -36,6 +40,7 @@ pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
 pub use pipe::{Filter, Identity, Map, Pipe};
+pub use running::{OutputMode, RunningKeyedJob, Totals};
 
 /// A computation the engine runs on every epoch.
 ///
@@ -50,6 +55,10 @@ pub trait Job<R>: Send + Sync + 'static {
     type Part: Send + 'static;
     /// One row of a result.
     type Row: Send + 'static;
+    /// What the owner of a partition keeps across epochs: the running
+    /// totals of a [`RunningKeyedJob`]; `()` for jobs whose rows are each
+    /// epoch's own.
+    type Totals: Send + 'static;
 
     /// How many key partitions the job has with `workers` workers.
     fn partitions(&self, workers: usize) -> usize;
@@ -63,6 +72,9 @@ pub trait Job<R>: Send + Sync + 'static {
 
     /// An empty part.
     fn new_part(&self) -> Self::Part;
+
+    /// The totals of a partition before the first epoch.
+    fn new_totals(&self) -> Self::Totals;
 
     /// Folds a run of records into `parts` (one per partition). Hot path.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]);
@@ -79,6 +91,20 @@ pub trait Job<R>: Send + Sync + 'static {
 
     /// Moves the rows of a merged part into `rows`, leaving `part` empty.
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>);
+
+    /// What the engine calls on the owner: folds a merged part into the
+    /// partition's `totals` and moves the epoch's rows into `rows`. By
+    /// default the totals are left alone and the rows are
+    /// [`finish`](Job::finish)'s.
+    fn finish_with_totals(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+    ) {
+        let _ = totals;
+        self.finish(part, rows);
+    }
 }
 
 /// The start of a job over records of type `R`.

@@ -1,0 +1,235 @@
+//! Running aggregates: a keyed job whose rows carry each key's totals
+//! since the engine started, not the epoch's alone (Spark's update and
+//! complete output modes).
+//!
+//! The owner of a key partition keeps the partition's totals across
+//! epochs (one table, created when the engine starts); at each epoch it
+//! merges the epoch's merged part into them and emits rows from them.
+
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::hash_table::{Entry, HashTable};
+use rustc_hash::FxBuildHasher;
+
+use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe};
+use crate::progress::HotKey;
+
+/// Which rows an epoch of a running aggregation emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// The keys the epoch updated, each with its totals since the start
+    /// (Spark's update mode).
+    #[default]
+    Update,
+    /// Every key seen since the start, with its totals, every epoch
+    /// (Spark's complete mode). Rows per epoch grow with the key count.
+    Complete,
+}
+
+/// A keyed aggregation whose rows are running totals; see
+/// [`KeyedJob::running`].
+pub struct RunningKeyedJob<J> {
+    epoch_job: J,
+    mode: OutputMode,
+    hasher: FxBuildHasher,
+}
+
+/// One owner's totals since the start: `(key, state)` entries.
+pub struct Totals<K, S> {
+    table: HashTable<(K, S)>,
+}
+
+impl<K, S> Totals<K, S> {
+    /// Distinct keys held.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
+    /// Emits running totals per key instead of each epoch's own, in
+    /// `mode`. Needs keys and states that can be cloned: a key sits in
+    /// the totals and in its row, a state is finished from a copy.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count, sum, OutputMode};
+    ///
+    /// // Per user: clicks and dwell time since the start, for the users
+    /// // active in each epoch.
+    /// let totals = job::records::<(u32, u64)>()
+    ///     .key_by(|click| click.0)
+    ///     .aggregate((count(), sum(|click: &(u32, u64)| click.1)))
+    ///     .running(OutputMode::Update);
+    /// # let _ = totals;
+    /// ```
+    pub fn running(self, mode: OutputMode) -> RunningKeyedJob<Self> {
+        RunningKeyedJob {
+            epoch_job: self,
+            mode,
+            hasher: FxBuildHasher,
+        }
+    }
+}
+
+impl<R, P, F, K, Pt, A> Job<R> for RunningKeyedJob<KeyedJob<R, P, F, Pt, A>>
+where
+    R: 'static,
+    P: Pipe<R>,
+    F: Fn(&P::Out) -> K + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Debug + Send + 'static,
+    Pt: Partitioner<K>,
+    A: Aggregator<P::Out>,
+    A::State: Clone,
+{
+    type Part = KeyedPart<K, A::State>;
+    type Row = (K, A::Output);
+    type Totals = Totals<K, A::State>;
+
+    fn partitions(&self, workers: usize) -> usize {
+        self.epoch_job.partitions(workers)
+    }
+
+    fn check(&self, workers: usize) -> Result<(), String> {
+        self.epoch_job.check(workers)
+    }
+
+    fn new_part(&self) -> Self::Part {
+        self.epoch_job.new_part()
+    }
+
+    fn new_totals(&self) -> Self::Totals {
+        Totals {
+            table: HashTable::new(),
+        }
+    }
+
+    #[inline]
+    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+        self.epoch_job.absorb(records, parts);
+    }
+
+    fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
+        self.epoch_job.merge(into, from);
+    }
+
+    fn hot_keys(&self, part: &mut Self::Part, out: &mut Vec<HotKey>) {
+        self.epoch_job.hot_keys(part, out);
+    }
+
+    /// The epoch's own rows, without totals (the engine calls
+    /// [`finish_with_totals`](Job::finish_with_totals)).
+    fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
+        self.epoch_job.finish(part, rows);
+    }
+
+    fn finish_with_totals(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+    ) {
+        let aggregator = self.epoch_job.aggregator();
+        let hasher = &self.hasher;
+        for (key, state) in part.drain() {
+            let hash = hasher.hash_one(&key);
+            let entry = totals.table.entry(
+                hash,
+                |entry| entry.0 == key,
+                |entry| hasher.hash_one(&entry.0),
+            );
+            let total = match entry {
+                Entry::Occupied(entry) => {
+                    let total = entry.into_mut();
+                    aggregator.merge(&mut total.1, state);
+                    &*total
+                }
+                Entry::Vacant(entry) => &*entry.insert((key, state)).into_mut(),
+            };
+            if self.mode == OutputMode::Update {
+                rows.push((total.0.clone(), aggregator.finish(total.1.clone())));
+            }
+        }
+        if self.mode == OutputMode::Complete {
+            rows.extend(
+                totals
+                    .table
+                    .iter()
+                    .map(|(key, total)| (key.clone(), aggregator.finish(total.clone()))),
+            );
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::job::{self, count, sum};
+
+    type Record = (u64, u64);
+    type Row = (u64, (u64, u64));
+
+    /// One epoch on one partition, as an owner finishes it.
+    fn epoch<J: Job<Record, Row = Row>>(
+        job: &J,
+        totals: &mut J::Totals,
+        records: &[Record],
+    ) -> Vec<Row> {
+        let mut parts = vec![job.new_part()];
+        job.absorb(records, &mut parts);
+        let mut rows = Vec::new();
+        job.finish_with_totals(&mut parts[0], totals, &mut rows);
+        rows.sort_unstable();
+        rows
+    }
+
+    fn totals_job(mode: OutputMode) -> impl Job<Record, Row = Row> {
+        job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Record| r.1)))
+            .running(mode)
+    }
+
+    #[test]
+    fn update_mode_emits_the_updated_keys_with_their_totals() {
+        let job = totals_job(OutputMode::Update);
+        let mut totals = job.new_totals();
+        assert_eq!(
+            epoch(&job, &mut totals, &[(1, 10), (2, 5), (1, 1)]),
+            [(1, (2, 11)), (2, (1, 5))]
+        );
+        assert_eq!(epoch(&job, &mut totals, &[(1, 4)]), [(1, (3, 15))]);
+        assert_eq!(epoch(&job, &mut totals, &[]), []);
+        assert_eq!(epoch(&job, &mut totals, &[(3, 7)]), [(3, (1, 7))]);
+    }
+
+    #[test]
+    fn complete_mode_emits_every_key_every_epoch() {
+        let job = totals_job(OutputMode::Complete);
+        let mut totals = job.new_totals();
+        assert_eq!(
+            epoch(&job, &mut totals, &[(1, 10), (2, 5)]),
+            [(1, (1, 10)), (2, (1, 5))]
+        );
+        assert_eq!(
+            epoch(&job, &mut totals, &[(1, 4)]),
+            [(1, (2, 14)), (2, (1, 5))]
+        );
+        assert_eq!(epoch(&job, &mut totals, &[]), [(1, (2, 14)), (2, (1, 5))]);
+    }
+
+    #[test]
+    fn a_per_epoch_job_keeps_no_totals() {
+        let job = job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Record| r.1)));
+        job.new_totals();
+        assert_eq!(epoch(&job, &mut (), &[(1, 10)]), [(1, (1, 10))]);
+        assert_eq!(epoch(&job, &mut (), &[(1, 4)]), [(1, (1, 4))]);
+    }
+}
