@@ -602,3 +602,46 @@ fn sqlite_output_holds_every_epoch_once() {
         stderr(&again)
     );
 }
+
+#[test]
+fn running_totals_in_sqlite_end_at_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("totals.db");
+    let json = dir.path().join("s.json");
+    let path = format!("output.path=\"{}\"", database.display());
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/default.toml",
+        &[
+            "--set",
+            "output.sink=sqlite",
+            "--set",
+            path.as_str(),
+            "--set",
+            "output.table=user_totals",
+            "--set",
+            "job.output_mode=update",
+            "--set",
+            "workload.keys=1000",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
+    assert_success(&microbatch(&args));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    // Each key's last row holds its total: those add up to every record.
+    let (totals, epochs_per_key): (i64, i64) = connection
+        .query_row(
+            "SELECT SUM(c), MAX(n) FROM (SELECT MAX(count) AS c, COUNT(*) AS n FROM user_totals GROUP BY key)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(totals as u64, summary["records_out"].as_u64().unwrap());
+    assert!(
+        epochs_per_key > 1,
+        "a key is updated in more than one epoch"
+    );
+}

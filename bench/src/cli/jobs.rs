@@ -7,13 +7,13 @@
 //! `(count, sum, min, max)` otherwise. The rows carry only the columns
 //! asked for.
 
-use microbatch::job::{self, count, max, min, sum, Aggregator, Job};
+use microbatch::job::{self, count, max, min, sum, Aggregator, Job, OutputMode};
 use microbatch::sink::sqlite::{Column, SqlType, Value};
 use microbatch::sink::{Sink, SinkError};
 use microbatch::source::Event;
 use serde::Serialize;
 
-use super::profile::{JobKind, JobSpec, Reduction};
+use super::profile::{JobKind, JobSpec, OutputModeSpec, Reduction};
 
 /// The value column of an [`Event`].
 fn value_of(event: &Event) -> u64 {
@@ -75,6 +75,7 @@ pub trait WithAggregator {
     fn with<A>(self, aggregator: A) -> Self::Out
     where
         A: Aggregator<Event> + Clone,
+        A::State: Clone,
         A::Output: Reduced;
 }
 
@@ -99,27 +100,38 @@ pub trait WithJob {
 
 /// Calls `action` with the job `spec` describes.
 pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
-    struct Build<W>(JobKind, W);
+    struct Build<W>(JobKind, OutputModeSpec, W);
     impl<W: WithJob> WithAggregator for Build<W> {
         type Out = W::Out;
         fn with<A>(self, aggregator: A) -> W::Out
         where
             A: Aggregator<Event> + Clone,
+            A::State: Clone,
             A::Output: Reduced,
         {
-            match self.0 {
-                JobKind::Keyed => self.1.with(
-                    job::records::<Event>().key_by(key_of).aggregate(aggregator),
-                    |(key, output): (u64, A::Output)| (Some(key), output.columns()),
+            let keyed = job::records::<Event>().key_by(key_of);
+            let keyed_row = |(key, output): (u64, A::Output)| (Some(key), output.columns());
+            match (self.0, self.1) {
+                (JobKind::Keyed, OutputModeSpec::Epoch) => {
+                    self.2.with(keyed.aggregate(aggregator), keyed_row)
+                }
+                (JobKind::Keyed, OutputModeSpec::Update) => self.2.with(
+                    keyed.aggregate(aggregator).running(OutputMode::Update),
+                    keyed_row,
                 ),
-                JobKind::Global => self.1.with(
+                (JobKind::Keyed, OutputModeSpec::Complete) => self.2.with(
+                    keyed.aggregate(aggregator).running(OutputMode::Complete),
+                    keyed_row,
+                ),
+                // Profile::check refuses running totals of a global job.
+                (JobKind::Global, _) => self.2.with(
                     job::records::<Event>().aggregate(aggregator),
                     |output: A::Output| (None, output.columns()),
                 ),
             }
         }
     }
-    with_aggregator(spec, Build(spec.kind, action))
+    with_aggregator(spec, Build(spec.kind, spec.output_mode, action))
 }
 
 /// A result row as written to files: the key (keyed jobs) and the
@@ -274,7 +286,13 @@ mod tests {
 
     /// Folds `events` through the job `spec` describes, on one part.
     fn reduce(spec: &JobSpec, events: &[Event]) -> Vec<OutRow> {
-        struct Fold<'a>(&'a [Event], Wanted);
+        reduce_epochs(spec, &[events])
+    }
+
+    /// Folds each of `epochs` in turn on one part, as its owner would;
+    /// the last epoch's rows.
+    fn reduce_epochs(spec: &JobSpec, epochs: &[&[Event]]) -> Vec<OutRow> {
+        struct Fold<'a>(&'a [&'a [Event]], Wanted);
         impl WithJob for Fold<'_> {
             type Out = Vec<OutRow>;
             fn with<J: Job<Event>>(
@@ -282,12 +300,16 @@ mod tests {
                 job: J,
                 row: fn(J::Row) -> (Option<u64>, Columns),
             ) -> Vec<OutRow> {
-                let mut parts: Vec<J::Part> =
-                    (0..job.partitions(1)).map(|_| job.new_part()).collect();
-                job.absorb(self.0, &mut parts);
+                let mut totals = job.new_totals();
                 let mut rows = Vec::new();
-                for part in &mut parts {
-                    job.finish(part, &mut rows);
+                for events in self.0 {
+                    let mut parts: Vec<J::Part> =
+                        (0..job.partitions(1)).map(|_| job.new_part()).collect();
+                    job.absorb(events, &mut parts);
+                    rows.clear();
+                    for part in &mut parts {
+                        job.finish_with_totals(part, &mut totals, &mut rows);
+                    }
                 }
                 let mut out: Vec<OutRow> = rows
                     .into_iter()
@@ -300,7 +322,7 @@ mod tests {
                 out
             }
         }
-        with_job(spec, Fold(events, Wanted::of(spec)))
+        with_job(spec, Fold(epochs, Wanted::of(spec)))
     }
 
     fn events() -> Vec<Event> {
@@ -315,6 +337,7 @@ mod tests {
         let spec = JobSpec {
             kind: JobKind::Keyed,
             reductions: vec![Reduction::Count, Reduction::Mean, Reduction::Max],
+            output_mode: OutputModeSpec::Epoch,
         };
         let rows = reduce(&spec, &events());
         assert_eq!(rows.len(), 2);
@@ -327,10 +350,38 @@ mod tests {
     }
 
     #[test]
+    fn running_modes_carry_totals_since_the_start() {
+        let events = events();
+        let later = [Event { key: 1, value: 8 }];
+        let epochs: [&[Event]; 2] = [&events, &later];
+        let spec = |output_mode| JobSpec {
+            kind: JobKind::Keyed,
+            reductions: vec![Reduction::Count, Reduction::Sum],
+            output_mode,
+        };
+        let counts = |rows: Vec<OutRow>| -> Vec<(Option<u64>, Option<u64>, Option<u64>)> {
+            rows.into_iter().map(|r| (r.key, r.count, r.sum)).collect()
+        };
+        assert_eq!(
+            counts(reduce_epochs(&spec(OutputModeSpec::Epoch), &epochs)),
+            [(Some(1), Some(1), Some(8))]
+        );
+        assert_eq!(
+            counts(reduce_epochs(&spec(OutputModeSpec::Update), &epochs)),
+            [(Some(1), Some(4), Some(50))]
+        );
+        assert_eq!(
+            counts(reduce_epochs(&spec(OutputModeSpec::Complete), &epochs)),
+            [(Some(1), Some(4), Some(50)), (Some(2), Some(2), Some(12))]
+        );
+    }
+
+    #[test]
     fn a_global_row_has_no_key() {
         let spec = JobSpec {
             kind: JobKind::Global,
             reductions: vec![Reduction::Sum, Reduction::Min],
+            output_mode: OutputModeSpec::Epoch,
         };
         let rows = reduce(&spec, &events());
         assert_eq!(

@@ -275,6 +275,9 @@ pub struct JobSpec {
     pub kind: JobKind,
     /// Which reductions; default `["count", "sum"]`.
     pub reductions: Vec<Reduction>,
+    /// `epoch` (default): each epoch's own rows; `update` / `complete`:
+    /// running totals since the start (keyed jobs).
+    pub output_mode: OutputModeSpec,
 }
 
 impl Default for JobSpec {
@@ -282,8 +285,22 @@ impl Default for JobSpec {
         JobSpec {
             kind: JobKind::Keyed,
             reductions: vec![Reduction::Count, Reduction::Sum],
+            output_mode: OutputModeSpec::Epoch,
         }
     }
+}
+
+/// What a keyed job's rows hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputModeSpec {
+    /// Each epoch's own aggregates.
+    #[default]
+    Epoch,
+    /// The keys an epoch updated, with their totals since the start.
+    Update,
+    /// Every key seen so far, with its totals, every epoch.
+    Complete,
 }
 
 impl JobSpec {
@@ -529,6 +546,16 @@ impl Profile {
                 .to_lowercase(),
             ));
         }
+        if self.job.kind == JobKind::Global && self.job.output_mode != OutputModeSpec::Epoch {
+            return Err((
+                "job.output_mode".into(),
+                format!(
+                    "{:?}, but running totals are kept per key; accepted: \"epoch\" with kind = \"global\", or kind = \"keyed\"",
+                    self.job.output_mode
+                )
+                .to_lowercase(),
+            ));
+        }
         if self.run.duration.is_zero() {
             return Err((
                 "run.duration".into(),
@@ -665,10 +692,12 @@ mod tests {
                 "job.reductions=[\"count\"]",
                 "output.sink=sqlite",
                 "engine.work_stealing=false",
+                "job.output_mode=update",
             ],
         )
         .unwrap();
         assert!(!profile.engine.work_stealing);
+        assert_eq!(profile.job.output_mode, OutputModeSpec::Update);
         assert_eq!(profile.output.kind, OutputKind::Sqlite);
         assert_eq!(profile.output.path(), PathBuf::from("results/output.db"));
         assert_eq!(profile.engine.interval, Some(Duration::from_millis(1)));
@@ -739,6 +768,14 @@ mod tests {
         let message = error("[workload]\nproducers = 2\nhot_worker_share = 1.5\n", &[]);
         assert!(
             message.starts_with("p.toml: workload.hot_worker_share:"),
+            "{message}"
+        );
+        let message = error(
+            "[job]\nkind = \"global\"\noutput_mode = \"complete\"\n",
+            &[],
+        );
+        assert!(
+            message.starts_with("p.toml: job.output_mode: complete, but running totals"),
             "{message}"
         );
         let message = error("[workload]\nhot_worker_share = 0.5\n", &[]);
