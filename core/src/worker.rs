@@ -15,7 +15,7 @@ use crate::error::EngineError;
 use crate::input::{Inputs, CHUNK};
 use crate::job::Job;
 use crate::mesh::Endpoint;
-use crate::progress::{Marks, SealReason};
+use crate::progress::{HotKey, Marks, SealReason};
 use crate::source::{Poll, Source};
 use crate::sync::wait::Idle;
 use crate::sync::Ordering;
@@ -75,6 +75,8 @@ pub(crate) struct Worker<R, J: Job<R>> {
     rows: Vec<J::Row>,
     /// The owned partition's running totals, across epochs.
     totals: J::Totals,
+    /// The owned partition's hot keys of the epoch being emitted.
+    hot_keys: Vec<HotKey>,
     /// Messages that arrived while a send waited for room.
     deferred: Vec<(usize, Message<J::Part>)>,
     phase: Phase,
@@ -117,6 +119,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             next_emit: 0,
             rows: Vec::new(),
             totals: shared.job.new_totals(),
+            hot_keys: Vec::new(),
             deferred: Vec::with_capacity(workers * (2 * window + 1)),
             phase: Phase::Running,
             seals_final: false,
@@ -401,8 +404,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             };
             let epoch = pending.epoch;
             let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
-            let mut hot_keys = Vec::new();
-            self.shared.job.hot_keys(&mut pending.merged, &mut hot_keys);
+            self.shared
+                .job
+                .hot_keys(&mut pending.merged, &mut self.hot_keys);
             self.shared.job.finish_with_totals(
                 &mut pending.merged,
                 &mut self.totals,
@@ -422,7 +426,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             let partitions = self.shared.partitions;
             let complete = self.shared.with_slot(epoch, |slot| {
                 slot.rows += rows;
-                slot.hot_keys.append(&mut hot_keys);
+                slot.hot_keys.append(&mut self.hot_keys);
                 keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);
                 keep_max(&mut slot.durations.merge, pending.merge_time);
                 keep_max(&mut slot.durations.sink, sink_time);

@@ -25,7 +25,8 @@ pub struct KeyedPart<K, S> {
 }
 
 impl<K, S> KeyedPart<K, S> {
-    /// Takes every `(key, state)` out, keeping the memory.
+    /// Takes every `(key, state)` out and forgets the samples, keeping the
+    /// memory.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, S)> + '_ {
         self.sampler.clear();
         self.table.drain()
@@ -249,10 +250,8 @@ where
     }
 
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
-        part.sampler.clear();
         rows.extend(
-            part.table
-                .drain()
+            part.drain()
                 .map(|(key, state)| (key, self.aggregator.finish(state))),
         );
     }
