@@ -55,7 +55,10 @@ impl<K, S> Totals<K, S> {
 impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
     /// Emits running totals per key instead of each epoch's own, in
     /// `mode`. Needs keys and states that can be cloned: a key sits in
-    /// the totals and in its row, a state is finished from a copy.
+    /// the totals and in its row, a state is finished from a copy. The
+    /// totals hold every key seen since the start, in memory, on its
+    /// owner; they are not yet snapshotted, so a restarted engine starts
+    /// from zero.
     ///
     /// ```
     /// use microbatch::job::{self, count, sum, OutputMode};
