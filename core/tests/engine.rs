@@ -784,3 +784,35 @@ fn running_totals_end_at_the_totals_of_every_record() {
         assert_eq!(last, reference(&records), "{mode:?}");
     }
 }
+
+#[test]
+fn flat_map_feeds_each_record_to_several_keys() {
+    // A record (user, page) counts once for its user and once for its page.
+    let records: Vec<Record> = (0..50_000u64).map(|i| (i % 97, 1000 + i % 13)).collect();
+    let job = job::records::<Record>()
+        .flat_map(|&(user, page)| [user, page])
+        .key_by(|key| *key)
+        .aggregate(count());
+    let (sink, results) = ChannelSink::unbounded();
+    let engine = Engine::builder(job, sink)
+        .workers(2)
+        .pin(false)
+        .interval(Some(Duration::from_millis(2)))
+        .source(IterSource::new(records.clone()))
+        .start()
+        .unwrap();
+    let summary = engine.finish().unwrap();
+    assert_eq!(summary.records_in_results, records.len() as u64);
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for epoch in results.try_iter() {
+        for (key, n) in epoch.rows {
+            *counts.entry(key).or_default() += n;
+        }
+    }
+    let mut expected: HashMap<u64, u64> = HashMap::new();
+    for &(user, page) in &records {
+        *expected.entry(user).or_default() += 1;
+        *expected.entry(page).or_default() += 1;
+    }
+    assert_eq!(counts, expected);
+}

@@ -2,8 +2,8 @@
 //! epoch into partial aggregates, one per key partition, merges the parts of
 //! a partition on its owner and finishes them into rows.
 //!
-//! Jobs are built from [`records`]: optional [`Stream::filter`] and
-//! [`Stream::map`] stages, then either [`Stream::key_by`] and
+//! Jobs are built from [`records`]: optional [`Stream::filter`],
+//! [`Stream::map`] and [`Stream::flat_map`] stages, then either [`Stream::key_by`] and
 //! [`KeyedStream::aggregate`] (one row per key per epoch) or
 //! [`Stream::aggregate`] (one row per epoch over everything). A keyed job
 //! made [`running`](KeyedJob::running) emits each key's totals since the
@@ -39,7 +39,7 @@ pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Mi
 pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
-pub use pipe::{Filter, Identity, Map, Pipe};
+pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub use running::{OutputMode, RunningKeyedJob, Totals};
 
 /// A computation the engine runs on every epoch.
@@ -122,6 +122,41 @@ pub struct Stream<R, P> {
 }
 
 impl<R, P: Pipe<R>> Stream<R, P> {
+    /// Replaces each item by the items `function` yields for it: one
+    /// record can feed several keys, e.g. a click counted for its user and
+    /// for its page. Like every stage, it should be a pure function (see
+    /// [`filter`](Stream::filter)).
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    ///
+    /// #[derive(Clone, Copy)]
+    /// struct Click { user: u64, page: u64 }
+    ///
+    /// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    /// enum Key { User(u64), Page(u64) }
+    ///
+    /// // Per epoch: clicks per user and views per page, in one job.
+    /// let per_user_and_page = job::records::<Click>()
+    ///     .flat_map(|c| [Key::User(c.user), Key::Page(c.page)])
+    ///     .key_by(|key| *key)
+    ///     .aggregate(count());
+    /// # let _ = per_user_and_page;
+    /// ```
+    pub fn flat_map<F, I>(self, function: F) -> Stream<R, FlatMap<P, F>>
+    where
+        F: Fn(&P::Out) -> I + Send + Sync + 'static,
+        I: IntoIterator,
+    {
+        Stream {
+            pipe: FlatMap {
+                inner: self.pipe,
+                function,
+            },
+            _records: PhantomData,
+        }
+    }
+
     /// Keeps the items for which `predicate` holds.
     ///
     /// Stages should be pure functions of their item: a keyed job runs

@@ -1,8 +1,9 @@
-//! The per-record stages before a reduction: `filter` and `map`, composed at
-//! compile time into one inlined function per job.
+//! The per-record stages before a reduction: `filter`, `map` and
+//! `flat_map`, composed at compile time into one inlined function per job.
 
-/// A chain of stages that turns one input record into zero or one items
-/// for the reduction, by reference: nothing is cloned or boxed.
+/// A chain of stages that turns one input record into items for the
+/// reduction (zero or one, or any number after a `flat_map`), by
+/// reference: nothing is cloned or boxed.
 pub trait Pipe<R>: Send + Sync + 'static {
     /// What the chain hands to the next stage.
     type Out;
@@ -78,5 +79,31 @@ where
     #[inline(always)]
     fn feed<N: FnMut(&T)>(&self, record: &R, mut next: N) {
         self.inner.feed(record, |item| next(&(self.function)(item)))
+    }
+}
+
+/// Replaces each item by the items a function of it yields (an array, an
+/// `Option`, ...: any `IntoIterator`, nothing allocated unless it does).
+#[derive(Debug, Clone, Copy)]
+pub struct FlatMap<P, F> {
+    pub(crate) inner: P,
+    pub(crate) function: F,
+}
+
+impl<R, P, F, I> Pipe<R> for FlatMap<P, F>
+where
+    P: Pipe<R>,
+    F: Fn(&P::Out) -> I + Send + Sync + 'static,
+    I: IntoIterator,
+{
+    type Out = I::Item;
+
+    #[inline(always)]
+    fn feed<N: FnMut(&I::Item)>(&self, record: &R, mut next: N) {
+        self.inner.feed(record, |item| {
+            for out in (self.function)(item) {
+                next(&out)
+            }
+        })
     }
 }
