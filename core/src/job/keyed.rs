@@ -103,6 +103,31 @@ where
     }
 }
 
+/// Merges `state` into `key`'s entry of `table` (inserting it if the key
+/// is new); returns the entry.
+#[inline]
+pub(crate) fn merge_entry<'t, T, K: Hash + Eq, A: Aggregator<T>>(
+    table: &'t mut HashTable<(K, A::State)>,
+    hasher: &FxBuildHasher,
+    aggregator: &A,
+    key: K,
+    state: A::State,
+) -> &'t (K, A::State) {
+    let hash = hasher.hash_one(&key);
+    match table.entry(
+        hash,
+        |entry| entry.0 == key,
+        |entry| hasher.hash_one(&entry.0),
+    ) {
+        Entry::Occupied(entry) => {
+            let merged = entry.into_mut();
+            aggregator.merge(&mut merged.1, state);
+            merged
+        }
+        Entry::Vacant(entry) => entry.insert((key, state)).into_mut(),
+    }
+}
+
 /// Folds `item` into `table` under `key`, whose hash is `hash`.
 #[inline(always)]
 fn upsert<T, K: Hash + Eq, A: Aggregator<T>>(
@@ -209,20 +234,8 @@ where
             std::mem::swap(&mut into.table, &mut from.table);
             return;
         }
-        let hasher = &self.hasher;
         for (key, state) in from.table.drain() {
-            let hash = hasher.hash_one(&key);
-            let entry = into.table.entry(
-                hash,
-                |entry| entry.0 == key,
-                |entry| hasher.hash_one(&entry.0),
-            );
-            match entry {
-                Entry::Occupied(mut entry) => self.aggregator.merge(&mut entry.get_mut().1, state),
-                Entry::Vacant(entry) => {
-                    entry.insert((key, state));
-                }
-            }
+            merge_entry(&mut into.table, &self.hasher, &self.aggregator, key, state);
         }
     }
 

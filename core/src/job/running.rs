@@ -7,11 +7,12 @@
 //! merges the epoch's merged part into them and emits rows from them.
 
 use std::fmt::Debug;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::keyed::merge_entry;
 use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe};
 use crate::progress::HotKey;
 
@@ -138,22 +139,8 @@ where
         rows: &mut Vec<Self::Row>,
     ) {
         let aggregator = self.epoch_job.aggregator();
-        let hasher = &self.hasher;
         for (key, state) in part.drain() {
-            let hash = hasher.hash_one(&key);
-            let entry = totals.table.entry(
-                hash,
-                |entry| entry.0 == key,
-                |entry| hasher.hash_one(&entry.0),
-            );
-            let total = match entry {
-                Entry::Occupied(entry) => {
-                    let total = entry.into_mut();
-                    aggregator.merge(&mut total.1, state);
-                    &*total
-                }
-                Entry::Vacant(entry) => &*entry.insert((key, state)).into_mut(),
-            };
+            let total = merge_entry(&mut totals.table, &self.hasher, aggregator, key, state);
             if self.mode == OutputMode::Update {
                 rows.push((total.0.clone(), aggregator.finish(total.1.clone())));
             }
