@@ -6,7 +6,7 @@
 //!
 //! Cost: a worker folds its records in windows that end where a sample
 //! is due and keys the window's last record again for the sample (the
-//! job's `filter` and `map` stages run on it a second time), so the fold
+//! job's stages, `filter`, `map` or `flat_map`, run on it a second time), so the fold
 //! loop carries nothing for it; measured with `cargo bench -p
 //! microbatch-bench --bench hash_aggregation`, within the noise of the
 //! fold without sampling.
