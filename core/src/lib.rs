@@ -55,6 +55,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod config;
+mod durable;
 mod engine;
 pub mod epoch;
 mod error;

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
 use super::{Sink, SinkError};
+use crate::durable::{create_dir, sync_dir, write_atomically, IoFailure};
 use crate::progress::EpochProgress;
 
 /// The encoding of a [`FileSink`].
@@ -51,11 +51,7 @@ impl FileSink {
     /// A sink writing into `dir`, which is created if missing.
     pub fn new(dir: impl Into<PathBuf>, format: FileFormat) -> Result<Self, SinkError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| SinkError::Io {
-            action: "create the directory",
-            path: dir.clone(),
-            source,
-        })?;
+        create_dir(&dir)?;
         Ok(FileSink {
             dir,
             format,
@@ -146,25 +142,14 @@ impl FileSink {
     }
 }
 
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SinkError::Io {
-            action,
-            path,
-            source,
+impl From<IoFailure> for SinkError {
+    fn from(failure: IoFailure) -> Self {
+        SinkError::Io {
+            action: failure.action,
+            path: failure.path,
+            source: failure.source,
         }
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = fs::File::create(&temporary).map_err(io("create", &temporary))?;
-    file.write_all(bytes).map_err(io("write", &temporary))?;
-    file.sync_all().map_err(io("sync", &temporary))?;
-    drop(file);
-    fs::rename(&temporary, path).map_err(io("rename into place", path))
+    }
 }
 
 impl<Row: Serialize> Sink<Row> for FileSink {
@@ -191,12 +176,6 @@ impl<Row: Serialize> Sink<Row> for FileSink {
         }
         write_atomically(&self.dir, &self.path_of(epoch), &bytes)?;
         write_atomically(&self.dir, &self.marker_of(epoch), &[])?;
-        fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| SinkError::Io {
-                action: "sync the directory",
-                path: self.dir.clone(),
-                source,
-            })
+        Ok(sync_dir(&self.dir)?)
     }
 }

@@ -1,0 +1,51 @@
+//! Files written so that a crash leaves either the old state or the new,
+//! never a part: write a temporary file, sync it, rename it into place,
+//! sync the directory. Shared by the file sink and the checkpoint.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A file operation that failed: what, where and why.
+#[derive(Debug)]
+pub(crate) struct IoFailure {
+    pub(crate) action: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) source: std::io::Error,
+}
+
+fn failed(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IoFailure {
+    let path = path.to_path_buf();
+    move |source| IoFailure {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` (in `dir`) through `.<name>.tmp`, synced and
+/// renamed. The rename is durable once [`sync_dir`] returns.
+pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let mut file = fs::File::create(&temporary).map_err(failed("create", &temporary))?;
+    file.write_all(bytes).map_err(failed("write", &temporary))?;
+    file.sync_all().map_err(failed("sync", &temporary))?;
+    drop(file);
+    fs::rename(&temporary, path).map_err(failed("rename into place", path))
+}
+
+/// Syncs `dir`, making the renames into it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), IoFailure> {
+    fs::File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(failed("sync the directory", dir))
+}
+
+/// Creates `dir` and its parents if missing.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), IoFailure> {
+    fs::create_dir_all(dir).map_err(failed("create the directory", dir))
+}
