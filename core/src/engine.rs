@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
 use crate::epoch::EpochClock;
 use crate::error::EngineError;
 use crate::input::{Intake, Producer};
@@ -19,7 +20,7 @@ use crate::progress::{
     HOT_KEYS_REPORTED,
 };
 use crate::sink::Sink;
-use crate::source::{Source, SourceSpec};
+use crate::source::{EpochPlan, Source, SourceSpec};
 use crate::sync::wait::Idle;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::worker::Worker;
@@ -28,8 +29,11 @@ use crate::Config;
 /// A callback for each completed epoch's progress.
 pub type ProgressListener = Box<dyn Fn(&EpochProgress) + Send + Sync>;
 
-/// A source waiting for the worker count to split itself.
-type SplitSource<R> = Box<dyn FnOnce(usize) -> Result<Vec<Box<dyn Source<R>>>, crate::ConfigError>>;
+/// A source waiting for the worker count (and, under a checkpoint, the
+/// epoch plan) to split itself.
+type SplitSource<R> = Box<
+    dyn FnOnce(usize, Option<EpochPlan>) -> Result<Vec<Box<dyn Source<R>>>, crate::ConfigError>,
+>;
 
 /// What [`Engine::shutdown`] reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,6 +152,16 @@ pub(crate) struct Shared<R, J: Job<R>> {
     slots: Box<[Mutex<EpochSlot>]>,
     completion: Mutex<Completion>,
     listener: Option<ProgressListener>,
+    /// The checkpoint this run logs to, if any.
+    checkpoint: Option<Checkpoint>,
+    /// Under a checkpoint, the source's plan cuts the epochs: the count
+    /// and interval triggers are off.
+    pub(crate) planned: bool,
+    /// The first epoch of this run.
+    pub(crate) first_epoch: u64,
+    /// Epochs up to this one were committed before a restart and are
+    /// replayed only to rebuild running totals: no output.
+    pub(crate) replay_until: Option<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -253,9 +267,24 @@ impl<R, J: Job<R>> Shared<R, J> {
             slot.marks = runs;
         });
 
-        self.sink
-            .epoch_complete(epoch, &progress)
-            .map_err(|source| EngineError::Sink { epoch, source })?;
+        // Under a checkpoint: the offsets are durable before the sink
+        // commits, the commit file after.
+        if self.has_output(epoch) {
+            let checkpoint_failed = |source| EngineError::Checkpoint { epoch, source };
+            if let Some(checkpoint) = &self.checkpoint {
+                checkpoint
+                    .write_offsets(epoch, progress.records)
+                    .map_err(checkpoint_failed)?;
+            }
+            self.sink
+                .epoch_complete(epoch, &progress)
+                .map_err(|source| EngineError::Sink { epoch, source })?;
+            if let Some(checkpoint) = &self.checkpoint {
+                checkpoint
+                    .write_commit(epoch, progress.rows)
+                    .map_err(checkpoint_failed)?;
+            }
+        }
         if let Some(listener) = &self.listener {
             listener(&progress);
         }
@@ -268,6 +297,21 @@ impl<R, J: Job<R>> Shared<R, J> {
         totals.last = Some(progress);
         completion.next_epoch += 1;
         Ok(())
+    }
+
+    /// Whether `epoch`'s results go to the sink. Not for an epoch
+    /// committed before a restart (replayed to rebuild running totals),
+    /// nor for an empty last epoch of a planned run (nothing was left of
+    /// the log; the next run starts with that epoch).
+    pub(crate) fn has_output(&self, epoch: u64) -> bool {
+        if self.replay_until.is_some_and(|last| epoch <= last) {
+            return false;
+        }
+        if self.planned && self.final_epoch.load(Ordering::Acquire) == epoch {
+            let records: u64 = self.with_slot(epoch, |slot| slot.records.iter().sum());
+            return records > 0;
+        }
+        true
     }
 
     fn progress(&self) -> Progress {
@@ -303,6 +347,7 @@ pub struct EngineBuilder<R, J: Job<R>> {
     sink: Box<dyn Sink<J::Row>>,
     source: Option<SplitSource<R>>,
     listener: Option<ProgressListener>,
+    checkpoint: Option<Checkpoint>,
     _records: PhantomData<fn(R)>,
 }
 
@@ -343,7 +388,34 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
     /// Adds a built-in source, split across the workers and run inside
     /// them.
     pub fn source<S: SourceSpec<R> + 'static>(mut self, source: S) -> Self {
-        self.source = Some(Box::new(move |workers| source.split(workers)));
+        self.source = Some(Box::new(move |workers, plan| match plan {
+            None => source.split(workers),
+            Some(plan) => source.split_planned(workers, plan).unwrap_or_else(|| {
+                Err(crate::ConfigError::new(
+                    "checkpoint",
+                    "with this source",
+                    "a replayable source (a record log)",
+                ))
+            }),
+        }));
+        self
+    }
+
+    /// Runs under `checkpoint` (see [`checkpoint`](crate::checkpoint)):
+    /// the source, which must be replayable (a
+    /// [`LogSource`](crate::log::LogSource)), is cut into epochs by
+    /// position, [`Checkpoint::records_per_epoch`] records each, so the
+    /// count and interval triggers are off and [`Config::interval`] must
+    /// be `None`. The run starts after the checkpoint's last committed
+    /// epoch (at epoch 0 for a job with running totals, replaying the
+    /// committed epochs without output), and logs each epoch's offsets
+    /// before its results go out and its commit after.
+    ///
+    /// Records pushed through [`Engine::producer`] are not in the log: a
+    /// replay does not have them, so a checkpointed run should take its
+    /// input from the source only.
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
         self
     }
 
@@ -380,6 +452,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             sink: Box::new(sink),
             source: None,
             listener: None,
+            checkpoint: None,
             _records: PhantomData,
         }
     }
@@ -399,8 +472,45 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 reason: format!("a job needs between 1 and {workers} partitions, not {partitions}"),
             });
         }
+        let checkpoint = builder.checkpoint;
+        let plan = match &checkpoint {
+            None => None,
+            Some(checkpoint) => {
+                if let Some(interval) = config.interval {
+                    return Err(crate::ConfigError::new(
+                        "interval",
+                        format!("{interval:?}"),
+                        "none under a checkpoint: its epochs are cut by log position",
+                    )
+                    .into());
+                }
+                if builder.source.is_none() {
+                    return Err(crate::ConfigError::new(
+                        "checkpoint",
+                        "without a source",
+                        "a replayable source (a record log)",
+                    )
+                    .into());
+                }
+                let first_epoch = if builder.job.keeps_totals() {
+                    0
+                } else {
+                    checkpoint.next_epoch()
+                };
+                Some(EpochPlan {
+                    records_per_epoch: checkpoint.records_per_epoch(),
+                    first_epoch,
+                    paced_from: checkpoint.next_epoch(),
+                })
+            }
+        };
+        let first_epoch = plan.map_or(0, |plan| plan.first_epoch);
+        let replay_until = checkpoint
+            .as_ref()
+            .and_then(Checkpoint::last_committed)
+            .filter(|&last| last >= first_epoch);
         let mut sources: Vec<Option<Box<dyn Source<R>>>> = match builder.source {
-            Some(split) => split(workers)?.into_iter().map(Some).collect(),
+            Some(split) => split(workers, plan)?.into_iter().map(Some).collect(),
             None => (0..workers).map(|_| None).collect(),
         };
         let window = config.max_epochs_in_flight;
@@ -415,7 +525,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         })?;
         let start = Instant::now();
         let shared = Arc::new(Shared {
-            clock: EpochClock::new(workers, window as u64, config.interval, 0),
+            clock: EpochClock::starting_at(first_epoch, workers, window as u64, config.interval, 0),
             workers,
             partitions,
             job: builder.job,
@@ -436,12 +546,16 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 .map(|_| Mutex::new(EpochSlot::new(workers)))
                 .collect(),
             completion: Mutex::new(Completion {
-                next_epoch: 0,
+                next_epoch: first_epoch,
                 opened_micros: 0,
                 totals: Progress::default(),
                 histogram: latency_histogram(),
             }),
             listener: builder.listener,
+            planned: checkpoint.is_some(),
+            checkpoint,
+            first_epoch,
+            replay_until,
             config,
         });
         // Read the core list once, before any thread is pinned: it answers

@@ -69,6 +69,21 @@ impl EpochClock {
         interval: Option<Duration>,
         now_micros: u64,
     ) -> Self {
+        Self::starting_at(0, workers, max_in_flight, interval, now_micros)
+    }
+
+    /// A clock whose first open epoch is `first` (a run resumed from a
+    /// checkpoint), otherwise as [`new`](EpochClock::new).
+    ///
+    /// # Panics
+    /// As [`new`](EpochClock::new).
+    pub fn starting_at(
+        first: u64,
+        workers: usize,
+        max_in_flight: u64,
+        interval: Option<Duration>,
+        now_micros: u64,
+    ) -> Self {
         assert!(
             workers > 0 && max_in_flight > 0,
             "an epoch clock needs a worker and a window of at least one epoch"
@@ -77,10 +92,10 @@ impl EpochClock {
             interval.map(|i| u64::try_from(i.as_micros()).unwrap_or(u64::MAX).max(1));
         let first_deadline = interval_micros.map_or(TIME_MASK, |i| now_micros.saturating_add(i));
         EpochClock {
-            current: CachePadded::new(AtomicU64::new(0)),
-            deadline: CachePadded::new(AtomicU64::new(pack(0, first_deadline))),
+            current: CachePadded::new(AtomicU64::new(first)),
+            deadline: CachePadded::new(AtomicU64::new(pack(first, first_deadline))),
             emitted: (0..workers)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .map(|_| CachePadded::new(AtomicU64::new(first)))
                 .collect(),
             max_in_flight,
             interval_micros,

@@ -43,6 +43,15 @@ pub enum EngineError {
         /// The sink's error.
         source: SinkError,
     },
+    /// The checkpoint could not log an epoch; the engine shut down. The
+    /// epoch is replayed when the run resumes.
+    #[error("the checkpoint failed at epoch {epoch}: {source}")]
+    Checkpoint {
+        /// The epoch.
+        epoch: u64,
+        /// What went wrong.
+        source: crate::checkpoint::CheckpointError,
+    },
     /// `producer_for` named a worker the engine does not have.
     #[error("no worker {worker}: the engine has {workers}")]
     NoSuchWorker {

@@ -54,6 +54,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod checkpoint;
 mod config;
 mod durable;
 mod engine;

@@ -25,6 +25,10 @@ pub enum Poll {
     },
     /// Nothing is due yet.
     Idle,
+    /// A planned source (see [`EpochPlan`]) has handed out every record of
+    /// the caller's open epoch: the epoch may be sealed once the records
+    /// already taken are in.
+    EpochEnd,
     /// The source will produce nothing more.
     Exhausted,
 }
@@ -34,12 +38,57 @@ pub trait Source<R>: Send + 'static {
     /// Appends at most `max` records to `out` (empty on entry). `now_micros`
     /// is the time since the engine started. Hot path.
     fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll;
+
+    /// The worker seals its open epoch: append to `out` the records this
+    /// part still owes that epoch (a planned source finishes the block it
+    /// started, so that no block spans two epochs). Called once per epoch,
+    /// in epoch order. The default owes nothing.
+    fn seal(&mut self, out: &mut Vec<R>) {
+        let _ = out;
+    }
 }
+
+/// How a checkpointed run cuts a replayable source into epochs: by
+/// position, so that a replay after a crash rebuilds every epoch exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochPlan {
+    /// Epoch `e` holds the source's units (a log's blocks) whose first
+    /// record's index `i` has `i / records_per_epoch == e`: about this
+    /// many records, and never a unit split.
+    pub records_per_epoch: u64,
+    /// The first epoch of this run: units of earlier epochs are skipped
+    /// (they were committed before a restart).
+    pub first_epoch: u64,
+    /// The first epoch with output: a source replayed at a fixed rate
+    /// hands out the epochs before it (replayed to rebuild running totals)
+    /// at once, and paces from here on.
+    pub paced_from: u64,
+}
+
+/// One part per worker, as [`SourceSpec`] splits a source.
+pub type SourceParts<R> = Vec<Box<dyn Source<R>>>;
 
 /// A source description that splits into one [`Source`] per worker.
 pub trait SourceSpec<R> {
     /// The part of each of `workers` workers.
     fn split(self, workers: usize) -> Result<Vec<Box<dyn Source<R>>>, ConfigError>;
+
+    /// Parts that follow `plan`: each hands out records of its worker's
+    /// open epoch only, answers [`Poll::EpochEnd`] once that epoch's
+    /// records are all handed out, and finishes its unit at
+    /// [`Source::seal`]. `None`: the source cannot be replayed, so it
+    /// cannot run under a checkpoint (the default).
+    fn split_planned(
+        self,
+        workers: usize,
+        plan: EpochPlan,
+    ) -> Option<Result<SourceParts<R>, ConfigError>>
+    where
+        Self: Sized,
+    {
+        let _ = (workers, plan);
+        None
+    }
 }
 
 /// The generator's record: a key and a value.

@@ -82,6 +82,8 @@ pub(crate) struct Worker<R, J: Job<R>> {
     phase: Phase,
     /// This worker's drain completed the set: it seals the final epoch.
     seals_final: bool,
+    /// A planned source handed out all of the open epoch's records.
+    epoch_end: bool,
     idle: Idle,
 }
 
@@ -109,20 +111,21 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             source,
             parts,
             spare: Vec::with_capacity(2 * workers * (window + 1)),
-            open_epoch: 0,
+            open_epoch: shared.first_epoch,
             open_records: 0,
             open_stolen: 0,
             open_reduce: Duration::ZERO,
             taken_total: 0,
             marks: Marks::new(),
             pending: VecDeque::with_capacity(window + 1),
-            next_emit: 0,
+            next_emit: shared.first_epoch,
             rows: Vec::new(),
             totals: shared.job.new_totals(),
             hot_keys: Vec::new(),
             deferred: Vec::with_capacity(workers * (2 * window + 1)),
             phase: Phase::Running,
             seals_final: false,
+            epoch_end: false,
             idle,
             shared,
         }
@@ -164,9 +167,10 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         if self.phase == Phase::Running && self.inputs.poll_closed() {
             self.phase = Phase::Draining;
         }
+        // A planned source cuts the epochs itself: no per-worker bound.
         let room = match self.shared.config.max_batch_records {
-            Some(limit) => limit.saturating_sub(self.open_records),
-            None => u64::MAX,
+            Some(limit) if !self.shared.planned => limit.saturating_sub(self.open_records),
+            _ => u64::MAX,
         };
         let started = Instant::now();
         let now = self.shared.now_micros();
@@ -178,7 +182,11 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             absorber(&self.shared.job, &mut self.parts, &mut self.marks, now),
         );
         let mut budget = room - round.records;
-        if self.phase == Phase::Running && budget > 0 {
+        // A draining planned source still hands out the rest of the open
+        // epoch: the last epoch ends where the plan ends it.
+        let source_open = self.phase == Phase::Running
+            || (self.shared.planned && self.phase == Phase::Draining && !self.epoch_end);
+        if source_open && budget > 0 {
             self.poll_source(now, &mut budget);
         }
         if self.phase == Phase::Running
@@ -203,7 +211,11 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             // worker's own cache line per run taken, not per record.
             self.shared.taken[self.id]
                 .store(self.taken_total + self.open_records, Ordering::Relaxed);
-        } else if self.phase == Phase::Draining && room > 0 && !round.skipped {
+        } else if self.phase == Phase::Draining
+            && room > 0
+            && !round.skipped
+            && (!self.shared.planned || self.source.is_none() || self.epoch_end)
+        {
             // Every ring was visited with room to spare and found empty.
             self.finish_intake();
         }
@@ -227,6 +239,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 *budget -= taken as u64;
             }
             Poll::Idle => {}
+            Poll::EpochEnd => self.epoch_end = true,
             Poll::Exhausted => {
                 self.source = None;
                 self.shared.sources_active.fetch_sub(1, Ordering::AcqRel);
@@ -271,6 +284,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 return Ok(false);
             }
             SealReason::Shutdown
+        } else if self.shared.planned {
+            // The plan's end of the epoch is its only trigger.
+            if !(self.epoch_end && self.phase == Phase::Running) {
+                return Ok(false);
+            }
+            SealReason::Count
         } else if self
             .shared
             .config
@@ -303,6 +322,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     /// Seals the open epoch: reports its figures, sends each part to its
     /// owner (keeping its own), and opens the next epoch.
     fn seal(&mut self, now: u64) -> Result<(), EngineError> {
+        self.take_owed(now);
+        self.epoch_end = false;
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
         let stolen = std::mem::take(&mut self.open_stolen);
@@ -348,6 +369,22 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         }
         self.open_epoch += 1;
         Ok(())
+    }
+
+    /// Folds in what the source owes the epoch being sealed (the rest of a
+    /// planned block). Once per epoch.
+    fn take_owed(&mut self, now: u64) {
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        self.source_buffer.clear();
+        source.seal(&mut self.source_buffer);
+        if !self.source_buffer.is_empty() {
+            let owed = self.source_buffer.len() as u64;
+            self.shared.job.absorb(&self.source_buffer, &mut self.parts);
+            self.marks.note(now, owed);
+            self.open_records += owed;
+        }
     }
 
     /// Merges a part of `epoch` of this worker's partition, from worker
@@ -415,7 +452,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             self.spare.push(pending.merged);
             let rows = self.rows.len() as u64;
             let started = Instant::now();
-            if rows > 0 {
+            if !self.shared.has_output(epoch) {
+                self.rows.clear();
+            } else if rows > 0 {
                 self.shared
                     .sink
                     .write(epoch, self.id, &mut self.rows)

@@ -76,6 +76,14 @@ pub trait Job<R>: Send + Sync + 'static {
     /// The totals of a partition before the first epoch.
     fn new_totals(&self) -> Self::Totals;
 
+    /// Whether each epoch's rows depend on earlier epochs (running
+    /// totals). A run resumed from a checkpoint then replays every epoch
+    /// from the first, without output for the committed ones, to rebuild
+    /// the totals. By default false.
+    fn keeps_totals(&self) -> bool {
+        false
+    }
+
     /// Folds a run of records into `parts` (one per partition). Hot path.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]);
 

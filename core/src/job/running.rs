@@ -107,6 +107,10 @@ where
         self.epoch_job.new_part()
     }
 
+    fn keeps_totals(&self) -> bool {
+        true
+    }
+
     fn new_totals(&self) -> Self::Totals {
         Totals {
             table: HashTable::new(),

@@ -1,0 +1,394 @@
+//! The checkpoint directory, modelled on Spark's: what a run needs to be
+//! resumed after a crash with every epoch exactly as it would have been.
+//!
+//! ```text
+//! DIR/metadata        the epoch plan: records per epoch (JSON)
+//! DIR/offsets/<e>     the log positions of epoch e, written before its
+//!                     results go to the sink
+//! DIR/commits/<e>     written after the sink committed epoch e
+//! ```
+//!
+//! A checkpointed run cuts its source by position (see
+//! [`EpochPlan`](crate::source::EpochPlan)): epoch `e` holds the log's
+//! blocks whose first record's index `i` has `i / records_per_epoch == e`.
+//! So the epochs do not depend on timing, and a resumed run rebuilds any
+//! epoch exactly. Resuming starts at the epoch after the last commit; a
+//! job with running totals starts at epoch 0 instead and replays the
+//! committed epochs without output, to rebuild its totals. An epoch whose
+//! results reached the sink but whose commit file did not (a crash in
+//! between) is written again, which the idempotent sinks
+//! ([`FileSink`](crate::sink::FileSink), the SQLite sink) skip.
+//!
+//! Every file is written to a temporary name, synced, renamed and the
+//! directory synced: two small synced writes per epoch, on the thread that
+//! completes the epoch, off the records' path.
+//!
+//! ```
+//! use microbatch::checkpoint::Checkpoint;
+//! use microbatch::job::{self, count};
+//! use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
+//! use microbatch::sink::CollectSink;
+//! use microbatch::source::Event;
+//! use microbatch::Engine;
+//!
+//! let log_dir = tempfile::tempdir()?;
+//! let mut writer = LogWriter::<Event>::create(log_dir.path(), LogOptions::default())?;
+//! for i in 0..20_000 {
+//!     writer.append(Event { key: i % 3, value: 1 })?;
+//! }
+//! writer.finish()?;
+//!
+//! let checkpoint_dir = tempfile::tempdir()?;
+//! let run = || -> Result<u64, Box<dyn std::error::Error>> {
+//!     let (sink, collected) = CollectSink::new();
+//!     let per_key = job::records::<Event>().key_by(|e| e.key).aggregate(count());
+//!     let engine = Engine::builder(per_key, sink)
+//!         .workers(2)
+//!         .interval(None)
+//!         .source(LogSource::new(LogReader::open(log_dir.path())?, None))
+//!         .checkpoint(Checkpoint::open(checkpoint_dir.path(), 8192)?)
+//!         .start()?;
+//!     engine.finish()?;
+//!     Ok(collected.take().len() as u64)
+//! };
+//! assert_eq!(run()?, 9); // 3 epochs (blocks 0-1, 2-3 and 4 of 4096 records), 3 keys each
+//! // Everything is committed: a second run has nothing to do.
+//! assert_eq!(run()?, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::durable::{create_dir, sync_dir, write_atomically, IoFailure};
+
+/// The version of the directory's layout, in its metadata.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a checkpoint directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file operation failed (a full disk, no permission, …).
+    #[error("checkpoint: could not {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The directory was made for a different plan.
+    #[error(
+        "checkpoint {path} was made with {setting} = {found}, not {wanted}; \
+         resume with {found} or start a new checkpoint directory"
+    )]
+    Mismatch {
+        /// The metadata file.
+        path: PathBuf,
+        /// The setting that differs.
+        setting: &'static str,
+        /// What the checkpoint holds.
+        found: String,
+        /// What this run asked for.
+        wanted: String,
+    },
+    /// A file of the checkpoint cannot be read as one.
+    #[error("checkpoint: {path} is not a checkpoint file: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A setting cannot be checkpointed.
+    #[error("checkpoint: {0}")]
+    Unusable(String),
+}
+
+impl From<IoFailure> for CheckpointError {
+    fn from(failure: IoFailure) -> Self {
+        CheckpointError::Io {
+            action: failure.action,
+            path: failure.path,
+            source: failure.source,
+        }
+    }
+}
+
+/// `DIR/metadata`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    format_version: u32,
+    records_per_epoch: u64,
+}
+
+/// `DIR/offsets/<epoch>`: where epoch `epoch` lies in the log.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Offsets {
+    /// The epoch.
+    pub epoch: u64,
+    /// The epoch holds the blocks whose first record's index is in
+    /// `first_record..end_record`.
+    pub first_record: u64,
+    /// See `first_record`.
+    pub end_record: u64,
+    /// Records the epoch held.
+    pub records: u64,
+}
+
+/// `DIR/commits/<epoch>`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct Commit {
+    epoch: u64,
+    rows: u64,
+}
+
+/// An open checkpoint directory. Give it to
+/// [`EngineBuilder::checkpoint`](crate::EngineBuilder::checkpoint).
+#[derive(Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    records_per_epoch: u64,
+    last_committed: Option<u64>,
+}
+
+impl Checkpoint {
+    /// Opens `dir`, creating it (with a plan of `records_per_epoch` records
+    /// per epoch) if it holds no checkpoint yet. An existing checkpoint
+    /// must have the same plan: the epochs it committed are cut by it.
+    pub fn open(dir: impl Into<PathBuf>, records_per_epoch: u64) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        if records_per_epoch == 0 {
+            return Err(CheckpointError::Unusable(
+                "records per epoch must be at least 1".into(),
+            ));
+        }
+        let wanted = Metadata {
+            format_version: FORMAT_VERSION,
+            records_per_epoch,
+        };
+        let metadata_path = dir.join("metadata");
+        match fs::read(&metadata_path) {
+            Ok(bytes) => {
+                let found: Metadata =
+                    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+                        path: metadata_path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let mismatch = |setting, found: u64, wanted: u64| CheckpointError::Mismatch {
+                    path: metadata_path.clone(),
+                    setting,
+                    found: found.to_string(),
+                    wanted: wanted.to_string(),
+                };
+                if found.format_version != FORMAT_VERSION {
+                    return Err(mismatch(
+                        "format_version",
+                        found.format_version.into(),
+                        FORMAT_VERSION.into(),
+                    ));
+                }
+                if found.records_per_epoch != records_per_epoch {
+                    return Err(mismatch(
+                        "records_per_epoch",
+                        found.records_per_epoch,
+                        records_per_epoch,
+                    ));
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                create_dir(&dir)?;
+                let bytes = serde_json::to_vec(&wanted).expect("plain metadata encodes");
+                write_atomically(&dir, &metadata_path, &bytes)?;
+                sync_dir(&dir)?;
+            }
+            Err(source) => {
+                return Err(CheckpointError::Io {
+                    action: "read",
+                    path: metadata_path,
+                    source,
+                })
+            }
+        }
+        for sub in ["offsets", "commits"] {
+            create_dir(&dir.join(sub))?;
+        }
+        let last_committed = last_epoch_in(&dir.join("commits"))?;
+        Ok(Checkpoint {
+            dir,
+            records_per_epoch,
+            last_committed,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records per epoch of the plan.
+    pub fn records_per_epoch(&self) -> u64 {
+        self.records_per_epoch
+    }
+
+    /// The last epoch committed when the directory was opened.
+    pub fn last_committed(&self) -> Option<u64> {
+        self.last_committed
+    }
+
+    /// The first epoch not committed when the directory was opened.
+    pub fn next_epoch(&self) -> u64 {
+        self.last_committed.map_or(0, |last| last + 1)
+    }
+
+    /// The logged offsets of `epoch`, if it got that far.
+    pub fn offsets(&self, epoch: u64) -> Result<Option<Offsets>, CheckpointError> {
+        let path = self.dir.join("offsets").join(epoch.to_string());
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CheckpointError::Corrupt {
+                        path,
+                        message: e.to_string(),
+                    })
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CheckpointError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Logs where `epoch` lies, before its results go out. Once per epoch.
+    pub(crate) fn write_offsets(&self, epoch: u64, records: u64) -> Result<(), CheckpointError> {
+        let offsets = Offsets {
+            epoch,
+            first_record: epoch.saturating_mul(self.records_per_epoch),
+            end_record: epoch
+                .saturating_add(1)
+                .saturating_mul(self.records_per_epoch),
+            records,
+        };
+        self.write("offsets", epoch, &offsets)
+    }
+
+    /// Logs that the sink committed `epoch`. Once per epoch.
+    pub(crate) fn write_commit(&self, epoch: u64, rows: u64) -> Result<(), CheckpointError> {
+        self.write("commits", epoch, &Commit { epoch, rows })
+    }
+
+    fn write(&self, sub: &str, epoch: u64, value: &impl Serialize) -> Result<(), CheckpointError> {
+        let dir = self.dir.join(sub);
+        let bytes = serde_json::to_vec(value).expect("plain checkpoint records encode");
+        write_atomically(&dir, &dir.join(epoch.to_string()), &bytes)?;
+        Ok(sync_dir(&dir)?)
+    }
+}
+
+/// The greatest epoch named by a file in `dir` (temporary files aside).
+fn last_epoch_in(dir: &Path) -> Result<Option<u64>, CheckpointError> {
+    let entries = fs::read_dir(dir).map_err(|source| CheckpointError::Io {
+        action: "list",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut last = None;
+    for entry in entries {
+        let entry = entry.map_err(|source| CheckpointError::Io {
+            action: "list",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let epoch: u64 = name.parse().map_err(|_| CheckpointError::Corrupt {
+            path: entry.path(),
+            message: "a commit file is named by its epoch".into(),
+        })?;
+        last = last.max(Some(epoch));
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_has_no_commit_and_reopens_with_its_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp");
+        let checkpoint = Checkpoint::open(&path, 1000).unwrap();
+        assert_eq!(checkpoint.last_committed(), None);
+        assert_eq!(checkpoint.next_epoch(), 0);
+        checkpoint.write_offsets(0, 990).unwrap();
+        checkpoint.write_commit(0, 7).unwrap();
+        checkpoint.write_offsets(1, 1010).unwrap();
+        checkpoint.write_commit(1, 7).unwrap();
+        checkpoint.write_offsets(2, 1000).unwrap();
+
+        let reopened = Checkpoint::open(&path, 1000).unwrap();
+        assert_eq!(reopened.last_committed(), Some(1));
+        assert_eq!(reopened.next_epoch(), 2);
+        let offsets = reopened.offsets(2).unwrap().unwrap();
+        assert_eq!((offsets.first_record, offsets.end_record), (2000, 3000));
+        assert!(reopened.offsets(3).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_different_plan_is_refused_with_both_values() {
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::open(dir.path(), 1000).unwrap();
+        let error = Checkpoint::open(dir.path(), 2000).unwrap_err();
+        assert!(matches!(
+            error,
+            CheckpointError::Mismatch {
+                setting: "records_per_epoch",
+                ..
+            }
+        ));
+        let message = error.to_string();
+        assert!(
+            message.contains("1000") && message.contains("2000"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn damaged_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("metadata"), b"{not json").unwrap();
+        let error = Checkpoint::open(dir.path(), 10).unwrap_err();
+        assert!(matches!(error, CheckpointError::Corrupt { .. }), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::open(dir.path(), 10).unwrap();
+        fs::write(dir.path().join("commits").join("seven"), b"").unwrap();
+        let error = Checkpoint::open(dir.path(), 10).unwrap_err();
+        assert!(error.to_string().contains("seven"), "{error}");
+        assert!(Checkpoint::open(dir.path(), 0).is_err());
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_crash_is_not_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::open(dir.path(), 10).unwrap();
+        fs::write(dir.path().join("commits").join(".4.tmp"), b"{").unwrap();
+        assert_eq!(
+            Checkpoint::open(dir.path(), 10).unwrap().last_committed(),
+            None
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Resuming from a checkpoint: a run stopped at any epoch (a failing sink,
+//! a shutdown) and started again commits every epoch exactly once, and the
+//! committed results equal those of a run never stopped. The crash test
+//! with SIGKILL is the CLI's (`bench/tests/crash.rs`).
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use microbatch::checkpoint::Checkpoint;
+use microbatch::job::{self, count, sum, Job, OutputMode};
+use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
+use microbatch::sink::{Sink, SinkError};
+use microbatch::source::{Event, IterSource};
+use microbatch::{Engine, EngineError};
+
+type Committed<Row> = Arc<Mutex<BTreeMap<u64, Vec<Row>>>>;
+
+/// Commits each epoch whole when it is complete, once: an epoch committed
+/// before is skipped (and counted), like the file and SQLite sinks. Fails
+/// at `fail_at`, before committing it.
+struct CommitSink<Row> {
+    pending: Mutex<BTreeMap<u64, Vec<Row>>>,
+    committed: Committed<Row>,
+    again: Arc<AtomicU64>,
+    fail_at: Option<u64>,
+}
+
+impl<Row: Ord + Send + 'static> Sink<Row> for CommitSink<Row> {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        let mut pending = self.pending.lock().unwrap();
+        pending.entry(epoch).or_default().append(rows);
+        Ok(())
+    }
+
+    fn epoch_complete(
+        &self,
+        epoch: u64,
+        _: &microbatch::progress::EpochProgress,
+    ) -> Result<(), SinkError> {
+        let mut rows = self
+            .pending
+            .lock()
+            .unwrap()
+            .remove(&epoch)
+            .unwrap_or_default();
+        if self.fail_at == Some(epoch) {
+            return Err(SinkError::Custom(format!("injected failure at {epoch}")));
+        }
+        match self.committed.lock().unwrap().entry(epoch) {
+            Entry::Occupied(_) => {
+                self.again.fetch_add(1, Ordering::Relaxed);
+            }
+            Entry::Vacant(slot) => {
+                rows.sort();
+                slot.insert(rows);
+            }
+        }
+        Ok(())
+    }
+}
+
+const RECORDS: u64 = 100_000;
+const PER_EPOCH: u64 = 10_000;
+
+fn write_log(dir: &Path) {
+    let mut writer = LogWriter::create(
+        dir,
+        LogOptions {
+            block_records: 1000,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    for i in 0..RECORDS {
+        let key = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
+        writer.append(Event { key, value: i % 7 }).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// One run of `job` over the log under the checkpoint in `checkpoint`,
+/// committing into `committed`; a run at a `rate` is shut down as soon as
+/// `stop_after` epochs are committed.
+struct Run<Row> {
+    log: PathBuf,
+    checkpoint: PathBuf,
+    committed: Committed<Row>,
+    again: Arc<AtomicU64>,
+}
+
+impl<Row: Ord + Send + 'static> Run<Row> {
+    fn go<J: Job<Event, Row = Row>>(
+        &self,
+        job: J,
+        fail_at: Option<u64>,
+        rate: Option<u64>,
+        stop_after: Option<usize>,
+    ) -> Result<(), EngineError> {
+        let sink = CommitSink {
+            pending: Mutex::new(BTreeMap::new()),
+            committed: Arc::clone(&self.committed),
+            again: Arc::clone(&self.again),
+            fail_at,
+        };
+        let engine = Engine::builder(job, sink)
+            .workers(2)
+            .pin(false)
+            .interval(None)
+            .max_epochs_in_flight(2)
+            .source(LogSource::new(LogReader::open(&self.log).unwrap(), rate))
+            .checkpoint(Checkpoint::open(&self.checkpoint, PER_EPOCH).unwrap())
+            .start()?;
+        match stop_after {
+            Some(epochs) => {
+                let before = self.committed.lock().unwrap().len();
+                while self.committed.lock().unwrap().len() < before + epochs {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                engine.shutdown().map(drop)
+            }
+            None => engine.finish().map(drop),
+        }
+    }
+}
+
+fn per_epoch() -> impl Job<Event, Row = (u64, (u64, u64))> {
+    job::records::<Event>()
+        .key_by(|e: &Event| e.key)
+        .aggregate((count(), sum(|e: &Event| e.value)))
+}
+
+fn running() -> impl Job<Event, Row = (u64, (u64, u64))> {
+    job::records::<Event>()
+        .key_by(|e: &Event| e.key)
+        .aggregate((count(), sum(|e: &Event| e.value)))
+        .running(OutputMode::Update)
+}
+
+/// Runs `job` once without a stop, then again in a fresh checkpoint
+/// stopped by `stops` (each: fail the sink at an epoch, or shut down at a
+/// rate after some epochs), resumed each time; the two commit the same.
+fn stopped_and_resumed_equals_uninterrupted<J>(job: impl Fn() -> J, stops: &[Stop])
+where
+    J: Job<Event, Row = (u64, (u64, u64))>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let run = |name: &str| Run {
+        log: log.clone(),
+        checkpoint: dir.path().join(name),
+        committed: Arc::default(),
+        again: Arc::default(),
+    };
+    let reference = run("reference");
+    reference.go(job(), None, None, None).unwrap();
+    let expected = reference.committed.lock().unwrap().clone();
+    assert!(expected.len() >= (RECORDS / PER_EPOCH) as usize);
+    let counted: u64 = expected.values().flatten().map(|row| row.1 .0).sum();
+    assert!(counted >= RECORDS, "every record is in a committed row");
+
+    let stopped = run("stopped");
+    for stop in stops {
+        match *stop {
+            Stop::SinkFailsAt(epoch) => {
+                let error = stopped.go(job(), Some(epoch), None, None).unwrap_err();
+                assert!(
+                    matches!(error, EngineError::Sink { epoch: e, .. } if e == epoch),
+                    "{error}"
+                );
+            }
+            Stop::ShutdownAfter(epochs) => {
+                stopped
+                    .go(job(), None, Some(400_000), Some(epochs))
+                    .unwrap();
+            }
+        }
+    }
+    stopped.go(job(), None, None, None).unwrap();
+    let got = stopped.committed.lock().unwrap().clone();
+    assert_eq!(got, expected);
+    // Resumed runs start after the last commit: the sink never saw a
+    // committed epoch again.
+    assert_eq!(stopped.again.load(Ordering::Relaxed), 0);
+}
+
+enum Stop {
+    SinkFailsAt(u64),
+    ShutdownAfter(usize),
+}
+
+#[test]
+fn a_run_stopped_at_any_epoch_resumes_to_the_uninterrupted_result() {
+    stopped_and_resumed_equals_uninterrupted(
+        per_epoch,
+        &[
+            Stop::SinkFailsAt(0),
+            Stop::SinkFailsAt(3),
+            Stop::ShutdownAfter(1),
+            Stop::SinkFailsAt(6),
+            Stop::ShutdownAfter(2),
+        ],
+    );
+}
+
+#[test]
+fn running_totals_are_rebuilt_by_replaying_committed_epochs_without_output() {
+    stopped_and_resumed_equals_uninterrupted(
+        running,
+        &[
+            Stop::SinkFailsAt(2),
+            Stop::ShutdownAfter(2),
+            Stop::SinkFailsAt(7),
+        ],
+    );
+}
+
+#[test]
+fn a_checkpoint_refuses_what_it_cannot_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let checkpoint = || Checkpoint::open(dir.path().join("cp"), PER_EPOCH).unwrap();
+    let setting = |result: Result<Engine<Event, _>, EngineError>| match result {
+        Err(EngineError::Config(error)) => error.setting,
+        Err(other) => panic!("not a config error: {other}"),
+        Ok(_) => panic!("started"),
+    };
+    let sink = || microbatch::sink::DiscardSink;
+
+    let with_interval = Engine::builder(per_epoch(), sink())
+        .interval(Some(Duration::from_millis(100)))
+        .source(LogSource::new(LogReader::open(&log).unwrap(), None))
+        .checkpoint(checkpoint())
+        .start();
+    assert_eq!(setting(with_interval), "interval");
+
+    let without_source = Engine::builder(per_epoch(), sink())
+        .interval(None)
+        .checkpoint(checkpoint())
+        .start();
+    assert_eq!(setting(without_source), "checkpoint");
+
+    let not_replayable = Engine::builder(per_epoch(), sink())
+        .interval(None)
+        .source(IterSource::new(vec![Event { key: 1, value: 1 }]))
+        .checkpoint(checkpoint())
+        .start();
+    assert_eq!(setting(not_replayable), "checkpoint");
+}
