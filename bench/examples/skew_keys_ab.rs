@@ -38,7 +38,7 @@ fn generate(profile: &Profile, distribution: KeyDistribution, records: usize) ->
         let want = (records - out.len()).min(4096);
         match source.poll(0, &mut chunk, want) {
             Poll::Ready { .. } => out.extend_from_slice(&chunk),
-            Poll::Idle => {}
+            Poll::Idle | Poll::EpochEnd => {}
             Poll::Exhausted => break,
         }
     }

@@ -130,6 +130,14 @@ struct RunArgs {
     /// a second, values in µs) to FILE.
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
+    /// Resume from and log to the checkpoint directory DIR (created if
+    /// missing): the run starts after DIR's last committed epoch, so a run
+    /// killed at any moment and started again writes every epoch exactly
+    /// once. Needs a record log source (workload.source = "log"), cut into
+    /// epochs of engine.max_batch_records records (or workload.rate ×
+    /// engine.interval).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -193,6 +201,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     match error.downcast_ref::<RunError>() {
         Some(RunError::Lost { .. }) => EXIT_LOST,
+        Some(RunError::CheckpointSetting(_)) => EXIT_USAGE,
         Some(RunError::Engine(microbatch::EngineError::Config(_))) => EXIT_USAGE,
         _ => EXIT_FAILED,
     }
@@ -294,18 +303,25 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
+    let epochs = match &args.checkpoint {
+        Some(dir) => format!("checkpoint {}", dir.display()),
+        None => format!(
+            "interval {}",
+            profile
+                .engine
+                .interval
+                .map_or("off".into(), |i| humantime::format_duration(i).to_string())
+        ),
+    };
     say!(
-        "microbatch run {name}: {} workers, interval {}, {} warm-up + {} measured",
+        "microbatch run {name}: {} workers, {epochs}, {} warm-up + {} measured",
         profile.engine.workers,
-        profile
-            .engine
-            .interval
-            .map_or("off".into(), |i| humantime::format_duration(i).to_string()),
         humantime::format_duration(profile.run.warmup),
         humantime::format_duration(profile.run.duration),
     );
     let files = RunFiles {
         interval_log: hdr_path.clone(),
+        checkpoint: args.checkpoint.clone(),
     };
     let outcome = {
         let mut bar = Bar::new();

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
+use microbatch::checkpoint::{Checkpoint, CheckpointError};
 use microbatch::job::Job;
 use microbatch::log::{LogReader, LogSource};
 use microbatch::progress::{EpochProgress, SealReason};
@@ -59,6 +60,12 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// `--checkpoint` cannot be used with this profile.
+    #[error("--checkpoint: {0}")]
+    CheckpointSetting(String),
+    /// The checkpoint directory cannot be opened or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// Accepted records are missing from the results: an engine bug.
     #[error("{accepted} records accepted but {in_results} in results: records were lost")]
     Lost {
@@ -105,6 +112,49 @@ pub struct RunFiles {
     /// An HdrHistogram interval log of record latency (µs, one interval a
     /// second, warm-up included and tagged `warmup`).
     pub interval_log: Option<PathBuf>,
+    /// A checkpoint directory to resume from and log to (`--checkpoint`):
+    /// see [`open_checkpoint`].
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Opens `profile`'s checkpoint directory `dir`. Only a record log read
+/// by the engine itself (`workload.source = "log"`, no producer threads)
+/// can be replayed. The log is cut into epochs by position:
+/// `engine.max_batch_records` records each, or, without it, the records
+/// an interval holds at the replay rate (`workload.rate` ×
+/// `engine.interval`); the interval itself is then not used.
+pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunError> {
+    let workload = &profile.workload;
+    let refuse = |message: &str| Err(RunError::CheckpointSetting(message.into()));
+    if workload.source != SourceKind::Log {
+        return refuse(
+            "only a record log can be replayed: set workload.source = \"log\" and workload.path",
+        );
+    }
+    if workload.producers > 0 {
+        return refuse(
+            "producer threads' records cannot be replayed: set workload.producers = 0 \
+             (the engine reads the log itself)",
+        );
+    }
+    let per_epoch = match (
+        profile.engine.max_batch_records,
+        workload.rate.per_second(),
+        profile.engine.interval,
+    ) {
+        (Some(records), _, _) => records,
+        (None, Some(rate), Some(interval)) => {
+            ((rate as f64 * interval.as_secs_f64()).ceil() as u64).max(1)
+        }
+        _ => {
+            return refuse(
+                "a checkpointed run cuts the log into epochs by position: set \
+                 engine.max_batch_records, or workload.rate with engine.interval \
+                 (an epoch is then rate × interval records)",
+            )
+        }
+    };
+    Ok(Checkpoint::open(dir, per_epoch)?)
 }
 
 /// The report and every epoch's progress (warm-up included).
@@ -226,16 +276,23 @@ impl WithJob for RunJob<'_> {
             message,
         };
         let wanted = Wanted::of(&self.profile.job);
-        // Epochs restart at 0 in every run: a place already holding
-        // committed epochs would silently keep the earlier run's.
+        let checkpoint = match &self.files.checkpoint {
+            Some(dir) => Some(open_checkpoint(self.profile, dir)?),
+            None => None,
+        };
+        // A run starts at epoch 0, or after its checkpoint's last commit
+        // (the sink may be one epoch ahead: a crash between the two
+        // commits). A place holding later epochs belongs to another run,
+        // whose epochs would silently be kept.
+        let next_epoch = checkpoint.as_ref().map_or(0, Checkpoint::next_epoch);
         let earlier_run = |epochs: Vec<u64>, place: String| match epochs.last() {
-            Some(last) => Err(fail(format!(
-                "{place} already holds {} committed epochs (up to {last}) of an earlier run; \
-                 write somewhere else (--set output.path=… or output.table=…): \
-                 resuming a run (--checkpoint) is not built yet",
+            Some(&last) if last > next_epoch || checkpoint.is_none() => Err(fail(format!(
+                "{place} already holds {} committed epochs (up to {last}) of another run; \
+                 write somewhere else (--set output.path=… or output.table=…), \
+                 or resume that run with its --checkpoint DIR",
                 epochs.len()
             ))),
-            None => Ok(()),
+            _ => Ok(()),
         };
         let files = |format| {
             let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
@@ -244,14 +301,14 @@ impl WithJob for RunJob<'_> {
             Ok::<_, RunError>(sink)
         };
         match output.kind {
-            OutputKind::None => self.run(job, DiscardSink),
+            OutputKind::None => self.run(job, DiscardSink, checkpoint),
             OutputKind::Csv => {
                 let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
-                self.run(job, sink)
+                self.run(job, sink, checkpoint)
             }
             OutputKind::Jsonl => {
                 let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
-                self.run(job, sink)
+                self.run(job, sink, checkpoint)
             }
             OutputKind::Sqlite => {
                 let keyed = self.profile.job.kind == JobKind::Keyed;
@@ -262,7 +319,7 @@ impl WithJob for RunJob<'_> {
                     .committed()
                     .map_err(|error| fail(error.to_string()))?;
                 earlier_run(committed, format!("table `{}`", output.table))?;
-                self.run(job, OutputSink::new(database, wanted, row))
+                self.run(job, OutputSink::new(database, wanted, row), checkpoint)
             }
         }
     }
@@ -278,7 +335,12 @@ struct Snapshot {
 }
 
 impl RunJob<'_> {
-    fn run<J: Job<Event>>(self, job: J, sink: impl Sink<J::Row>) -> Result<RunOutcome, RunError> {
+    fn run<J: Job<Event>>(
+        self,
+        job: J,
+        sink: impl Sink<J::Row>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<RunOutcome, RunError> {
         let profile = self.profile;
         let workload = &profile.workload;
         let epochs = Arc::new(Mutex::new(Vec::<EpochProgress>::new()));
@@ -291,6 +353,22 @@ impl RunJob<'_> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(progress.clone())
             });
+        let mut checkpoint_note = None;
+        let planned_epoch = checkpoint.as_ref().map(Checkpoint::records_per_epoch);
+        if let Some(checkpoint) = checkpoint {
+            checkpoint_note = Some(format!(
+                "checkpoint {}: epochs of {} log records{}",
+                checkpoint.dir().display(),
+                checkpoint.records_per_epoch(),
+                checkpoint
+                    .last_committed()
+                    .map_or(String::new(), |last| format!(
+                        "; resumed after epoch {last}"
+                    ))
+            ));
+            // The log's positions cut the epochs, not the clock.
+            builder = builder.interval(None).checkpoint(checkpoint);
+        }
         let mut input = Some(self.input);
         if workload.producers == 0 {
             builder = match input.take().expect("the input is there") {
@@ -302,6 +380,7 @@ impl RunJob<'_> {
             };
         }
         let started = Instant::now();
+        let cpu_start = cpu::process_time();
         let engine = builder.start()?;
         let stop = Arc::new(AtomicBool::new(false));
         let producers = if workload.producers > 0 {
@@ -326,7 +405,14 @@ impl RunJob<'_> {
             None => None,
         };
         let planned = profile.run.warmup + profile.run.duration;
-        let mut snapshot: Option<Snapshot> = None;
+        // Without a warm-up, the measured window is the whole run.
+        let mut snapshot: Option<Snapshot> = profile.run.warmup.is_zero().then(|| Snapshot {
+            at: started,
+            since_start: Duration::ZERO,
+            records: 0,
+            latency: Histogram::new_from(&engine.latency_histogram()),
+            cpu: cpu_start,
+        });
         let mut last_tick = (Instant::now(), 0u64);
         loop {
             let elapsed = started.elapsed();
@@ -398,7 +484,7 @@ impl RunJob<'_> {
             });
         }
 
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = checkpoint_note.into_iter().collect();
         let snapshot = snapshot.unwrap_or_else(|| {
             notes.push(format!(
                 "the input ran out after {:.2} s, within the {:.1} s warm-up: the figures cover the whole run",
@@ -454,8 +540,12 @@ impl RunJob<'_> {
             } else {
                 None
             },
-            interval_ms: config.interval.map(|interval| interval.as_secs_f64() * 1e3),
-            max_batch_records: config.max_batch_records,
+            // Under a checkpoint, the log's positions cut the epochs.
+            interval_ms: config
+                .interval
+                .filter(|_| planned_epoch.is_none())
+                .map(|interval| interval.as_secs_f64() * 1e3),
+            max_batch_records: planned_epoch.or(config.max_batch_records),
             offered_rate_rps: workload.rate.per_second(),
             producers: workload.producers,
             warmup_s: snapshot.since_start.as_secs_f64(),
@@ -530,7 +620,9 @@ fn spawn_producers<J: Job<Event>>(
                     let now = started.elapsed().as_micros() as u64;
                     match source.poll(now, &mut chunk, PRODUCER_CHUNK) {
                         Poll::Exhausted => return,
-                        Poll::Idle => std::thread::sleep(Duration::from_micros(50)),
+                        Poll::Idle | Poll::EpochEnd => {
+                            std::thread::sleep(Duration::from_micros(50))
+                        }
                         Poll::Ready { .. } => {
                             let target = match &mut hot {
                                 Some((hot, share, credit)) => {

@@ -1,0 +1,221 @@
+//! The crash test: `microbatch run --checkpoint` over a record log is
+//! killed with SIGKILL at random moments, at least 10 times, and started
+//! again each time; the final output equals that of a run never killed,
+//! row for row. Once into SQLite, once into CSV files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use microbatch::log::{LogOptions, LogWriter};
+use microbatch::source::Event;
+
+/// Kills that must land while the run is going.
+const KILLS: usize = 10;
+const RECORDS: u64 = 600_000;
+/// The killed runs replay the log at this pace, so that it lasts a few
+/// seconds over all of them.
+const RATE: &str = "workload.rate=150000";
+
+fn write_log(dir: &Path) {
+    let mut writer = LogWriter::create(dir, LogOptions::default()).unwrap();
+    for i in 0..RECORDS {
+        let key = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54;
+        writer
+            .append(Event {
+                key,
+                value: i % 101,
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+fn write_profile(dir: &Path, log: &Path) -> PathBuf {
+    let profile = dir.join("crash.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"
+[engine]
+workers = 2
+pin = false
+max_batch_records = 20000
+
+[workload]
+source = "log"
+path = "{}"
+
+[job]
+kind = "keyed"
+reductions = ["count", "sum"]
+
+[run]
+warmup = "0s"
+duration = "10m"
+"#,
+            log.display()
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+/// `microbatch run PROFILE --checkpoint CHECKPOINT` with `sets`.
+fn command(profile: &Path, checkpoint: &Path, sets: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_microbatch"));
+    command
+        .arg("run")
+        .arg(profile)
+        .arg("--checkpoint")
+        .arg(checkpoint);
+    for set in sets {
+        command.arg("--set").arg(set);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_to_the_end(profile: &Path, checkpoint: &Path, sets: &[String]) {
+    let output = command(profile, checkpoint, sets).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A small xorshift: the kill moments, reproducible from the printed seed.
+struct Moments(u64);
+
+impl Moments {
+    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+/// Epochs committed under `checkpoint`.
+fn commits(checkpoint: &Path) -> usize {
+    std::fs::read_dir(checkpoint.join("commits"))
+        .map_or(0, |entries| entries.filter(|e| e.is_ok()).count())
+}
+
+/// Runs the profile to the end under a fresh checkpoint with `sets`, then
+/// under another with `killed_sets`, killed at least [`KILLS`] times and
+/// restarted, and run to the end; the caller compares the two outputs.
+fn killed_and_restarted(dir: &Path, sets: &[String], killed_sets: &[String]) {
+    let log = dir.join("log");
+    write_log(&log);
+    let profile = write_profile(dir, &log);
+    run_to_the_end(&profile, &dir.join("reference-checkpoint"), sets);
+
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed: {seed}");
+    let mut moments = Moments(seed);
+    let checkpoint = dir.join("checkpoint");
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < KILLS {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {kills} kills landed in two minutes"
+        );
+        let mut child = command(&profile, &checkpoint, killed_sets).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(moments.next_millis(50, 600)));
+        if child.try_wait().unwrap().is_none() {
+            // `Child::kill` is SIGKILL on Unix: no handler runs.
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() || status.code().is_none(),
+            "a run ended with {status}"
+        );
+    }
+    // The kills landed over the run, not all before its first epoch or
+    // after its last.
+    let (before_last_run, all) = (
+        commits(&checkpoint),
+        commits(&dir.join("reference-checkpoint")),
+    );
+    eprintln!("{kills} kills; {before_last_run} of {all} epochs committed before the last run");
+    assert!(before_last_run > 0 && before_last_run < all);
+    run_to_the_end(&profile, &checkpoint, killed_sets);
+}
+
+#[test]
+fn sqlite_output_after_sigkills_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = |database: &str| {
+        vec![
+            "output.sink=sqlite".to_string(),
+            format!("output.path=\"{}\"", dir.path().join(database).display()),
+            "output.table=per_key".to_string(),
+        ]
+    };
+    let mut killed = sets("killed.db");
+    killed.push(RATE.into());
+    killed_and_restarted(dir.path(), &sets("reference.db"), &killed);
+
+    let table = |database: &str| {
+        let connection = rusqlite::Connection::open(dir.path().join(database)).unwrap();
+        let mut statement = connection
+            .prepare("SELECT epoch, key, count, sum FROM per_key ORDER BY epoch, key")
+            .unwrap();
+        let rows: Vec<(i64, i64, i64, i64)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    let expected = table("reference.db");
+    let counted: i64 = expected.iter().map(|row| row.2).sum();
+    assert_eq!(counted as u64, RECORDS);
+    assert_eq!(table("killed.db"), expected);
+}
+
+#[test]
+fn csv_output_after_sigkills_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = |out: &str| {
+        vec![
+            "output.sink=csv".to_string(),
+            format!("output.path=\"{}\"", dir.path().join(out).display()),
+        ]
+    };
+    let mut killed = sets("killed");
+    killed.push(RATE.into());
+    killed_and_restarted(dir.path(), &sets("reference"), &killed);
+
+    // Each committed epoch's file, its rows sorted (the partitions of an
+    // epoch are gathered in whatever order their owners finish).
+    let files = |out: &str| {
+        let mut epochs = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(dir.path().join(out)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("epoch-") && name.ends_with(".csv") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                lines.sort();
+                epochs.insert(name, lines);
+            }
+        }
+        epochs
+    };
+    let expected = files("reference");
+    assert!(expected.len() >= (RECORDS / 20_000) as usize);
+    assert_eq!(files("killed"), expected);
+}
