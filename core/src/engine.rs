@@ -19,6 +19,7 @@ use crate::progress::{
     latency_histogram, EpochProgress, HotKey, LatencySummary, PhaseDurations, Progress, SealReason,
     HOT_KEYS_REPORTED,
 };
+use crate::recovery::{Keeper, PanicPolicy};
 use crate::sink::Sink;
 use crate::source::{EpochPlan, Source, SourceSpec};
 use crate::sync::wait::Idle;
@@ -54,6 +55,10 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Record latency over the whole run.
     pub latency: LatencySummary,
+    /// Records quarantined in the dead-letter file (see
+    /// [`EngineBuilder::on_panic`]): `records_accepted` equals
+    /// `records_in_results` plus these after a clean shutdown.
+    pub records_dead_lettered: u64,
     /// Workers that ran unpinned.
     pub unpinned: Vec<usize>,
     /// The record-latency histogram (µs) over the whole run, as
@@ -72,6 +77,7 @@ pub(crate) struct EpochSlot {
     pub(crate) sealed_micros: u64,
     pub(crate) records: Vec<u64>,
     pub(crate) stolen: u64,
+    pub(crate) dead_letters: u64,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     pub(crate) marks: Vec<(u64, u64)>,
@@ -89,6 +95,7 @@ impl EpochSlot {
             sealed_micros: 0,
             records: vec![0; workers],
             stolen: 0,
+            dead_letters: 0,
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * crate::progress::MARKS_PER_WORKER),
@@ -104,6 +111,7 @@ impl EpochSlot {
             self.sealed_micros = 0;
             self.records.fill(0);
             self.stolen = 0;
+            self.dead_letters = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();
@@ -154,6 +162,8 @@ pub(crate) struct Shared<R, J: Job<R>> {
     listener: Option<ProgressListener>,
     /// The checkpoint this run logs to, if any.
     checkpoint: Option<Checkpoint>,
+    /// The panic policy, if any.
+    pub(crate) keeper: Option<Keeper<R>>,
     /// Under a checkpoint, the source's plan cuts the epochs: the count
     /// and interval triggers are off.
     pub(crate) planned: bool,
@@ -235,6 +245,7 @@ impl<R, J: Job<R>> Shared<R, J> {
                 records,
                 records_per_worker: slot.records.clone(),
                 records_stolen: slot.stolen,
+                dead_letters: slot.dead_letters,
                 rows: slot.rows,
                 opened,
                 sealed,
@@ -292,6 +303,7 @@ impl<R, J: Job<R>> Shared<R, J> {
         totals.epochs_completed += 1;
         totals.records_in_results += progress.records;
         totals.records_stolen += progress.records_stolen;
+        totals.dead_letters += progress.dead_letters;
         totals.rows += progress.rows;
         completion.opened_micros = progress.sealed.as_micros() as u64;
         totals.last = Some(progress);
@@ -348,6 +360,7 @@ pub struct EngineBuilder<R, J: Job<R>> {
     source: Option<SplitSource<R>>,
     listener: Option<ProgressListener>,
     checkpoint: Option<Checkpoint>,
+    keeper: Option<Result<Keeper<R>, crate::ConfigError>>,
     _records: PhantomData<fn(R)>,
 }
 
@@ -428,9 +441,55 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         self
     }
 
-    /// Checks the settings and the job, then starts the workers.
+    /// Checks the settings, the job and the source, then starts the
+    /// workers.
     pub fn start(self) -> Result<Engine<R, J>, EngineError> {
         Engine::launch(self)
+    }
+}
+
+impl<R, J> EngineBuilder<R, J>
+where
+    R: Clone + serde::Serialize + Send + 'static,
+    J: Job<R>,
+{
+    /// Handles a panic in user code while a worker folds its batch by
+    /// `policy` (see [`recovery`](crate::recovery)): retry the batch from
+    /// a retained copy of its input, then stop with
+    /// [`EngineError::BatchPanicked`] or quarantine the records that panic
+    /// in a dead-letter file. Without a policy the batch is not copied and
+    /// a panic stops the engine.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::recovery::PanicPolicy;
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let letters = dir.path().join("dead.jsonl");
+    /// let per_key = job::records::<(u64, u64)>()
+    ///     .map(|r: &(u64, u64)| {
+    ///         assert_ne!(r.1, 7, "value 7 is malformed");
+    ///         *r
+    ///     })
+    ///     .key_by(|r| r.0)
+    ///     .aggregate(count());
+    /// let (sink, _rows) = CollectSink::new();
+    /// let engine = Engine::builder(per_key, sink)
+    ///     .on_panic(PanicPolicy { retries: 1, dead_letters: Some(letters.clone()) })
+    ///     .source(IterSource::new((0..100u64).map(|i| (i % 3, i))))
+    ///     .start()?;
+    /// let summary = engine.finish()?;
+    /// assert_eq!(summary.records_dead_lettered, 1);
+    /// assert_eq!(summary.records_in_results, 99);
+    /// assert!(std::fs::read_to_string(&letters)?.contains("value 7 is malformed"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_panic(mut self, policy: PanicPolicy) -> Self {
+        self.keeper = Some(Keeper::new(policy));
+        self
     }
 }
 
@@ -453,6 +512,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             source: None,
             listener: None,
             checkpoint: None,
+            keeper: None,
             _records: PhantomData,
         }
     }
@@ -472,6 +532,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 reason: format!("a job needs between 1 and {workers} partitions, not {partitions}"),
             });
         }
+        let keeper = builder.keeper.transpose()?;
         let checkpoint = builder.checkpoint;
         let plan = match &checkpoint {
             None => None,
@@ -552,6 +613,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 histogram: latency_histogram(),
             }),
             listener: builder.listener,
+            keeper,
             planned: checkpoint.is_some(),
             checkpoint,
             first_epoch,
@@ -687,6 +749,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             if let Err(payload) = handle.join() {
                 self.shared.fail(EngineError::WorkerPanicked {
                     worker,
+                    epoch: None,
                     message: crate::worker::panic_message(payload.as_ref()),
                 });
             }
@@ -699,6 +762,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             records_accepted: progress.records_taken,
             records_in_results: progress.records_in_results,
             records_stolen: progress.records_stolen,
+            records_dead_lettered: progress.dead_letters,
             epochs: progress.epochs_completed,
             rows: progress.rows,
             elapsed: self.shared.start.elapsed(),

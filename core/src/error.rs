@@ -28,11 +28,41 @@ pub enum EngineError {
     },
     /// A worker panicked (in user code or in the engine); the engine shut
     /// down, and the records of unfinished epochs are lost.
-    #[error("worker {worker} panicked: {message}; the engine shut down")]
+    #[error("worker {worker} panicked{}: {message}; the engine shut down",
+        epoch.map_or(String::new(), |e| format!(" in epoch {e}")))]
     WorkerPanicked {
         /// The worker.
         worker: usize,
+        /// Its open epoch, if known.
+        epoch: Option<u64>,
         /// The panic's message.
+        message: String,
+    },
+    /// User code panicked on the batch of `epoch` on `worker` at every
+    /// attempt a [`PanicPolicy`](crate::recovery::PanicPolicy) allowed; the
+    /// engine shut down.
+    #[error("user code panicked on the batch of epoch {epoch} on worker {worker}, {attempts} time(s): {message}; the engine shut down")]
+    BatchPanicked {
+        /// The epoch.
+        epoch: u64,
+        /// The worker.
+        worker: usize,
+        /// Attempts made.
+        attempts: u32,
+        /// The last panic's message.
+        message: String,
+    },
+    /// The dead-letter file could not take quarantined records; the engine
+    /// shut down.
+    #[error(
+        "could not write dead letters of epoch {epoch} to {path}: {message}; the engine shut down"
+    )]
+    DeadLetters {
+        /// The epoch.
+        epoch: u64,
+        /// The dead-letter file.
+        path: std::path::PathBuf,
+        /// Why.
         message: String,
     },
     /// The sink refused an epoch's results; the engine shut down.

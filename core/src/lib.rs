@@ -65,6 +65,7 @@ pub mod job;
 pub mod log;
 pub mod mesh;
 pub mod progress;
+pub mod recovery;
 pub mod sink;
 pub mod source;
 mod sync;

@@ -18,14 +18,16 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Why an epoch was sealed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SealReason {
     /// Its interval ran out.
     Interval,
-    /// A worker's open batch reached `max_batch_records`.
+    /// A worker's open batch reached `max_batch_records`, or, under a
+    /// checkpoint, the epoch's share of the log was handed out.
     Count,
     /// The engine shut down.
+    #[default]
     Shutdown,
 }
 
@@ -124,8 +126,8 @@ pub struct HotKey {
     pub records: u64,
 }
 
-/// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What happened in one epoch. (`Default` is for test fixtures.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EpochProgress {
     /// The epoch.
     pub epoch: u64,
@@ -138,6 +140,10 @@ pub struct EpochProgress {
     /// Of `records`, those a worker took from another worker's producer
     /// rings (work stealing; see [`Config::work_stealing`](crate::Config::work_stealing)).
     pub records_stolen: u64,
+    /// Records taken in but quarantined in the dead-letter file because
+    /// user code panicked on them (see
+    /// [`PanicPolicy`](crate::recovery::PanicPolicy)); not in `records`.
+    pub dead_letters: u64,
     /// Rows of the result.
     pub rows: u64,
     /// When the epoch opened, since the engine started.
@@ -173,6 +179,8 @@ pub struct Progress {
     /// Of `records_in_results`, those taken by a worker from another
     /// worker's producer rings.
     pub records_stolen: u64,
+    /// Records quarantined in the dead-letter file so far.
+    pub dead_letters: u64,
     /// Rows emitted.
     pub rows: u64,
     /// Record latency over every completed epoch.

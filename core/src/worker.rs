@@ -16,6 +16,7 @@ use crate::input::{Inputs, CHUNK};
 use crate::job::Job;
 use crate::mesh::Endpoint;
 use crate::progress::{HotKey, Marks, SealReason};
+use crate::recovery::{self, Batch, Keeper, Recovered, Unrecovered};
 use crate::source::{Poll, Source};
 use crate::sync::wait::Idle;
 use crate::sync::Ordering;
@@ -64,6 +65,11 @@ pub(crate) struct Worker<R, J: Job<R>> {
     open_records: u64,
     /// Of `open_records`, those taken from other workers' rings.
     open_stolen: u64,
+    /// Records of the open batch quarantined as dead letters (not in
+    /// `open_records`).
+    open_dead: u64,
+    /// The open batch's retained input, under a panic policy.
+    batch: Batch<R>,
     open_reduce: Duration,
     taken_total: u64,
     marks: Marks,
@@ -114,6 +120,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_epoch: shared.first_epoch,
             open_records: 0,
             open_stolen: 0,
+            open_dead: 0,
+            batch: Batch::new(),
             open_reduce: Duration::ZERO,
             taken_total: 0,
             marks: Marks::new(),
@@ -143,7 +151,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             }
             let mut busy = false;
             if self.phase != Phase::Drained {
-                busy |= self.take_input();
+                busy |= self.take_input()?;
             }
             let now = self.shared.now_micros();
             busy |= self.observe_epoch(now)?;
@@ -163,7 +171,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
 
     /// Takes up to a chunk from each ring and from the source, within the
     /// open batch's room. Returns whether anything was taken.
-    fn take_input(&mut self) -> bool {
+    fn take_input(&mut self) -> Result<bool, EngineError> {
         if self.phase == Phase::Running && self.inputs.poll_closed() {
             self.phase = Phase::Draining;
         }
@@ -179,7 +187,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let round = self.inputs.take(
             room,
             epoch,
-            absorber(&self.shared.job, &mut self.parts, &mut self.marks, now),
+            absorber(
+                &self.shared.job,
+                &mut self.parts,
+                self.shared.keeper.as_ref(),
+                &mut self.batch,
+                &mut self.marks,
+                now,
+            ),
         );
         let mut budget = room - round.records;
         // A draining planned source still hands out the rest of the open
@@ -198,19 +213,31 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             let stolen = self.inputs.steal(
                 budget,
                 epoch,
-                absorber(&self.shared.job, &mut self.parts, &mut self.marks, now),
+                absorber(
+                    &self.shared.job,
+                    &mut self.parts,
+                    self.shared.keeper.as_ref(),
+                    &mut self.batch,
+                    &mut self.marks,
+                    now,
+                ),
             );
             budget -= stolen;
             self.open_stolen += stolen;
         }
         let taken = room - budget;
         self.open_records += taken;
+        if self.batch.has_failed() {
+            self.recover_batch()?;
+        }
         if taken > 0 {
             self.open_reduce += started.elapsed();
             // Live count for `Progress::records_taken`: one store to this
             // worker's own cache line per run taken, not per record.
-            self.shared.taken[self.id]
-                .store(self.taken_total + self.open_records, Ordering::Relaxed);
+            self.shared.taken[self.id].store(
+                self.taken_total + self.open_records + self.open_dead,
+                Ordering::Relaxed,
+            );
         } else if self.phase == Phase::Draining
             && room > 0
             && !round.skipped
@@ -219,7 +246,42 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             // Every ring was visited with room to spare and found empty.
             self.finish_intake();
         }
-        taken > 0
+        Ok(taken > 0)
+    }
+
+    /// User code panicked on the open batch: rebuild its parts by the
+    /// panic policy, or fail. The failure path.
+    fn recover_batch(&mut self) -> Result<(), EngineError> {
+        let Some(keeper) = self.shared.keeper.as_ref() else {
+            return Ok(());
+        };
+        let (epoch, worker) = (self.open_epoch, self.id);
+        match recovery::recover(
+            &self.shared.job,
+            &mut self.parts,
+            keeper,
+            &mut self.batch,
+            epoch,
+            worker,
+        ) {
+            Ok(Recovered::Retried) => Ok(()),
+            Ok(Recovered::Quarantined(records)) => {
+                self.open_records -= records;
+                self.open_dead += records;
+                Ok(())
+            }
+            Err(Unrecovered::Panicked { attempts, message }) => Err(EngineError::BatchPanicked {
+                epoch,
+                worker,
+                attempts,
+                message,
+            }),
+            Err(Unrecovered::Letters { path, message }) => Err(EngineError::DeadLetters {
+                epoch,
+                path,
+                message,
+            }),
+        }
     }
 
     fn poll_source(&mut self, now: u64, budget: &mut u64) {
@@ -231,9 +293,13 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         match source.poll(now, &mut self.source_buffer, max) {
             Poll::Ready { intended_micros } => {
                 let taken = self.source_buffer.len().min(max);
-                self.shared
-                    .job
-                    .absorb(&self.source_buffer[..taken], &mut self.parts);
+                recovery::fold(
+                    &self.shared.job,
+                    &mut self.parts,
+                    self.shared.keeper.as_ref(),
+                    &mut self.batch,
+                    &self.source_buffer[..taken],
+                );
                 self.marks
                     .note(intended_micros.unwrap_or(now), taken as u64);
                 *budget -= taken as u64;
@@ -323,17 +389,23 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     /// owner (keeping its own), and opens the next epoch.
     fn seal(&mut self, now: u64) -> Result<(), EngineError> {
         self.take_owed(now);
+        if self.batch.has_failed() {
+            self.recover_batch()?;
+        }
+        self.batch.clear();
         self.epoch_end = false;
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
         let stolen = std::mem::take(&mut self.open_stolen);
-        self.taken_total += records;
+        let dead = std::mem::take(&mut self.open_dead);
+        self.taken_total += records + dead;
         self.shared.taken[self.id].store(self.taken_total, Ordering::Relaxed);
         let reduce = std::mem::take(&mut self.open_reduce);
         let (id, marks) = (self.id, self.marks.as_slice());
         self.shared.with_slot(epoch, |slot| {
             slot.records[id] = records;
             slot.stolen += stolen;
+            slot.dead_letters += dead;
             keep_max(&mut slot.durations.reduce, reduce);
             slot.marks.extend_from_slice(marks);
             if slot.sealed_micros == 0 {
@@ -356,6 +428,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 if sent.is_err() && !self.shared.has_failed() {
                     return Err(EngineError::WorkerPanicked {
                         worker: partition,
+                        epoch: None,
                         message: "left the shuffle mesh early".into(),
                     });
                 }
@@ -381,7 +454,13 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         source.seal(&mut self.source_buffer);
         if !self.source_buffer.is_empty() {
             let owed = self.source_buffer.len() as u64;
-            self.shared.job.absorb(&self.source_buffer, &mut self.parts);
+            recovery::fold(
+                &self.shared.job,
+                &mut self.parts,
+                self.shared.keeper.as_ref(),
+                &mut self.batch,
+                &self.source_buffer,
+            );
             self.marks.note(now, owed);
             self.open_records += owed;
         }
@@ -497,17 +576,20 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
 }
 
 /// Folds runs of records taken from a ring into the open epoch's `parts`
-/// and notes their arrival (the push stamp, or `now`). Hot path.
+/// (see [`recovery::fold`]) and notes their arrival (the push stamp, or
+/// `now`). Hot path.
 #[inline]
 fn absorber<'a, R, J: Job<R>>(
     job: &'a J,
     parts: &'a mut [J::Part],
+    keeper: Option<&'a Keeper<R>>,
+    batch: &'a mut Batch<R>,
     marks: &'a mut Marks,
     now: u64,
 ) -> impl FnMut(&[R], Option<u64>) + 'a {
     move |records, pushed| {
         if !records.is_empty() {
-            job.absorb(records, parts);
+            recovery::fold(job, parts, keeper, batch, records);
             marks.note(
                 pushed.map_or(now, |pushed| pushed.min(now)),
                 records.len() as u64,
@@ -563,6 +645,7 @@ pub(crate) fn thread_main<R: Send + 'static, J: Job<R>>(
         Ok(Err(error)) => shared.fail(error),
         Err(payload) => shared.fail(EngineError::WorkerPanicked {
             worker: worker.id,
+            epoch: Some(worker.open_epoch),
             message: panic_message(payload.as_ref()),
         }),
     }

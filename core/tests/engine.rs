@@ -448,8 +448,13 @@ fn a_panicking_worker_stops_the_engine_with_its_name_and_reason() {
     });
     assert!(pushing.join().unwrap() >= 13);
     match engine.shutdown().unwrap_err() {
-        EngineError::WorkerPanicked { worker, message } => {
+        EngineError::WorkerPanicked {
+            worker,
+            epoch,
+            message,
+        } => {
             assert_eq!(worker, 1);
+            assert!(epoch.is_some(), "a worker's panic names its open epoch");
             assert!(message.contains("record 13 is unlucky"), "{message}");
         }
         other => panic!("unexpected error: {other}"),

@@ -134,20 +134,8 @@ fn csv_of_struct_rows_has_one_header_per_file() {
     let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
     let progress = microbatch::progress::EpochProgress {
         epoch: 0,
-        seal_reason: microbatch::progress::SealReason::Shutdown,
-        records: 0,
-        records_per_worker: vec![],
-        records_stolen: 0,
         rows: 3,
-        opened: Duration::ZERO,
-        sealed: Duration::ZERO,
-        completed: Duration::ZERO,
-        input_rate: 0.0,
-        processing_rate: 0.0,
-        durations: Default::default(),
-        seal_to_result: Duration::ZERO,
-        latency: Default::default(),
-        hot_keys: vec![],
+        ..Default::default()
     };
     // Partition 1 is empty: the header comes with the first rows written.
     let mut empty: Vec<Row> = Vec::new();
@@ -171,20 +159,8 @@ fn a_committed_epoch_is_not_written_again_and_a_torn_one_is() {
     let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
     let progress = |epoch| microbatch::progress::EpochProgress {
         epoch,
-        seal_reason: microbatch::progress::SealReason::Shutdown,
-        records: 0,
-        records_per_worker: vec![],
-        records_stolen: 0,
         rows: 1,
-        opened: Duration::ZERO,
-        sealed: Duration::ZERO,
-        completed: Duration::ZERO,
-        input_rate: 0.0,
-        processing_rate: 0.0,
-        durations: Default::default(),
-        seal_to_result: Duration::ZERO,
-        latency: Default::default(),
-        hot_keys: vec![],
+        ..Default::default()
     };
     sink.write(0, 0, &mut vec![(1u64, 2u64)]).unwrap();
     Sink::<(u64, u64)>::epoch_complete(&sink, 0, &progress(0)).unwrap();

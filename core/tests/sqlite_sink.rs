@@ -3,10 +3,9 @@
 #![cfg(feature = "sqlite")]
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use microbatch::job::{self, count, sum};
-use microbatch::progress::{EpochProgress, SealReason};
+use microbatch::progress::EpochProgress;
 use microbatch::sink::sqlite::{Column, SqlType, SqliteSink, Value, COMMITS_TABLE};
 use microbatch::sink::Sink;
 use microbatch::{Engine, EngineError};
@@ -41,20 +40,7 @@ fn per_key_sink(path: &std::path::Path) -> SqliteSink<Row> {
 fn progress(epoch: u64) -> EpochProgress {
     EpochProgress {
         epoch,
-        seal_reason: SealReason::Shutdown,
-        records: 0,
-        records_per_worker: vec![],
-        records_stolen: 0,
-        rows: 0,
-        opened: Duration::ZERO,
-        sealed: Duration::ZERO,
-        completed: Duration::ZERO,
-        input_rate: 0.0,
-        processing_rate: 0.0,
-        durations: Default::default(),
-        seal_to_result: Duration::ZERO,
-        latency: Default::default(),
-        hot_keys: vec![],
+        ..Default::default()
     }
 }
 

@@ -477,7 +477,7 @@ impl RunJob<'_> {
             file.flush()
                 .map_err(|error| log_error(path, error.to_string()))?;
         }
-        if summary.records_accepted != summary.records_in_results {
+        if summary.records_accepted != summary.records_in_results + summary.records_dead_lettered {
             return Err(RunError::Lost {
                 accepted: summary.records_accepted,
                 in_results: summary.records_in_results,

@@ -1,0 +1,287 @@
+//! What a worker does when user code panics while folding its batch
+//! (a `key_by`, `map`, `filter` or aggregator closure): retry the batch
+//! from its retained input, then stop with an error naming the epoch, the
+//! worker and the panic, or bisect the batch to quarantine the records
+//! that panic in a dead-letter file and complete the epoch without them.
+//!
+//! Only with a [`PanicPolicy`] does the worker keep a copy of its open
+//! batch's input (one `extend_from_slice` per chunk, cleared at the seal)
+//! and fold each chunk under `catch_unwind`; without one, the hot path is
+//! unchanged and a panic stops the engine.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::input::CHUNK;
+use crate::job::Job;
+use crate::worker::panic_message;
+use crate::ConfigError;
+
+/// How the engine handles a panic in user code while a worker folds its
+/// batch. Set with
+/// [`EngineBuilder::on_panic`](crate::EngineBuilder::on_panic).
+///
+/// A panic while merging, finishing or writing results (on the owner of a
+/// partition) is not retried: it stops the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PanicPolicy {
+    /// How many times the batch is folded again from its retained input
+    /// after a panic (for user code that fails now and then, e.g. on a
+    /// busy service).
+    pub retries: u32,
+    /// After the retries: `None` stops the engine with
+    /// [`EngineError::BatchPanicked`](crate::EngineError::BatchPanicked);
+    /// a path bisects the batch, appends each record that panics on its
+    /// own to this file (JSON lines: epoch, worker, panic, record), counts
+    /// it in [`EpochProgress::dead_letters`](crate::progress::EpochProgress::dead_letters)
+    /// and completes the epoch without it.
+    pub dead_letters: Option<PathBuf>,
+}
+
+/// One quarantined record, a line of the dead-letter file.
+#[derive(Serialize)]
+struct DeadLetter<'a, R> {
+    epoch: u64,
+    worker: usize,
+    panic: &'a str,
+    record: &'a R,
+}
+
+/// The policy with what it needs of the record type, made where the
+/// record type's bounds are known.
+pub(crate) struct Keeper<R> {
+    retries: u32,
+    copy: fn(&[R], &mut Vec<R>),
+    letters: Option<Letters<R>>,
+}
+
+struct Letters<R> {
+    path: PathBuf,
+    file: Mutex<File>,
+    encode: fn(u64, usize, &str, &R) -> serde_json::Result<Vec<u8>>,
+}
+
+fn copy<R: Clone>(records: &[R], into: &mut Vec<R>) {
+    into.extend_from_slice(records);
+}
+
+fn encode<R: Serialize>(
+    epoch: u64,
+    worker: usize,
+    panic: &str,
+    record: &R,
+) -> serde_json::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&DeadLetter {
+        epoch,
+        worker,
+        panic,
+        record,
+    })?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+impl<R: Clone + Serialize> Keeper<R> {
+    /// Opens the dead-letter file (appending) if the policy names one.
+    pub(crate) fn new(policy: PanicPolicy) -> Result<Self, ConfigError> {
+        let letters = match policy.dead_letters {
+            None => None,
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        ConfigError::new(
+                            "dead_letters",
+                            path.display(),
+                            format!("a file that can be opened for appending ({e})"),
+                        )
+                    })?;
+                Some(Letters {
+                    path,
+                    file: Mutex::new(file),
+                    encode: encode::<R>,
+                })
+            }
+        };
+        Ok(Keeper {
+            retries: policy.retries,
+            copy: copy::<R>,
+            letters,
+        })
+    }
+}
+
+/// A worker's open batch as the policy sees it.
+pub(crate) struct Batch<R> {
+    /// The batch's input so far (with a policy).
+    retained: Vec<R>,
+    /// The first panic of the batch, not yet handled.
+    failed: Option<String>,
+}
+
+/// How a batch came through a panic.
+pub(crate) enum Recovered {
+    /// Folded again without a panic, nothing lost.
+    Retried,
+    /// Folded again without these many records, now in the dead-letter
+    /// file.
+    Quarantined(u64),
+}
+
+/// Why a batch could not be recovered.
+pub(crate) enum Unrecovered {
+    /// Every attempt panicked; the last panic's message.
+    Panicked { attempts: u32, message: String },
+    /// The dead-letter file could not take the records.
+    Letters { path: PathBuf, message: String },
+}
+
+impl<R> Batch<R> {
+    pub(crate) fn new() -> Self {
+        Batch {
+            retained: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Whether a panic waits to be handled.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// The batch is sealed: its input is no longer needed.
+    pub(crate) fn clear(&mut self) {
+        self.retained.clear();
+        self.failed = None;
+    }
+}
+
+/// Folds `records` into `parts`; with a policy, keeps them and catches a
+/// panic (after which the parts are suspect, so the rest of the batch is
+/// only kept until [`recover`] rebuilds them). Hot path.
+#[inline]
+pub(crate) fn fold<R, J: Job<R>>(
+    job: &J,
+    parts: &mut [J::Part],
+    keeper: Option<&Keeper<R>>,
+    batch: &mut Batch<R>,
+    records: &[R],
+) {
+    let Some(keeper) = keeper else {
+        job.absorb(records, parts);
+        return;
+    };
+    (keeper.copy)(records, &mut batch.retained);
+    if batch.failed.is_none() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.absorb(records, parts))) {
+            batch.failed = Some(panic_message(payload.as_ref()));
+        }
+    }
+}
+
+/// Folds `records` into fresh `parts`, a chunk at a time; the panic's
+/// message if one panics.
+fn refold<R, J: Job<R>>(job: &J, parts: &mut [J::Part], records: &[R]) -> Result<(), String> {
+    for part in parts.iter_mut() {
+        *part = job.new_part();
+    }
+    for chunk in records.chunks(CHUNK) {
+        catch_unwind(AssertUnwindSafe(|| job.absorb(chunk, parts)))
+            .map_err(|payload| panic_message(payload.as_ref()))?;
+    }
+    Ok(())
+}
+
+/// Appends to `poison` the indices (from `offset`) of the records of
+/// `records` that panic when folded alone, with their panics: halves that
+/// fold cleanly are cleared whole.
+fn bisect<R, J: Job<R>>(
+    job: &J,
+    scratch: &mut [J::Part],
+    records: &[R],
+    offset: usize,
+    poison: &mut Vec<(usize, String)>,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let Err(message) = refold(job, scratch, records) else {
+        return;
+    };
+    if records.len() == 1 {
+        poison.push((offset, message));
+        return;
+    }
+    let middle = records.len() / 2;
+    bisect(job, scratch, &records[..middle], offset, poison);
+    bisect(job, scratch, &records[middle..], offset + middle, poison);
+}
+
+/// Rebuilds `parts` after a panic in the batch of `epoch` on `worker`:
+/// up to `retries` refolds of the retained input, then, with a dead-letter
+/// file, a bisection that quarantines the records that panic and a refold
+/// of the others. The failure path: it may allocate.
+pub(crate) fn recover<R, J: Job<R>>(
+    job: &J,
+    parts: &mut [J::Part],
+    keeper: &Keeper<R>,
+    batch: &mut Batch<R>,
+    epoch: u64,
+    worker: usize,
+) -> Result<Recovered, Unrecovered> {
+    let mut message = batch.failed.take().unwrap_or_default();
+    for _ in 0..keeper.retries {
+        match refold(job, parts, &batch.retained) {
+            Ok(()) => return Ok(Recovered::Retried),
+            Err(again) => message = again,
+        }
+    }
+    let Some(letters) = &keeper.letters else {
+        return Err(Unrecovered::Panicked {
+            attempts: keeper.retries + 1,
+            message,
+        });
+    };
+    let mut scratch: Vec<J::Part> = parts.iter().map(|_| job.new_part()).collect();
+    let mut poison = Vec::new();
+    bisect(job, &mut scratch, &batch.retained, 0, &mut poison);
+    let letters_failed = |message: String| Unrecovered::Letters {
+        path: letters.path.clone(),
+        message,
+    };
+    let mut lines = Vec::new();
+    for (index, panic) in &poison {
+        let line = (letters.encode)(epoch, worker, panic, &batch.retained[*index])
+            .map_err(|e| letters_failed(e.to_string()))?;
+        lines.extend_from_slice(&line);
+    }
+    {
+        let mut file = letters.file.lock().unwrap_or_else(PoisonError::into_inner);
+        file.write_all(&lines)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| letters_failed(e.to_string()))?;
+    }
+    // The others, in their order, into fresh parts.
+    let mut next_poison = poison.iter().map(|(index, _)| *index).peekable();
+    let mut index = 0;
+    batch.retained.retain(|_| {
+        let keep = next_poison.peek() != Some(&index);
+        if !keep {
+            next_poison.next();
+        }
+        index += 1;
+        keep
+    });
+    refold(job, parts, &batch.retained).map_err(|message| Unrecovered::Panicked {
+        attempts: keeper.retries + 2,
+        message,
+    })?;
+    Ok(Recovered::Quarantined(poison.len() as u64))
+}
