@@ -84,6 +84,8 @@ pub(crate) struct EpochSlot {
     /// Each owner's hottest keys of its partition (keys of different
     /// partitions differ).
     pub(crate) hot_keys: Vec<HotKey>,
+    /// Each owner's encoded totals, when the epoch is snapshotted.
+    pub(crate) state_parts: Vec<Option<Vec<u8>>>,
     pub(crate) owners_done: usize,
 }
 
@@ -100,6 +102,7 @@ impl EpochSlot {
             rows: 0,
             marks: Vec::with_capacity(workers * crate::progress::MARKS_PER_WORKER),
             hot_keys: Vec::new(),
+            state_parts: (0..workers).map(|_| None).collect(),
             owners_done: 0,
         }
     }
@@ -116,6 +119,7 @@ impl EpochSlot {
             self.rows = 0;
             self.marks.clear();
             self.hot_keys.clear();
+            self.state_parts.fill(None);
             self.owners_done = 0;
         }
     }
@@ -286,6 +290,17 @@ impl<R, J: Job<R>> Shared<R, J> {
                 checkpoint
                     .write_offsets(epoch, progress.records)
                     .map_err(checkpoint_failed)?;
+                let parts: Option<Vec<Vec<u8>>> = self.with_slot(epoch, |slot| {
+                    slot.state_parts[..self.partitions]
+                        .iter_mut()
+                        .map(Option::take)
+                        .collect()
+                });
+                if let Some(parts) = parts {
+                    checkpoint
+                        .write_state(epoch, &parts)
+                        .map_err(checkpoint_failed)?;
+                }
             }
             self.sink
                 .epoch_complete(epoch, &progress)
@@ -309,6 +324,14 @@ impl<R, J: Job<R>> Shared<R, J> {
         totals.last = Some(progress);
         completion.next_epoch += 1;
         Ok(())
+    }
+
+    /// Whether the owners snapshot their totals after `epoch`.
+    pub(crate) fn snapshot_due(&self, epoch: u64) -> bool {
+        self.checkpoint
+            .as_ref()
+            .is_some_and(|checkpoint| checkpoint.snapshot_due(epoch))
+            && self.has_output(epoch)
     }
 
     /// Whether `epoch`'s results go to the sink. Not for an epoch
@@ -534,6 +557,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         }
         let keeper = builder.keeper.transpose()?;
         let checkpoint = builder.checkpoint;
+        let mut restored = None;
         let plan = match &checkpoint {
             None => None,
             Some(checkpoint) => {
@@ -553,8 +577,16 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                     )
                     .into());
                 }
+                // A job with totals resumes after its last snapshot (or
+                // from the start), replaying what was committed since.
                 let first_epoch = if builder.job.keeps_totals() {
-                    0
+                    restored = checkpoint.latest_state(partitions).map_err(|source| {
+                        EngineError::Checkpoint {
+                            epoch: checkpoint.next_epoch(),
+                            source,
+                        }
+                    })?;
+                    restored.as_ref().map_or(0, |state| state.epoch + 1)
                 } else {
                     checkpoint.next_epoch()
                 };
@@ -570,6 +602,24 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             .as_ref()
             .and_then(Checkpoint::last_committed)
             .filter(|&last| last >= first_epoch);
+        let mut totals: Vec<Option<J::Totals>> = match &restored {
+            None => Vec::new(),
+            Some(state) => (0..partitions)
+                .map(|partition| {
+                    builder
+                        .job
+                        .load_totals(state.part(partition))
+                        .map(Some)
+                        .map_err(|message| EngineError::Checkpoint {
+                            epoch: state.epoch,
+                            source: crate::checkpoint::CheckpointError::Corrupt {
+                                path: state.path().to_owned(),
+                                message: format!("partition {partition}: {message}"),
+                            },
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let mut sources: Vec<Option<Box<dyn Source<R>>>> = match builder.source {
             Some(split) => split(workers, plan)?.into_iter().map(Some).collect(),
             None => (0..workers).map(|_| None).collect(),
@@ -646,7 +696,14 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         };
         for (id, endpoint) in mesh.into_iter().enumerate() {
             let core = cores.as_ref().map(|cores| cores[id]);
-            let worker = Worker::new(id, Arc::clone(&shared), endpoint, sources[id].take());
+            let totals = totals.get_mut(id).and_then(Option::take);
+            let worker = Worker::new(
+                id,
+                Arc::clone(&shared),
+                endpoint,
+                sources[id].take(),
+                totals,
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("microbatch-worker-{id}"))
                 .spawn(move || crate::worker::thread_main(worker, core));

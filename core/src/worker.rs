@@ -99,6 +99,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         shared: Arc<Shared<R, J>>,
         mesh: Endpoint<Message<J::Part>>,
         source: Option<Box<dyn Source<R>>>,
+        totals: Option<J::Totals>,
     ) -> Self {
         let workers = shared.workers;
         let window = shared.config.max_epochs_in_flight;
@@ -128,7 +129,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             pending: VecDeque::with_capacity(window + 1),
             next_emit: shared.first_epoch,
             rows: Vec::new(),
-            totals: shared.job.new_totals(),
+            totals: totals.unwrap_or_else(|| shared.job.new_totals()),
             hot_keys: Vec::new(),
             deferred: Vec::with_capacity(workers * (2 * window + 1)),
             phase: Phase::Running,
@@ -529,6 +530,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 &mut self.rows,
             );
             self.spare.push(pending.merged);
+            let state = self.save_totals(epoch)?;
             let rows = self.rows.len() as u64;
             let started = Instant::now();
             if !self.shared.has_output(epoch) {
@@ -548,6 +550,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);
                 keep_max(&mut slot.durations.merge, pending.merge_time);
                 keep_max(&mut slot.durations.sink, sink_time);
+                slot.state_parts[self.id] = state;
                 slot.owners_done += 1;
                 slot.owners_done == partitions
             });
@@ -559,6 +562,26 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             any = true;
         }
         Ok(any)
+    }
+
+    /// This partition's totals after `epoch`, encoded, if a snapshot is
+    /// due. Every few epochs; it allocates.
+    fn save_totals(&mut self, epoch: u64) -> Result<Option<Vec<u8>>, EngineError> {
+        if !self.shared.snapshot_due(epoch) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        match self.shared.job.save_totals(&self.totals, &mut bytes) {
+            Ok(true) => Ok(Some(bytes)),
+            Ok(false) => Ok(None),
+            Err(message) => Err(EngineError::Checkpoint {
+                epoch,
+                source: crate::checkpoint::CheckpointError::Unusable(format!(
+                    "the totals of partition {} cannot be saved: {message}",
+                    self.id
+                )),
+            }),
+        }
     }
 
     /// Whether the final epoch is sealed and, for an owner, emitted.

@@ -65,6 +65,7 @@ impl<Row: Ord + Send + 'static> Sink<Row> for CommitSink<Row> {
 
 const RECORDS: u64 = 100_000;
 const PER_EPOCH: u64 = 10_000;
+const SNAPSHOT_EVERY: u64 = 3;
 
 fn write_log(dir: &Path) {
     let mut writer = LogWriter::create(
@@ -90,6 +91,8 @@ struct Run<Row> {
     checkpoint: PathBuf,
     committed: Committed<Row>,
     again: Arc<AtomicU64>,
+    /// The first epoch each run went through.
+    firsts: Mutex<Vec<u64>>,
 }
 
 impl<Row: Ord + Send + 'static> Run<Row> {
@@ -106,14 +109,36 @@ impl<Row: Ord + Send + 'static> Run<Row> {
             again: Arc::clone(&self.again),
             fail_at,
         };
+        let first = Arc::new(AtomicU64::new(u64::MAX));
+        let seen = Arc::clone(&first);
         let engine = Engine::builder(job, sink)
             .workers(2)
             .pin(false)
             .interval(None)
             .max_epochs_in_flight(2)
             .source(LogSource::new(LogReader::open(&self.log).unwrap(), rate))
-            .checkpoint(Checkpoint::open(&self.checkpoint, PER_EPOCH).unwrap())
+            .checkpoint(
+                Checkpoint::open(&self.checkpoint, PER_EPOCH)
+                    .unwrap()
+                    .snapshot_every(SNAPSHOT_EVERY),
+            )
+            .on_progress(move |progress| {
+                seen.fetch_min(progress.epoch, Ordering::Relaxed);
+            })
             .start()?;
+        let outcome = self.drive(engine, stop_after);
+        self.firsts
+            .lock()
+            .unwrap()
+            .push(first.load(Ordering::Relaxed));
+        outcome
+    }
+
+    fn drive<J: Job<Event, Row = Row>>(
+        &self,
+        engine: Engine<Event, J>,
+        stop_after: Option<usize>,
+    ) -> Result<(), EngineError> {
         match stop_after {
             Some(epochs) => {
                 let before = self.committed.lock().unwrap().len();
@@ -140,10 +165,19 @@ fn running() -> impl Job<Event, Row = (u64, (u64, u64))> {
         .running(OutputMode::Update)
 }
 
+fn snapshotted() -> impl Job<Event, Row = (u64, (u64, u64))> {
+    job::records::<Event>()
+        .key_by(|e: &Event| e.key)
+        .aggregate((count(), sum(|e: &Event| e.value)))
+        .running(OutputMode::Update)
+        .snapshotted()
+}
+
 /// Runs `job` once without a stop, then again in a fresh checkpoint
 /// stopped by `stops` (each: fail the sink at an epoch, or shut down at a
 /// rate after some epochs), resumed each time; the two commit the same.
-fn stopped_and_resumed_equals_uninterrupted<J>(job: impl Fn() -> J, stops: &[Stop])
+/// Returns the first epoch of each resumed run.
+fn stopped_and_resumed_equals_uninterrupted<J>(job: impl Fn() -> J, stops: &[Stop]) -> Vec<u64>
 where
     J: Job<Event, Row = (u64, (u64, u64))>,
 {
@@ -155,6 +189,7 @@ where
         checkpoint: dir.path().join(name),
         committed: Arc::default(),
         again: Arc::default(),
+        firsts: Mutex::default(),
     };
     let reference = run("reference");
     reference.go(job(), None, None, None).unwrap();
@@ -186,6 +221,8 @@ where
     // Resumed runs start after the last commit: the sink never saw a
     // committed epoch again.
     assert_eq!(stopped.again.load(Ordering::Relaxed), 0);
+    let firsts = stopped.firsts.lock().unwrap().clone();
+    firsts
 }
 
 enum Stop {
@@ -209,7 +246,7 @@ fn a_run_stopped_at_any_epoch_resumes_to_the_uninterrupted_result() {
 
 #[test]
 fn running_totals_are_rebuilt_by_replaying_committed_epochs_without_output() {
-    stopped_and_resumed_equals_uninterrupted(
+    let firsts = stopped_and_resumed_equals_uninterrupted(
         running,
         &[
             Stop::SinkFailsAt(2),
@@ -217,6 +254,25 @@ fn running_totals_are_rebuilt_by_replaying_committed_epochs_without_output() {
             Stop::SinkFailsAt(7),
         ],
     );
+    assert!(firsts.iter().all(|&first| first == 0), "{firsts:?}");
+}
+
+#[test]
+fn snapshotted_totals_resume_after_the_last_snapshot() {
+    let firsts = stopped_and_resumed_equals_uninterrupted(
+        snapshotted,
+        &[
+            Stop::SinkFailsAt(4),
+            Stop::ShutdownAfter(2),
+            Stop::SinkFailsAt(8),
+        ],
+    );
+    // Failing at epoch 4 leaves the snapshot after epoch 2; at 8, the one
+    // after epoch 5 (snapshots every 3 epochs).
+    assert_eq!(firsts[0], 0);
+    assert_eq!(firsts[1], 3);
+    assert!(firsts[2] >= 3, "{firsts:?}");
+    assert_eq!(firsts[3], 6);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! `(count, sum, min, max)` otherwise. The rows carry only the columns
 //! asked for.
 
-use microbatch::job::{self, count, max, min, sum, Aggregator, Job, OutputMode};
+use microbatch::job::{
+    self, count, max, min, sum, Aggregator, Job, OutputMode, RkyvSnapshots, TotalsCodec,
+};
 use microbatch::sink::sqlite::{Column, SqlType, Value};
 use microbatch::sink::{Sink, SinkError};
 use microbatch::source::Event;
@@ -76,7 +78,8 @@ pub trait WithAggregator {
     where
         A: Aggregator<Event> + Clone,
         A::State: Clone,
-        A::Output: Reduced;
+        A::Output: Reduced,
+        RkyvSnapshots: TotalsCodec<u64, A::State>;
 }
 
 /// Calls `action` with the aggregator `spec` needs.
@@ -108,6 +111,7 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
             A: Aggregator<Event> + Clone,
             A::State: Clone,
             A::Output: Reduced,
+            RkyvSnapshots: TotalsCodec<u64, A::State>,
         {
             let keyed = job::records::<Event>().key_by(key_of);
             let keyed_row = |(key, output): (u64, A::Output)| (Some(key), output.columns());
@@ -116,11 +120,17 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
                     self.2.with(keyed.aggregate(aggregator), keyed_row)
                 }
                 (JobKind::Keyed, OutputModeSpec::Update) => self.2.with(
-                    keyed.aggregate(aggregator).running(OutputMode::Update),
+                    keyed
+                        .aggregate(aggregator)
+                        .running(OutputMode::Update)
+                        .snapshotted(),
                     keyed_row,
                 ),
                 (JobKind::Keyed, OutputModeSpec::Complete) => self.2.with(
-                    keyed.aggregate(aggregator).running(OutputMode::Complete),
+                    keyed
+                        .aggregate(aggregator)
+                        .running(OutputMode::Complete)
+                        .snapshotted(),
                     keyed_row,
                 ),
                 // Profile::check refuses running totals of a global job.

@@ -40,7 +40,7 @@ pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
-pub use running::{OutputMode, RunningKeyedJob, Totals};
+pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
 
 /// A computation the engine runs on every epoch.
 ///
@@ -82,6 +82,20 @@ pub trait Job<R>: Send + Sync + 'static {
     /// the totals. By default false.
     fn keeps_totals(&self) -> bool {
         false
+    }
+
+    /// Encodes a partition's `totals` into `out` (empty on entry) for a
+    /// checkpoint's state snapshot; `Ok(false)` if this job's totals are
+    /// not snapshotted (the default). Every few epochs, on the owner.
+    fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
+        let _ = (totals, out);
+        Ok(false)
+    }
+
+    /// The totals [`save_totals`](Job::save_totals) encoded, checked.
+    fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
+        let _ = bytes;
+        Err("this job's totals are not snapshotted".into())
     }
 
     /// Folds a run of records into `parts` (one per partition). Hot path.

@@ -5,11 +5,22 @@
 //! The owner of a key partition keeps the partition's totals across
 //! epochs (one table, created when the engine starts); at each epoch it
 //! merges the epoch's merged part into them and emits rows from them.
+//!
+//! Under a [checkpoint](crate::checkpoint), the totals of a
+//! [snapshotted](RunningKeyedJob::snapshotted) job are saved with rkyv
+//! every few epochs and restored when the run resumes; without snapshots
+//! a resumed run rebuilds them by replaying the log from its first epoch.
 
 use std::fmt::Debug;
 use std::hash::Hash;
 
 use hashbrown::hash_table::HashTable;
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor::Error;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use rustc_hash::FxBuildHasher;
 
 use super::keyed::merge_entry;
@@ -29,11 +40,91 @@ pub enum OutputMode {
 }
 
 /// A keyed aggregation whose rows are running totals; see
-/// [`KeyedJob::running`].
-pub struct RunningKeyedJob<J> {
+/// [`KeyedJob::running`]. `C` says how its totals are snapshotted:
+/// [`NoSnapshots`] or, after [`snapshotted`](RunningKeyedJob::snapshotted),
+/// [`RkyvSnapshots`].
+pub struct RunningKeyedJob<J, C = NoSnapshots> {
     epoch_job: J,
     mode: OutputMode,
     hasher: FxBuildHasher,
+    codec: C,
+}
+
+/// How a partition's totals, `(key, state)` entries, are saved in and
+/// loaded from a checkpoint's state snapshot.
+pub trait TotalsCodec<K, S>: Send + Sync + 'static {
+    /// Encodes `entries` into `out` (empty on entry); `Ok(false)` if this
+    /// codec does not snapshot.
+    fn save<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a (K, S)>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String>
+    where
+        K: 'a,
+        S: 'a;
+
+    /// The entries `save` encoded, checked.
+    fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String>;
+}
+
+/// Totals that are not snapshotted: a resumed run replays from the first
+/// epoch to rebuild them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSnapshots;
+
+impl<K, S> TotalsCodec<K, S> for NoSnapshots {
+    fn save<'a>(&self, _: impl Iterator<Item = &'a (K, S)>, _: &mut Vec<u8>) -> Result<bool, String>
+    where
+        K: 'a,
+        S: 'a,
+    {
+        Ok(false)
+    }
+
+    fn load(&self, _: &[u8]) -> Result<Vec<(K, S)>, String> {
+        Err("this job's totals are not snapshotted".into())
+    }
+}
+
+/// Totals saved as an rkyv archive of their entries, checked when loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RkyvSnapshots;
+
+impl<K, S> TotalsCodec<K, S> for RkyvSnapshots
+where
+    K: Clone,
+    S: Clone,
+    Vec<(K, S)>:
+        Archive + for<'b> RkyvSerialize<HighSerializer<AlignedVec, ArenaHandle<'b>, Error>>,
+    <Vec<(K, S)> as Archive>::Archived: for<'b> CheckBytes<HighValidator<'b, Error>>
+        + RkyvDeserialize<Vec<(K, S)>, HighDeserializer<Error>>,
+{
+    fn save<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a (K, S)>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String>
+    where
+        K: 'a,
+        S: 'a,
+    {
+        let entries: Vec<(K, S)> = entries.cloned().collect();
+        let bytes = rkyv::to_bytes::<Error>(&entries).map_err(|e| e.to_string())?;
+        out.extend_from_slice(&bytes);
+        Ok(true)
+    }
+
+    fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String> {
+        // rkyv reads from aligned memory: a snapshot's parts are (in a
+        // page-aligned map); other bytes are copied first.
+        if bytes.as_ptr() as usize % 16 == 0 {
+            return rkyv::from_bytes::<Vec<(K, S)>, Error>(bytes).map_err(|e| e.to_string());
+        }
+        let mut aligned = AlignedVec::<16>::new();
+        aligned.extend_from_slice(bytes);
+        rkyv::from_bytes::<Vec<(K, S)>, Error>(&aligned).map_err(|e| e.to_string())
+    }
 }
 
 /// One owner's totals since the start: `(key, state)` entries.
@@ -58,8 +149,9 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
     /// `mode`. Needs keys and states that can be cloned: a key sits in
     /// the totals and in its row, a state is finished from a copy. The
     /// totals hold every key seen since the start, in memory, on its
-    /// owner; they are not yet snapshotted, so a restarted engine starts
-    /// from zero.
+    /// owner. Under a checkpoint, a resumed run rebuilds them by replay,
+    /// or, [`snapshotted`](RunningKeyedJob::snapshotted), loads the last
+    /// snapshot.
     ///
     /// ```
     /// use microbatch::job::{self, count, sum, OutputMode};
@@ -77,12 +169,29 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
             epoch_job: self,
             mode,
             hasher: FxBuildHasher,
+            codec: NoSnapshots,
         }
     }
 }
 
-impl<R, P, F, K, Pt, A> Job<R> for RunningKeyedJob<KeyedJob<R, P, F, Pt, A>>
+impl<J> RunningKeyedJob<J> {
+    /// Snapshots the totals with rkyv under a checkpoint (keys and states
+    /// must be rkyv-archivable: the built-in aggregators' states are), so
+    /// that a resumed run starts from the last snapshot instead of the
+    /// first epoch. See [`Checkpoint::snapshot_every`](crate::checkpoint::Checkpoint::snapshot_every).
+    pub fn snapshotted(self) -> RunningKeyedJob<J, RkyvSnapshots> {
+        RunningKeyedJob {
+            epoch_job: self.epoch_job,
+            mode: self.mode,
+            hasher: self.hasher,
+            codec: RkyvSnapshots,
+        }
+    }
+}
+
+impl<R, P, F, K, Pt, A, C> Job<R> for RunningKeyedJob<KeyedJob<R, P, F, Pt, A>, C>
 where
+    C: TotalsCodec<K, A::State>,
     R: 'static,
     P: Pipe<R>,
     F: Fn(&P::Out) -> K + Send + Sync + 'static,
@@ -115,6 +224,19 @@ where
         Totals {
             table: HashTable::new(),
         }
+    }
+
+    fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.codec.save(totals.table.iter(), out)
+    }
+
+    fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
+        let mut totals = self.new_totals();
+        let aggregator = self.epoch_job.aggregator();
+        for (key, state) in self.codec.load(bytes)? {
+            merge_entry(&mut totals.table, &self.hasher, aggregator, key, state);
+        }
+        Ok(totals)
     }
 
     #[inline]
