@@ -35,6 +35,8 @@ use super::report::{EpochLine, EpochsByReason, HotKeyShare, Percentiles, RunRepo
 const TICK: Duration = Duration::from_millis(100);
 /// The span of one interval of the HdrHistogram log.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon the end of a finite input is noticed.
+const DONE_POLL: Duration = Duration::from_millis(1);
 /// Records a producer thread pushes at a time.
 const PRODUCER_CHUNK: usize = 4096;
 
@@ -325,6 +327,14 @@ impl WithJob for RunJob<'_> {
     }
 }
 
+/// Whether the built-in source and every producer thread are done.
+fn input_done<R: Send + 'static, J: Job<R>>(
+    engine: &Engine<R, J>,
+    producers: &[JoinHandle<()>],
+) -> bool {
+    engine.sources_exhausted() && producers.iter().all(JoinHandle::is_finished)
+}
+
 /// What is known when the warm-up ends.
 struct Snapshot {
     at: Instant,
@@ -417,7 +427,11 @@ impl RunJob<'_> {
         loop {
             let elapsed = started.elapsed();
             let next = (elapsed + TICK).min(planned);
-            std::thread::sleep(next.saturating_sub(elapsed));
+            // Until the next tick, but a finite input that ends is seen
+            // within a millisecond, so that its run's time is its own.
+            while started.elapsed() < next && !input_done(&engine, &producers) {
+                std::thread::sleep(DONE_POLL.min(next.saturating_sub(started.elapsed())));
+            }
             let elapsed = started.elapsed();
             if snapshot.is_none() && elapsed >= profile.run.warmup {
                 snapshot = Some(Snapshot {
@@ -449,9 +463,7 @@ impl RunJob<'_> {
                     .map_or(0, |last| last.latency.p99_micros),
             });
             last_tick = (now, progress.records_taken);
-            let input_done =
-                engine.sources_exhausted() && producers.iter().all(JoinHandle::is_finished);
-            if elapsed >= planned || input_done || engine.has_failed() {
+            if elapsed >= planned || input_done(&engine, &producers) || engine.has_failed() {
                 break;
             }
         }
