@@ -199,11 +199,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         );
         let mut budget = room - round.records;
         // A draining planned source still hands out the rest of the open
-        // epoch: the last epoch ends where the plan ends it.
-        let source_open = self.phase == Phase::Running
-            || (self.shared.planned && self.phase == Phase::Draining && !self.epoch_end);
-        if source_open && budget > 0 {
-            self.poll_source(now, &mut budget);
+        // epoch, all of it due at once (a replay rate does not hold up the
+        // shutdown): the last epoch ends where the plan ends it.
+        if self.phase == Phase::Running && budget > 0 {
+            self.poll_source(now, now, &mut budget);
+        } else if self.shared.planned && self.phase == Phase::Draining && !self.epoch_end {
+            self.poll_source(u64::MAX, now, &mut budget);
         }
         if self.phase == Phase::Running
             && budget == room
@@ -285,13 +286,15 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         }
     }
 
-    fn poll_source(&mut self, now: u64, budget: &mut u64) {
+    /// Polls the source as if it were `due_now` (µs since the start; later
+    /// than `now` to take records before they are due).
+    fn poll_source(&mut self, due_now: u64, now: u64, budget: &mut u64) {
         let Some(source) = self.source.as_mut() else {
             return;
         };
         self.source_buffer.clear();
         let max = CHUNK.min(*budget as usize);
-        match source.poll(now, &mut self.source_buffer, max) {
+        match source.poll(due_now, &mut self.source_buffer, max) {
             Poll::Ready { intended_micros } => {
                 let taken = self.source_buffer.len().min(max);
                 recovery::fold(
@@ -302,7 +305,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                     &self.source_buffer[..taken],
                 );
                 self.marks
-                    .note(intended_micros.unwrap_or(now), taken as u64);
+                    .note(intended_micros.unwrap_or(now).min(now), taken as u64);
                 *budget -= taken as u64;
             }
             Poll::Idle => {}

@@ -308,3 +308,37 @@ fn a_checkpoint_refuses_what_it_cannot_replay() {
         .start();
     assert_eq!(setting(not_replayable), "checkpoint");
 }
+
+#[test]
+fn a_shutdown_completes_the_open_epoch_of_the_plan_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let reference = Run {
+        log: log.clone(),
+        checkpoint: dir.path().join("reference"),
+        committed: Arc::default(),
+        again: Arc::default(),
+        firsts: Mutex::default(),
+    };
+    reference.go(per_epoch(), None, None, None).unwrap();
+
+    // At 100 records/s, epoch 0 would take 100 s to come due.
+    let (sink, collected) = microbatch::sink::CollectSink::new();
+    let engine = Engine::builder(per_epoch(), sink)
+        .workers(2)
+        .pin(false)
+        .interval(None)
+        .source(LogSource::new(LogReader::open(&log).unwrap(), Some(100)))
+        .checkpoint(Checkpoint::open(dir.path().join("slow"), PER_EPOCH).unwrap())
+        .start()
+        .unwrap();
+    while engine.progress().records_taken == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let summary = engine.shutdown().unwrap();
+    assert_eq!(summary.epochs, 1);
+    let mut rows: Vec<_> = collected.take().into_iter().map(|(_, row)| row).collect();
+    rows.sort();
+    assert_eq!(rows, reference.committed.lock().unwrap()[&0]);
+}
