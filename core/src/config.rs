@@ -102,7 +102,10 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(
+    /// `setting` was given `value` (shown with `Debug`), which is not one of
+    /// `accepted`: also for a user's [`SourceSpec`](crate::source::SourceSpec)
+    /// to refuse its settings.
+    pub fn new(
         setting: &'static str,
         value: impl std::fmt::Debug,
         accepted: impl Into<String>,
