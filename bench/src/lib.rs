@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod clickstream;
 pub mod end_to_end;
 pub mod pin;
 pub mod queues;

@@ -1,0 +1,190 @@
+//! The click-stream results in SQLite: `user_stats` and `page_stats` per
+//! epoch and `user_totals` since the start, all of an epoch in one
+//! transaction that also records the epoch as committed, so an epoch
+//! written again (a replay after a crash) changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use microbatch::progress::EpochProgress;
+use microbatch::sink::sqlite::COMMITS_TABLE;
+use microbatch::sink::{Sink, SinkError};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::job::{ClickRow, Subject};
+
+/// The name under which this sink's epochs are recorded in
+/// `microbatch_commits`.
+pub const COMMITS_NAME: &str = "clickstream";
+
+/// The tables, created on first use.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS user_stats (
+    epoch INTEGER NOT NULL, user INTEGER NOT NULL, clicks INTEGER NOT NULL,
+    dwell_ms_sum INTEGER NOT NULL, dwell_ms_mean REAL NOT NULL,
+    PRIMARY KEY (epoch, user));
+CREATE TABLE IF NOT EXISTS page_stats (
+    epoch INTEGER NOT NULL, page INTEGER NOT NULL, views INTEGER NOT NULL,
+    PRIMARY KEY (epoch, page));
+CREATE TABLE IF NOT EXISTS user_totals (
+    user INTEGER PRIMARY KEY, clicks INTEGER NOT NULL, dwell_ms_sum INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS microbatch_commits (
+    table_name TEXT NOT NULL, epoch INTEGER NOT NULL, rows INTEGER NOT NULL,
+    PRIMARY KEY (table_name, epoch));
+";
+
+/// Writes the click-stream job's rows into `user_stats`, `page_stats` and
+/// `user_totals` (running totals, updated in the epoch's transaction).
+pub struct ClickstreamSink {
+    connection: Mutex<Connection>,
+    pending: Mutex<BTreeMap<u64, Vec<ClickRow>>>,
+}
+
+fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> SinkError {
+    move |error| SinkError::Custom(format!("SQLite: could not {action}: {error}"))
+}
+
+/// An SQLite integer: the ids and sums stay below 2^63.
+fn integer(epoch: u64, name: &str, value: u64) -> Result<i64, SinkError> {
+    i64::try_from(value).map_err(|_| SinkError::Encode {
+        epoch,
+        message: format!("{name} {value} exceeds SQLite's INTEGER range"),
+    })
+}
+
+impl ClickstreamSink {
+    /// Opens (or creates) the database at `path` and its tables.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, SinkError> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+                action: "create the directory of",
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let connection = Connection::open(path).map_err(sql("open the database"))?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("switch to WAL mode"))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("set a busy timeout"))?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(sql("create the tables"))?;
+        debug_assert!(SCHEMA.contains(COMMITS_TABLE));
+        Ok(ClickstreamSink {
+            connection: Mutex::new(connection),
+            pending: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The epochs committed so far, oldest first.
+    pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT epoch FROM {COMMITS_TABLE} WHERE table_name = ?1 ORDER BY epoch"
+            ))
+            .map_err(sql("read the commits"))?;
+        let epochs = statement
+            .query_map([COMMITS_NAME], |row| row.get::<_, i64>(0))
+            .map_err(sql("read the commits"))?
+            .map(|epoch| epoch.map(|e| e as u64))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("read the commits"))?;
+        Ok(epochs)
+    }
+}
+
+impl Sink<ClickRow> for ClickstreamSink {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<ClickRow>) -> Result<(), SinkError> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.entry(epoch).or_default().append(rows);
+        Ok(())
+    }
+
+    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
+        let rows = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&epoch)
+            .unwrap_or_default();
+        let epoch_value = integer(epoch, "epoch", epoch)?;
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection
+            .transaction()
+            .map_err(sql("begin a transaction"))?;
+        let done: Option<i64> = transaction
+            .query_row(
+                &format!("SELECT rows FROM {COMMITS_TABLE} WHERE table_name = ?1 AND epoch = ?2"),
+                params![COMMITS_NAME, epoch_value],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql("read the commits"))?;
+        if done.is_some() {
+            // Committed before (a replay): its rows and totals are in.
+            return Ok(());
+        }
+        {
+            let mut user = transaction
+                .prepare_cached(
+                    "INSERT INTO user_stats (epoch, user, clicks, dwell_ms_sum, dwell_ms_mean)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql("prepare an insert"))?;
+            let mut total = transaction
+                .prepare_cached(
+                    "INSERT INTO user_totals (user, clicks, dwell_ms_sum) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (user) DO UPDATE SET
+                         clicks = clicks + excluded.clicks,
+                         dwell_ms_sum = dwell_ms_sum + excluded.dwell_ms_sum",
+                )
+                .map_err(sql("prepare an upsert"))?;
+            let mut page = transaction
+                .prepare_cached("INSERT INTO page_stats (epoch, page, views) VALUES (?1, ?2, ?3)")
+                .map_err(sql("prepare an insert"))?;
+            for (subject, (events, dwell)) in &rows {
+                let (events_value, dwell_value) = (
+                    integer(epoch, "a count", *events)?,
+                    integer(epoch, "a dwell sum", *dwell)?,
+                );
+                match *subject {
+                    Subject::User(id) => {
+                        let id = integer(epoch, "user", id)?;
+                        let mean = *dwell as f64 / (*events).max(1) as f64;
+                        user.execute(params![epoch_value, id, events_value, dwell_value, mean])
+                            .map_err(sql("insert into user_stats"))?;
+                        total
+                            .execute(params![id, events_value, dwell_value])
+                            .map_err(sql("update user_totals"))?;
+                    }
+                    Subject::Page(id) => {
+                        let id = integer(epoch, "page", id)?;
+                        page.execute(params![epoch_value, id, events_value])
+                            .map_err(sql("insert into page_stats"))?;
+                    }
+                }
+            }
+        }
+        transaction
+            .execute(
+                &format!(
+                    "INSERT INTO {COMMITS_TABLE} (table_name, epoch, rows) VALUES (?1, ?2, ?3)"
+                ),
+                params![COMMITS_NAME, epoch_value, rows.len() as i64],
+            )
+            .map_err(sql("record the commit"))?;
+        transaction.commit().map_err(sql("commit"))
+    }
+}
