@@ -77,17 +77,31 @@ fn every_shipped_profile_runs_and_loses_nothing() {
         "batch-vs-microbatch.toml",
         "skew-producer.toml",
         "skew-keys.toml",
+        "clickstream.toml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing: {names:?}"
         );
     }
-    for profile in &profiles {
+    for (index, profile) in profiles.iter().enumerate() {
         let json = dir.path().join("summary.json");
+        // Output, if any, goes to a place of its own, never the workspace.
+        let output_path = format!(
+            "output.path=\"{}\"",
+            dir.path().join(format!("out-{index}")).display()
+        );
         let mut args = vec!["run"];
         let profile = profile.to_string_lossy().into_owned();
-        args.extend(short(&profile, &["--json", json.to_str().unwrap()]));
+        args.extend(short(
+            &profile,
+            &[
+                "--json",
+                json.to_str().unwrap(),
+                "--set",
+                output_path.as_str(),
+            ],
+        ));
         let output = microbatch(&args);
         assert_success(&output);
         let text = stdout(&output);
@@ -643,5 +657,137 @@ fn running_totals_in_sqlite_end_at_every_record() {
     assert!(
         epochs_per_key > 1,
         "a key is updated in more than one epoch"
+    );
+}
+
+#[test]
+fn the_clickstream_profile_imports_a_log_and_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("clicks.csv");
+    let mut text = String::from("user,page,event_time_ms,dwell_ms,action\n");
+    for i in 0..30_000u64 {
+        let action = ["view", "click", "add_to_cart", "purchase"][(i % 4) as usize];
+        text.push_str(&format!(
+            "{},{},{},{},{action}\n",
+            i % 97,
+            i % 13,
+            1_000 + i,
+            i % 500
+        ));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let log = dir.path().join("clicks.log");
+    let written = microbatch(&[
+        "log",
+        "write",
+        "--schema",
+        "clickstream",
+        "--from",
+        csv.to_str().unwrap(),
+        "--to",
+        log.to_str().unwrap(),
+    ]);
+    assert_success(&written);
+    assert!(stdout(&written).contains("wrote 30000 records"));
+    let inspected = microbatch(&[
+        "log",
+        "inspect",
+        "--schema",
+        "clickstream",
+        log.to_str().unwrap(),
+    ]);
+    assert_success(&inspected);
+    // The log holds clicks, not key,value events: said, not misread.
+    let wrong = microbatch(&["log", "inspect", log.to_str().unwrap()]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+
+    let database = dir.path().join("clicks.db");
+    let checkpoint = dir.path().join("checkpoint");
+    let sets = [
+        "workload.source=log".to_string(),
+        format!("workload.path=\"{}\"", log.display()),
+        format!("output.path=\"{}\"", database.display()),
+        "engine.max_batch_records=5000".to_string(),
+        "engine.pin=false".to_string(),
+    ];
+    let run = || {
+        let mut args = vec![
+            "run",
+            "profiles/clickstream.toml",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ];
+        for set in &sets {
+            args.extend(["--set", set.as_str()]);
+        }
+        microbatch(&args)
+    };
+    let first = run();
+    assert_success(&first);
+    assert!(
+        stdout(&first).contains("30000 / 30000 (equal)"),
+        "{}",
+        stdout(&first)
+    );
+    // Everything is committed: a second run resumes after the last epoch
+    // and adds nothing.
+    let second = run();
+    assert_success(&second);
+    assert!(
+        stdout(&second).contains("resumed after epoch"),
+        "{}",
+        stdout(&second)
+    );
+
+    let connection = rusqlite::Connection::open(&database).unwrap();
+    let sum = |sql: &str| -> i64 { connection.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(sum("SELECT SUM(clicks) FROM user_stats"), 30_000);
+    assert_eq!(sum("SELECT SUM(views) FROM page_stats"), 30_000);
+    assert_eq!(sum("SELECT SUM(clicks) FROM user_totals"), 30_000);
+    assert_eq!(sum("SELECT COUNT(*) FROM user_totals"), 97);
+    let dwell: i64 = (0..30_000i64).map(|i| i % 500).sum();
+    assert_eq!(sum("SELECT SUM(dwell_ms_sum) FROM user_totals"), dwell);
+    assert_eq!(sum("SELECT COUNT(DISTINCT epoch) FROM user_stats"), 6);
+}
+
+#[test]
+fn the_clickstream_job_refuses_what_it_cannot_do() {
+    let csv_output = microbatch(&[
+        "run",
+        "profiles/clickstream.toml",
+        "--set",
+        "output.kind=csv",
+    ]);
+    assert_eq!(csv_output.status.code(), Some(2));
+    assert!(
+        stderr(&csv_output).contains("output.kind"),
+        "{}",
+        stderr(&csv_output)
+    );
+    let compared = microbatch(&["compare", "profiles/clickstream.toml"]);
+    assert_eq!(compared.status.code(), Some(2));
+    assert!(
+        stderr(&compared).contains("click-stream"),
+        "{}",
+        stderr(&compared)
+    );
+    let bad_line = tempfile::tempdir().unwrap();
+    let csv = bad_line.path().join("bad.csv");
+    std::fs::write(&csv, "1,2,3,4,view\n1,2,3,4,jump\n").unwrap();
+    let written = microbatch(&[
+        "log",
+        "write",
+        "--schema",
+        "clickstream",
+        "--from",
+        csv.to_str().unwrap(),
+        "--to",
+        bad_line.path().join("log").to_str().unwrap(),
+    ]);
+    assert_eq!(written.status.code(), Some(1));
+    assert!(
+        stderr(&written).contains("line 2") && stderr(&written).contains("action `jump`"),
+        "{}",
+        stderr(&written)
     );
 }

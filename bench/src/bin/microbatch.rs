@@ -12,10 +12,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use microbatch::log::{LogOptions, LogReader};
+use microbatch::log::{LogOptions, LogReader, LogRecord};
 use microbatch::source::Event;
 use microbatch_bench::cli::compare::compare;
-use microbatch_bench::cli::import::{import, BadLines};
+use microbatch_bench::cli::import::{import_schema, BadLines, Schema};
 use microbatch_bench::cli::plot;
 use microbatch_bench::cli::profile::{Profile, ProfileError};
 use microbatch_bench::cli::report::rate;
@@ -23,6 +23,7 @@ use microbatch_bench::cli::run::{run, Observer, RunError, RunFiles, Status};
 use microbatch_bench::cli::sweep::{
     parse_intervals, parse_max_batch_records, parse_rates, sweep, SweepPlan,
 };
+use microbatch_bench::clickstream::Click;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -95,12 +96,20 @@ struct LogWriteArgs {
     /// Records per block.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     block_records: usize,
+    /// The records' type: `event` (`key,value`) or `clickstream`
+    /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
+    /// add_to_cart or purchase).
+    #[arg(long, value_enum, default_value = "event")]
+    schema: Schema,
 }
 
 #[derive(Args)]
 struct LogInspectArgs {
     /// The log's directory.
     dir: PathBuf,
+    /// The records' type the log must hold.
+    #[arg(long, value_enum, default_value = "event")]
+    schema: Schema,
 }
 
 #[derive(Args)]
@@ -201,7 +210,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     match error.downcast_ref::<RunError>() {
         Some(RunError::Lost { .. }) => EXIT_LOST,
-        Some(RunError::CheckpointSetting(_)) => EXIT_USAGE,
+        Some(RunError::CheckpointSetting(_) | RunError::Unsupported(_)) => EXIT_USAGE,
         Some(RunError::Engine(microbatch::EngineError::Config(_))) => EXIT_USAGE,
         _ => EXIT_FAILED,
     }
@@ -444,7 +453,7 @@ fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
         block_records: args.block_records.max(1),
         ..LogOptions::default()
     };
-    let summary = import(&args.from, &args.to, args.bad_lines, options)?;
+    let summary = import_schema(args.schema, &args.from, &args.to, args.bad_lines, options)?;
     say!(
         "wrote {} records in {} blocks, {} segment(s), to {}",
         summary.records,
@@ -463,10 +472,17 @@ fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
 }
 
 fn log_inspect_command(args: LogInspectArgs) -> anyhow::Result<()> {
-    let reader = LogReader::<Event>::open(&args.dir)?;
+    match args.schema {
+        Schema::Event => inspect::<Event>(&args.dir),
+        Schema::Clickstream => inspect::<Click>(&args.dir),
+    }
+}
+
+fn inspect<R: LogRecord>(dir: &Path) -> anyhow::Result<()> {
+    let reader = LogReader::<R>::open(dir)?;
     say!(
         "{}: {} records in {} blocks, {} segment(s); every block checked",
-        args.dir.display(),
+        dir.display(),
         reader.records(),
         reader.blocks(),
         reader.segments()

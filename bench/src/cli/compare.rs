@@ -95,6 +95,13 @@ pub fn compare(
     observer: &mut dyn Observer,
     say: &mut dyn FnMut(&str),
 ) -> Result<Comparison, RunError> {
+    if profile.job.kind == JobKind::Clickstream {
+        return Err(RunError::Unsupported(
+            "compare runs the CLI's key,value job four ways; the click-stream job runs with `run` \
+             (and `sweep`); accepted: job.kind = \"keyed\" or \"global\""
+                .into(),
+        ));
+    }
     let mut base = profile.clone();
     base.output.kind = OutputKind::None;
     base.workload.rate = Rate::Max;

@@ -1,14 +1,68 @@
-//! `microbatch log write`: turns a CSV or JSON-lines file of `key,value`
-//! records into a record log. A bad line stops the import with its line
-//! number, or (with `BadLines::Skip`) goes to `rejects.txt` in the log's
-//! directory, with its line number and why.
+//! `microbatch log write`: turns a CSV or JSON-lines file of records (the
+//! CLI's `key,value` events, or with `--schema clickstream` clicks) into a
+//! record log. A bad line stops the import with its line number, or (with
+//! `BadLines::Skip`) goes to `rejects.txt` in the log's directory, with its
+//! line number and why.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use microbatch::log::{LogError, LogOptions, LogWriter};
+use microbatch::log::{LogError, LogOptions, LogRecord, LogWriter};
 use microbatch::source::Event;
+use serde::de::DeserializeOwned;
+
+use crate::clickstream::{Click, CSV_HEADER};
+
+/// A record type `log write` can read from text.
+pub trait TextRecord: LogRecord + DeserializeOwned {
+    /// The CSV columns, in order (a first line equal to them is a header).
+    const COLUMNS: &'static [&'static str];
+    /// What a JSON line looks like, for error messages.
+    const JSON_SHAPE: &'static str;
+    /// One CSV line's fields, trimmed.
+    fn from_fields(fields: &[&str]) -> Result<Self, String>;
+}
+
+impl TextRecord for Event {
+    const COLUMNS: &'static [&'static str] = &["key", "value"];
+    const JSON_SHAPE: &'static str = "{\"key\":…,\"value\":…}";
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        if fields.len() != 2 {
+            return Err(format!("{} fields; expected 2 (key,value)", fields.len()));
+        }
+        let number = |name: &str, field: &str| {
+            field
+                .parse::<u64>()
+                .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
+        };
+        Ok(Event {
+            key: number("key", fields[0])?,
+            value: number("value", fields[1])?,
+        })
+    }
+}
+
+impl TextRecord for Click {
+    const COLUMNS: &'static [&'static str] = &CSV_HEADER;
+    const JSON_SHAPE: &'static str =
+        "{\"user\":…,\"page\":…,\"event_time_ms\":…,\"dwell_ms\":…,\"action\":\"view\"}";
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        Click::from_csv_fields(fields)
+    }
+}
+
+/// The record types `log write --schema` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Schema {
+    /// `key,value`: two unsigned integers (the CLI's generic record).
+    #[default]
+    Event,
+    /// `user,page,event_time_ms,dwell_ms,action`: the click stream.
+    Clickstream,
+}
 
 /// What to do with a line that is not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,20 +121,24 @@ enum Format {
     JsonLines,
 }
 
-fn format_of(path: &Path) -> Result<Format, ImportError> {
+fn format_of<R: TextRecord>(path: &Path) -> Result<Format, ImportError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => Ok(Format::Csv),
         Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
         _ => Err(ImportError::Input {
             path: path.to_owned(),
-            message: "unknown format; accepted: a .csv file (`key,value` lines, header optional) or a .jsonl file ({\"key\":…,\"value\":…} lines)".into(),
+            message: format!(
+                "unknown format; accepted: a .csv file (`{}` lines, header optional) or a .jsonl file ({} lines)",
+                R::COLUMNS.join(","),
+                R::JSON_SHAPE
+            ),
         }),
     }
 }
 
 /// Parses one line of `format`; `Ok(None)` for a line to pass over (blank,
 /// or the CSV header on line 1).
-fn parse(format: Format, line: &str, number: u64) -> Result<Option<Event>, String> {
+fn parse<R: TextRecord>(format: Format, line: &str, number: u64) -> Result<Option<R>, String> {
     let text = line.trim();
     if text.is_empty() {
         return Ok(None);
@@ -88,41 +146,44 @@ fn parse(format: Format, line: &str, number: u64) -> Result<Option<Event>, Strin
     match format {
         Format::Csv => {
             let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-            if number == 1 && fields == ["key", "value"] {
+            if number == 1 && fields == R::COLUMNS {
                 return Ok(None);
             }
-            if fields.len() != 2 {
-                return Err(format!("{} fields; expected 2 (key,value)", fields.len()));
-            }
-            let number = |name: &str, field: &str| {
-                field
-                    .parse::<u64>()
-                    .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
-            };
-            Ok(Some(Event {
-                key: number("key", fields[0])?,
-                value: number("value", fields[1])?,
-            }))
+            R::from_fields(&fields).map(Some)
         }
-        Format::JsonLines => serde_json::from_str::<Event>(text)
+        Format::JsonLines => serde_json::from_str::<R>(text)
             .map(Some)
-            .map_err(|error| format!("not a {{\"key\":…,\"value\":…}} object: {error}")),
+            .map_err(|error| format!("not a {} object: {error}", R::JSON_SHAPE)),
     }
 }
 
-/// Imports `from` into a new log in `to`.
-pub fn import(
+/// Imports `from` into a new log of `schema`'s records in `to`.
+pub fn import_schema(
+    schema: Schema,
     from: &Path,
     to: &Path,
     bad_lines: BadLines,
     options: LogOptions,
 ) -> Result<ImportSummary, ImportError> {
-    let format = format_of(from)?;
+    match schema {
+        Schema::Event => import::<Event>(from, to, bad_lines, options),
+        Schema::Clickstream => import::<Click>(from, to, bad_lines, options),
+    }
+}
+
+/// Imports `from` into a new log of `R` in `to`.
+pub fn import<R: TextRecord>(
+    from: &Path,
+    to: &Path,
+    bad_lines: BadLines,
+    options: LogOptions,
+) -> Result<ImportSummary, ImportError> {
+    let format = format_of::<R>(from)?;
     let input = File::open(from).map_err(|error| ImportError::Input {
         path: from.to_owned(),
         message: format!("cannot open: {error}"),
     })?;
-    let mut writer = LogWriter::<Event>::create(to, options)?;
+    let mut writer = LogWriter::<R>::create(to, options)?;
     let rejects_path = to.join("rejects.txt");
     let mut rejects: Option<BufWriter<File>> = None;
     let mut rejected = 0;
@@ -136,8 +197,8 @@ pub fn import(
             path: from.to_owned(),
             message: format!("line {number}: cannot read: {error}"),
         })?;
-        match parse(format, &line, number) {
-            Ok(Some(event)) => writer.append(event)?,
+        match parse::<R>(format, &line, number) {
+            Ok(Some(record)) => writer.append(record)?,
             Ok(None) => {}
             Err(reason) => match bad_lines {
                 BadLines::Stop => {
@@ -208,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("a.csv");
         std::fs::write(&csv, "key,value\n1,10\n\n2, 20\n").unwrap();
-        let summary = import(
+        let summary = import::<Event>(
             &csv,
             &dir.path().join("log1"),
             BadLines::Stop,
@@ -222,7 +283,7 @@ mod tests {
         );
         let bare = dir.path().join("b.csv");
         std::fs::write(&bare, "3,30\n").unwrap();
-        import(
+        import::<Event>(
             &bare,
             &dir.path().join("log2"),
             BadLines::Stop,
@@ -239,7 +300,7 @@ mod tests {
             "{\"key\":4,\"value\":40}\n{\"value\":50,\"key\":5}\n",
         )
         .unwrap();
-        import(
+        import::<Event>(
             &json,
             &dir.path().join("log3"),
             BadLines::Stop,
@@ -254,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("a.csv");
         std::fs::write(&csv, "1,10\n2,x\n3,30,1\n4,40\n").unwrap();
-        let error = import(
+        let error = import::<Event>(
             &csv,
             &dir.path().join("stop"),
             BadLines::Stop,
@@ -272,7 +333,7 @@ mod tests {
             LogReader::<Event>::open(dir.path().join("stop")).is_err(),
             "a stopped import leaves no log"
         );
-        let summary = import(
+        let summary = import::<Event>(
             &csv,
             &dir.path().join("skip"),
             BadLines::Skip,
@@ -288,7 +349,7 @@ mod tests {
         assert_eq!(read_back(&dir.path().join("skip")).len(), 2);
         let unknown = dir.path().join("a.txt");
         std::fs::write(&unknown, "1,2\n").unwrap();
-        assert!(import(
+        assert!(import::<Event>(
             &unknown,
             &dir.path().join("x"),
             BadLines::Stop,

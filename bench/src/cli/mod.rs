@@ -2,6 +2,7 @@
 //! comparisons, plots. The binary (`src/bin/microbatch.rs`) parses the
 //! command line and prints; everything it runs is here and tested.
 
+pub mod clickstream;
 pub mod compare;
 pub mod cpu;
 pub mod import;

@@ -240,7 +240,7 @@ impl Workload {
     }
 }
 
-/// Keyed (per key) or global (one row per epoch).
+/// Keyed (per key), global (one row per epoch), or the click-stream case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
@@ -249,6 +249,12 @@ pub enum JobKind {
     Keyed,
     /// One group: the whole epoch.
     Global,
+    /// The worked case ([`crate::clickstream`]): clicks from the click
+    /// generator (`workload.keys` users, Zipf with `zipf_exponent`, or
+    /// uniform) or a click log; per epoch, per user clicks and dwell time
+    /// and per page views, into SQLite (`user_stats`, `page_stats`,
+    /// `user_totals`). `reductions` and `output_mode` do not apply.
+    Clickstream,
 }
 
 /// One reduction of the values.
@@ -556,10 +562,50 @@ impl Profile {
                 .to_lowercase(),
             ));
         }
+        if self.job.kind == JobKind::Clickstream {
+            self.check_clickstream()?;
+        }
         if self.run.duration.is_zero() {
             return Err((
                 "run.duration".into(),
                 "0s; accepted: a positive duration such as `10s`".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a click-stream profile cannot ask for.
+    fn check_clickstream(&self) -> Result<(), (String, String)> {
+        let workload = &self.workload;
+        if workload.source == SourceKind::File {
+            return Err((
+                "workload.source".into(),
+                "\"file\", but the click-stream job reads the click generator or a click log; accepted: \"generator\", or \"log\" (`microbatch log write --schema clickstream`)".into(),
+            ));
+        }
+        if workload.producers > 0 {
+            return Err((
+                "workload.producers".into(),
+                format!(
+                    "{}, but the click-stream job reads its clicks in the workers; accepted: 0",
+                    workload.producers
+                ),
+            ));
+        }
+        if !matches!(self.output.kind, OutputKind::None | OutputKind::Sqlite) {
+            return Err((
+                "output.kind".into(),
+                format!(
+                    "{:?}, but the click-stream job writes three SQLite tables; accepted: \"sqlite\" or \"none\"",
+                    self.output.kind
+                )
+                .to_lowercase(),
+            ));
+        }
+        if self.job.output_mode != OutputModeSpec::Epoch {
+            return Err((
+                "job.output_mode".into(),
+                "set, but the click-stream job writes each epoch's rows and keeps the running totals in `user_totals`; accepted: \"epoch\" (the default)".into(),
             ));
         }
         Ok(())

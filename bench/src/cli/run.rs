@@ -24,7 +24,7 @@ use microbatch::progress::{EpochProgress, SealReason};
 use microbatch::sink::sqlite::SqliteSink;
 use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink};
 use microbatch::source::{Event, Generator, IterSource, Poll, Source, SourceSpec};
-use microbatch::{Engine, EngineError};
+use microbatch::{Engine, EngineBuilder, EngineError};
 
 use super::cpu;
 use super::jobs::{sql_values, with_job, Columns, OutputSink, Wanted, WithJob};
@@ -62,6 +62,9 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// The command cannot run this profile.
+    #[error("{0}")]
+    Unsupported(String),
     /// `--checkpoint` cannot be used with this profile.
     #[error("--checkpoint: {0}")]
     CheckpointSetting(String),
@@ -175,6 +178,15 @@ pub fn run(
     files: &RunFiles,
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
+    if profile.job.kind == JobKind::Clickstream {
+        let runner = Runner {
+            profile,
+            name,
+            files,
+            observer,
+        };
+        return super::clickstream::run(runner);
+    }
     let input = open_input(&profile.workload)?;
     run_with_input(profile, name, files, observer, input)
 }
@@ -189,16 +201,13 @@ pub fn run_with_input(
     observer: &mut dyn Observer,
     input: Input,
 ) -> Result<RunOutcome, RunError> {
-    with_job(
-        &profile.job,
-        RunJob {
-            profile,
-            name,
-            files,
-            observer,
-            input,
-        },
-    )
+    let runner = Runner {
+        profile,
+        name,
+        files,
+        observer,
+    };
+    with_job(&profile.job, RunJob { runner, input })
 }
 
 /// Where a run's records come from.
@@ -259,42 +268,129 @@ pub fn read_events(path: &Path, limit: Option<u64>) -> Result<Vec<Event>, RunErr
     Ok(events)
 }
 
+/// What every run needs, whatever its records.
+pub(crate) struct Runner<'a> {
+    pub(crate) profile: &'a Profile,
+    pub(crate) name: &'a str,
+    pub(crate) files: &'a RunFiles,
+    pub(crate) observer: &'a mut dyn Observer,
+}
+
+/// A run of the CLI's generic `key,value` records.
 struct RunJob<'a> {
-    profile: &'a Profile,
-    name: &'a str,
-    files: &'a RunFiles,
-    observer: &'a mut dyn Observer,
+    runner: Runner<'a>,
     input: Input,
+}
+
+/// How a run's records get into the engine: a built-in source attached
+/// before the start, or producer threads started after it.
+pub(crate) trait Feed<R>: Sized {
+    /// Attaches the built-in source, if the records come from one.
+    fn attach<J: Job<R>>(
+        &mut self,
+        builder: EngineBuilder<R, J>,
+        workload: &Workload,
+    ) -> EngineBuilder<R, J>;
+
+    /// Starts the producer threads, if the records come from them.
+    fn spawn<J: Job<R>>(
+        self,
+        engine: &Engine<R, J>,
+        workload: &Workload,
+        started: Instant,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<JoinHandle<()>>, RunError>;
+}
+
+/// The generic records' input: a built-in source, or producer threads
+/// (`workload.producers > 0`).
+struct EventFeed(Option<Input>);
+
+impl Feed<Event> for EventFeed {
+    fn attach<J: Job<Event>>(
+        &mut self,
+        builder: EngineBuilder<Event, J>,
+        workload: &Workload,
+    ) -> EngineBuilder<Event, J> {
+        if workload.producers > 0 {
+            return builder;
+        }
+        match self.0.take() {
+            Some(Input::Generator) => builder.source(Generator::new(workload.generator())),
+            Some(Input::Events(events)) => builder.source(IterSource::new(events)),
+            Some(Input::Log(reader)) => {
+                builder.source(LogSource::new(reader, workload.rate.per_second()))
+            }
+            None => builder,
+        }
+    }
+
+    fn spawn<J: Job<Event>>(
+        self,
+        engine: &Engine<Event, J>,
+        workload: &Workload,
+        started: Instant,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<JoinHandle<()>>, RunError> {
+        match self.0 {
+            Some(input) if workload.producers > 0 => {
+                spawn_producers(engine, workload, input, started, stop)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Opens `--checkpoint DIR`, if given.
+pub(crate) fn checkpoint_of(runner: &Runner<'_>) -> Result<Option<Checkpoint>, RunError> {
+    match &runner.files.checkpoint {
+        Some(dir) => Ok(Some(open_checkpoint(runner.profile, dir)?)),
+        None => Ok(None),
+    }
+}
+
+/// Refuses an output place (`place` at `path`) holding epochs of another
+/// run. A run starts at epoch 0, or after its checkpoint's last commit
+/// (the sink may be one epoch ahead: a crash between the two commits); a
+/// place holding later epochs belongs to another run, whose epochs would
+/// silently be kept.
+pub(crate) fn refuse_another_run(
+    checkpoint: Option<&Checkpoint>,
+    committed: &[u64],
+    place: &str,
+    path: &Path,
+) -> Result<(), RunError> {
+    let next_epoch = checkpoint.map_or(0, Checkpoint::next_epoch);
+    match committed.last() {
+        Some(&last) if last > next_epoch || checkpoint.is_none() => Err(RunError::Output {
+            what: path.display().to_string(),
+            message: format!(
+                "{place} already holds {} committed epochs (up to {last}) of another run; \
+                 write somewhere else (--set output.path=… or output.table=…), \
+                 or resume that run with its --checkpoint DIR",
+                committed.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl WithJob for RunJob<'_> {
     type Out = Result<RunOutcome, RunError>;
 
     fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out {
-        let output = &self.profile.output;
+        let RunJob { runner, input } = self;
+        let feed = EventFeed(Some(input));
+        let output = &runner.profile.output;
         let path = output.path();
         let fail = |message: String| RunError::Output {
             what: path.display().to_string(),
             message,
         };
-        let wanted = Wanted::of(&self.profile.job);
-        let checkpoint = match &self.files.checkpoint {
-            Some(dir) => Some(open_checkpoint(self.profile, dir)?),
-            None => None,
-        };
-        // A run starts at epoch 0, or after its checkpoint's last commit
-        // (the sink may be one epoch ahead: a crash between the two
-        // commits). A place holding later epochs belongs to another run,
-        // whose epochs would silently be kept.
-        let next_epoch = checkpoint.as_ref().map_or(0, Checkpoint::next_epoch);
-        let earlier_run = |epochs: Vec<u64>, place: String| match epochs.last() {
-            Some(&last) if last > next_epoch || checkpoint.is_none() => Err(fail(format!(
-                "{place} already holds {} committed epochs (up to {last}) of another run; \
-                 write somewhere else (--set output.path=… or output.table=…), \
-                 or resume that run with its --checkpoint DIR",
-                epochs.len()
-            ))),
-            _ => Ok(()),
+        let wanted = Wanted::of(&runner.profile.job);
+        let checkpoint = checkpoint_of(&runner)?;
+        let earlier_run = |epochs: Vec<u64>, place: String| {
+            refuse_another_run(checkpoint.as_ref(), &epochs, &place, &path)
         };
         let files = |format| {
             let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
@@ -303,17 +399,17 @@ impl WithJob for RunJob<'_> {
             Ok::<_, RunError>(sink)
         };
         match output.kind {
-            OutputKind::None => self.run(job, DiscardSink, checkpoint),
+            OutputKind::None => runner.drive(job, DiscardSink, checkpoint, feed),
             OutputKind::Csv => {
                 let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
-                self.run(job, sink, checkpoint)
+                runner.drive(job, sink, checkpoint, feed)
             }
             OutputKind::Jsonl => {
                 let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
-                self.run(job, sink, checkpoint)
+                runner.drive(job, sink, checkpoint, feed)
             }
             OutputKind::Sqlite => {
-                let keyed = self.profile.job.kind == JobKind::Keyed;
+                let keyed = runner.profile.job.kind == JobKind::Keyed;
                 let database =
                     SqliteSink::open(&path, &output.table, wanted.sql_columns(keyed), sql_values)
                         .map_err(|error| fail(error.to_string()))?;
@@ -321,7 +417,12 @@ impl WithJob for RunJob<'_> {
                     .committed()
                     .map_err(|error| fail(error.to_string()))?;
                 earlier_run(committed, format!("table `{}`", output.table))?;
-                self.run(job, OutputSink::new(database, wanted, row), checkpoint)
+                runner.drive(
+                    job,
+                    OutputSink::new(database, wanted, row),
+                    checkpoint,
+                    feed,
+                )
             }
         }
     }
@@ -344,12 +445,15 @@ struct Snapshot {
     cpu: Option<Duration>,
 }
 
-impl RunJob<'_> {
-    fn run<J: Job<Event>>(
+impl Runner<'_> {
+    /// Runs `job` into `sink` with the records of `feed`, under
+    /// `checkpoint` if any, and reports.
+    pub(crate) fn drive<R: Send + 'static, J: Job<R>, F: Feed<R>>(
         self,
         job: J,
         sink: impl Sink<J::Row>,
         checkpoint: Option<Checkpoint>,
+        mut feed: F,
     ) -> Result<RunOutcome, RunError> {
         let profile = self.profile;
         let workload = &profile.workload;
@@ -379,26 +483,12 @@ impl RunJob<'_> {
             // The log's positions cut the epochs, not the clock.
             builder = builder.interval(None).checkpoint(checkpoint);
         }
-        let mut input = Some(self.input);
-        if workload.producers == 0 {
-            builder = match input.take().expect("the input is there") {
-                Input::Generator => builder.source(Generator::new(workload.generator())),
-                Input::Events(events) => builder.source(IterSource::new(events)),
-                Input::Log(reader) => {
-                    builder.source(LogSource::new(reader, workload.rate.per_second()))
-                }
-            };
-        }
+        builder = feed.attach(builder, workload);
         let started = Instant::now();
         let cpu_start = cpu::process_time();
         let engine = builder.start()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let producers = if workload.producers > 0 {
-            let input = input.take().expect("the input is there");
-            spawn_producers(&engine, workload, input, started, &stop)?
-        } else {
-            Vec::new()
-        };
+        let producers = feed.spawn(&engine, workload, started, &stop)?;
 
         let mut log_file = match &self.files.interval_log {
             Some(path) => Some((
