@@ -268,19 +268,14 @@ impl<R, J: Job<R>> Shared<R, J> {
             };
             (progress, std::mem::take(&mut slot.marks))
         });
+        // Latency as of now, when the rows are complete: what the sink's
+        // copy of the progress says.
         let mut runs = marks;
         for run in &mut runs {
             run.0 = now.saturating_sub(run.0).max(1);
-            // Saturates at the histogram's bound rather than failing.
-            completion.histogram.saturating_record_n(run.0, run.1);
         }
         let mut progress = progress;
         progress.latency = LatencySummary::of_runs(&mut runs);
-        // The buffer goes back to the slot: no allocation per epoch.
-        self.with_slot(epoch, |slot| {
-            runs.clear();
-            slot.marks = runs;
-        });
 
         // Under a checkpoint: the offsets are durable before the sink
         // commits, the commit file after.
@@ -311,6 +306,29 @@ impl<R, J: Job<R>> Shared<R, J> {
                     .map_err(checkpoint_failed)?;
             }
         }
+
+        // The result is out once the sink (and the checkpoint) committed
+        // it: completion and latency count to then.
+        let committed = self.now_micros().max(now);
+        let late = committed - now;
+        progress.completed += Duration::from_micros(late);
+        progress.seal_to_result = progress.completed.saturating_sub(progress.sealed);
+        let span = progress.completed.saturating_sub(progress.opened);
+        if !span.is_zero() {
+            progress.processing_rate = progress.records as f64 / span.as_secs_f64();
+        }
+        keep_max(&mut progress.durations.sink, Duration::from_micros(late));
+        for run in &mut runs {
+            run.0 += late;
+            // Saturates at the histogram's bound rather than failing.
+            completion.histogram.saturating_record_n(run.0, run.1);
+        }
+        progress.latency = LatencySummary::of_runs(&mut runs);
+        // The buffer goes back to the slot: no allocation per epoch.
+        self.with_slot(epoch, |slot| {
+            runs.clear();
+            slot.marks = runs;
+        });
         if let Some(listener) = &self.listener {
             listener(&progress);
         }

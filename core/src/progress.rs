@@ -50,7 +50,9 @@ pub struct PhaseDurations {
     pub shuffle_wait: Duration,
     /// Merging the parts from other workers.
     pub merge: Duration,
-    /// In the sink's `write`.
+    /// In the sink: the longest `write` of a partition, or the epoch's
+    /// commit (`epoch_complete`, with the checkpoint's files), whichever is
+    /// longer.
     pub sink: Duration,
 }
 
@@ -150,7 +152,10 @@ pub struct EpochProgress {
     pub opened: Duration,
     /// When it was sealed.
     pub sealed: Duration,
-    /// When its last partition was out.
+    /// When its result was out: the sink (and the checkpoint, if any)
+    /// committed it. The copy a sink's `epoch_complete` receives says when
+    /// the rows were complete, just before that commit; so do its
+    /// `seal_to_result`, `processing_rate` and `latency`.
     pub completed: Duration,
     /// Records per second while it was open.
     pub input_rate: f64,
@@ -158,7 +163,7 @@ pub struct EpochProgress {
     pub processing_rate: f64,
     /// Time per phase.
     pub durations: PhaseDurations,
-    /// From seal to the last partition out.
+    /// From seal to the result out (see `completed`).
     pub seal_to_result: Duration,
     /// Record latency, from arrival (or intended send time) to result.
     pub latency: LatencySummary,
