@@ -1,4 +1,5 @@
-//! CPU time of this process, for the resource-cost figures.
+//! CPU time and peak memory of this process, for the resource-cost
+//! figures.
 
 use std::time::Duration;
 
@@ -8,6 +9,27 @@ use std::time::Duration;
 pub fn process_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     parse_stat(&stat)
+}
+
+/// The most resident memory this process has held so far, bytes: `VmHWM`
+/// of `/proc/self/status` (Linux; `None` elsewhere or if it cannot be
+/// read).
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_peak(&status)
+}
+
+/// The `VmHWM:   1234 kB` line, in bytes.
+fn parse_peak(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kilobytes: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kilobytes * 1024)
 }
 
 /// Fields 14 and 15 (utime, stime) of a `/proc/<pid>/stat` line, in ticks
@@ -27,6 +49,16 @@ fn parse_stat(stat: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_peak_resident_memory() {
+        let status = "Name:\tmicrobatch\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_peak(status), Some(2048 * 1024));
+        assert_eq!(parse_peak("VmRSS: 1 kB"), None);
+        if cfg!(target_os = "linux") {
+            assert!(peak_memory().is_some_and(|bytes| bytes > 0));
+        }
+    }
 
     #[test]
     fn reads_utime_and_stime() {

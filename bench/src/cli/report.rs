@@ -131,6 +131,11 @@ pub struct RunReport {
     pub hot_keys: Vec<HotKeyShare>,
     /// CPU time of the process in the measured window, seconds (Linux).
     pub cpu_s: Option<f64>,
+    /// From the engine's start to its first epoch's result, seconds (none
+    /// if no epoch completed).
+    pub first_result_s: Option<f64>,
+    /// The most resident memory the process held, bytes (Linux).
+    pub peak_memory_bytes: Option<u64>,
     /// What the reader should know about these figures.
     pub notes: Vec<String>,
 }
@@ -406,6 +411,15 @@ impl RunReport {
                     "{cpu:.2} s ({:.2} cores busy)",
                     cpu / self.elapsed_s.max(f64::MIN_POSITIVE)
                 ),
+            );
+        }
+        if let Some(first) = self.first_result_s {
+            line("first result", format!("{first:.3} s after the start"));
+        }
+        if let Some(bytes) = self.peak_memory_bytes {
+            line(
+                "peak memory",
+                format!("{:.1} MiB resident", bytes as f64 / (1 << 20) as f64),
             );
         }
         for note in &self.notes {

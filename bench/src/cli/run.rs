@@ -676,6 +676,8 @@ impl Runner<'_> {
                 (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
                 _ => None,
             },
+            first_result_s: epochs.first().map(|epoch| epoch.completed.as_secs_f64()),
+            peak_memory_bytes: cpu::peak_memory(),
             notes,
         };
         let epochs = epochs
