@@ -143,8 +143,9 @@ struct RunArgs {
     /// missing): the run starts after DIR's last committed epoch, so a run
     /// killed at any moment and started again writes every epoch exactly
     /// once. Needs a record log source (workload.source = "log"), cut into
-    /// epochs of engine.max_batch_records records (or workload.rate ×
-    /// engine.interval).
+    /// epochs by position: workload.rate × engine.interval records (at
+    /// most engine.max_batch_records) when replayed at a rate, else
+    /// engine.max_batch_records.
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
 }

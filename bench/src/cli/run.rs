@@ -124,10 +124,11 @@ pub struct RunFiles {
 
 /// Opens `profile`'s checkpoint directory `dir`. Only a record log read
 /// by the engine itself (`workload.source = "log"`, no producer threads)
-/// can be replayed. The log is cut into epochs by position:
-/// `engine.max_batch_records` records each, or, without it, the records
-/// an interval holds at the replay rate (`workload.rate` ×
-/// `engine.interval`); the interval itself is then not used.
+/// can be replayed. The log is cut into epochs by position: replayed at a
+/// rate, the records an interval holds (`workload.rate` ×
+/// `engine.interval`, at most `engine.max_batch_records`), as when live;
+/// at the maximum rate or without an interval, `engine.max_batch_records`
+/// records. The interval itself is then not used.
 pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunError> {
     let workload = &profile.workload;
     let refuse = |message: &str| Err(RunError::CheckpointSetting(message.into()));
@@ -143,19 +144,19 @@ pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunE
         );
     }
     let per_epoch = match (
-        profile.engine.max_batch_records,
         workload.rate.per_second(),
         profile.engine.interval,
+        profile.engine.max_batch_records,
     ) {
-        (Some(records), _, _) => records,
-        (None, Some(rate), Some(interval)) => {
-            ((rate as f64 * interval.as_secs_f64()).ceil() as u64).max(1)
-        }
+        // What an interval holds at the replay rate, as when live.
+        (Some(rate), Some(interval), cap) => ((rate as f64 * interval.as_secs_f64()).ceil() as u64)
+            .clamp(1, cap.unwrap_or(u64::MAX).max(1)),
+        (_, _, Some(records)) => records,
         _ => {
             return refuse(
                 "a checkpointed run cuts the log into epochs by position: set \
-                 engine.max_batch_records, or workload.rate with engine.interval \
-                 (an epoch is then rate × interval records)",
+                 workload.rate with engine.interval (an epoch is then rate × interval \
+                 records), or engine.max_batch_records",
             )
         }
     };
