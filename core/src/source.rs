@@ -39,6 +39,22 @@ pub trait Source<R>: Send + 'static {
     /// is the time since the engine started. Hot path.
     fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll;
 
+    /// Like [`poll`](Source::poll), but may hand the records out in place
+    /// (a slice of a memory-mapped log) rather than copy them into
+    /// `buffer`; the records are those of the returned slice. The default
+    /// polls into `buffer` (cleared first). Hot path: the worker calls
+    /// this one.
+    fn poll_lent<'a>(
+        &'a mut self,
+        now_micros: u64,
+        buffer: &'a mut Vec<R>,
+        max: usize,
+    ) -> (Poll, &'a [R]) {
+        buffer.clear();
+        let poll = self.poll(now_micros, buffer, max);
+        (poll, buffer.as_slice())
+    }
+
     /// The worker seals its open epoch: append to `out` the records this
     /// part still owes that epoch (a planned source finishes the block it
     /// started, so that no block spans two epochs). Called once per epoch,
@@ -106,6 +122,7 @@ pub trait SourceSpec<R> {
     rkyv::Serialize,
     rkyv::Deserialize,
 )]
+#[rkyv(derive(Debug, Clone, Copy, PartialEq, Eq))]
 pub struct Event {
     /// In `0..keys`.
     pub key: u64,

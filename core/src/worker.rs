@@ -292,17 +292,18 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let Some(source) = self.source.as_mut() else {
             return;
         };
-        self.source_buffer.clear();
         let max = CHUNK.min(*budget as usize);
-        match source.poll(due_now, &mut self.source_buffer, max) {
+        // Hot path: a log source lends its records in place.
+        let (poll, records) = source.poll_lent(due_now, &mut self.source_buffer, max);
+        match poll {
             Poll::Ready { intended_micros } => {
-                let taken = self.source_buffer.len().min(max);
+                let taken = records.len().min(max);
                 recovery::fold(
                     &self.shared.job,
                     &mut self.parts,
                     self.shared.keeper.as_ref(),
                     &mut self.batch,
-                    &self.source_buffer[..taken],
+                    &records[..taken],
                 );
                 self.marks
                     .note(intended_micros.unwrap_or(now).min(now), taken as u64);

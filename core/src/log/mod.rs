@@ -23,5 +23,5 @@ mod writer;
 pub use error::LogError;
 pub use format::LogRecord;
 pub use reader::{LogReader, Position, TornTail};
-pub use source::LogSource;
+pub use source::{ArchivedLogSource, LogSource};
 pub use writer::{LogOptions, LogSummary, LogWriter};

@@ -59,7 +59,7 @@ impl<R: LogRecord> LogSource<R> {
         self,
         workers: usize,
         plan: Option<EpochPlan>,
-    ) -> Result<Vec<Box<dyn Source<R>>>, ConfigError> {
+    ) -> Result<Vec<LogPart<R>>, ConfigError> {
         if self.rate == Some(0) {
             return Err(ConfigError::new(
                 "rate",
@@ -92,18 +92,16 @@ impl<R: LogRecord> LogSource<R> {
         };
         let next = Arc::new(AtomicUsize::new(first_block));
         Ok((0..workers)
-            .map(|_| {
-                Box::new(LogPart {
-                    reader: Arc::clone(&self.reader),
-                    next: Arc::clone(&next),
-                    rate: self.rate,
-                    base_record,
-                    current: None,
-                    plan: plan.map(|plan| PartPlan {
-                        records_per_epoch: plan.records_per_epoch,
-                        epoch: plan.first_epoch,
-                    }),
-                }) as Box<dyn Source<R>>
+            .map(|_| LogPart {
+                reader: Arc::clone(&self.reader),
+                next: Arc::clone(&next),
+                rate: self.rate,
+                base_record,
+                current: None,
+                plan: plan.map(|plan| PartPlan {
+                    records_per_epoch: plan.records_per_epoch,
+                    epoch: plan.first_epoch,
+                }),
             })
             .collect())
     }
@@ -124,9 +122,16 @@ fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
     low
 }
 
+fn owned_parts<R: LogRecord>(parts: Vec<LogPart<R>>) -> SourceParts<R> {
+    parts
+        .into_iter()
+        .map(|part| Box::new(part) as Box<dyn Source<R>>)
+        .collect()
+}
+
 impl<R: LogRecord> SourceSpec<R> for LogSource<R> {
-    fn split(self, workers: usize) -> Result<Vec<Box<dyn Source<R>>>, ConfigError> {
-        self.parts(workers, None)
+    fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
+        self.parts(workers, None).map(owned_parts)
     }
 
     /// Epoch `e` holds the blocks whose first record's index `i` has
@@ -136,7 +141,7 @@ impl<R: LogRecord> SourceSpec<R> for LogSource<R> {
         workers: usize,
         plan: EpochPlan,
     ) -> Option<Result<SourceParts<R>, ConfigError>> {
-        Some(self.parts(workers, Some(plan)))
+        Some(self.parts(workers, Some(plan)).map(owned_parts))
     }
 }
 
@@ -169,25 +174,41 @@ impl<R> LogPart<R> {
     }
 }
 
-impl<R: LogRecord> Source<R> for LogPart<R> {
-    fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll {
+/// What a part hands out next.
+enum Step {
+    /// Records `from..from + count` of `block`; the first was due at
+    /// `intended` (with a rate).
+    Records {
+        block: usize,
+        from: u64,
+        count: usize,
+        intended: Option<u64>,
+    },
+    /// Nothing now: [`Poll::Idle`], [`Poll::EpochEnd`] or [`Poll::Exhausted`].
+    Nothing(Poll),
+}
+
+impl<R: LogRecord> LogPart<R> {
+    /// The next run of at most `max` records, which the part then counts
+    /// as handed out. Hot path: one atomic per block claimed.
+    fn step(&mut self, now_micros: u64, max: usize) -> Step {
         let (block, from) = match self.current {
             Some(current) => current,
             None => {
                 let claim = self.next.load(Ordering::Relaxed);
                 if claim >= self.reader.blocks() {
-                    return Poll::Exhausted;
+                    return Step::Nothing(Poll::Exhausted);
                 }
                 let (_, first) = self.reader.block_records(claim);
                 if let Some(plan) = &self.plan {
                     // Blocks are claimed in order, so every block of the
                     // open epoch is claimed once the next is a later one's.
                     if first / plan.records_per_epoch > plan.epoch {
-                        return Poll::EpochEnd;
+                        return Step::Nothing(Poll::EpochEnd);
                     }
                 }
                 if self.due_micros(first).is_some_and(|due| due > now_micros) {
-                    return Poll::Idle;
+                    return Step::Nothing(Poll::Idle);
                 }
                 // One atomic per block; a lost race just tries again.
                 if self
@@ -195,7 +216,7 @@ impl<R: LogRecord> Source<R> for LogPart<R> {
                     .compare_exchange(claim, claim + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_err()
                 {
-                    return Poll::Idle;
+                    return Step::Nothing(Poll::Idle);
                 }
                 (claim, 0)
             }
@@ -204,7 +225,7 @@ impl<R: LogRecord> Source<R> for LogPart<R> {
         let intended = self.due_micros(first + from);
         if intended.is_some_and(|due| due > now_micros) {
             self.current = Some((block, from));
-            return Poll::Idle;
+            return Step::Nothing(Poll::Idle);
         }
         // With a rate, take only what is due; otherwise up to `max`.
         let due_count = match self.rate {
@@ -215,25 +236,176 @@ impl<R: LogRecord> Source<R> for LogPart<R> {
             }
             None => usize::MAX,
         };
-        let read = self
-            .reader
-            .read(block, from, max.min(due_count).max(1), out);
-        let next = from + read as u64;
+        let left = usize::try_from(records - from).unwrap_or(usize::MAX);
+        let count = max.min(due_count).max(1).min(left);
+        let next = from + count as u64;
         self.current = (next < records).then_some((block, next));
-        Poll::Ready {
-            intended_micros: intended,
+        Step::Records {
+            block,
+            from,
+            count,
+            intended,
         }
     }
 
-    /// A planned part finishes its block in the epoch that claimed it (due
-    /// or not: the epoch's content is fixed by the plan, not by time).
-    fn seal(&mut self, out: &mut Vec<R>) {
-        let Some(plan) = &mut self.plan else {
-            return;
-        };
+    /// At the seal of a planned part's epoch: the rest of the block it
+    /// started, which belongs to that epoch (due or not: the epoch's
+    /// content is fixed by the plan, not by time).
+    fn owed(&mut self) -> Option<(usize, u64)> {
+        let plan = self.plan.as_mut()?;
         plan.epoch += 1;
-        if let Some((block, from)) = self.current.take() {
+        self.current.take()
+    }
+}
+
+impl<R: LogRecord> Source<R> for LogPart<R> {
+    fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll {
+        match self.step(now_micros, max) {
+            Step::Records {
+                block,
+                from,
+                count,
+                intended,
+            } => {
+                self.reader.read(block, from, count, out);
+                Poll::Ready {
+                    intended_micros: intended,
+                }
+            }
+            Step::Nothing(poll) => poll,
+        }
+    }
+
+    fn seal(&mut self, out: &mut Vec<R>) {
+        if let Some((block, from)) = self.owed() {
             self.reader.read(block, from, usize::MAX, out);
+        }
+    }
+}
+
+/// A record log's archived records as the engine's records, lent in place
+/// from the log's memory map: a job over `R::Archived` folds them without
+/// turning them back into `R` and without copying them. See
+/// [`LogSource::archived`].
+pub struct ArchivedLogSource<R>(LogSource<R>);
+
+impl<R: LogRecord> LogSource<R> {
+    /// The log's records in their archived form (`R::Archived`, e.g.
+    /// `ArchivedEvent`, whose fields read with `to_native()`), lent to the
+    /// job in place: no deserializing, no copy. The archived type must be
+    /// `Copy` (`#[rkyv(derive(Clone, Copy))]`) for the engine to keep a
+    /// record when it must (a panic policy, the rest of a block at a seal).
+    ///
+    /// ```
+    /// use microbatch::job::{self, count, sum};
+    /// use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::{ArchivedEvent, Event};
+    /// use microbatch::Engine;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut writer = LogWriter::<Event>::create(dir.path(), LogOptions::default())?;
+    /// for i in 0..10_000 {
+    ///     writer.append(Event { key: i % 3, value: 2 })?;
+    /// }
+    /// writer.finish()?;
+    ///
+    /// let per_key = job::records::<ArchivedEvent>()
+    ///     .key_by(|e| e.key.to_native())
+    ///     .aggregate((count(), sum(|e: &ArchivedEvent| e.value.to_native())));
+    /// let (sink, rows) = CollectSink::new();
+    /// let engine = Engine::builder(per_key, sink)
+    ///     .source(LogSource::new(LogReader::open(dir.path())?, None).archived())
+    ///     .start()?;
+    /// engine.finish()?;
+    /// let total: u64 = rows.take().iter().map(|(_, (_, (_, sum)))| sum).sum();
+    /// assert_eq!(total, 20_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn archived(self) -> ArchivedLogSource<R> {
+        ArchivedLogSource(self)
+    }
+}
+
+/// A part lending archived records.
+struct ArchivedPart<R>(LogPart<R>);
+
+fn archived_parts<R>(parts: Vec<LogPart<R>>) -> SourceParts<R::Archived>
+where
+    R: LogRecord,
+    R::Archived: Copy + Send + 'static,
+{
+    parts
+        .into_iter()
+        .map(|part| Box::new(ArchivedPart(part)) as Box<dyn Source<R::Archived>>)
+        .collect()
+}
+
+impl<R> SourceSpec<R::Archived> for ArchivedLogSource<R>
+where
+    R: LogRecord,
+    R::Archived: Copy + Send + 'static,
+{
+    fn split(self, workers: usize) -> Result<SourceParts<R::Archived>, ConfigError> {
+        self.0.parts(workers, None).map(archived_parts)
+    }
+
+    fn split_planned(
+        self,
+        workers: usize,
+        plan: EpochPlan,
+    ) -> Option<Result<SourceParts<R::Archived>, ConfigError>> {
+        Some(self.0.parts(workers, Some(plan)).map(archived_parts))
+    }
+}
+
+impl<R> Source<R::Archived> for ArchivedPart<R>
+where
+    R: LogRecord,
+    R::Archived: Copy + Send + 'static,
+{
+    fn poll(&mut self, now_micros: u64, out: &mut Vec<R::Archived>, max: usize) -> Poll {
+        let (poll, records) = self.lend(now_micros, max);
+        out.extend_from_slice(records);
+        poll
+    }
+
+    fn poll_lent<'a>(
+        &'a mut self,
+        now_micros: u64,
+        _: &'a mut Vec<R::Archived>,
+        max: usize,
+    ) -> (Poll, &'a [R::Archived]) {
+        self.lend(now_micros, max)
+    }
+
+    fn seal(&mut self, out: &mut Vec<R::Archived>) {
+        if let Some((block, from)) = self.0.owed() {
+            out.extend_from_slice(&self.0.reader.archived(block)[from as usize..]);
+        }
+    }
+}
+
+impl<R: LogRecord> ArchivedPart<R> {
+    /// The next run, in place in the log's map. Hot path.
+    fn lend(&mut self, now_micros: u64, max: usize) -> (Poll, &[R::Archived]) {
+        match self.0.step(now_micros, max) {
+            Step::Records {
+                block,
+                from,
+                count,
+                intended,
+            } => {
+                let from = from as usize;
+                let records = &self.0.reader.archived(block)[from..from + count];
+                (
+                    Poll::Ready {
+                        intended_micros: intended,
+                    },
+                    records,
+                )
+            }
+            Step::Nothing(poll) => (poll, &[]),
         }
     }
 }
