@@ -315,7 +315,7 @@ impl<R: LogRecord> LogSource<R> {
     ///     .aggregate((count(), sum(|e: &ArchivedEvent| e.value.to_native())));
     /// let (sink, rows) = CollectSink::new();
     /// let engine = Engine::builder(per_key, sink)
-    ///     .source(LogSource::new(LogReader::open(dir.path())?, None).archived())
+    ///     .source(LogSource::new(LogReader::<Event>::open(dir.path())?, None).archived())
     ///     .start()?;
     /// engine.finish()?;
     /// let total: u64 = rows.take().iter().map(|(_, (_, (_, sum)))| sum).sum();
