@@ -3,14 +3,13 @@
 //! transaction that also records the epoch as committed, so an epoch
 //! written again (a replay after a crash) changes nothing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use microbatch::progress::EpochProgress;
-use microbatch::sink::sqlite::COMMITS_TABLE;
-use microbatch::sink::{Sink, SinkError};
-use rusqlite::{params, Connection, OptionalExtension};
+use microbatch::sink::sqlite::{committed_epochs, is_committed, open_database, record_commit};
+use microbatch::sink::{Gathering, Sink, SinkError};
+use rusqlite::{params, Connection};
 
 use super::job::{ClickRow, Subject};
 
@@ -29,16 +28,13 @@ CREATE TABLE IF NOT EXISTS page_stats (
     PRIMARY KEY (epoch, page));
 CREATE TABLE IF NOT EXISTS user_totals (
     user INTEGER PRIMARY KEY, clicks INTEGER NOT NULL, dwell_ms_sum INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS microbatch_commits (
-    table_name TEXT NOT NULL, epoch INTEGER NOT NULL, rows INTEGER NOT NULL,
-    PRIMARY KEY (table_name, epoch));
 ";
 
 /// Writes the click-stream job's rows into `user_stats`, `page_stats` and
 /// `user_totals` (running totals, updated in the epoch's transaction).
 pub struct ClickstreamSink {
     connection: Mutex<Connection>,
-    pending: Mutex<BTreeMap<u64, Vec<ClickRow>>>,
+    pending: Gathering<ClickRow>,
 }
 
 fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> SinkError {
@@ -56,28 +52,13 @@ fn integer(epoch: u64, name: &str, value: u64) -> Result<i64, SinkError> {
 impl ClickstreamSink {
     /// Opens (or creates) the database at `path` and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SinkError> {
-        let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
-                action: "create the directory of",
-                path: path.to_owned(),
-                source,
-            })?;
-        }
-        let connection = Connection::open(path).map_err(sql("open the database"))?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("switch to WAL mode"))?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sql("set a busy timeout"))?;
+        let connection = open_database(path)?;
         connection
             .execute_batch(SCHEMA)
             .map_err(sql("create the tables"))?;
-        debug_assert!(SCHEMA.contains(COMMITS_TABLE));
         Ok(ClickstreamSink {
             connection: Mutex::new(connection),
-            pending: Mutex::new(BTreeMap::new()),
+            pending: Gathering::new(),
         })
     }
 
@@ -87,35 +68,18 @@ impl ClickstreamSink {
             .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection
-            .prepare(&format!(
-                "SELECT epoch FROM {COMMITS_TABLE} WHERE table_name = ?1 ORDER BY epoch"
-            ))
-            .map_err(sql("read the commits"))?;
-        let epochs = statement
-            .query_map([COMMITS_NAME], |row| row.get::<_, i64>(0))
-            .map_err(sql("read the commits"))?
-            .map(|epoch| epoch.map(|e| e as u64))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("read the commits"))?;
-        Ok(epochs)
+        committed_epochs(&connection, COMMITS_NAME)
     }
 }
 
 impl Sink<ClickRow> for ClickstreamSink {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<ClickRow>) -> Result<(), SinkError> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.entry(epoch).or_default().append(rows);
+        self.pending.add(epoch, rows);
         Ok(())
     }
 
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
-        let rows = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&epoch)
-            .unwrap_or_default();
+        let rows = self.pending.take(epoch);
         let epoch_value = integer(epoch, "epoch", epoch)?;
         let mut connection = self
             .connection
@@ -124,15 +88,7 @@ impl Sink<ClickRow> for ClickstreamSink {
         let transaction = connection
             .transaction()
             .map_err(sql("begin a transaction"))?;
-        let done: Option<i64> = transaction
-            .query_row(
-                &format!("SELECT rows FROM {COMMITS_TABLE} WHERE table_name = ?1 AND epoch = ?2"),
-                params![COMMITS_NAME, epoch_value],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql("read the commits"))?;
-        if done.is_some() {
+        if is_committed(&transaction, COMMITS_NAME, epoch)? {
             // Committed before (a replay): its rows and totals are in.
             return Ok(());
         }
@@ -177,14 +133,7 @@ impl Sink<ClickRow> for ClickstreamSink {
                 }
             }
         }
-        transaction
-            .execute(
-                &format!(
-                    "INSERT INTO {COMMITS_TABLE} (table_name, epoch, rows) VALUES (?1, ?2, ?3)"
-                ),
-                params![COMMITS_NAME, epoch_value, rows.len() as i64],
-            )
-            .map_err(sql("record the commit"))?;
+        record_commit(&transaction, COMMITS_NAME, epoch, rows.len())?;
         transaction.commit().map_err(sql("commit"))
     }
 }

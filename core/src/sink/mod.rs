@@ -67,6 +67,44 @@ pub trait Sink<Row>: Send + Sync + 'static {
     }
 }
 
+/// The rows of epochs not yet complete, gathered from their partitions'
+/// [`Sink::write`] calls until [`Sink::epoch_complete`] takes them whole:
+/// what a sink that delivers or commits whole epochs keeps. One lock per
+/// call, per partition and epoch, never per row.
+pub struct Gathering<Row> {
+    epochs: Mutex<BTreeMap<u64, Vec<Row>>>,
+}
+
+impl<Row> Default for Gathering<Row> {
+    fn default() -> Self {
+        Gathering {
+            epochs: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<Row> Gathering<Row> {
+    /// Nothing gathered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves `rows` of `epoch` in.
+    pub fn add(&self, epoch: u64, rows: &mut Vec<Row>) {
+        let mut epochs = self.epochs.lock().unwrap_or_else(PoisonError::into_inner);
+        epochs.entry(epoch).or_default().append(rows);
+    }
+
+    /// Every row gathered for `epoch` (none if no partition had rows).
+    pub fn take(&self, epoch: u64) -> Vec<Row> {
+        self.epochs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&epoch)
+            .unwrap_or_default()
+    }
+}
+
 /// Calls a function with each partition's rows.
 ///
 /// ```
@@ -112,7 +150,7 @@ pub struct EpochResult<Row> {
 /// Gathers each epoch's rows and sends the whole epoch down a channel.
 /// Empty epochs are sent too: one message per epoch.
 pub struct ChannelSink<Row> {
-    gathering: Mutex<BTreeMap<u64, Vec<Row>>>,
+    gathering: Gathering<Row>,
     sender: Sender<Row>,
 }
 
@@ -127,7 +165,7 @@ impl<Row: Send + 'static> ChannelSink<Row> {
     pub fn bounded(capacity: usize) -> (Self, mpsc::Receiver<EpochResult<Row>>) {
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let sink = ChannelSink {
-            gathering: Mutex::new(BTreeMap::new()),
+            gathering: Gathering::new(),
             sender: Sender::Bounded(sender),
         };
         (sink, receiver)
@@ -139,7 +177,7 @@ impl<Row: Send + 'static> ChannelSink<Row> {
     pub fn unbounded() -> (Self, mpsc::Receiver<EpochResult<Row>>) {
         let (sender, receiver) = mpsc::channel();
         let sink = ChannelSink {
-            gathering: Mutex::new(BTreeMap::new()),
+            gathering: Gathering::new(),
             sender: Sender::Unbounded(sender),
         };
         (sink, receiver)
@@ -148,21 +186,12 @@ impl<Row: Send + 'static> ChannelSink<Row> {
 
 impl<Row: Send + 'static> Sink<Row> for ChannelSink<Row> {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut gathering = self
-            .gathering
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        gathering.entry(epoch).or_default().append(rows);
+        self.gathering.add(epoch, rows);
         Ok(())
     }
 
     fn epoch_complete(&self, epoch: u64, progress: &EpochProgress) -> Result<(), SinkError> {
-        let rows = self
-            .gathering
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&epoch)
-            .unwrap_or_default();
+        let rows = self.gathering.take(epoch);
         let result = EpochResult {
             epoch,
             rows,

@@ -6,14 +6,13 @@
 //! skipped, so writing an epoch again (a replay) never doubles its rows;
 //! a crash before the commit leaves nothing of the epoch.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 pub use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Sink, SinkError};
+use super::{Gathering, Sink, SinkError};
 use crate::progress::EpochProgress;
 
 /// The SQL type of a column.
@@ -86,7 +85,7 @@ pub struct SqliteSink<Row> {
     table: String,
     insert: String,
     to_values: ToValues<Row>,
-    pending: Mutex<BTreeMap<u64, Vec<Row>>>,
+    pending: Gathering<Row>,
 }
 
 fn sql_error(action: &'static str, error: rusqlite::Error) -> SinkError {
@@ -120,21 +119,7 @@ impl<Row: Send + 'static> SqliteSink<Row> {
                 )));
             }
         }
-        let path = path.as_ref();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
-                action: "create the directory of",
-                path: path.to_owned(),
-                source,
-            })?;
-        }
-        let connection = Connection::open(path).map_err(|e| sql_error("open the database", e))?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| sql_error("switch to WAL mode", e))?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| sql_error("set a busy timeout", e))?;
+        let connection = open_database(path)?;
         let mut definition: Vec<String> = vec!["epoch INTEGER NOT NULL".into()];
         definition.extend(
             columns
@@ -147,13 +132,10 @@ impl<Row: Send + 'static> SqliteSink<Row> {
         definition.push(format!("PRIMARY KEY ({})", key.join(", ")));
         connection
             .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} ({});
-                 CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (
-                     table_name TEXT NOT NULL, epoch INTEGER NOT NULL, rows INTEGER NOT NULL,
-                     PRIMARY KEY (table_name, epoch));",
+                "CREATE TABLE IF NOT EXISTS {table} ({});",
                 definition.join(", ")
             ))
-            .map_err(|e| sql_error("create the tables", e))?;
+            .map_err(|e| sql_error("create the table", e))?;
         let names: Vec<&str> = std::iter::once("epoch")
             .chain(columns.iter().map(|c| c.name.as_str()))
             .collect();
@@ -167,7 +149,7 @@ impl<Row: Send + 'static> SqliteSink<Row> {
                 holes.join(", ")
             ),
             to_values,
-            pending: Mutex::new(BTreeMap::new()),
+            pending: Gathering::new(),
         })
     }
 
@@ -177,39 +159,105 @@ impl<Row: Send + 'static> SqliteSink<Row> {
             .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection
-            .prepare(&format!(
-                "SELECT epoch FROM {COMMITS_TABLE} WHERE table_name = ?1 ORDER BY epoch"
-            ))
-            .map_err(|e| sql_error("read the commits", e))?;
-        let epochs = statement
-            .query_map(params![self.table], |row| row.get::<_, i64>(0))
-            .map_err(|e| sql_error("read the commits", e))?
-            .map(|epoch| epoch.map(|e| e as u64))
-            .collect::<Result<Vec<u64>, _>>()
-            .map_err(|e| sql_error("read the commits", e))?;
-        Ok(epochs)
+        committed_epochs(&connection, &self.table)
     }
+}
+
+/// Opens (or creates) the database at `path` (and its directory) for a
+/// sink: write-ahead logging, a 10 s busy timeout, and the
+/// [`COMMITS_TABLE`] where each epoch is recorded in the transaction that
+/// writes it. The building block of an exactly-once sink of your own, as
+/// the click-stream case's three-table sink.
+pub fn open_database(path: impl AsRef<Path>) -> Result<Connection, SinkError> {
+    let path = path.as_ref();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+            action: "create the directory of",
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    let connection = Connection::open(path).map_err(|e| sql_error("open the database", e))?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| sql_error("switch to WAL mode", e))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| sql_error("set a busy timeout", e))?;
+    connection
+        .execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {COMMITS_TABLE} (
+                 table_name TEXT NOT NULL, epoch INTEGER NOT NULL, rows INTEGER NOT NULL,
+                 PRIMARY KEY (table_name, epoch));"
+        ))
+        .map_err(|e| sql_error("create the commits table", e))?;
+    Ok(connection)
+}
+
+/// The epochs recorded for `name` in the [`COMMITS_TABLE`], oldest first.
+pub fn committed_epochs(connection: &Connection, name: &str) -> Result<Vec<u64>, SinkError> {
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT epoch FROM {COMMITS_TABLE} WHERE table_name = ?1 ORDER BY epoch"
+        ))
+        .map_err(|e| sql_error("read the commits", e))?;
+    let epochs = statement
+        .query_map(params![name], |row| row.get::<_, i64>(0))
+        .map_err(|e| sql_error("read the commits", e))?
+        .map(|epoch| epoch.map(|e| e as u64))
+        .collect::<Result<Vec<u64>, _>>()
+        .map_err(|e| sql_error("read the commits", e))?;
+    Ok(epochs)
+}
+
+/// `epoch` as an SQLite integer.
+fn epoch_value(epoch: u64) -> Result<i64, SinkError> {
+    i64::try_from(epoch).map_err(|_| SinkError::Encode {
+        epoch,
+        message: "the epoch exceeds SQLite's INTEGER range".into(),
+    })
+}
+
+/// Whether `epoch` of `name` is recorded as committed; call it inside the
+/// epoch's transaction, before writing.
+pub fn is_committed(connection: &Connection, name: &str, epoch: u64) -> Result<bool, SinkError> {
+    let done: Option<i64> = connection
+        .query_row(
+            &format!("SELECT rows FROM {COMMITS_TABLE} WHERE table_name = ?1 AND epoch = ?2"),
+            params![name, epoch_value(epoch)?],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| sql_error("read the commits", e))?;
+    Ok(done.is_some())
+}
+
+/// Records `epoch` of `name` (with its row count) as committed; call it
+/// inside the epoch's transaction, after writing its rows.
+pub fn record_commit(
+    connection: &Connection,
+    name: &str,
+    epoch: u64,
+    rows: usize,
+) -> Result<(), SinkError> {
+    connection
+        .execute(
+            &format!("INSERT INTO {COMMITS_TABLE} (table_name, epoch, rows) VALUES (?1, ?2, ?3)"),
+            params![name, epoch_value(epoch)?, rows as i64],
+        )
+        .map_err(|e| sql_error("record the commit", e))?;
+    Ok(())
 }
 
 impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.entry(epoch).or_default().append(rows);
+        self.pending.add(epoch, rows);
         Ok(())
     }
 
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
-        let rows = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&epoch)
-            .unwrap_or_default();
-        let epoch_value = i64::try_from(epoch).map_err(|_| SinkError::Encode {
-            epoch,
-            message: "the epoch exceeds SQLite's INTEGER range".into(),
-        })?;
+        let rows = self.pending.take(epoch);
+        let epoch_value = epoch_value(epoch)?;
         let mut connection = self
             .connection
             .lock()
@@ -217,15 +265,7 @@ impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
         let transaction = connection
             .transaction()
             .map_err(|e| sql_error("begin a transaction", e))?;
-        let done: Option<i64> = transaction
-            .query_row(
-                &format!("SELECT rows FROM {COMMITS_TABLE} WHERE table_name = ?1 AND epoch = ?2"),
-                params![self.table, epoch_value],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| sql_error("read the commits", e))?;
-        if done.is_some() {
+        if is_committed(&transaction, &self.table, epoch)? {
             // Committed before (a replay): writing it again would double it.
             return Ok(());
         }
@@ -244,14 +284,7 @@ impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
                     .map_err(|e| sql_error("insert a row", e))?;
             }
         }
-        transaction
-            .execute(
-                &format!(
-                    "INSERT INTO {COMMITS_TABLE} (table_name, epoch, rows) VALUES (?1, ?2, ?3)"
-                ),
-                params![self.table, epoch_value, rows.len() as i64],
-            )
-            .map_err(|e| sql_error("record the commit", e))?;
+        record_commit(&transaction, &self.table, epoch, rows.len())?;
         transaction.commit().map_err(|e| sql_error("commit", e))
     }
 }
