@@ -389,3 +389,39 @@ fn archived_records_lent_in_place_give_the_same_results() {
         assert_eq!(per_key_totals(rows.take()), expected, "rate {rate:?}");
     }
 }
+
+#[test]
+fn a_paced_log_hands_out_a_millisecond_of_records_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Event> = (0..10_000u64).map(|i| Event { key: i, value: i }).collect();
+    write_log(dir.path(), &records, 4096, 64 << 20);
+    // 100 000 records/s: record i is due at i * 10 µs; a run is 100 records.
+    let mut part = LogSource::new(LogReader::<Event>::open(dir.path()).unwrap(), Some(100_000))
+        .split(1)
+        .unwrap()
+        .remove(0);
+    let mut out = Vec::new();
+    // At 0 µs record 0 is due: a run of one is not handed out.
+    assert_eq!(part.poll(0, &mut out, 4096), Poll::Idle);
+    // 50 records due: still less than a run.
+    assert_eq!(part.poll(490, &mut out, 4096), Poll::Idle);
+    assert!(out.is_empty());
+    // 151 due: all of them, the first due at once.
+    assert_eq!(
+        part.poll(1500, &mut out, 4096),
+        Poll::Ready {
+            intended_micros: Some(0)
+        }
+    );
+    assert_eq!(out.len(), 151);
+    out.clear();
+    // The next run starts where that one ended.
+    assert_eq!(
+        part.poll(3000, &mut out, 4096),
+        Poll::Ready {
+            intended_micros: Some(1510)
+        }
+    );
+    assert_eq!(out[0].key, 151);
+    assert_eq!(out.len(), 150);
+}

@@ -271,10 +271,17 @@ impl Source<Click> for ClickPart {
             }
             None => usize::MAX,
         };
-        let count = (self.morsel.len() - self.served).min(max).min(due);
-        if count == 0 {
+        // Only once a millisecond's worth is due (or the morsel's rest), so
+        // that the worker waits in its backoff between runs instead of
+        // spinning on a click at a time.
+        let left = self.morsel.len() - self.served;
+        let run = self.draw.config.rate.map_or(1, |rate| {
+            usize::try_from(rate / 1000).unwrap_or(usize::MAX).max(1)
+        });
+        if due < run.min(left).min(max) {
             return Poll::Idle;
         }
+        let count = left.min(max).min(due);
         out.extend_from_slice(&self.morsel[self.served..self.served + count]);
         self.served += count;
         Poll::Ready {

@@ -227,16 +227,26 @@ impl<R: LogRecord> LogPart<R> {
             self.current = Some((block, from));
             return Step::Nothing(Poll::Idle);
         }
-        // With a rate, take only what is due; otherwise up to `max`.
+        // With a rate, take only what is due, and only once a
+        // millisecond's worth is (or the block's rest): a worker then
+        // waits in its backoff between runs instead of spinning on a
+        // record at a time. Otherwise up to `max`.
+        let left = usize::try_from(records - from).unwrap_or(usize::MAX);
         let due_count = match self.rate {
             Some(rate) => {
                 let due_until = u128::from(now_micros) * u128::from(rate) / 1_000_000 + 1;
                 let index = first + from - self.base_record.min(first + from);
-                usize::try_from(due_until.saturating_sub(u128::from(index))).unwrap_or(usize::MAX)
+                let due = usize::try_from(due_until.saturating_sub(u128::from(index)))
+                    .unwrap_or(usize::MAX);
+                let run = usize::try_from(rate / 1000).unwrap_or(usize::MAX).max(1);
+                if due < run.min(left).min(max) {
+                    self.current = Some((block, from));
+                    return Step::Nothing(Poll::Idle);
+                }
+                due
             }
             None => usize::MAX,
         };
-        let left = usize::try_from(records - from).unwrap_or(usize::MAX);
         let count = max.min(due_count).max(1).min(left);
         let next = from + count as u64;
         self.current = (next < records).then_some((block, next));
