@@ -12,8 +12,8 @@
 //! writing to SQLite, in a process of its own (so that its peak memory is
 //! its own), twice: replayed at RATE events/s (default 1 000 000), as a
 //! live stream would arrive (time to the first result, and record latency
-//! from each event's due time to its epoch's commit in SQLite), and at the
-//! maximum rate (throughput and CPU time). Peak memory is the larger of
+//! from each event's due time to its epoch's commit in SQLite, and CPU
+//! time), and at the maximum rate (throughput and CPU time). Peak memory is the larger of
 //! the two runs' resident peaks (the log's mapped pages count in it). The
 //! figures are one run each; the machine is shared, so read them as orders
 //! of magnitude and ratios.
@@ -52,10 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_log(&log, events)?;
 
     println!(
-        "| run | first result (at {0}/s) | latency p50 / p99 (at {0}/s) | throughput (max rate) | CPU (max rate) | peak memory |",
+        "| run | first result (at {0}/s) | latency p50 / p99 (at {0}/s) | CPU (at {0}/s) | throughput (max rate) | CPU (max rate) | peak memory |",
         human(rate)
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (index, (name, interval)) in MODES.iter().enumerate() {
         let paced = child(dir.path(), &log, interval, Some(rate), index * 2)?;
         let fast = child(dir.path(), &log, interval, None, index * 2 + 1)?;
@@ -67,10 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 / 1e9
         };
         println!(
-            "| {name} | {} | {} / {} | {}/s | {:.2} s | {:.0} MiB |",
+            "| {name} | {} | {} / {} | {:.2} s | {}/s | {:.2} s | {:.0} MiB |",
             seconds(number(&paced, "first_result_s")),
             seconds(latency("p50")),
             seconds(latency("p99")),
+            number(&paced, "cpu_s"),
             human(number(&fast, "throughput_rps") as u64),
             number(&fast, "cpu_s"),
             number(&fast, "peak_memory_bytes").max(number(&paced, "peak_memory_bytes"))
