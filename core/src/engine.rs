@@ -575,44 +575,17 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         }
         let keeper = builder.keeper.transpose()?;
         let checkpoint = builder.checkpoint;
-        let mut restored = None;
-        let plan = match &checkpoint {
-            None => None,
+        let (plan, restored) = match &checkpoint {
+            None => (None, None),
             Some(checkpoint) => {
-                if let Some(interval) = config.interval {
-                    return Err(crate::ConfigError::new(
-                        "interval",
-                        format!("{interval:?}"),
-                        "none under a checkpoint: its epochs are cut by log position",
-                    )
-                    .into());
-                }
-                if builder.source.is_none() {
-                    return Err(crate::ConfigError::new(
-                        "checkpoint",
-                        "without a source",
-                        "a replayable source (a record log)",
-                    )
-                    .into());
-                }
-                // A job with totals resumes after its last snapshot (or
-                // from the start), replaying what was committed since.
-                let first_epoch = if builder.job.keeps_totals() {
-                    restored = checkpoint.latest_state(partitions).map_err(|source| {
-                        EngineError::Checkpoint {
-                            epoch: checkpoint.next_epoch(),
-                            source,
-                        }
-                    })?;
-                    restored.as_ref().map_or(0, |state| state.epoch + 1)
-                } else {
-                    checkpoint.next_epoch()
-                };
-                Some(EpochPlan {
-                    records_per_epoch: checkpoint.records_per_epoch(),
-                    first_epoch,
-                    paced_from: checkpoint.next_epoch(),
-                })
+                let (plan, restored) = crate::checkpoint::resume_plan(
+                    checkpoint,
+                    &builder.job,
+                    &config,
+                    partitions,
+                    builder.source.is_some(),
+                )?;
+                (Some(plan), restored)
             }
         };
         let first_epoch = plan.map_or(0, |plan| plan.first_epoch);
@@ -620,23 +593,9 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             .as_ref()
             .and_then(Checkpoint::last_committed)
             .filter(|&last| last >= first_epoch);
-        let mut totals: Vec<Option<J::Totals>> = match &restored {
+        let mut totals = match &restored {
             None => Vec::new(),
-            Some(state) => (0..partitions)
-                .map(|partition| {
-                    builder
-                        .job
-                        .load_totals(state.part(partition))
-                        .map(Some)
-                        .map_err(|message| EngineError::Checkpoint {
-                            epoch: state.epoch,
-                            source: crate::checkpoint::CheckpointError::Corrupt {
-                                path: state.path().to_owned(),
-                                message: format!("partition {partition}: {message}"),
-                            },
-                        })
-                })
-                .collect::<Result<_, _>>()?,
+            Some(state) => crate::checkpoint::restore_totals(&builder.job, state, partitions)?,
         };
         let mut sources: Vec<Option<Box<dyn Source<R>>>> = match builder.source {
             Some(split) => split(workers, plan)?.into_iter().map(Some).collect(),
