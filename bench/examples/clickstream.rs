@@ -19,7 +19,7 @@ use std::time::Duration;
 use microbatch::checkpoint::Checkpoint;
 use microbatch::log::{LogReader, LogSource};
 use microbatch::progress::EpochProgress;
-use microbatch::Engine;
+use microbatch::{Engine, Summary};
 use microbatch_bench::clickstream::{
     clickstream_job, ClickConfig, ClickGenerator, ClickstreamSink, CSV_HEADER,
 };
@@ -93,13 +93,7 @@ fn live(database: &Path, seconds: u64) -> Result<(), Box<dyn std::error::Error>>
         .on_progress(report)
         .start()?;
     std::thread::sleep(Duration::from_secs(seconds));
-    let summary = engine.shutdown()?;
-    println!(
-        "{} clicks in {} epochs into {}",
-        summary.records_in_results,
-        summary.epochs,
-        database.display()
-    );
+    done(&engine.shutdown()?, database);
     Ok(())
 }
 
@@ -121,12 +115,16 @@ fn replay(
         .checkpoint(checkpoint)
         .on_progress(report)
         .start()?;
-    let summary = engine.finish()?;
+    done(&engine.finish()?, database);
+    Ok(())
+}
+
+/// The last line: what went where.
+fn done(summary: &Summary, database: &Path) {
     println!(
         "{} clicks in {} epochs into {}",
         summary.records_in_results,
         summary.epochs,
         database.display()
     );
-    Ok(())
 }

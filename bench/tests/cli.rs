@@ -660,6 +660,20 @@ fn running_totals_in_sqlite_end_at_every_record() {
     );
 }
 
+/// `microbatch log write --schema clickstream --from CSV --to LOG`.
+fn write_click_log(csv: &Path, log: &Path) -> Output {
+    microbatch(&[
+        "log",
+        "write",
+        "--schema",
+        "clickstream",
+        "--from",
+        csv.to_str().unwrap(),
+        "--to",
+        log.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn the_clickstream_profile_imports_a_log_and_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -677,16 +691,7 @@ fn the_clickstream_profile_imports_a_log_and_resumes_it() {
     }
     std::fs::write(&csv, &text).unwrap();
     let log = dir.path().join("clicks.log");
-    let written = microbatch(&[
-        "log",
-        "write",
-        "--schema",
-        "clickstream",
-        "--from",
-        csv.to_str().unwrap(),
-        "--to",
-        log.to_str().unwrap(),
-    ]);
+    let written = write_click_log(&csv, &log);
     assert_success(&written);
     assert!(stdout(&written).contains("wrote 30000 records"));
     let inspected = microbatch(&[
@@ -774,16 +779,7 @@ fn the_clickstream_job_refuses_what_it_cannot_do() {
     let bad_line = tempfile::tempdir().unwrap();
     let csv = bad_line.path().join("bad.csv");
     std::fs::write(&csv, "1,2,3,4,view\n1,2,3,4,jump\n").unwrap();
-    let written = microbatch(&[
-        "log",
-        "write",
-        "--schema",
-        "clickstream",
-        "--from",
-        csv.to_str().unwrap(),
-        "--to",
-        bad_line.path().join("log").to_str().unwrap(),
-    ]);
+    let written = write_click_log(&csv, &bad_line.path().join("log"));
     assert_eq!(written.status.code(), Some(1));
     assert!(
         stderr(&written).contains("line 2") && stderr(&written).contains("action `jump`"),
