@@ -5,7 +5,8 @@
 //! DIR/metadata        the epoch plan: records per epoch (JSON)
 //! DIR/offsets/<e>     the log positions of epoch e, written before its
 //!                     results go to the sink
-//! DIR/commits/<e>     written after the sink committed epoch e
+//! DIR/commits/<e>     written after the sink committed epoch e (the
+//!                     last 100 epochs' offsets and commits are kept)
 //! DIR/state/<e>.rkyv  the running totals after epoch e, every few epochs,
 //!                     for jobs that snapshot them
 //! ```
@@ -168,7 +169,12 @@ pub struct Checkpoint {
     records_per_epoch: u64,
     last_committed: Option<u64>,
     snapshot_every: u64,
+    retain: u64,
 }
+
+/// The offsets and commits of this many most recent epochs are kept by
+/// default (Spark keeps 100 batches' too).
+pub const DEFAULT_RETAIN_EPOCHS: u64 = 100;
 
 impl Checkpoint {
     /// Opens `dir`, creating it (with a plan of `records_per_epoch` records
@@ -237,6 +243,7 @@ impl Checkpoint {
             records_per_epoch,
             last_committed,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            retain: DEFAULT_RETAIN_EPOCHS,
         })
     }
 
@@ -294,9 +301,38 @@ impl Checkpoint {
         self.write("offsets", epoch, &offsets)
     }
 
-    /// Logs that the sink committed `epoch`. Once per epoch.
+    /// Keeps the offsets and commits of the `epochs` most recent epochs
+    /// (at least 1); older ones are removed as new ones are committed, so
+    /// that a long run's directory stays small. Default
+    /// [`DEFAULT_RETAIN_EPOCHS`]. Resuming needs only the last commit: the
+    /// epochs are cut by the plan, and running totals come from the state
+    /// snapshots (or a replay from the first epoch).
+    pub fn retain_epochs(mut self, epochs: u64) -> Self {
+        self.retain = epochs.max(1);
+        self
+    }
+
+    /// Logs that the sink committed `epoch`, and forgets the epoch that
+    /// fell out of the retained window. Once per epoch.
     pub(crate) fn write_commit(&self, epoch: u64, rows: u64) -> Result<(), CheckpointError> {
-        self.write("commits", epoch, &Commit { epoch, rows })
+        self.write("commits", epoch, &Commit { epoch, rows })?;
+        if let Some(old) = epoch.checked_sub(self.retain) {
+            for sub in ["offsets", "commits"] {
+                let path = self.dir.join(sub).join(old.to_string());
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(CheckpointError::Io {
+                            action: "remove",
+                            path,
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn write(&self, sub: &str, epoch: u64, value: &impl Serialize) -> Result<(), CheckpointError> {
@@ -397,6 +433,25 @@ mod tests {
         let error = Checkpoint::open(dir.path(), 10).unwrap_err();
         assert!(error.to_string().contains("seven"), "{error}");
         assert!(Checkpoint::open(dir.path(), 0).is_err());
+    }
+
+    #[test]
+    fn only_the_most_recent_epochs_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpoint::open(dir.path(), 10).unwrap().retain_epochs(3);
+        for epoch in 0..10 {
+            checkpoint.write_offsets(epoch, 10).unwrap();
+            checkpoint.write_commit(epoch, 1).unwrap();
+        }
+        for sub in ["offsets", "commits"] {
+            let mut kept = epochs_in(&dir.path().join(sub), "").unwrap();
+            kept.sort_unstable();
+            assert_eq!(kept, [7, 8, 9], "{sub}");
+        }
+        assert_eq!(
+            Checkpoint::open(dir.path(), 10).unwrap().last_committed(),
+            Some(9)
+        );
     }
 
     #[test]
