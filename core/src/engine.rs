@@ -399,6 +399,8 @@ pub struct EngineBuilder<R, J: Job<R>> {
     job: J,
     sink: Box<dyn Sink<J::Row>>,
     source: Option<SplitSource<R>>,
+    /// The source's [`SourceSpec::identity`].
+    source_identity: Option<String>,
     listener: Option<ProgressListener>,
     checkpoint: Option<Checkpoint>,
     keeper: Option<Result<Keeper<R>, crate::ConfigError>>,
@@ -442,6 +444,7 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
     /// Adds a built-in source, split across the workers and run inside
     /// them.
     pub fn source<S: SourceSpec<R> + 'static>(mut self, source: S) -> Self {
+        self.source_identity = source.identity();
         self.source = Some(Box::new(move |workers, plan| match plan {
             None => source.split(workers),
             Some(plan) => source.split_planned(workers, plan).unwrap_or_else(|| {
@@ -551,6 +554,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             job,
             sink: Box::new(sink),
             source: None,
+            source_identity: None,
             listener: None,
             checkpoint: None,
             keeper: None,
@@ -574,7 +578,15 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             });
         }
         let keeper = builder.keeper.transpose()?;
-        let checkpoint = builder.checkpoint;
+        let mut checkpoint = builder.checkpoint;
+        if let Some(checkpoint) = checkpoint.as_mut() {
+            checkpoint
+                .bind_source(builder.source_identity.as_deref())
+                .map_err(|source| EngineError::Checkpoint {
+                    epoch: checkpoint.next_epoch(),
+                    source,
+                })?;
+        }
         let (plan, restored) = match &checkpoint {
             None => (None, None),
             Some(checkpoint) => {

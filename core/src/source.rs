@@ -89,6 +89,14 @@ pub trait SourceSpec<R> {
     /// The part of each of `workers` workers.
     fn split(self, workers: usize) -> Result<Vec<Box<dyn Source<R>>>, ConfigError>;
 
+    /// What identifies this source's records across runs (a record log:
+    /// its schema and its first block's checksum), so that a checkpoint
+    /// refuses to resume over another source. `None` (the default): not
+    /// checked.
+    fn identity(&self) -> Option<String> {
+        None
+    }
+
     /// Parts that follow `plan`: each hands out records of its worker's
     /// open epoch only, answers [`Poll::EpochEnd`] once that epoch's
     /// records are all handed out, and finishes its unit at

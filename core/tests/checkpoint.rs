@@ -301,6 +301,33 @@ fn a_checkpoint_refuses_what_it_cannot_replay() {
         .start();
     assert_eq!(setting(without_source), "checkpoint");
 
+    // Another log under the same checkpoint: refused, not resumed at
+    // positions that mean nothing there.
+    Engine::builder(per_epoch(), sink())
+        .interval(None)
+        .source(LogSource::new(LogReader::open(&log).unwrap(), None))
+        .checkpoint(checkpoint())
+        .start()
+        .unwrap()
+        .finish()
+        .unwrap();
+    let other = dir.path().join("other");
+    let mut writer = LogWriter::create(&other, LogOptions::default()).unwrap();
+    writer.append(Event { key: 1, value: 1 }).unwrap();
+    writer.finish().unwrap();
+    match Engine::builder(per_epoch(), sink())
+        .interval(None)
+        .source(LogSource::new(LogReader::open(&other).unwrap(), None))
+        .checkpoint(checkpoint())
+        .start()
+    {
+        Err(EngineError::Checkpoint { source, .. }) => {
+            assert!(source.to_string().contains("source"), "{source}")
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("resumed over another log"),
+    }
+
     let not_replayable = Engine::builder(per_epoch(), sink())
         .interval(None)
         .source(IterSource::new(vec![Event { key: 1, value: 1 }]))

@@ -41,6 +41,13 @@ impl SourceSpec<Click> for ClickSource {
         }
     }
 
+    fn identity(&self) -> Option<String> {
+        match self {
+            ClickSource::Generator(generator) => generator.identity(),
+            ClickSource::Log(log) => log.identity(),
+        }
+    }
+
     fn split_planned(
         self,
         workers: usize,

@@ -136,6 +136,10 @@ impl From<IoFailure> for CheckpointError {
 struct Metadata {
     format_version: u32,
     records_per_epoch: u64,
+    /// What the source's records are (see `SourceSpec::identity`), once a
+    /// run has bound it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
 /// `DIR/offsets/<epoch>`: where epoch `epoch` lies in the log.
@@ -167,6 +171,8 @@ struct Commit {
 pub struct Checkpoint {
     dir: PathBuf,
     records_per_epoch: u64,
+    /// The source bound to the checkpoint, if any.
+    source: Option<String>,
     last_committed: Option<u64>,
     snapshot_every: u64,
     retain: u64,
@@ -190,9 +196,10 @@ impl Checkpoint {
         let wanted = Metadata {
             format_version: FORMAT_VERSION,
             records_per_epoch,
+            source: None,
         };
         let metadata_path = dir.join("metadata");
-        match fs::read(&metadata_path) {
+        let source = match fs::read(&metadata_path) {
             Ok(bytes) => {
                 let found: Metadata =
                     serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
@@ -219,12 +226,12 @@ impl Checkpoint {
                         records_per_epoch,
                     ));
                 }
+                found.source
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 create_dir(&dir)?;
-                let bytes = serde_json::to_vec(&wanted).expect("plain metadata encodes");
-                write_atomically(&dir, &metadata_path, &bytes)?;
-                sync_dir(&dir)?;
+                write_metadata(&dir, &wanted)?;
+                None
             }
             Err(source) => {
                 return Err(CheckpointError::Io {
@@ -233,7 +240,7 @@ impl Checkpoint {
                     source,
                 })
             }
-        }
+        };
         for sub in ["offsets", "commits"] {
             create_dir(&dir.join(sub))?;
         }
@@ -241,10 +248,42 @@ impl Checkpoint {
         Ok(Checkpoint {
             dir,
             records_per_epoch,
+            source,
             last_committed,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             retain: DEFAULT_RETAIN_EPOCHS,
         })
+    }
+
+    /// Binds the checkpoint to the source whose records it logs, named by
+    /// `identity` ([`SourceSpec::identity`](crate::source::SourceSpec::identity)):
+    /// the first run records it, and a later run over another source is
+    /// refused rather than resumed at positions that mean nothing there.
+    pub(crate) fn bind_source(&mut self, identity: Option<&str>) -> Result<(), CheckpointError> {
+        let Some(identity) = identity else {
+            return Ok(());
+        };
+        match &self.source {
+            Some(bound) if bound == identity => Ok(()),
+            Some(bound) => Err(CheckpointError::Mismatch {
+                path: self.dir.join("metadata"),
+                setting: "source",
+                found: bound.clone(),
+                wanted: identity.to_owned(),
+            }),
+            None => {
+                write_metadata(
+                    &self.dir,
+                    &Metadata {
+                        format_version: FORMAT_VERSION,
+                        records_per_epoch: self.records_per_epoch,
+                        source: Some(identity.to_owned()),
+                    },
+                )?;
+                self.source = Some(identity.to_owned());
+                Ok(())
+            }
+        }
     }
 
     /// The directory.
@@ -343,6 +382,13 @@ impl Checkpoint {
     }
 }
 
+/// Writes `DIR/metadata`.
+fn write_metadata(dir: &Path, metadata: &Metadata) -> Result<(), CheckpointError> {
+    let bytes = serde_json::to_vec(metadata).expect("plain metadata encodes");
+    write_atomically(dir, &dir.join("metadata"), &bytes)?;
+    Ok(sync_dir(dir)?)
+}
+
 /// The greatest epoch named by a file in `dir`.
 fn last_epoch_in(dir: &Path) -> Result<Option<u64>, CheckpointError> {
     Ok(epochs_in(dir, "")?.into_iter().max())
@@ -433,6 +479,29 @@ mod tests {
         let error = Checkpoint::open(dir.path(), 10).unwrap_err();
         assert!(error.to_string().contains("seven"), "{error}");
         assert!(Checkpoint::open(dir.path(), 0).is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_is_bound_to_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpoint = Checkpoint::open(dir.path(), 10).unwrap();
+        checkpoint.bind_source(None).unwrap();
+        checkpoint.bind_source(Some("log A")).unwrap();
+        checkpoint.bind_source(Some("log A")).unwrap();
+        let mut reopened = Checkpoint::open(dir.path(), 10).unwrap();
+        reopened.bind_source(Some("log A")).unwrap();
+        let error = reopened.bind_source(Some("log B")).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                CheckpointError::Mismatch {
+                    setting: "source",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("log A") && error.to_string().contains("log B"));
     }
 
     #[test]

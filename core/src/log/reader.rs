@@ -206,6 +206,15 @@ impl<R: LogRecord> LogReader<R> {
         (block.records, block.first_record)
     }
 
+    /// The CRC-32 of block `block`'s payload, as its header holds it
+    /// (checked when the log was opened).
+    pub fn block_checksum(&self, block: usize) -> u32 {
+        let found = &self.blocks[block];
+        let header = found.payload - BLOCK_HEADER;
+        let bytes = &self.maps[found.segment].2[header + 12..header + 16];
+        u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+    }
+
     /// The end cut short by a crash, if the log has one.
     pub fn torn_tail(&self) -> Option<&TornTail> {
         self.torn.as_ref()

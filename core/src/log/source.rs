@@ -129,9 +129,27 @@ fn owned_parts<R: LogRecord>(parts: Vec<LogPart<R>>) -> SourceParts<R> {
         .collect()
 }
 
+impl<R: LogRecord> LogSource<R> {
+    /// The log's schema and its first block's checksum: the same for a log
+    /// that grew by appending, different for another log.
+    fn log_identity(&self) -> Option<String> {
+        (self.reader.blocks() > 0).then(|| {
+            format!(
+                "record log of {} whose first block has CRC-32 {:08x}",
+                R::SCHEMA,
+                self.reader.block_checksum(0)
+            )
+        })
+    }
+}
+
 impl<R: LogRecord> SourceSpec<R> for LogSource<R> {
     fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
         self.parts(workers, None).map(owned_parts)
+    }
+
+    fn identity(&self) -> Option<String> {
+        self.log_identity()
     }
 
     /// Epoch `e` holds the blocks whose first record's index `i` has
@@ -358,6 +376,10 @@ where
 {
     fn split(self, workers: usize) -> Result<SourceParts<R::Archived>, ConfigError> {
         self.0.parts(workers, None).map(archived_parts)
+    }
+
+    fn identity(&self) -> Option<String> {
+        self.0.log_identity()
     }
 
     fn split_planned(
