@@ -162,6 +162,9 @@ pub(crate) struct Shared<R, J: Job<R>> {
     pub(crate) pinned: Box<[AtomicBool]>,
     pinning_note: Mutex<Option<String>>,
     slots: Box<[Mutex<EpochSlot>]>,
+    /// The salted keys' entries of the epoch in slot `e % window`, merged
+    /// from every owner (see [`Job::take_salted`]).
+    salted: Box<[Mutex<Option<J::Part>>]>,
     completion: Mutex<Completion>,
     listener: Option<ProgressListener>,
     /// The checkpoint this run logs to, if any.
@@ -213,6 +216,44 @@ impl<R, J: Job<R>> Shared<R, J> {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// Merges an owner's entries of salted keys of `epoch` into the
+    /// epoch's; hands back an emptied part for reuse. Once per owner and
+    /// epoch, for a job that salts.
+    pub(crate) fn deposit_salted(&self, epoch: u64, mut part: J::Part) -> Option<J::Part> {
+        let index = (epoch % self.salted.len() as u64) as usize;
+        let mut salted = lock(&self.salted[index]);
+        match salted.as_mut() {
+            None => {
+                *salted = Some(part);
+                None
+            }
+            Some(merged) => {
+                self.job.merge(merged, &mut part);
+                Some(part)
+            }
+        }
+    }
+
+    /// The salted keys' rows of `epoch`, merged from every owner, into the
+    /// sink (one more `write`, labelled partition 0). On the thread that
+    /// completes the epoch, before the epoch's commit.
+    fn write_salted(&self, epoch: u64) -> Result<(), EngineError> {
+        let index = (epoch % self.salted.len() as u64) as usize;
+        let Some(mut merged) = lock(&self.salted[index]).take() else {
+            return Ok(());
+        };
+        let mut rows = Vec::new();
+        self.job.finish(&mut merged, &mut rows);
+        let count = rows.len() as u64;
+        if count > 0 && self.has_output(epoch) {
+            self.sink
+                .write(epoch, 0, &mut rows)
+                .map_err(|source| EngineError::Sink { epoch, source })?;
+        }
+        self.with_slot(epoch, |slot| slot.rows += count);
+        Ok(())
+    }
+
     /// An owner finished the last partition of `epoch`: reports it, in
     /// epoch order.
     pub(crate) fn complete_epoch(&self, epoch: u64) -> Result<(), EngineError> {
@@ -228,6 +269,7 @@ impl<R, J: Job<R>> Shared<R, J> {
             }
             idle.step();
         };
+        self.write_salted(epoch)?;
         let now = self.now_micros();
         let completion = &mut *completion;
         let (progress, marks) = self.with_slot(epoch, |slot| {
@@ -645,6 +687,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             slots: (0..window)
                 .map(|_| Mutex::new(EpochSlot::new(workers)))
                 .collect(),
+            salted: (0..window).map(|_| Mutex::new(None)).collect(),
             completion: Mutex::new(Completion {
                 next_epoch: first_epoch,
                 opened_micros: 0,

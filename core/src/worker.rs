@@ -528,6 +528,15 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             self.shared
                 .job
                 .hot_keys(&mut pending.merged, &mut self.hot_keys);
+            if self.shared.job.salts() {
+                // Salted keys are finished once, from every owner's share.
+                let mut share = fresh_part(&mut self.mesh, &mut self.spare, &self.shared.job);
+                if self.shared.job.take_salted(&mut pending.merged, &mut share) {
+                    self.spare.extend(self.shared.deposit_salted(epoch, share));
+                } else {
+                    self.spare.push(share);
+                }
+            }
             self.shared.job.finish_with_totals(
                 &mut pending.merged,
                 &mut self.totals,

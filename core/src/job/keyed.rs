@@ -22,6 +22,9 @@ pub struct KeyedPart<K, S> {
     /// Records until the worker's next sample; used in the worker's first
     /// part only.
     countdown: u32,
+    /// The partition the next record of a salted key goes to; used in the
+    /// worker's first part only.
+    rotation: u32,
 }
 
 impl<K, S> KeyedPart<K, S> {
@@ -50,6 +53,9 @@ pub struct KeyedJob<R, P, F, Pt, A> {
     partitioner: Pt,
     aggregator: A,
     hasher: FxBuildHasher,
+    /// The hashes of the salted keys (see [`KeyedJob::salted`]): a few, so
+    /// a scan beats a lookup.
+    salted: Box<[u64]>,
     _records: PhantomData<fn(&R)>,
 }
 
@@ -66,8 +72,14 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
             partitioner,
             aggregator,
             hasher: FxBuildHasher,
+            salted: Box::new([]),
             _records: PhantomData,
         }
+    }
+
+    /// Whether the job salts keys.
+    pub(crate) fn salts(&self) -> bool {
+        !self.salted.is_empty()
     }
 }
 
@@ -78,6 +90,124 @@ where
     K: Hash,
     Pt: Partitioner<K>,
 {
+    /// Salts `keys`: each record of one of them goes to the next partition
+    /// in turn (not to the key's owner), so that every worker folds a
+    /// share of it; at the end of each epoch the engine merges the shares
+    /// into one row per key, on the thread that completes the epoch.
+    ///
+    /// When to use it: for an aggregation whose state grows with its input
+    /// (collecting values, distinct sets, sketches that keep samples), a
+    /// key that takes a large share of the records makes its owner merge
+    /// and finish far more than the others every epoch; salting spreads
+    /// that work. For the associative reductions that shrink (`count`,
+    /// `sum`, `min`, `max`, `mean`) each worker's combiner already folds a
+    /// hot key into one entry per epoch, so salting buys nothing there
+    /// (see `docs/skew.md`). Salt a few known hot keys: the epoch's hot
+    /// keys are in [`EpochProgress::hot_keys`](crate::progress::EpochProgress::hot_keys).
+    /// A [`FnPartitioner`](super::FnPartitioner) is the other tool: it
+    /// gives a hot key an owner of its own. Not with running totals.
+    ///
+    /// ```
+    /// use microbatch::job::{self, Aggregator};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// /// Every value of a key: a state that does not shrink.
+    /// #[derive(Clone)]
+    /// struct Values;
+    /// impl Aggregator<(u64, u64)> for Values {
+    ///     type State = Vec<u64>;
+    ///     type Output = Vec<u64>;
+    ///     fn init(&self) -> Vec<u64> { Vec::new() }
+    ///     fn update(&self, state: &mut Vec<u64>, record: &(u64, u64)) { state.push(record.1) }
+    ///     fn merge(&self, into: &mut Vec<u64>, from: Vec<u64>) { into.extend(from) }
+    ///     fn finish(&self, mut state: Vec<u64>) -> Vec<u64> { state.sort(); state }
+    /// }
+    ///
+    /// // Key 0 is hot: its records are spread over both workers.
+    /// let per_key = job::records::<(u64, u64)>()
+    ///     .key_by(|r| r.0)
+    ///     .aggregate(Values)
+    ///     .salted([0u64]);
+    /// let (sink, rows) = CollectSink::new();
+    /// let engine = Engine::builder(per_key, sink)
+    ///     .workers(2)
+    ///     .interval(None)
+    ///     .source(IterSource::new((0..1000u64).map(|i| (if i % 2 == 0 { 0 } else { i }, i))))
+    ///     .start()?;
+    /// engine.finish()?;
+    /// let rows = rows.take();
+    /// let hot: Vec<_> = rows.iter().filter(|(_, (key, _))| *key == 0).collect();
+    /// assert_eq!(hot.len(), 1, "one row for the salted key");
+    /// assert_eq!(hot[0].1 .1.len(), 500);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn salted(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        let mut hashes: Vec<u64> = keys
+            .into_iter()
+            .map(|key| self.hasher.hash_one(&key))
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        self.salted = hashes.into_boxed_slice();
+        self
+    }
+
+    /// Folds `records` into `parts`, each key into the part `choose(key,
+    /// hash, partitions)` names. The records go in windows that end where
+    /// the next hot-key sample is due; the window's last record is keyed
+    /// again for the sample, so the fold loop itself carries nothing for
+    /// it. Hot path.
+    #[inline(always)]
+    fn absorb_by(
+        &self,
+        records: &[R],
+        parts: &mut [KeyedPart<K, A::State>],
+        mut choose: impl FnMut(&K, u64, usize) -> usize,
+    ) where
+        A: Aggregator<P::Out>,
+        K: Eq,
+    {
+        let partitions = parts.len();
+        let mut countdown = parts.first().map_or(SAMPLE_EVERY, |part| part.countdown) as usize;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (window, after) = rest.split_at(countdown.min(rest.len()));
+            for record in window {
+                self.pipe.feed(record, |item| {
+                    let key = (self.key)(item);
+                    let hash = self.hasher.hash_one(&key);
+                    let partition = choose(&key, hash, partitions);
+                    let Some(part) = parts.get_mut(partition) else {
+                        panic!(
+                            "the partitioner put a key in partition {partition} of {partitions}"
+                        );
+                    };
+                    upsert(
+                        &mut part.table,
+                        &self.hasher,
+                        &self.aggregator,
+                        hash,
+                        key,
+                        item,
+                    );
+                });
+            }
+            countdown -= window.len();
+            if countdown == 0 {
+                countdown = SAMPLE_EVERY as usize;
+                if let Some(record) = window.last() {
+                    self.sample(record, parts);
+                }
+            }
+            rest = after;
+        }
+        if let Some(first) = parts.first_mut() {
+            first.countdown = countdown as u32;
+        }
+    }
+
     #[inline(always)]
     fn partition_of(&self, key: &K, hash: u64, partitions: usize) -> usize {
         if partitions == 1 {
@@ -180,52 +310,53 @@ where
             table: HashTable::new(),
             sampler: HotKeySampler::default(),
             countdown: SAMPLE_EVERY,
+            rotation: 0,
         }
     }
 
-    // Hot path: hash once, pick the owner's table, update in place. The
-    // records go in windows that end where the next hot-key sample is
-    // due; the window's last record is keyed again for the sample, so the
-    // fold loop itself carries nothing for it.
+    // Hot path: hash once, pick the owner's table, update in place. A job
+    // without salted keys runs a loop of its own, without their check.
     #[inline]
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
-        let partitions = parts.len();
-        let mut countdown = parts.first().map_or(SAMPLE_EVERY, |part| part.countdown) as usize;
-        let mut rest = records;
-        while !rest.is_empty() {
-            let (window, after) = rest.split_at(countdown.min(rest.len()));
-            for record in window {
-                self.pipe.feed(record, |item| {
-                    let key = (self.key)(item);
-                    let hash = self.hasher.hash_one(&key);
-                    let partition = self.partition_of(&key, hash, partitions);
-                    let Some(part) = parts.get_mut(partition) else {
-                        panic!(
-                            "the partitioner put a key in partition {partition} of {partitions}"
-                        );
-                    };
-                    upsert(
-                        &mut part.table,
-                        &self.hasher,
-                        &self.aggregator,
-                        hash,
-                        key,
-                        item,
-                    );
-                });
-            }
-            countdown -= window.len();
-            if countdown == 0 {
-                countdown = SAMPLE_EVERY as usize;
-                if let Some(record) = window.last() {
-                    self.sample(record, parts);
-                }
-            }
-            rest = after;
+        if self.salted.is_empty() {
+            self.absorb_by(records, parts, |key, hash, partitions| {
+                self.partition_of(key, hash, partitions)
+            });
+            return;
         }
+        let salted = &*self.salted;
+        let mut rotation = parts.first().map_or(0, |part| part.rotation);
+        self.absorb_by(records, parts, |key, hash, partitions| {
+            if salted.contains(&hash) {
+                rotation = rotation.wrapping_add(1);
+                rotation as usize % partitions
+            } else {
+                self.partition_of(key, hash, partitions)
+            }
+        });
         if let Some(first) = parts.first_mut() {
-            first.countdown = countdown as u32;
+            first.rotation = rotation;
         }
+    }
+
+    fn salts(&self) -> bool {
+        KeyedJob::salts(self)
+    }
+
+    fn take_salted(&self, part: &mut Self::Part, into: &mut Self::Part) -> bool {
+        let hasher = &self.hasher;
+        let mut moved = false;
+        for &hash in &*self.salted {
+            while let Ok(entry) = part
+                .table
+                .find_entry(hash, |entry| hasher.hash_one(&entry.0) == hash)
+            {
+                let ((key, state), _) = entry.remove();
+                merge_entry(&mut into.table, hasher, &self.aggregator, key, state);
+                moved = true;
+            }
+        }
+        moved
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
@@ -267,5 +398,65 @@ where
             part.drain()
                 .map(|(key, state)| (key, self.aggregator.finish(state))),
         );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::job::{self, count};
+
+    type Record = (u64, u64);
+
+    #[test]
+    fn a_salted_key_goes_to_every_partition_in_turn_and_comes_out_whole() {
+        let job = job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate(count())
+            .salted([7u64]);
+        let mut parts = vec![job.new_part(), job.new_part(), job.new_part()];
+        let records: Vec<Record> = (0..300)
+            .map(|i| (if i % 3 == 0 { 7 } else { 1000 + i }, 1))
+            .collect();
+        job.absorb(&records, &mut parts);
+        let hash = job.hasher.hash_one(7u64);
+        let shares: Vec<u64> = parts
+            .iter()
+            .map(|part| {
+                part.table
+                    .find(hash, |entry| entry.0 == 7)
+                    .map_or(0, |entry| entry.1)
+            })
+            .collect();
+        assert_eq!(shares.iter().sum::<u64>(), 100);
+        assert!(
+            shares.iter().all(|&share| share == 33 || share == 34),
+            "100 records of key 7, in turn: {shares:?}"
+        );
+
+        // Each owner hands its share over; merged, they are the key's count.
+        let mut salted = job.new_part();
+        for part in &mut parts {
+            let mut share = job.new_part();
+            assert!(job.take_salted(part, &mut share));
+            assert!(part.table.find(hash, |entry| entry.0 == 7).is_none());
+            job.merge(&mut salted, &mut share);
+        }
+        let mut rows = Vec::new();
+        job.finish(&mut salted, &mut rows);
+        assert_eq!(rows, [(7, 100)]);
+        // Other keys stayed with their owners.
+        let others: usize = parts.iter().map(KeyedPart::len).sum();
+        assert_eq!(others, 200);
+    }
+
+    #[test]
+    fn salting_and_running_totals_are_refused_together() {
+        let job = job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate(count())
+            .salted([1u64])
+            .running(crate::job::OutputMode::Update);
+        assert!(job.check(2).unwrap_err().contains("salted"));
     }
 }

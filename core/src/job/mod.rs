@@ -104,6 +104,21 @@ pub trait Job<R>: Send + Sync + 'static {
     /// Merges `from` into `into`, leaving `from` empty (its memory kept).
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part);
 
+    /// Whether some keys' records are spread over every partition (see
+    /// [`KeyedJob::salted`]). By default none are.
+    fn salts(&self) -> bool {
+        false
+    }
+
+    /// Moves the entries of salted keys out of a merged `part` into `into`
+    /// (an empty part), before [`finish`](Job::finish): the engine merges
+    /// those from every owner at the end of the epoch and finishes them
+    /// once. Returns whether any moved. Once per partition and epoch.
+    fn take_salted(&self, part: &mut Self::Part, into: &mut Self::Part) -> bool {
+        let _ = (part, into);
+        false
+    }
+
     /// Appends the hottest keys of a merged part (before
     /// [`finish`](Job::finish)), most records first, to `out`. Once per
     /// partition and epoch. By default none: jobs without keys have none.

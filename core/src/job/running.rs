@@ -209,6 +209,13 @@ where
     }
 
     fn check(&self, workers: usize) -> Result<(), String> {
+        if self.epoch_job.salts() {
+            return Err(
+                "salted keys and running totals do not go together: a salted key's \
+                 shares are merged after the owners' totals are updated"
+                    .into(),
+            );
+        }
         self.epoch_job.check(workers)
     }
 

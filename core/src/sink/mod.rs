@@ -52,9 +52,11 @@ pub enum SinkError {
 ///
 /// Invariant: [`write`](Sink::write) is called once per epoch for each
 /// partition that has rows, on that partition's owner thread (so calls for
-/// different partitions of one epoch may run at the same time), and
-/// [`epoch_complete`](Sink::epoch_complete) once per epoch after all of
-/// them returned, in increasing epoch order, one at a time.
+/// different partitions of one epoch may run at the same time); for a job
+/// with [salted keys](crate::job::KeyedJob::salted), once more with those
+/// keys' rows, labelled partition 0, on the thread that completes the
+/// epoch; and [`epoch_complete`](Sink::epoch_complete) once per epoch
+/// after all of them returned, in increasing epoch order, one at a time.
 pub trait Sink<Row>: Send + Sync + 'static {
     /// The rows of `partition` of `epoch`. The sink may take them out of
     /// `rows`; what is left is cleared.
