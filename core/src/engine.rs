@@ -21,7 +21,7 @@ use crate::progress::{
 };
 use crate::recovery::{Keeper, PanicPolicy};
 use crate::sink::Sink;
-use crate::source::{EpochPlan, Source, SourceSpec};
+use crate::source::{EpochPlan, Source, SourceParts, SourceSpec};
 use crate::sync::wait::Idle;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::worker::Worker;
@@ -32,9 +32,8 @@ pub type ProgressListener = Box<dyn Fn(&EpochProgress) + Send + Sync>;
 
 /// A source waiting for the worker count (and, under a checkpoint, the
 /// epoch plan) to split itself.
-type SplitSource<R> = Box<
-    dyn FnOnce(usize, Option<EpochPlan>) -> Result<Vec<Box<dyn Source<R>>>, crate::ConfigError>,
->;
+type SplitSource<R> =
+    Box<dyn FnOnce(usize, Option<EpochPlan>) -> Result<SourceParts<R>, crate::ConfigError>>;
 
 /// What [`Engine::shutdown`] reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -216,12 +215,17 @@ impl<R, J: Job<R>> Shared<R, J> {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// The salted keys' store of `epoch`: the window keeps epochs `e` and
+    /// `e + window` from being in flight together, as for the slots.
+    fn salted_of(&self, epoch: u64) -> &Mutex<Option<J::Part>> {
+        &self.salted[(epoch % self.salted.len() as u64) as usize]
+    }
+
     /// Merges an owner's entries of salted keys of `epoch` into the
     /// epoch's; hands back an emptied part for reuse. Once per owner and
     /// epoch, for a job that salts.
     pub(crate) fn deposit_salted(&self, epoch: u64, mut part: J::Part) -> Option<J::Part> {
-        let index = (epoch % self.salted.len() as u64) as usize;
-        let mut salted = lock(&self.salted[index]);
+        let mut salted = lock(self.salted_of(epoch));
         match salted.as_mut() {
             None => {
                 *salted = Some(part);
@@ -238,8 +242,7 @@ impl<R, J: Job<R>> Shared<R, J> {
     /// sink (one more `write`, labelled partition 0). On the thread that
     /// completes the epoch, before the epoch's commit.
     fn write_salted(&self, epoch: u64) -> Result<(), EngineError> {
-        let index = (epoch % self.salted.len() as u64) as usize;
-        let Some(mut merged) = lock(&self.salted[index]).take() else {
+        let Some(mut merged) = lock(self.salted_of(epoch)).take() else {
             return Ok(());
         };
         let mut rows = Vec::new();

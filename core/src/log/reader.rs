@@ -206,6 +206,13 @@ impl<R: LogRecord> LogReader<R> {
         (block.records, block.first_record)
     }
 
+    /// The first block whose first record's index is at least `record`
+    /// (`blocks()` if none is).
+    pub fn first_block_from(&self, record: u64) -> usize {
+        self.blocks
+            .partition_point(|block| block.first_record < record)
+    }
+
     /// The CRC-32 of block `block`'s payload, as its header holds it
     /// (checked when the log was opened).
     pub fn block_checksum(&self, block: usize) -> u32 {

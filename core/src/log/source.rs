@@ -69,11 +69,10 @@ impl<R: LogRecord> LogSource<R> {
         }
         let blocks = self.reader.blocks();
         let reader = &self.reader;
-        // The first block of `epoch` under `plan`.
+        // The first block of `epoch` under `plan`: the first whose first
+        // record `i` has `i / records_per_epoch >= epoch`.
         let first_block_of = |plan: EpochPlan, epoch: u64| {
-            partition_point(blocks, |block| {
-                reader.block_records(block).1 / plan.records_per_epoch < epoch
-            })
+            reader.first_block_from(epoch.saturating_mul(plan.records_per_epoch))
         };
         // Blocks before the plan's first epoch were committed before a
         // restart. Replayed at a rate, the first block with output is due
@@ -105,21 +104,6 @@ impl<R: LogRecord> LogSource<R> {
             })
             .collect())
     }
-}
-
-/// The first of `0..len` for which `before` is false (`before` holds on a
-/// prefix).
-fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
-    let (mut low, mut high) = (0, len);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        if before(middle) {
-            low = middle + 1;
-        } else {
-            high = middle;
-        }
-    }
-    low
 }
 
 fn owned_parts<R: LogRecord>(parts: Vec<LogPart<R>>) -> SourceParts<R> {
