@@ -268,18 +268,15 @@ fn upsert<T, K: Hash + Eq, A: Aggregator<T>>(
     key: K,
     item: &T,
 ) {
-    match table.entry(
-        hash,
-        |entry| entry.0 == key,
-        |entry| hasher.hash_one(&entry.0),
-    ) {
-        Entry::Occupied(mut entry) => aggregator.update(&mut entry.get_mut().1, item),
-        Entry::Vacant(entry) => {
-            let mut state = aggregator.init();
-            aggregator.update(&mut state, item);
-            entry.insert((key, state));
-        }
+    // A plain probe for the common hit; the entry API would also look for
+    // an insert slot on every probe.
+    if let Some(entry) = table.find_mut(hash, |entry| entry.0 == key) {
+        aggregator.update(&mut entry.1, item);
+        return;
     }
+    let mut state = aggregator.init();
+    aggregator.update(&mut state, item);
+    table.insert_unique(hash, (key, state), |entry| hasher.hash_one(&entry.0));
 }
 
 impl<R, P, F, K, Pt, A> Job<R> for KeyedJob<R, P, F, Pt, A>
