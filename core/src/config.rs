@@ -26,6 +26,34 @@ pub enum IdleStrategy {
     Yield,
 }
 
+/// How workers place the records of a batch in their parts; see
+/// [`Placement`](crate::job::Placement). Results are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementPolicy {
+    /// Each worker chooses per batch: combined while it keeps up with no
+    /// waiting and its batches have enough records per key, partitioned
+    /// otherwise.
+    #[default]
+    Adaptive,
+    /// Always partitioned: the shortest path from seal to result.
+    Partitioned,
+    /// Always combined: the fastest fold of batches with many records per
+    /// key.
+    Combined,
+}
+
+impl std::fmt::Display for PlacementPolicy {
+    /// The name a profile gives it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PlacementPolicy::Adaptive => "adaptive",
+            PlacementPolicy::Partitioned => "partitioned",
+            PlacementPolicy::Combined => "combined",
+        })
+    }
+}
+
 /// The engine's settings.
 ///
 /// A profile's `[engine]` table deserializes into this struct: unknown keys
@@ -72,6 +100,9 @@ pub struct Config {
     /// idle. Results are the same either way; only who computes them
     /// changes. Default: on.
     pub work_stealing: bool,
+    /// How workers place each batch's records; see [`PlacementPolicy`].
+    /// Default: adaptive.
+    pub placement: PlacementPolicy,
 }
 
 impl Default for Config {
@@ -85,6 +116,7 @@ impl Default for Config {
             max_epochs_in_flight: 4,
             idle: IdleStrategy::Backoff,
             work_stealing: true,
+            placement: PlacementPolicy::Adaptive,
         }
     }
 }
@@ -168,6 +200,12 @@ impl Config {
     /// Sets [`work_stealing`](Self::work_stealing).
     pub fn with_work_stealing(mut self, work_stealing: bool) -> Self {
         self.work_stealing = work_stealing;
+        self
+    }
+
+    /// Sets [`placement`](Self::placement).
+    pub fn with_placement(mut self, placement: PlacementPolicy) -> Self {
+        self.placement = placement;
         self
     }
 

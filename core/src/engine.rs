@@ -76,6 +76,8 @@ pub(crate) struct EpochSlot {
     pub(crate) sealed_micros: u64,
     pub(crate) records: Vec<u64>,
     pub(crate) stolen: u64,
+    /// Workers whose batch of the epoch was folded combined.
+    pub(crate) combined: usize,
     pub(crate) dead_letters: u64,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
@@ -96,6 +98,7 @@ impl EpochSlot {
             sealed_micros: 0,
             records: vec![0; workers],
             stolen: 0,
+            combined: 0,
             dead_letters: 0,
             durations: PhaseDurations::default(),
             rows: 0,
@@ -113,6 +116,7 @@ impl EpochSlot {
             self.sealed_micros = 0;
             self.records.fill(0);
             self.stolen = 0;
+            self.combined = 0;
             self.dead_letters = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
@@ -294,6 +298,7 @@ impl<R, J: Job<R>> Shared<R, J> {
                 records,
                 records_per_worker: slot.records.clone(),
                 records_stolen: slot.stolen,
+                combined_batches: slot.combined,
                 dead_letters: slot.dead_letters,
                 rows: slot.rows,
                 opened,
@@ -485,6 +490,8 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         idle: crate::IdleStrategy => with_idle);
     setter!(/// Sets [`Config::work_stealing`].
         work_stealing: bool => with_work_stealing);
+    setter!(/// Sets [`Config::placement`].
+        placement: crate::PlacementPolicy => with_placement);
 
     /// Adds a built-in source, split across the workers and run inside
     /// them.

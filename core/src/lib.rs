@@ -71,7 +71,7 @@ pub mod source;
 mod sync;
 mod worker;
 
-pub use config::{Config, ConfigError, IdleStrategy};
+pub use config::{Config, ConfigError, IdleStrategy, PlacementPolicy};
 pub use engine::{Engine, EngineBuilder, ProgressListener, Summary};
 pub use error::EngineError;
 pub use input::{Closed, Producer, PushError};

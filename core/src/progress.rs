@@ -142,6 +142,11 @@ pub struct EpochProgress {
     /// Of `records`, those a worker took from another worker's producer
     /// rings (work stealing; see [`Config::work_stealing`](crate::Config::work_stealing)).
     pub records_stolen: u64,
+    /// Workers that folded their batch of this epoch
+    /// [`Combined`](crate::job::Placement::Combined) (see
+    /// [`Config::placement`](crate::Config::placement)); the others folded
+    /// it partitioned.
+    pub combined_batches: usize,
     /// Records taken in but quarantined in the dead-letter file because
     /// user code panicked on them (see
     /// [`PanicPolicy`](crate::recovery::PanicPolicy)); not in `records`.

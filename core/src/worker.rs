@@ -13,14 +13,14 @@ use crate::engine::{keep_max, Shared};
 use crate::epoch::Advance;
 use crate::error::EngineError;
 use crate::input::{Inputs, CHUNK};
-use crate::job::Job;
+use crate::job::{Job, Placement, COMBINE_MIN_RECORDS_PER_KEY};
 use crate::mesh::Endpoint;
 use crate::progress::{HotKey, Marks, SealReason};
 use crate::recovery::{self, Batch, Keeper, Recovered, Unrecovered};
 use crate::source::{Poll, Source};
 use crate::sync::wait::Idle;
 use crate::sync::Ordering;
-use crate::IdleStrategy;
+use crate::{IdleStrategy, PlacementPolicy};
 
 /// A part on its way from its sender to the owner of its partition.
 pub(crate) struct Message<P> {
@@ -71,6 +71,12 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// The open batch's retained input, under a panic policy.
     batch: Batch<R>,
     open_reduce: Duration,
+    /// Time this worker spent idle (no input, or no room) in the open batch.
+    open_waited: Duration,
+    /// When the open batch began (the last seal, or the start).
+    batch_opened: Instant,
+    /// How the open batch is folded.
+    placement: Placement,
     taken_total: u64,
     marks: Marks,
     /// Epochs of this worker's partition not yet emitted, oldest first;
@@ -103,9 +109,15 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     ) -> Self {
         let workers = shared.workers;
         let window = shared.config.max_epochs_in_flight;
-        let parts = (0..shared.partitions)
+        let mut parts: Vec<J::Part> = (0..shared.partitions)
             .map(|_| shared.job.new_part())
             .collect();
+        // Adaptive workers start partitioned, knowing nothing of the stream.
+        let placement = match shared.config.placement {
+            PlacementPolicy::Combined => Placement::Combined,
+            _ => Placement::Partitioned,
+        };
+        let placement = shared.job.place(&mut parts, placement);
         let idle = match shared.config.idle {
             IdleStrategy::Backoff => Idle::new(),
             IdleStrategy::Yield => Idle::yielding(),
@@ -124,6 +136,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_dead: 0,
             batch: Batch::new(),
             open_reduce: Duration::ZERO,
+            open_waited: Duration::ZERO,
+            batch_opened: Instant::now(),
+            placement,
             taken_total: 0,
             marks: Marks::new(),
             pending: VecDeque::with_capacity(window + 1),
@@ -165,7 +180,10 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             if busy {
                 self.idle.reset();
             } else {
+                // Idle path: the clock reads cost nothing here.
+                let started = Instant::now();
                 self.idle.step();
+                self.open_waited += started.elapsed();
             }
         }
     }
@@ -258,6 +276,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             return Ok(());
         };
         let (epoch, worker) = (self.open_epoch, self.id);
+        // The batch is folded again into new parts, which are partitioned.
+        self.placement = Placement::Partitioned;
         match recovery::recover(
             &self.shared.job,
             &mut self.parts,
@@ -398,9 +418,17 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             self.recover_batch()?;
         }
         self.batch.clear();
+        // A combined batch's keys move to their partitions: per key, not
+        // per record.
+        let started = Instant::now();
+        let keys = self.shared.job.split(&mut self.parts);
+        self.open_reduce += started.elapsed();
         self.epoch_end = false;
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
+        let combined =
+            std::mem::replace(&mut self.placement, Placement::Partitioned) == Placement::Combined;
+        self.placement = self.next_placement(records, keys, started);
         let stolen = std::mem::take(&mut self.open_stolen);
         let dead = std::mem::take(&mut self.open_dead);
         self.taken_total += records + dead;
@@ -410,6 +438,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.shared.with_slot(epoch, |slot| {
             slot.records[id] = records;
             slot.stolen += stolen;
+            slot.combined += usize::from(combined);
             slot.dead_letters += dead;
             keep_max(&mut slot.durations.reduce, reduce);
             slot.marks.extend_from_slice(marks);
@@ -445,8 +474,33 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         while let Some((from, message)) = self.deferred.pop() {
             self.accept(message.epoch, Some(from), message.part);
         }
+        self.placement = self.shared.job.place(&mut self.parts, self.placement);
         self.open_epoch += 1;
         Ok(())
+    }
+
+    /// How to fold the next batch, from the one sealed at `sealed`, which
+    /// took `records` records of `keys` distinct keys (see [`Placement`]):
+    /// combined only if this worker never waited for input in it, so the
+    /// faster fold matters, and the keys were few enough for their move at
+    /// the seal to cost less than it saves. Starts the next batch's clock.
+    fn next_placement(&mut self, records: u64, keys: usize, sealed: Instant) -> Placement {
+        let waited = std::mem::take(&mut self.open_waited);
+        let opened = std::mem::replace(&mut self.batch_opened, sealed);
+        match self.shared.config.placement {
+            PlacementPolicy::Partitioned => return Placement::Partitioned,
+            PlacementPolicy::Combined => return Placement::Combined,
+            PlacementPolicy::Adaptive => {}
+        }
+        if waited == Duration::ZERO
+            && sealed > opened
+            && records >= COMBINE_MIN_RECORDS_PER_KEY.saturating_mul(keys as u64)
+            && records > 0
+        {
+            Placement::Combined
+        } else {
+            Placement::Partitioned
+        }
     }
 
     /// Folds in what the source owes the epoch being sealed (the rest of a

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use microbatch::job::{self, count, sum};
 use microbatch::sink::DiscardSink;
-use microbatch::Engine;
+use microbatch::{Engine, PlacementPolicy};
 
 struct Counting;
 
@@ -40,6 +40,17 @@ const KEYS: u64 = 1000;
 
 #[test]
 fn steady_state_takes_no_allocation_per_record() {
+    // One at a time: the counter is global.
+    for placement in [
+        PlacementPolicy::Adaptive,
+        PlacementPolicy::Partitioned,
+        PlacementPolicy::Combined,
+    ] {
+        steady_state(placement);
+    }
+}
+
+fn steady_state(placement: PlacementPolicy) {
     let job = job::records::<(u64, u64)>()
         .key_by(|r| r.0)
         .aggregate((count(), sum(|r: &(u64, u64)| r.1)));
@@ -47,6 +58,7 @@ fn steady_state_takes_no_allocation_per_record() {
         .workers(2)
         .pin(false)
         .interval(Some(Duration::from_millis(2)))
+        .placement(placement)
         .start()
         .unwrap();
     let mut producers = [engine.producer(), engine.producer()];
@@ -68,11 +80,11 @@ fn steady_state_takes_no_allocation_per_record() {
     let summary = engine.shutdown().unwrap();
     assert_eq!(summary.records_in_results, 700 * 2 * KEYS);
     let records = 500 * 2 * KEYS;
-    println!("{allocations} allocations over {epochs} epochs and {records} records");
+    println!("{placement:?}: {allocations} allocations over {epochs} epochs and {records} records");
     // The progress report of each epoch allocates a little (cold path);
     // records allocate nothing.
     assert!(
         allocations <= 8 * epochs,
-        "{allocations} allocations over {epochs} epochs and {records} records"
+        "{placement:?}: {allocations} allocations over {epochs} epochs and {records} records"
     );
 }

@@ -11,7 +11,7 @@ use microbatch::job::{self, count, sum, FnPartitioner, Partitioner, RangePartiti
 use microbatch::progress::SealReason;
 use microbatch::sink::{ChannelSink, CollectSink, EpochResult, Sink, SinkError};
 use microbatch::source::{Generator, GeneratorConfig, IterSource};
-use microbatch::{Config, Engine, EngineError, PushError};
+use microbatch::{Config, Engine, EngineError, PlacementPolicy, PushError};
 use proptest::prelude::*;
 
 type Record = (u64, u64);
@@ -54,7 +54,16 @@ struct Workload {
     window: usize,
     ring_capacity: usize,
     work_stealing: bool,
+    placement: PlacementPolicy,
     producers: Vec<(PushStyle, Vec<Record>)>,
+}
+
+fn placement() -> impl Strategy<Value = PlacementPolicy> {
+    prop_oneof![
+        Just(PlacementPolicy::Adaptive),
+        Just(PlacementPolicy::Partitioned),
+        Just(PlacementPolicy::Combined)
+    ]
 }
 
 fn workload() -> impl Strategy<Value = Workload> {
@@ -71,10 +80,19 @@ fn workload() -> impl Strategy<Value = Workload> {
         1usize..=1024,
         1u64..500,
         prop::collection::vec((style, 0usize..6000), 1..4),
-        any::<bool>(),
+        (any::<bool>(), placement()),
     )
         .prop_flat_map(
-            |(workers, n, interval, window, capacity, keys, producers, work_stealing)| {
+            |(
+                workers,
+                n,
+                interval,
+                window,
+                capacity,
+                keys,
+                producers,
+                (work_stealing, placement),
+            )| {
                 let producers: Vec<_> = producers
                     .into_iter()
                     .map(|(style, len)| {
@@ -91,6 +109,7 @@ fn workload() -> impl Strategy<Value = Workload> {
                     window,
                     ring_capacity: capacity,
                     work_stealing,
+                    placement,
                     producers,
                 })
             },
@@ -107,6 +126,7 @@ fn run_workload(workload: &Workload) -> (Vec<EpochResult<Row>>, microbatch::Summ
         .max_epochs_in_flight(workload.window)
         .ring_capacity(workload.ring_capacity)
         .work_stealing(workload.work_stealing)
+        .placement(workload.placement)
         .start()
         .unwrap();
     std::thread::scope(|scope| {
@@ -171,6 +191,7 @@ fn count_trigger_seals_batches_of_at_most_n() {
         window: 2,
         ring_capacity: 4096,
         work_stealing: true,
+        placement: PlacementPolicy::Combined,
         producers: vec![(PushStyle::Slice, records.clone())],
     };
     let (results, _) = run_workload(&workload);
@@ -505,9 +526,13 @@ fn global_reduction_over_a_filtered_column() {
     );
 }
 
-/// Runs keys 0..300 through 3 workers with `partitioner`; returns the
-/// (partition, key) of every row the sink saw.
-fn partitions_of_keys(partitioner: impl Partitioner<u64>) -> Vec<(usize, u64)> {
+/// Runs keys 0..300 through 3 workers with `partitioner`, folding as
+/// `placement` says; returns the (partition, key) of every row the sink
+/// saw.
+fn partitions_of_keys(
+    partitioner: impl Partitioner<u64>,
+    placement: PlacementPolicy,
+) -> Vec<(usize, u64)> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = {
         let seen = Arc::clone(&seen);
@@ -524,6 +549,7 @@ fn partitions_of_keys(partitioner: impl Partitioner<u64>) -> Vec<(usize, u64)> {
     Engine::builder(job, sink)
         .workers(3)
         .pin(false)
+        .placement(placement)
         .source(IterSource::new(0..300u64))
         .start()
         .unwrap()
@@ -535,17 +561,77 @@ fn partitions_of_keys(partitioner: impl Partitioner<u64>) -> Vec<(usize, u64)> {
 
 #[test]
 fn keys_go_to_the_partition_their_partitioner_names() {
-    let by_range = partitions_of_keys(RangePartitioner::new(vec![100, 200]));
-    let by_function = partitions_of_keys(FnPartitioner(|k: &u64, n| (*k as usize) % n));
-    for (seen, expected) in [
-        (by_range, (|key| key as usize / 100) as fn(u64) -> usize),
-        (by_function, |key| key as usize % 3),
-    ] {
-        assert_eq!(seen.len(), 300);
-        for (partition, key) in seen {
-            assert_eq!(partition, expected(key), "key {key}");
+    for placement in [PlacementPolicy::Partitioned, PlacementPolicy::Combined] {
+        let by_range = partitions_of_keys(RangePartitioner::new(vec![100, 200]), placement);
+        let by_function =
+            partitions_of_keys(FnPartitioner(|k: &u64, n| (*k as usize) % n), placement);
+        for (seen, expected) in [
+            (by_range, (|key| key as usize / 100) as fn(u64) -> usize),
+            (by_function, |key| key as usize % 3),
+        ] {
+            assert_eq!(seen.len(), 300, "{placement:?}");
+            for (partition, key) in seen {
+                assert_eq!(partition, expected(key), "key {key}, {placement:?}");
+            }
         }
     }
+}
+
+#[test]
+fn a_partition_out_of_range_stops_the_engine_naming_it() {
+    for placement in [PlacementPolicy::Partitioned, PlacementPolicy::Combined] {
+        let job = job::records::<u64>()
+            .key_by(|v| *v)
+            .partition_by(FnPartitioner(|k: &u64, n| if *k == 7 { n } else { 0 }))
+            .aggregate(count());
+        let error = Engine::builder(job, CollectSink::new().0)
+            .workers(2)
+            .pin(false)
+            .placement(placement)
+            .source(IterSource::new(0..100u64))
+            .start()
+            .unwrap()
+            .finish()
+            .unwrap_err();
+        assert!(
+            matches!(&error, EngineError::WorkerPanicked { message, .. }
+                if message.contains("partition 2 of 2")),
+            "{placement:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn every_placement_gives_the_same_rows_and_combined_batches_are_counted() {
+    let run = |placement| {
+        let (sink, results) = ChannelSink::unbounded();
+        let summary = Engine::builder(count_and_sum(), sink)
+            .workers(2)
+            .pin(false)
+            .interval(None)
+            .max_batch_records(Some(50_000))
+            .placement(placement)
+            .source(IterSource::new((0..1_000_000u64).map(|i| (i % 100, i))))
+            .start()
+            .unwrap()
+            .finish()
+            .unwrap();
+        let results: Vec<EpochResult<Row>> = results.try_iter().collect();
+        assert_eq!(summary.records_in_results, 1_000_000);
+        let combined: usize = results.iter().map(|r| r.progress.combined_batches).sum();
+        (
+            fold_rows(results.iter().flat_map(|r| r.rows.iter().copied())),
+            combined,
+            results.len(),
+        )
+    };
+    let (partitioned, none, _) = run(PlacementPolicy::Partitioned);
+    let (combined, all, epochs) = run(PlacementPolicy::Combined);
+    let (adaptive, _, _) = run(PlacementPolicy::Adaptive);
+    assert_eq!(none, 0);
+    assert!(all >= epochs, "{all} combined batches in {epochs} epochs");
+    assert_eq!(partitioned, combined);
+    assert_eq!(partitioned, adaptive);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 
 use super::hot::{HotKeySampler, HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, SAMPLE_EVERY};
-use super::{Aggregator, Job, Partitioner, Pipe};
+use super::{Aggregator, Job, Partitioner, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// The partial aggregates of one key partition: `(key, state)` entries.
@@ -25,6 +25,10 @@ pub struct KeyedPart<K, S> {
     /// The partition the next record of a salted key goes to; used in the
     /// worker's first part only.
     rotation: u32,
+    /// In the worker's first part: the batch is folded
+    /// [`Placement::Combined`], so this part holds every partition's keys
+    /// until [`Job::split`].
+    combined: bool,
 }
 
 impl<K, S> KeyedPart<K, S> {
@@ -308,17 +312,23 @@ where
             sampler: HotKeySampler::default(),
             countdown: SAMPLE_EVERY,
             rotation: 0,
+            combined: false,
         }
     }
 
-    // Hot path: hash once, pick the owner's table, update in place. A job
-    // without salted keys runs a loop of its own, without their check.
+    // Hot path: hash once, pick the part (the first one if the batch is
+    // combined, else the key's partition's), update in place. A job
+    // without salted keys runs loops of its own, without their check.
     #[inline]
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         if self.salted.is_empty() {
-            self.absorb_by(records, parts, |key, hash, partitions| {
-                self.partition_of(key, hash, partitions)
-            });
+            if parts.first().is_some_and(|part| part.combined) {
+                self.absorb_by(records, parts, |_, _, _| 0);
+            } else {
+                self.absorb_by(records, parts, |key, hash, partitions| {
+                    self.partition_of(key, hash, partitions)
+                });
+            }
             return;
         }
         let salted = &*self.salted;
@@ -334,6 +344,55 @@ where
         if let Some(first) = parts.first_mut() {
             first.rotation = rotation;
         }
+    }
+
+    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+        // Salted keys' records go to every partition in turn as they come.
+        let combined =
+            placement == Placement::Combined && parts.len() > 1 && self.salted.is_empty();
+        match parts.first_mut() {
+            Some(first) if combined => {
+                first.combined = true;
+                Placement::Combined
+            }
+            Some(first) => {
+                first.combined = false;
+                Placement::Partitioned
+            }
+            None => Placement::Partitioned,
+        }
+    }
+
+    fn split(&self, parts: &mut [Self::Part]) -> usize {
+        let partitions = parts.len();
+        let keys = parts.iter().map(KeyedPart::len).sum();
+        let Some((first, rest)) = parts.split_first_mut() else {
+            return keys;
+        };
+        if !std::mem::take(&mut first.combined) {
+            return keys;
+        }
+        let hasher = &self.hasher;
+        // The hash and partition of the entry `extract_if` yields next, as
+        // its predicate found them (it yields each entry right after).
+        let found = std::cell::Cell::new((0u64, 0usize));
+        let moving = first.table.extract_if(|(key, _)| {
+            let hash = hasher.hash_one(&*key);
+            let partition = self.partition_of(key, hash, partitions);
+            found.set((hash, partition));
+            partition != 0
+        });
+        for entry in moving {
+            let (hash, partition) = found.get();
+            let Some(part) = rest.get_mut(partition.wrapping_sub(1)) else {
+                panic!("the partitioner put a key in partition {partition} of {partitions}");
+            };
+            // Nothing was folded into the other parts (see `absorb`): the
+            // key is new there.
+            part.table
+                .insert_unique(hash, entry, |entry| hasher.hash_one(&entry.0));
+        }
+        keys
     }
 
     fn salts(&self) -> bool {
@@ -455,5 +514,61 @@ mod tests {
             .salted([1u64])
             .running(crate::job::OutputMode::Update);
         assert!(job.check(2).unwrap_err().contains("salted"));
+    }
+
+    /// The rows of each part, sorted, emptying the parts.
+    fn rows_by_part<J: Job<Record>>(job: &J, parts: &mut [J::Part]) -> Vec<Vec<J::Row>>
+    where
+        J::Row: Ord,
+    {
+        parts
+            .iter_mut()
+            .map(|part| {
+                let mut rows = Vec::new();
+                job.finish(part, &mut rows);
+                rows.sort_unstable();
+                rows
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_combined_batch_split_at_the_seal_equals_a_partitioned_one() {
+        let job = job::records::<Record>().key_by(|r| r.0).aggregate(count());
+        let records: Vec<Record> = (0..5000u64).map(|i| (i * 7919 % 613, i)).collect();
+        let fold = |placement| {
+            let mut parts = vec![job.new_part(), job.new_part(), job.new_part()];
+            assert_eq!(job.place(&mut parts, placement), placement);
+            for chunk in records.chunks(1000) {
+                job.absorb(chunk, &mut parts);
+            }
+            if placement == Placement::Combined {
+                assert_eq!(parts[0].len(), 613, "every key in the first part");
+            }
+            assert_eq!(job.split(&mut parts), 613);
+            rows_by_part(&job, &mut parts)
+        };
+        let partitioned = fold(Placement::Partitioned);
+        assert!(partitioned.iter().all(|rows| !rows.is_empty()));
+        assert_eq!(fold(Placement::Combined), partitioned);
+    }
+
+    #[test]
+    fn salted_jobs_and_single_partitions_stay_partitioned() {
+        let salted = job::records::<Record>()
+            .key_by(|r| r.0)
+            .aggregate(count())
+            .salted([7u64]);
+        let mut parts = vec![salted.new_part(), salted.new_part()];
+        assert_eq!(
+            salted.place(&mut parts, Placement::Combined),
+            Placement::Partitioned
+        );
+        let plain = job::records::<Record>().key_by(|r| r.0).aggregate(count());
+        let mut one = vec![plain.new_part()];
+        assert_eq!(
+            plain.place(&mut one, Placement::Combined),
+            Placement::Partitioned
+        );
     }
 }

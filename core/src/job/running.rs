@@ -24,7 +24,7 @@ use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use rustc_hash::FxBuildHasher;
 
 use super::keyed::merge_entry;
-use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe};
+use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// Which rows an epoch of a running aggregation emits.
@@ -249,6 +249,14 @@ where
     #[inline]
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         self.epoch_job.absorb(records, parts);
+    }
+
+    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+        self.epoch_job.place(parts, placement)
+    }
+
+    fn split(&self, parts: &mut [Self::Part]) -> usize {
+        self.epoch_job.split(parts)
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
