@@ -72,28 +72,36 @@ fn main() {
         median(&mut ratio1),
     );
 
-    // Half load at 100 ms: 3 s of records at half the median rate.
+    // Half load at 100 ms: 10 s of records at half the median rate. The
+    // first epoch is the warm-up (every table grows from empty, on fresh
+    // pages) and is reported on its own; the percentiles are of the rest.
     let half = (engine100 * 1e6 / 2.0) as u64;
-    let epochs = end_to_end::at_rate(WORKERS, Duration::from_millis(100), half * 3, half);
+    let epochs = end_to_end::at_rate(WORKERS, Duration::from_millis(100), half * 10, half);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let warmup = epochs.first().map_or(0.0, |e| ms(e.seal_to_result));
     let mut seal_to_result: Vec<f64> = epochs
         .iter()
+        .skip(1)
         .filter(|e| e.records > 0)
-        .map(|e| e.seal_to_result.as_secs_f64() * 1e3)
+        .map(|e| ms(e.seal_to_result))
         .collect();
     let worst_latency = epochs
         .iter()
+        .skip(1)
         .map(|e| e.latency.p99_micros)
         .max()
         .unwrap_or(0);
+    let combined: usize = epochs.iter().map(|e| e.combined_batches).sum();
     let count = seal_to_result.len();
     seal_to_result.sort_by(f64::total_cmp);
     let p99 = seal_to_result[(count * 99 / 100).min(count - 1)];
     println!(
-        "half load ({:.1} M/s) at 100 ms: {count} epochs, seal-to-result median {:.2} ms, p99 {:.2} ms, max {:.2} ms; worst epoch record-latency p99 {:.1} ms",
+        "half load ({:.1} M/s) at 100 ms: {count} epochs after the first, seal-to-result median {:.2} ms, p99 {:.2} ms, max {:.2} ms (first epoch {warmup:.2} ms); worst epoch record-latency p99 {:.1} ms; {combined} of {} batches combined",
         half as f64 / 1e6,
         seal_to_result[count / 2],
         p99,
         seal_to_result[count - 1],
         worst_latency as f64 / 1e3,
+        epochs.len() * WORKERS,
     );
 }

@@ -738,11 +738,16 @@ mod tests {
                 "job.reductions=[\"count\"]",
                 "output.sink=sqlite",
                 "engine.work_stealing=false",
+                "engine.placement=combined",
                 "job.output_mode=update",
             ],
         )
         .unwrap();
         assert!(!profile.engine.work_stealing);
+        assert_eq!(
+            profile.engine.placement,
+            microbatch::PlacementPolicy::Combined
+        );
         assert_eq!(profile.job.output_mode, OutputModeSpec::Update);
         assert_eq!(profile.output.kind, OutputKind::Sqlite);
         assert_eq!(profile.output.path(), PathBuf::from("results/output.db"));
@@ -750,6 +755,16 @@ mod tests {
         assert_eq!(profile.run.duration, Duration::from_secs(5));
         assert_eq!(profile.workload.keys, 100_000);
         assert_eq!(profile.job.reductions, vec![Reduction::Count]);
+    }
+
+    #[test]
+    fn a_placement_out_of_the_three_is_refused_naming_them() {
+        let message = error("[engine]\nplacement = \"mixed\"\n", &[]);
+        assert!(
+            message.contains("engine.placement")
+                && message.contains("`adaptive`, `partitioned`, `combined`"),
+            "{message}"
+        );
     }
 
     #[test]

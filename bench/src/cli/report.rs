@@ -124,6 +124,11 @@ pub struct RunReport {
     /// Of `records_measured`, those a worker took from another worker's
     /// ring.
     pub records_stolen: u64,
+    /// `engine.placement`: `adaptive`, `partitioned` or `combined`.
+    pub placement: microbatch::PlacementPolicy,
+    /// Of the workers' batches in the measured epochs (workers × epochs),
+    /// those folded combined (see `microbatch::job::Placement`).
+    pub batches_combined: u64,
     /// The hottest keys over the measured epochs and their estimated share
     /// of the measured records (keyed jobs; sampled per epoch, see
     /// `microbatch::job::hot`; a key counts only in the epochs that
@@ -196,6 +201,8 @@ pub struct EpochLine {
     pub records_per_worker: Vec<u64>,
     /// Of `records`, those taken from another worker's ring.
     pub records_stolen: u64,
+    /// Workers whose batch of the epoch was folded combined.
+    pub combined_batches: usize,
     /// The hottest keys and their estimated share of `records`.
     pub hot_keys: Vec<HotKeyShare>,
     /// Result rows.
@@ -236,6 +243,7 @@ impl EpochLine {
             records: epoch.records,
             records_per_worker: epoch.records_per_worker.clone(),
             records_stolen: epoch.records_stolen,
+            combined_batches: epoch.combined_batches,
             hot_keys: HotKeyShare::of(epoch),
             rows: epoch.rows,
             opened_ms: ms(epoch.opened),
@@ -373,6 +381,14 @@ impl RunReport {
                     .join(", "),
             );
         }
+        let batches = self.records_per_worker.len() as u64 * self.epochs_measured;
+        line(
+            "placement",
+            format!(
+                "{}: {} of {batches} batches combined",
+                self.placement, self.batches_combined
+            ),
+        );
         line(
             "work stealing",
             if self.work_stealing {

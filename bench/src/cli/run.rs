@@ -672,6 +672,11 @@ impl Runner<'_> {
                 }),
             work_stealing: config.work_stealing,
             records_stolen: measured.iter().map(|epoch| epoch.records_stolen).sum(),
+            placement: config.placement,
+            batches_combined: measured
+                .iter()
+                .map(|epoch| epoch.combined_batches as u64)
+                .sum(),
             hot_keys: HotKeyShare::over(measured.iter().copied()),
             cpu_s: match (snapshot.cpu, cpu_end) {
                 (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
