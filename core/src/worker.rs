@@ -481,9 +481,10 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
 
     /// How to fold the next batch, from the one sealed at `sealed`, which
     /// took `records` records of `keys` distinct keys (see [`Placement`]):
-    /// combined only if this worker never waited for input in it, so the
-    /// faster fold matters, and the keys were few enough for their move at
-    /// the seal to cost less than it saves. Starts the next batch's clock.
+    /// combined only if this worker never went idle in it, so it is the
+    /// bottleneck and the faster fold matters more than a short seal, and
+    /// the keys were few enough for their move at the seal to cost less
+    /// than the fold saves. Starts the next batch's clock.
     fn next_placement(&mut self, records: u64, keys: usize, sealed: Instant) -> Placement {
         let waited = std::mem::take(&mut self.open_waited);
         let opened = std::mem::replace(&mut self.batch_opened, sealed);
@@ -492,7 +493,10 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             PlacementPolicy::Combined => return Placement::Combined,
             PlacementPolicy::Adaptive => {}
         }
-        if waited == Duration::ZERO
+        // Even a little idling is slack: with producer threads sharing the
+        // cores, combining then bought no throughput (profile_ab on
+        // profiles/skew-producer.toml: 1.01x) and lengthened the seal.
+        if waited.is_zero()
             && sealed > opened
             && records >= COMBINE_MIN_RECORDS_PER_KEY.saturating_mul(keys as u64)
             && records > 0

@@ -55,10 +55,12 @@ pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Total
 ///   table (the end_to_end job folds about 1.2x as fast), for one move
 ///   per key at the seal.
 ///
-/// A worker uses `Combined` for its next batch when it never waited for
-/// input in the last one (a slower fold would hold the stream back) and
-/// that batch had at least [`COMBINE_MIN_RECORDS_PER_KEY`] records per
-/// key; otherwise `Partitioned`, which a fresh part starts with.
+/// Under [`PlacementPolicy::Adaptive`](crate::PlacementPolicy) (the
+/// default) a worker uses `Combined` for its next batch when it never went
+/// idle in the last one (it is the bottleneck, so the faster fold matters
+/// more than a short seal) and that batch had at least
+/// [`COMBINE_MIN_RECORDS_PER_KEY`] records per key; otherwise
+/// `Partitioned`, which a fresh part starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placement {
     /// Each record into its key's partition.
