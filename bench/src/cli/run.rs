@@ -777,12 +777,19 @@ pub(crate) fn split_sources(
             .map(|part| Box::new(part) as Box<dyn Source<Event>>)
             .collect(),
         Input::Events(events) => {
-            let share = events.len().div_ceil(count);
-            let mut events = events.into_iter();
+            // Shared, not copied: the producers start while the engine
+            // runs, and a copy of the input would count against it.
+            let share = events.len().div_ceil(count.max(1));
+            let events = Arc::new(events);
             (0..count)
-                .map(|_| {
-                    let mine: Vec<Event> = events.by_ref().take(share).collect();
-                    Box::new(Chunks(mine.into_iter())) as Box<dyn Source<Event>>
+                .map(|i| {
+                    let start = (i * share).min(events.len());
+                    let end = (start + share).min(events.len());
+                    Box::new(Chunks {
+                        events: Arc::clone(&events),
+                        next: start,
+                        end,
+                    }) as Box<dyn Source<Event>>
                 })
                 .collect()
         }
@@ -792,12 +799,18 @@ pub(crate) fn split_sources(
     })
 }
 
-/// A share of a file's records, as a source.
-struct Chunks(std::vec::IntoIter<Event>);
+/// A share of a file's records, `events[next..end]`, as a source.
+struct Chunks {
+    events: Arc<Vec<Event>>,
+    next: usize,
+    end: usize,
+}
 
 impl Source<Event> for Chunks {
     fn poll(&mut self, _: u64, out: &mut Vec<Event>, max: usize) -> Poll {
-        out.extend(self.0.by_ref().take(max));
+        let until = self.end.min(self.next.saturating_add(max));
+        out.extend_from_slice(&self.events[self.next..until]);
+        self.next = until;
         if out.is_empty() {
             Poll::Exhausted
         } else {
