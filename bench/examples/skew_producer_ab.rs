@@ -1,0 +1,122 @@
+//! An uneven producer, the engine alone: the profile's records are
+//! generated into memory first, so the producer threads only copy them into
+//! the rings (drawing records on the fly costs a producer about half of
+//! what folding them costs a worker, which on 2 cores would cap what any
+//! balancing can show). Each round runs every variant over the same
+//! records, interleaved:
+//!
+//! ```text
+//! skew_producer_ab [profile] [rounds] [millions of records]
+//! ```
+//!
+//! Variants: all input at worker 0 without and with work stealing, and
+//! even input (`hot_worker_share = 0.5`) with stealing. Defaults:
+//! `profiles/skew-producer.toml`, 5 rounds, 100 M records (1.6 GB).
+use std::path::Path;
+use std::process::ExitCode;
+
+use microbatch::source::{Event, Generator, Poll, SourceSpec};
+use microbatch_bench::cli::profile::Profile;
+use microbatch_bench::cli::report::rate;
+use microbatch_bench::cli::run::{run_with_input, Input, Quiet, RunFiles};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `records` of the profile's generator, at full speed.
+fn generate(profile: &Profile, records: usize) -> Vec<Event> {
+    let mut config = profile.workload.generator();
+    config.rate = None;
+    config.records = Some(records as u64);
+    let mut source = Generator::new(config)
+        .split(1)
+        .expect("a valid generator")
+        .pop()
+        .expect("one part");
+    let mut out = Vec::with_capacity(records);
+    let mut chunk = Vec::with_capacity(4096);
+    loop {
+        chunk.clear();
+        match source.poll(0, &mut chunk, 4096) {
+            Poll::Ready { .. } => out.extend_from_slice(&chunk),
+            Poll::Idle | Poll::EpochEnd => {}
+            Poll::Exhausted => return out,
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args
+        .first()
+        .map_or("profiles/skew-producer.toml", String::as_str);
+    let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+    let millions: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(100);
+    let mut profile = match Profile::load(Path::new(path), &[]) {
+        Ok(profile) => profile,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if profile.workload.producers == 0 {
+        eprintln!("error: {path}: workload.producers = 0; this example needs producer threads");
+        return ExitCode::from(2);
+    }
+    // An in-memory input ends the run when it is read whole.
+    profile.run.warmup = std::time::Duration::ZERO;
+    profile.run.duration = std::time::Duration::from_secs(3600);
+    let variants: [(&str, f64, bool); 3] = [
+        ("all at worker 0, no stealing", 1.0, false),
+        ("all at worker 0, stealing", 1.0, true),
+        ("even, stealing", 0.5, true),
+    ];
+    println!(
+        "{} producers, {} keys, {millions} M records generated first",
+        profile.workload.producers, profile.workload.keys
+    );
+    let events = generate(&profile, millions * 1_000_000);
+    let mut throughput = vec![Vec::new(); variants.len()];
+    for round in 1..=rounds.max(1) {
+        let mut line = format!("round {round}:");
+        for (i, (name, share, stealing)) in variants.iter().enumerate() {
+            let mut variant = profile.clone();
+            variant.workload.hot_worker_share = Some(*share);
+            variant.engine.work_stealing = *stealing;
+            let input = Input::Events(events.clone());
+            let report =
+                match run_with_input(&variant, name, &RunFiles::default(), &mut Quiet, input) {
+                    Ok(outcome) => outcome.report,
+                    Err(error) => {
+                        eprintln!("error: {name}: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            if report.records_in != report.records_out {
+                eprintln!("error: {name}: records accepted and in results differ");
+                return ExitCode::from(3);
+            }
+            throughput[i].push(report.throughput_rps);
+            let stolen = 100.0 * report.records_stolen as f64 / report.records_out.max(1) as f64;
+            let batches = report.records_per_worker.len() as u64 * report.epochs_measured;
+            line += &format!(
+                "  {name} {} ({stolen:.0}% stolen, {}/{batches} batches combined)",
+                rate(report.throughput_rps),
+                report.batches_combined
+            );
+        }
+        println!("{line}");
+    }
+    let base = median(&mut throughput[0].clone());
+    println!("\nmedian throughput over {rounds} rounds ({path}, input from memory):");
+    for ((name, _, _), runs) in variants.iter().zip(&mut throughput) {
+        let m = median(runs);
+        println!("  {name:<30} {:>12}  {:.2}x the first", rate(m), m / base);
+    }
+    ExitCode::SUCCESS
+}
