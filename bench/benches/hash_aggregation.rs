@@ -1,7 +1,8 @@
 //! `hash_aggregation`: folding one sealed batch of 1 M generated records
 //! into per-key count + sum, in records/s, at 1 000 and 100 000 uniform
 //! keys. In one group per key count: the engine's path (a keyed job's
-//! `absorb` into the parts of 2 workers, as a worker does, then `finish`),
+//! `absorb` into the parts of 2 workers, as a worker does, then `finish`;
+//! partitioned, and combined with the `split` at the seal),
 //! and the baselines: a hashbrown table with FxHash folded by hand (the
 //! same table and hash the engine uses, without the job layer) and
 //! `std::collections::HashMap` with its default SipHash. Every table is
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hashbrown::hash_table::HashTable;
-use microbatch::job::{self, count, sum, Job};
+use microbatch::job::{self, count, sum, Job, Placement};
 use microbatch::source::{Event, Generator, GeneratorConfig, Poll, Source};
 use microbatch_bench::end_to_end::fold_by_hand;
 
@@ -55,27 +56,33 @@ fn hash_aggregation(c: &mut Criterion) {
             .map(|e| e.key)
             .collect::<std::collections::HashSet<_>>()
             .len() as u64; // distinct keys drawn
-        group.bench_with_input(
-            BenchmarkId::new("keyed_job_absorb_2_parts", key_space),
-            &events,
-            |b, events| {
+        for (name, placement) in [
+            ("keyed_job_absorb_2_parts", Placement::Partitioned),
+            (
+                "keyed_job_absorb_combined_split_2_parts",
+                Placement::Combined,
+            ),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, key_space), &events, |b, events| {
                 let job = job::records::<Event>()
                     .key_by(|e| e.key)
                     .aggregate((count(), sum(|e: &Event| e.value)));
                 let mut parts: Vec<_> = (0..job.partitions(2)).map(|_| job.new_part()).collect();
                 let mut rows = Vec::new();
                 b.iter(|| {
+                    job.place(&mut parts, placement);
                     for chunk in black_box(events).chunks(4096) {
                         job.absorb(chunk, &mut parts);
                     }
+                    job.split(&mut parts);
                     for part in &mut parts {
                         job.finish(part, &mut rows);
                     }
                     assert_eq!(rows.len() as u64, keys);
                     rows.clear();
                 })
-            },
-        );
+            });
+        }
         group.bench_with_input(
             BenchmarkId::new("baseline_hashbrown_fx", key_space),
             &events,
