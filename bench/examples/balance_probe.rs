@@ -15,7 +15,13 @@ fn main() {
     let rate = (args.first().copied().unwrap_or(20.0) * 1e6) as u64;
     let interval = Duration::from_secs_f64(args.get(1).copied().unwrap_or(100.0) / 1e3);
     let seconds = args.get(2).copied().unwrap_or(2.0);
-    let epochs = end_to_end::at_rate(2, interval, (rate as f64 * seconds) as u64, rate);
+    let epochs = end_to_end::at_rate(
+        2,
+        interval,
+        (rate as f64 * seconds) as u64,
+        rate,
+        microbatch::IdleStrategy::Backoff,
+    );
     for e in epochs {
         println!(
             "epoch {:>4} {:?} records {:?} reduce {:?} shuffle_wait {:?} merge {:?} sink {:?} seal_to_result {:?} latency p99 {} µs",

@@ -2,12 +2,14 @@
 //! single-thread loop, the engine at 100 ms and at 1 ms, and the naive
 //! mpsc design run back to back (order alternating), so each round gives
 //! paired ratios on the same machine state. Then seal-to-result and record
-//! latency at 100 ms under half the measured load.
+//! latency at 100 ms under half the measured load, idle workers parking
+//! and yielding.
 //!
 //! `cargo run --release -p microbatch-bench --example end_to_end_ab [rounds] [records]`
 
 use std::time::Duration;
 
+use microbatch::IdleStrategy;
 use microbatch_bench::end_to_end;
 
 #[global_allocator]
@@ -72,11 +74,18 @@ fn main() {
         median(&mut ratio1),
     );
 
-    // Half load at 100 ms: 10 s of records at half the median rate. The
-    // first epoch is the warm-up (every table grows from empty, on fresh
-    // pages) and is reported on its own; the percentiles are of the rest.
+    // Half load at 100 ms: 10 s of records at half the median rate, idle
+    // workers parking (the default) and yielding. The first epoch is the
+    // warm-up (every table grows from empty, on fresh pages) and is
+    // reported on its own; the percentiles are of the other 99.
     let half = (engine100 * 1e6 / 2.0) as u64;
-    let epochs = end_to_end::at_rate(WORKERS, Duration::from_millis(100), half * 10, half);
+    for idle in [IdleStrategy::Backoff, IdleStrategy::Yield] {
+        half_load(half, idle);
+    }
+}
+
+fn half_load(rate: u64, idle: IdleStrategy) {
+    let epochs = end_to_end::at_rate(WORKERS, Duration::from_millis(100), rate * 10, rate, idle);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let warmup = epochs.first().map_or(0.0, |e| ms(e.seal_to_result));
     let mut seal_to_result: Vec<f64> = epochs
@@ -96,8 +105,8 @@ fn main() {
     seal_to_result.sort_by(f64::total_cmp);
     let p99 = seal_to_result[(count * 99 / 100).min(count - 1)];
     println!(
-        "half load ({:.1} M/s) at 100 ms: {count} epochs after the first, seal-to-result median {:.2} ms, p99 {:.2} ms, max {:.2} ms (first epoch {warmup:.2} ms); worst epoch record-latency p99 {:.1} ms; {combined} of {} batches combined",
-        half as f64 / 1e6,
+        "half load ({:.1} M/s) at 100 ms, idle {idle:?}: {count} epochs after the first, seal-to-result median {:.2} ms, p99 {:.2} ms, max {:.2} ms (first epoch {warmup:.2} ms); worst epoch record-latency p99 {:.1} ms; {combined} of {} batches combined",
+        rate as f64 / 1e6,
         seal_to_result[count / 2],
         p99,
         seal_to_result[count - 1],

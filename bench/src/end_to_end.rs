@@ -16,7 +16,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use microbatch::job::{self, count, sum, Job};
 use microbatch::sink::DiscardSink;
 use microbatch::source::{Event, Generator, GeneratorConfig, Source};
-use microbatch::{Engine, Summary};
+use microbatch::{Engine, IdleStrategy, Summary};
 use rustc_hash::FxBuildHasher;
 
 /// Distinct keys of the job.
@@ -64,13 +64,15 @@ pub fn engine(
     (started.elapsed(), summary)
 }
 
-/// Runs the engine at a fixed open-loop `rate` for `records` records and
-/// returns each epoch's progress (seal-to-result, record latency).
+/// Runs the engine at a fixed open-loop `rate` for `records` records, its
+/// idle workers waiting as `idle` says, and returns each epoch's progress
+/// (seal-to-result, record latency).
 pub fn at_rate(
     workers: usize,
     interval: Duration,
     records: u64,
     rate: u64,
+    idle: IdleStrategy,
 ) -> Vec<microbatch::progress::EpochProgress> {
     let epochs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener_epochs = std::sync::Arc::clone(&epochs);
@@ -78,6 +80,7 @@ pub fn at_rate(
         .workers(workers)
         .interval(Some(interval))
         .max_batch_records(None)
+        .idle(idle)
         .source(Generator::new(workload(records, Some(rate))))
         .on_progress(move |progress| {
             listener_epochs
