@@ -52,7 +52,7 @@ pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Total
 ///   key the worker meets, and [`Job::split`] moves the keys to their
 ///   partitions at the seal. The fold pays no partitioning per record and
 ///   dense integer keys keep the even spread FxHash gives them in one
-///   table (the end_to_end job folds about 1.2x as fast), for one move
+///   table (the end_to_end job runs about 1.1x as fast), for one move
 ///   per key at the seal.
 ///
 /// Under [`PlacementPolicy::Adaptive`](crate::PlacementPolicy) (the
