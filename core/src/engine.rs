@@ -162,6 +162,9 @@ pub(crate) struct Shared<R, J: Job<R>> {
     pub(crate) taken: Box<[CachePadded<AtomicU64>]>,
     /// Workers whose built-in source is not exhausted.
     pub(crate) sources_active: AtomicUsize,
+    /// Threads in [`Engine::wait_for_sources`] wait on it; notified when
+    /// the last source ends or the engine fails.
+    sources_ended: (std::sync::Mutex<()>, std::sync::Condvar),
     pub(crate) pinned: Box<[AtomicBool]>,
     pinning_note: Mutex<Option<String>>,
     slots: Box<[Mutex<EpochSlot>]>,
@@ -213,6 +216,22 @@ impl<R, J: Job<R>> Shared<R, J> {
         drop(failure);
         self.failed.store(true, Ordering::Release);
         self.intake.close();
+        self.wake_finisher();
+    }
+
+    /// A worker's built-in source is exhausted (or dropped at the drain).
+    pub(crate) fn source_ended(&self) {
+        if self.sources_active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wake_finisher();
+        }
+    }
+
+    /// Cold path: once per source, or on failure.
+    fn wake_finisher(&self) {
+        let (mutex, ended) = &self.sources_ended;
+        // Taken so that a waiter is either before its check or asleep.
+        let _guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.notify_all();
     }
 
     pub(crate) fn has_failed(&self) -> bool {
@@ -692,6 +711,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
             sources_active: AtomicUsize::new(sources.iter().flatten().count()),
+            sources_ended: Default::default(),
             pinned: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             pinning_note: Mutex::new(None),
             slots: (0..window)
@@ -827,12 +847,39 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         self.shared.sources_active.load(Ordering::Acquire) == 0
     }
 
+    /// Blocks (without polling) until every built-in source is exhausted,
+    /// the engine failed, or `timeout` passed; returns whether the sources
+    /// are exhausted.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use microbatch::{job::{self, count}, sink::DiscardSink, source::IterSource, Engine};
+    /// let engine = Engine::builder(job::records::<u64>().key_by(|v| *v).aggregate(count()), DiscardSink)
+    ///     .workers(1)
+    ///     .source(IterSource::new(0..1000u64))
+    ///     .start()?;
+    /// while !engine.wait_for_sources(Duration::from_millis(100)) {
+    ///     // Report progress, check a deadline...
+    /// }
+    /// assert_eq!(engine.shutdown()?.records_in_results, 1000);
+    /// # Ok::<(), microbatch::EngineError>(())
+    /// ```
+    pub fn wait_for_sources(&self, timeout: Duration) -> bool {
+        let shared = &self.shared;
+        let (mutex, ended) = &shared.sources_ended;
+        let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = ended
+            .wait_timeout_while(guard, timeout, |_| {
+                shared.sources_active.load(Ordering::Acquire) > 0 && !shared.has_failed()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        self.sources_exhausted()
+    }
+
     /// Waits until every built-in source is exhausted (or the engine
     /// failed), then shuts down.
     pub fn finish(self) -> Result<Summary, EngineError> {
-        while self.shared.sources_active.load(Ordering::Acquire) > 0 && !self.shared.has_failed() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        while !self.wait_for_sources(Duration::from_secs(1)) && !self.shared.has_failed() {}
         self.shutdown()
     }
 

@@ -333,7 +333,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             Poll::EpochEnd => self.epoch_end = true,
             Poll::Exhausted => {
                 self.source = None;
-                self.shared.sources_active.fetch_sub(1, Ordering::AcqRel);
+                self.shared.source_ended();
             }
         }
     }
@@ -345,7 +345,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.release_intake();
         self.phase = Phase::Drained;
         if self.source.take().is_some() {
-            self.shared.sources_active.fetch_sub(1, Ordering::AcqRel);
+            self.shared.source_ended();
         }
         let drained = self.shared.drained.fetch_add(1, Ordering::AcqRel) + 1;
         self.seals_final = drained == self.shared.workers;

@@ -215,6 +215,32 @@ fn count_trigger_seals_batches_of_at_most_n() {
 }
 
 #[test]
+fn waiting_for_sources_times_out_while_they_run_and_returns_when_they_end() {
+    // 2 000 records at 4 000 a second: the source runs for at least
+    // 500 ms, so a 1 ms wait right after the start ends by its timeout.
+    let generator = Generator::new(GeneratorConfig {
+        keys: 50,
+        rate: Some(4_000),
+        records: Some(2_000),
+        ..GeneratorConfig::default()
+    });
+    let job = job::records::<microbatch::source::Event>()
+        .key_by(|e| e.key)
+        .aggregate(count());
+    let engine = Engine::builder(job, CollectSink::new().0)
+        .workers(2)
+        .pin(false)
+        .source(generator)
+        .start()
+        .unwrap();
+    assert!(!engine.wait_for_sources(Duration::from_millis(1)));
+    assert!(!engine.sources_exhausted());
+    // Woken by the last source's end, long before this timeout.
+    assert!(engine.wait_for_sources(Duration::from_secs(600)));
+    assert_eq!(engine.shutdown().unwrap().records_in_results, 2_000);
+}
+
+#[test]
 fn interval_trigger_seals_while_records_flow() {
     // 2 000 records at 20 000 a second take at least 100 ms of wall time,
     // whatever the machine's load: 5 ms intervals must run out meanwhile.

@@ -35,8 +35,6 @@ use super::report::{EpochLine, EpochsByReason, HotKeyShare, Percentiles, RunRepo
 const TICK: Duration = Duration::from_millis(100);
 /// The span of one interval of the HdrHistogram log.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
-/// How soon the end of a finite input is noticed.
-const DONE_POLL: Duration = Duration::from_millis(1);
 /// Records a producer thread pushes at a time.
 const PRODUCER_CHUNK: usize = 4096;
 
@@ -519,9 +517,16 @@ impl Runner<'_> {
             let elapsed = started.elapsed();
             let next = (elapsed + TICK).min(planned);
             // Until the next tick, but a finite input that ends is seen
-            // within a millisecond, so that its run's time is its own.
+            // at once, so that its run's time is its own. Blocked, not
+            // polling: a wake-up takes a core from a worker.
             while started.elapsed() < next && !input_done(&engine, &producers) {
-                std::thread::sleep(DONE_POLL.min(next.saturating_sub(started.elapsed())));
+                let left = next.saturating_sub(started.elapsed());
+                if engine.sources_exhausted() {
+                    // Producer threads wake this thread as they end.
+                    std::thread::park_timeout(left);
+                } else {
+                    engine.wait_for_sources(left);
+                }
             }
             let elapsed = started.elapsed();
             if snapshot.is_none() && elapsed >= profile.run.warmup {
@@ -721,9 +726,11 @@ fn spawn_producers<J: Job<Event>>(
             None => None,
         };
         let stop = Arc::clone(stop);
+        let runner = WakeOnExit(std::thread::current());
         let thread = std::thread::Builder::new()
             .name(format!("producer-{index}"))
             .spawn(move || {
+                let _runner = runner;
                 let mut chunk = Vec::with_capacity(PRODUCER_CHUNK);
                 while !stop.load(Ordering::Acquire) {
                     chunk.clear();
@@ -797,6 +804,16 @@ pub(crate) fn split_sources(
             .split(count)
             .map_err(EngineError::from)?,
     })
+}
+
+/// Wakes the runner's thread (parked until the next tick) when a producer
+/// thread ends, however it ends.
+struct WakeOnExit(std::thread::Thread);
+
+impl Drop for WakeOnExit {
+    fn drop(&mut self) {
+        self.0.unpark();
+    }
 }
 
 /// A share of a file's records, `events[next..end]`, as a source.
