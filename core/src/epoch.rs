@@ -120,6 +120,15 @@ impl EpochClock {
         tag_matches && now_micros >= packed & TIME_MASK
     }
 
+    /// µs from `now_micros` until `epoch`'s interval runs out (0 if it has);
+    /// `None` without a time trigger or if `epoch` is no longer open.
+    pub fn micros_until_deadline(&self, epoch: u64, now_micros: u64) -> Option<u64> {
+        self.interval_micros?;
+        let packed = self.deadline.load(Ordering::Acquire);
+        let tag_matches = (packed >> TIME_BITS) == (epoch & (u64::MAX >> TIME_BITS));
+        tag_matches.then(|| (packed & TIME_MASK).saturating_sub(now_micros))
+    }
+
     /// Seals epoch `from` for everyone by opening `from + 1`, if `from` is
     /// still the open epoch and the window has room. One CAS.
     pub fn try_advance(&self, from: u64, now_micros: u64) -> Advance {
@@ -219,6 +228,18 @@ mod tests {
     fn without_interval_nothing_expires() {
         let clock = EpochClock::new(1, 1, None, 0);
         assert!(!clock.interval_expired(0, u64::MAX));
+        assert_eq!(clock.micros_until_deadline(0, 0), None);
+    }
+
+    #[test]
+    fn time_to_the_deadline_counts_down_for_the_open_epoch_only() {
+        let clock = EpochClock::new(2, 4, Some(Duration::from_millis(100)), 0);
+        assert_eq!(clock.micros_until_deadline(0, 0), Some(100 * MS));
+        assert_eq!(clock.micros_until_deadline(0, 99 * MS), Some(MS));
+        assert_eq!(clock.micros_until_deadline(0, 150 * MS), Some(0));
+        assert_eq!(clock.try_advance(0, 40 * MS), Advance::Advanced);
+        assert_eq!(clock.micros_until_deadline(0, 40 * MS), None);
+        assert_eq!(clock.micros_until_deadline(1, 40 * MS), Some(100 * MS));
     }
 
     #[test]

@@ -95,6 +95,19 @@ pub(crate) mod wait {
             loom::thread::yield_now();
         }
 
+        /// One waiting step that never sleeps (spin, then yield): for a
+        /// wait whose end is due within a park's wake-up delay.
+        #[cfg(not(loom))]
+        pub(crate) fn snooze(&self) {
+            self.backoff.snooze();
+        }
+
+        /// One waiting step that never sleeps: under loom, a yield.
+        #[cfg(loom)]
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+        }
+
         /// The condition changed: start again from spinning.
         pub(crate) fn reset(&mut self) {
             #[cfg(not(loom))]

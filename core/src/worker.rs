@@ -22,6 +22,10 @@ use crate::sync::wait::Idle;
 use crate::sync::Ordering;
 use crate::{IdleStrategy, PlacementPolicy};
 
+/// The most an idle worker spins (instead of parking) before its epoch's
+/// interval runs out, in µs; see [`Worker::due_soon`].
+const SPIN_BEFORE_DEADLINE_MICROS: u64 = 1_000;
+
 /// A part on its way from its sender to the owner of its partition.
 pub(crate) struct Message<P> {
     epoch: u64,
@@ -182,10 +186,37 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             } else {
                 // Idle path: the clock reads cost nothing here.
                 let started = Instant::now();
-                self.idle.step();
+                if self.due_soon(now) {
+                    self.idle.snooze();
+                } else {
+                    self.idle.step();
+                }
                 self.open_waited += started.elapsed();
             }
         }
+    }
+
+    /// Whether this idle worker has something due too soon to risk a park,
+    /// whose wake-up can come late on a busy or virtual machine: parts of
+    /// an epoch it owns and has sealed its own part of, or the end of the
+    /// open epoch's interval within a tenth of the interval (at most
+    /// [`SPIN_BEFORE_DEADLINE_MICROS`]). Every worker is then awake when
+    /// the interval runs out, so the seal and the shuffle are not held up
+    /// by a sleeper; spinning costs at most a tenth of the idle time.
+    fn due_soon(&self, now: u64) -> bool {
+        if self.pending.front().is_some_and(|p| p.own_seal.is_some()) {
+            return true;
+        }
+        let (Some(interval), Some(left)) = (
+            self.shared.config.interval,
+            self.shared
+                .clock
+                .micros_until_deadline(self.open_epoch, now),
+        ) else {
+            return false;
+        };
+        let margin = (interval.as_micros() / 10).min(u128::from(SPIN_BEFORE_DEADLINE_MICROS));
+        u128::from(left) <= margin
     }
 
     /// Takes up to a chunk from each ring and from the source, within the
