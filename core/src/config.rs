@@ -18,7 +18,11 @@ pub const MAX_EPOCHS_IN_FLIGHT: usize = 1024;
 #[serde(rename_all = "snake_case")]
 pub enum IdleStrategy {
     /// Spin, then yield, then sleep at most 50 µs at a time: gives the core
-    /// away on a machine with fewer cores than threads; wakes within 50 µs.
+    /// away on a machine with fewer cores than threads; wakes within 50 µs
+    /// (later if the machine is busy). A worker does not sleep in the last
+    /// tenth of its epoch's interval (at most 1 ms) nor while the parts of
+    /// an epoch it owns are coming in, so that a late wake-up does not
+    /// delay a result.
     #[default]
     Backoff,
     /// Spin, then yield, never sleep: the lowest wake-up delay, at the price
