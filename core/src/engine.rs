@@ -164,7 +164,7 @@ pub(crate) struct Shared<R, J: Job<R>> {
     pub(crate) sources_active: AtomicUsize,
     /// Threads in [`Engine::wait_for_sources`] wait on it; notified when
     /// the last source ends or the engine fails.
-    sources_ended: (std::sync::Mutex<()>, std::sync::Condvar),
+    sources_ended: (Mutex<()>, std::sync::Condvar),
     pub(crate) pinned: Box<[AtomicBool]>,
     pinning_note: Mutex<Option<String>>,
     slots: Box<[Mutex<EpochSlot>]>,
@@ -216,21 +216,21 @@ impl<R, J: Job<R>> Shared<R, J> {
         drop(failure);
         self.failed.store(true, Ordering::Release);
         self.intake.close();
-        self.wake_finisher();
+        self.wake_source_waiters();
     }
 
     /// A worker's built-in source is exhausted (or dropped at the drain).
     pub(crate) fn source_ended(&self) {
         if self.sources_active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.wake_finisher();
+            self.wake_source_waiters();
         }
     }
 
     /// Cold path: once per source, or on failure.
-    fn wake_finisher(&self) {
+    fn wake_source_waiters(&self) {
         let (mutex, ended) = &self.sources_ended;
         // Taken so that a waiter is either before its check or asleep.
-        let _guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = lock(mutex);
         ended.notify_all();
     }
 
@@ -867,9 +867,8 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
     pub fn wait_for_sources(&self, timeout: Duration) -> bool {
         let shared = &self.shared;
         let (mutex, ended) = &shared.sources_ended;
-        let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
         let _guard = ended
-            .wait_timeout_while(guard, timeout, |_| {
+            .wait_timeout_while(lock(mutex), timeout, |_| {
                 shared.sources_active.load(Ordering::Acquire) > 0 && !shared.has_failed()
             })
             .unwrap_or_else(PoisonError::into_inner);

@@ -75,10 +75,9 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// The open batch's retained input, under a panic policy.
     batch: Batch<R>,
     open_reduce: Duration,
-    /// Time this worker spent idle (no input, or no room) in the open batch.
-    open_waited: Duration,
-    /// When the open batch began (the last seal, or the start).
-    batch_opened: Instant,
+    /// Whether this worker went idle (no input, or no room) in the open
+    /// batch.
+    open_idled: bool,
     /// How the open batch is folded.
     placement: Placement,
     taken_total: u64,
@@ -140,8 +139,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_dead: 0,
             batch: Batch::new(),
             open_reduce: Duration::ZERO,
-            open_waited: Duration::ZERO,
-            batch_opened: Instant::now(),
+            open_idled: false,
             placement,
             taken_total: 0,
             marks: Marks::new(),
@@ -184,14 +182,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             if busy {
                 self.idle.reset();
             } else {
-                // Idle path: the clock reads cost nothing here.
-                let started = Instant::now();
+                self.open_idled = true;
                 if self.due_soon(now) {
                     self.idle.snooze();
                 } else {
                     self.idle.step();
                 }
-                self.open_waited += started.elapsed();
             }
         }
     }
@@ -457,9 +453,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.epoch_end = false;
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
-        let combined =
-            std::mem::replace(&mut self.placement, Placement::Partitioned) == Placement::Combined;
-        self.placement = self.next_placement(records, keys, started);
+        let combined = self.placement == Placement::Combined;
+        self.placement = self.next_placement(records, keys);
         let stolen = std::mem::take(&mut self.open_stolen);
         let dead = std::mem::take(&mut self.open_dead);
         self.taken_total += records + dead;
@@ -510,15 +505,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         Ok(())
     }
 
-    /// How to fold the next batch, from the one sealed at `sealed`, which
-    /// took `records` records of `keys` distinct keys (see [`Placement`]):
+    /// How to fold the next batch, from the one being sealed, which took
+    /// `records` records of `keys` distinct keys (see [`Placement`]):
     /// combined only if this worker never went idle in it, so it is the
     /// bottleneck and the faster fold matters more than a short seal, and
     /// the keys were few enough for their move at the seal to cost less
-    /// than the fold saves. Starts the next batch's clock.
-    fn next_placement(&mut self, records: u64, keys: usize, sealed: Instant) -> Placement {
-        let waited = std::mem::take(&mut self.open_waited);
-        let opened = std::mem::replace(&mut self.batch_opened, sealed);
+    /// than the fold saves.
+    fn next_placement(&mut self, records: u64, keys: usize) -> Placement {
+        let idled = std::mem::take(&mut self.open_idled);
         match self.shared.config.placement {
             PlacementPolicy::Partitioned => return Placement::Partitioned,
             PlacementPolicy::Combined => return Placement::Combined,
@@ -527,10 +521,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         // Even a little idling is slack: with producer threads sharing the
         // cores, combining then bought no throughput (profile_ab on
         // profiles/skew-producer.toml: 1.01x) and lengthened the seal.
-        if waited.is_zero()
-            && sealed > opened
-            && records >= COMBINE_MIN_RECORDS_PER_KEY.saturating_mul(keys as u64)
+        if !idled
             && records > 0
+            && records >= COMBINE_MIN_RECORDS_PER_KEY.saturating_mul(keys as u64)
         {
             Placement::Combined
         } else {

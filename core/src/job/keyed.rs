@@ -184,9 +184,7 @@ where
                     let hash = self.hasher.hash_one(&key);
                     let partition = choose(&key, hash, partitions);
                     let Some(part) = parts.get_mut(partition) else {
-                        panic!(
-                            "the partitioner put a key in partition {partition} of {partitions}"
-                        );
+                        out_of_range(partition, partitions);
                     };
                     upsert(
                         &mut part.table,
@@ -235,6 +233,12 @@ where
             }
         });
     }
+}
+
+/// A partitioner's bug: the worker stops with this message.
+#[cold]
+fn out_of_range(partition: usize, partitions: usize) -> ! {
+    panic!("the partitioner put a key in partition {partition} of {partitions}");
 }
 
 /// Merges `state` into `key`'s entry of `table` (inserting it if the key
@@ -350,16 +354,13 @@ where
         // Salted keys' records go to every partition in turn as they come.
         let combined =
             placement == Placement::Combined && parts.len() > 1 && self.salted.is_empty();
-        match parts.first_mut() {
-            Some(first) if combined => {
-                first.combined = true;
-                Placement::Combined
-            }
-            Some(first) => {
-                first.combined = false;
-                Placement::Partitioned
-            }
-            None => Placement::Partitioned,
+        if let Some(first) = parts.first_mut() {
+            first.combined = combined;
+        }
+        if combined {
+            Placement::Combined
+        } else {
+            Placement::Partitioned
         }
     }
 
@@ -385,7 +386,7 @@ where
         for entry in moving {
             let (hash, partition) = found.get();
             let Some(part) = rest.get_mut(partition.wrapping_sub(1)) else {
-                panic!("the partitioner put a key in partition {partition} of {partitions}");
+                out_of_range(partition, partitions);
             };
             // Nothing was folded into the other parts (see `absorb`): the
             // key is new there.
