@@ -10,17 +10,13 @@
 use std::time::Duration;
 
 use microbatch::IdleStrategy;
+use microbatch_bench::ab::median;
 use microbatch_bench::end_to_end;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WORKERS: usize = 2;
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() {
     let args: Vec<u64> = std::env::args()

@@ -17,6 +17,7 @@ use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
 use microbatch::sink::DiscardSink;
 use microbatch::source::{ArchivedEvent, Event, Generator, GeneratorConfig, Poll, SourceSpec};
 use microbatch::Engine;
+use microbatch_bench::ab::median;
 use mimalloc::MiMalloc;
 
 #[global_allocator]
@@ -105,9 +106,4 @@ fn run_lent(log: &Path) -> Result<f64, Box<dyn std::error::Error>> {
         .start()?;
     let summary = engine.finish()?;
     Ok(rate(summary.records_in_results, summary.elapsed))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use microbatch_bench::ab::median;
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run, Quiet, RunFiles};
@@ -72,11 +73,6 @@ impl Drop for BusyCore {
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

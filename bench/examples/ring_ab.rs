@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use microbatch_bench::ab::median;
 use microbatch_bench::queues::{pop_spinning, push_spinning, Microbatch, Queue, Rtrb};
 use microbatch_bench::transfer::two_threads;
 
@@ -32,11 +33,6 @@ fn single<Q: Queue<u64>>(capacity: usize) -> Duration {
     )
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let capacity: usize = args
@@ -57,7 +53,7 @@ fn main() {
             ours.push(rate(single::<Microbatch>(capacity)));
         }
     }
-    let (a, b) = (median(ours.clone()), median(theirs.clone()));
+    let (a, b) = (median(&mut ours.clone()), median(&mut theirs.clone()));
     println!("capacity {capacity}, {trials} interleaved trials of {ITEMS} u64 each, M items/s");
     println!(
         "microbatch: median {a:.0}  all {:?}",
@@ -70,6 +66,7 @@ fn main() {
     println!("ratio microbatch / rtrb (medians): {:.2}", a / b);
     // Both rings slow down together when the machine does: the ratio within
     // each pair of neighbouring trials is the steadier figure.
-    let paired = median(ours.iter().zip(&theirs).map(|(a, b)| a / b).collect());
+    let mut paired: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a / b).collect();
+    let paired = median(&mut paired);
     println!("ratio microbatch / rtrb (median of paired trials): {paired:.2}");
 }

@@ -12,43 +12,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use microbatch::source::{Event, Generator, KeyDistribution, Poll, SourceSpec};
+use microbatch::source::{Event, KeyDistribution};
+use microbatch_bench::ab::{events_in_memory, median};
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run_with_input, Input, Quiet, RunFiles};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `records` of the profile's generator with `distribution`.
-fn generate(profile: &Profile, distribution: KeyDistribution, records: usize) -> Vec<Event> {
-    let mut config = profile.workload.generator();
-    config.distribution = distribution;
-    config.rate = None;
-    config.records = None;
-    let mut source = Generator::new(config)
-        .split(1)
-        .expect("a valid generator")
-        .pop()
-        .expect("one part");
-    let mut out = Vec::with_capacity(records);
-    let mut chunk = Vec::with_capacity(4096);
-    while out.len() < records {
-        chunk.clear();
-        let want = (records - out.len()).min(4096);
-        match source.poll(0, &mut chunk, want) {
-            Poll::Ready { .. } => out.extend_from_slice(&chunk),
-            Poll::Idle | Poll::EpochEnd => {}
-            Poll::Exhausted => break,
-        }
-    }
-    out
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,7 +50,11 @@ fn main() -> ExitCode {
     );
     let inputs: Vec<Vec<Event>> = variants
         .iter()
-        .map(|(_, distribution)| generate(&profile, *distribution, millions * 1_000_000))
+        .map(|(_, distribution)| {
+            let mut config = profile.workload.generator();
+            config.distribution = *distribution;
+            events_in_memory(config, millions * 1_000_000)
+        })
         .collect();
     let mut throughput = vec![Vec::new(); variants.len()];
     for round in 1..=rounds.max(1) {

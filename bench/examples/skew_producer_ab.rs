@@ -15,40 +15,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use microbatch::source::{Event, Generator, Poll, SourceSpec};
+use microbatch_bench::ab::{events_in_memory, median};
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run_with_input, Input, Quiet, RunFiles};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `records` of the profile's generator, at full speed.
-fn generate(profile: &Profile, records: usize) -> Vec<Event> {
-    let mut config = profile.workload.generator();
-    config.rate = None;
-    config.records = Some(records as u64);
-    let mut source = Generator::new(config)
-        .split(1)
-        .expect("a valid generator")
-        .pop()
-        .expect("one part");
-    let mut out = Vec::with_capacity(records);
-    let mut chunk = Vec::with_capacity(4096);
-    loop {
-        chunk.clear();
-        match source.poll(0, &mut chunk, 4096) {
-            Poll::Ready { .. } => out.extend_from_slice(&chunk),
-            Poll::Idle | Poll::EpochEnd => {}
-            Poll::Exhausted => return out,
-        }
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -80,7 +53,7 @@ fn main() -> ExitCode {
         "{} producers, {} keys, {millions} M records generated first",
         profile.workload.producers, profile.workload.keys
     );
-    let events = generate(&profile, millions * 1_000_000);
+    let events = events_in_memory(profile.workload.generator(), millions * 1_000_000);
     let mut throughput = vec![Vec::new(); variants.len()];
     for round in 1..=rounds.max(1) {
         let mut line = format!("round {round}:");

@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ab;
 pub mod cli;
 pub mod clickstream;
 pub mod end_to_end;
