@@ -12,26 +12,22 @@
 //! Variants: all input at worker 0 without and with work stealing, and
 //! even input (`hot_worker_share = 0.5`) with stealing. Defaults:
 //! `profiles/skew-producer.toml`, 5 rounds, 100 M records (1.6 GB).
-use std::path::Path;
 use std::process::ExitCode;
 
-use microbatch_bench::ab::{events_in_memory, median};
-use microbatch_bench::cli::profile::Profile;
+use microbatch_bench::ab::{events_in_memory, median, run_over, InMemoryArgs};
 use microbatch_bench::cli::report::rate;
-use microbatch_bench::cli::run::{run_with_input, Input, Quiet, RunFiles};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args
-        .first()
-        .map_or("profiles/skew-producer.toml", String::as_str);
-    let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
-    let millions: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(100);
-    let mut profile = match Profile::load(Path::new(path), &[]) {
-        Ok(profile) => profile,
+    let InMemoryArgs {
+        path,
+        profile,
+        rounds,
+        records,
+    } = match InMemoryArgs::from_args("profiles/skew-producer.toml", 5) {
+        Ok(args) => args,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
@@ -41,39 +37,32 @@ fn main() -> ExitCode {
         eprintln!("error: {path}: workload.producers = 0; this example needs producer threads");
         return ExitCode::from(2);
     }
-    // An in-memory input ends the run when it is read whole.
-    profile.run.warmup = std::time::Duration::ZERO;
-    profile.run.duration = std::time::Duration::from_secs(3600);
     let variants: [(&str, f64, bool); 3] = [
         ("all at worker 0, no stealing", 1.0, false),
         ("all at worker 0, stealing", 1.0, true),
         ("even, stealing", 0.5, true),
     ];
     println!(
-        "{} producers, {} keys, {millions} M records generated first",
-        profile.workload.producers, profile.workload.keys
+        "{} producers, {} keys, {} M records generated first",
+        profile.workload.producers,
+        profile.workload.keys,
+        records / 1_000_000
     );
-    let events = events_in_memory(profile.workload.generator(), millions * 1_000_000);
+    let events = events_in_memory(profile.workload.generator(), records);
     let mut throughput = vec![Vec::new(); variants.len()];
-    for round in 1..=rounds.max(1) {
+    for round in 1..=rounds {
         let mut line = format!("round {round}:");
         for (i, (name, share, stealing)) in variants.iter().enumerate() {
             let mut variant = profile.clone();
             variant.workload.hot_worker_share = Some(*share);
             variant.engine.work_stealing = *stealing;
-            let input = Input::Events(events.clone());
-            let report =
-                match run_with_input(&variant, name, &RunFiles::default(), &mut Quiet, input) {
-                    Ok(outcome) => outcome.report,
-                    Err(error) => {
-                        eprintln!("error: {name}: {error}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-            if report.records_in != report.records_out {
-                eprintln!("error: {name}: records accepted and in results differ");
-                return ExitCode::from(3);
-            }
+            let report = match run_over(&variant, name, &events) {
+                Ok(report) => report,
+                Err((error, code)) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(code);
+                }
+            };
             throughput[i].push(report.throughput_rps);
             let stolen = 100.0 * report.records_stolen as f64 / report.records_out.max(1) as f64;
             let batches = report.records_per_worker.len() as u64 * report.epochs_measured;

@@ -1,8 +1,76 @@
 //! What the interleaved A/B examples (`examples/*_ab.rs`) share: the
-//! median of their rounds, and a generator's records drawn into memory
-//! before a run, so that drawing them is not what a run measures.
+//! median of their rounds, a generator's records drawn into memory before
+//! a run, so that drawing them is not what a run measures, and the command
+//! line and runs of the examples whose input is such records.
+
+use std::path::Path;
+use std::time::Duration;
 
 use microbatch::source::{Event, Generator, GeneratorConfig, Poll, SourceSpec};
+
+use crate::cli::profile::Profile;
+use crate::cli::report::RunReport;
+use crate::cli::run::{run_with_input, Input, Quiet, RunFiles};
+
+/// The command line of an example run over records in memory,
+/// `[profile] [rounds] [millions of records]`.
+#[derive(Debug)]
+pub struct InMemoryArgs {
+    /// The profile's path.
+    pub path: String,
+    /// The profile, set to run until its input is read whole (no warm-up,
+    /// no time limit to speak of).
+    pub profile: Profile,
+    /// Rounds, at least one.
+    pub rounds: usize,
+    /// Records per input.
+    pub records: usize,
+}
+
+impl InMemoryArgs {
+    /// From the process's arguments, with these defaults (100 M records);
+    /// the error is the line to print before exiting with code 2.
+    pub fn from_args(default_profile: &str, default_rounds: usize) -> Result<Self, String> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let path = args
+            .first()
+            .map_or(default_profile, String::as_str)
+            .to_owned();
+        let rounds = args
+            .get(1)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default_rounds)
+            .max(1);
+        let millions: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(100);
+        let mut profile = Profile::load(Path::new(&path), &[]).map_err(|e| e.to_string())?;
+        profile.run.warmup = Duration::ZERO;
+        profile.run.duration = Duration::from_secs(3600);
+        Ok(InMemoryArgs {
+            path,
+            profile,
+            rounds,
+            records: millions * 1_000_000,
+        })
+    }
+}
+
+/// Runs `profile` over a copy of `events`, quietly; the report if every
+/// record accepted is in the results, else the line to print and the exit
+/// code (1: the run failed, 3: records missing).
+pub fn run_over(
+    profile: &Profile,
+    name: &str,
+    events: &[Event],
+) -> Result<RunReport, (String, u8)> {
+    let input = Input::Events(events.to_vec());
+    let report = run_with_input(profile, name, &RunFiles::default(), &mut Quiet, input)
+        .map_err(|error| (format!("{name}: {error}"), 1))?
+        .report;
+    if report.records_in != report.records_out {
+        return Err((format!("{name}: records accepted and in results differ"), 3));
+    }
+    Ok(report)
+}
 
 /// The median of `values` (the upper one of an even count); sorts them.
 ///
