@@ -283,6 +283,39 @@ impl<'a, T> ReadChunk<'a, T> {
         let n = self.len();
         self.commit(n);
     }
+
+    /// Moves every item of the chunk to the end of `out`, oldest first, and
+    /// frees the slots: two copies of contiguous runs, for items of any
+    /// type. For a consumer that must give the ring up before it works on
+    /// the items (`out` reserves room for them if it has too little).
+    ///
+    /// ```
+    /// let (mut producer, mut consumer) = microbatch_ringbuf::ring::<String>(4);
+    /// for word in ["a", "b", "c"] {
+    ///     producer.push(word.to_owned()).unwrap();
+    /// }
+    /// let mut out = vec!["z".to_owned()];
+    /// consumer.read_chunk_up_to(2).move_into(&mut out);
+    /// assert_eq!(out, ["z", "a", "b"]);
+    /// assert_eq!(consumer.pop().as_deref(), Some("c"));
+    /// ```
+    pub fn move_into(self, out: &mut Vec<T>) {
+        let n = self.len();
+        out.reserve(n);
+        let base = self.consumer.shared.base();
+        // SAFETY: the chunk's `n` items are initialized and owned by the
+        // ring, and `out` has room for `n` more after its length (reserved
+        // above) in its own allocation, disjoint from the ring's. The items
+        // are moved bitwise, `out` takes ownership by its new length, and
+        // the slots are freed without dropping what was in them.
+        unsafe {
+            let end = out.as_mut_ptr().add(out.len());
+            ptr::copy_nonoverlapping(self.first, end, self.first_len);
+            ptr::copy_nonoverlapping(base, end.add(self.first_len), self.second_len);
+            out.set_len(out.len() + n);
+        }
+        self.consumer.commit(n);
+    }
 }
 
 /// Moves the chunk's items out, oldest first; the slots of the items taken

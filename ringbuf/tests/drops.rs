@@ -119,6 +119,43 @@ fn read_chunk_iterator_moves_taken_items_and_leaves_the_rest() {
 }
 
 #[test]
+fn read_chunk_move_into_moves_every_item_in_order_and_frees_the_slots() {
+    let drops = counter();
+    let (mut producer, mut consumer) = ring::<(usize, Counted)>(4);
+    // Wrap so the chunk has two runs.
+    for _ in 0..3 {
+        producer.try_push((0, Counted(drops.clone()))).unwrap();
+        drop(consumer.try_pop());
+    }
+    for i in 1..=4 {
+        producer.try_push((i, Counted(drops.clone()))).unwrap();
+    }
+    let mut out = Vec::with_capacity(1);
+    consumer.read_chunk(3).unwrap().move_into(&mut out);
+    assert_eq!(drops.load(Ordering::Relaxed), 3, "moved out, not dropped");
+    assert_eq!(out.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(consumer.len(), 1);
+    // The freed slots take new items.
+    for i in 5..=7 {
+        producer.try_push((i, Counted(drops.clone()))).unwrap();
+    }
+    consumer.read_chunk_up_to(8).move_into(&mut out);
+    assert_eq!(
+        out.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    assert!(consumer.is_empty());
+    drop(out);
+    assert_eq!(drops.load(Ordering::Relaxed), 10);
+    drop((producer, consumer));
+    assert_eq!(
+        Arc::strong_count(&drops),
+        1,
+        "no item leaked or dropped twice"
+    );
+}
+
+#[test]
 fn uncommitted_write_chunk_leaves_ring_unchanged() {
     let (mut producer, consumer) = ring::<String>(4);
     let mut chunk = producer.write_chunk_uninit(3).unwrap();
