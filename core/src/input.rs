@@ -12,12 +12,18 @@
 //!
 //! Work stealing: a ring's consumer end sits in its lane behind a claim
 //! (`try_lock`: one uncontended CAS, never a wait on a worker's path).
-//! Its owner claims it for each chunk; a worker with nothing of its own
-//! claims other workers' rings that hold records and takes a chunk into
-//! its own open epoch. A record leaves a ring under a claim, so it is
-//! taken once whoever takes it. Each ring remembers the newest epoch taken
-//! from it and a taker with an older open epoch skips it, so one
-//! producer's records never go back an epoch.
+//! Its owner claims it for each chunk and folds the chunk in place. A
+//! worker with nothing of its own claims other workers' rings that hold at
+//! least a chunk (less, and the owner keeps up: taking it would only idle
+//! the owner) and takes a chunk into its own open epoch. A thief moves its
+//! chunk out and gives the ring up before folding it, and once a thief has
+//! wanted a ring, every taker does the same until one leaves the ring
+//! empty: so two workers fold one hot ring's records at once, each claim
+//! held for a copy rather than a fold, and the copy is paid only then. A
+//! record leaves a ring under a claim, so it is taken once whoever takes
+//! it. Each ring remembers the newest epoch taken from it and a taker with
+//! an older open epoch skips it, so one producer's records never go back
+//! an epoch.
 //!
 //! Record latency from the push: before pushing into an empty-stamped
 //! lane, a producer stamps the lane with the time; a worker that takes a
@@ -86,6 +92,11 @@ pub(crate) struct Lane<R> {
     /// does not stamp it again until it wakes). Written under the claim,
     /// only when it changes.
     backlog: AtomicBool,
+    /// A thief wants records of this ring: until a taker leaves it empty,
+    /// takers move their chunks out and give the ring up before folding
+    /// them, so that two workers fold the records of one hot ring at once.
+    /// Stored only when it changes.
+    wanted: AtomicBool,
 }
 
 /// What a claim of a lane gives access to.
@@ -109,6 +120,11 @@ impl<R> Lane<R> {
         }
     }
 
+    /// Its producer is gone and everything it pushed is taken.
+    fn is_spent(&self, ring: &LaneRing<R>) -> bool {
+        ring.consumer.is_abandoned() && ring.consumer.is_empty()
+    }
+
     /// Claims the ring, waiting for a taker holding it (only at close).
     fn claim(&self) -> MutexGuard<'_, LaneRing<R>> {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
@@ -126,26 +142,62 @@ impl<R> Lane<R> {
     ) -> usize {
         let chunk = ring.consumer.read_chunk_up_to(max.min(CHUNK));
         if chunk.is_empty() {
-            if self.backlog.load(Ordering::Relaxed) {
-                self.backlog.store(false, Ordering::Relaxed);
-            }
+            self.note_backlog(false);
             return 0;
         }
         ring.epoch = epoch;
-        // After the read: every record in the chunk was stamped for (or its
-        // stamp was taken by the previous round).
-        let stamp = self.pushed.swap(0, Ordering::Relaxed);
-        let pushed = stamp.checked_sub(1);
+        let pushed = self.take_stamp();
         let (first, second) = chunk.as_slices();
         take(first, pushed);
         take(second, pushed);
         let taken = chunk.len();
         chunk.commit_all();
-        let backlog = !ring.consumer.is_empty();
+        self.note_backlog(!ring.consumer.is_empty());
+        taken
+    }
+
+    /// Like [`take_chunk`](Self::take_chunk), but moves the records into
+    /// `out` (empty on entry) for the caller to fold once it has given the
+    /// claim up; returns their push stamp. A copy of the chunk, paid only
+    /// by a thief and by an owner a thief is waiting for.
+    fn move_chunk(
+        &self,
+        ring: &mut LaneRing<R>,
+        epoch: u64,
+        max: usize,
+        out: &mut Vec<R>,
+    ) -> Option<u64> {
+        let chunk = ring.consumer.read_chunk_up_to(max.min(CHUNK));
+        if chunk.is_empty() {
+            self.note_backlog(false);
+            return None;
+        }
+        ring.epoch = epoch;
+        let pushed = self.take_stamp();
+        chunk.move_into(out);
+        self.note_backlog(!ring.consumer.is_empty());
+        pushed
+    }
+
+    /// The stamp of the records up to the chunk just read, which it
+    /// resets: every record in the chunk was stamped for (or its stamp was
+    /// taken by the previous taker).
+    #[inline]
+    fn take_stamp(&self) -> Option<u64> {
+        self.pushed.swap(0, Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Whether the taker left records in the ring (a taker that leaves it
+    /// empty needs no help with it); stored only when it changes, so that
+    /// idle rounds do not write the line.
+    #[inline]
+    fn note_backlog(&self, backlog: bool) {
         if self.backlog.load(Ordering::Relaxed) != backlog {
             self.backlog.store(backlog, Ordering::Relaxed);
         }
-        taken
+        if !backlog && self.wanted.load(Ordering::Relaxed) {
+            self.wanted.store(false, Ordering::Relaxed);
+        }
     }
 }
 
@@ -232,6 +284,7 @@ impl<R> Producer<R> {
             pushed: CachePadded::new(AtomicU64::new(0)),
             retired: AtomicBool::new(false),
             backlog: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
         });
         {
             let mut lanes = intake.lanes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -388,6 +441,12 @@ pub(crate) struct Inputs<R> {
     victims_version: u64,
     /// Where the next steal starts looking, so thieves spread over lanes.
     next_victim: usize,
+    /// A chunk moved out of a ring, to be folded after the claim is given
+    /// up; empty between takes. Grows once, to a chunk.
+    moved: Vec<R>,
+    /// The last steal found a ring with records claimed by another taker,
+    /// which gives it up within a chunk's fold.
+    missed_claim: bool,
 }
 
 impl<R> Inputs<R> {
@@ -400,6 +459,8 @@ impl<R> Inputs<R> {
             victims: Vec::new(),
             victims_version: u64::MAX,
             next_victim: 0,
+            moved: Vec::new(),
+            missed_claim: false,
         }
     }
 
@@ -451,24 +512,45 @@ impl<R> Inputs<R> {
                 continue;
             }
             let max = usize::try_from(budget - round.records).unwrap_or(usize::MAX);
-            let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
-            if taken == 0 && ring.consumer.is_abandoned() && ring.consumer.is_empty() {
-                // Its producer is gone and everything it pushed is in.
+            let taken = if lane.wanted.load(Ordering::Relaxed) {
+                // A thief helps with this ring: fold after giving it up.
+                let pushed = lane.move_chunk(&mut ring, epoch, max, &mut self.moved);
+                let retire = self.moved.is_empty() && lane.is_spent(&ring);
                 drop(ring);
-                let lane = self.lanes.swap_remove(index);
-                lane.retired.store(true, Ordering::Relaxed);
-                self.intake.forget_retired();
-                continue;
-            }
+                if retire {
+                    self.retire(index);
+                    continue;
+                }
+                take(&self.moved, pushed);
+                let taken = self.moved.len();
+                self.moved.clear();
+                taken
+            } else {
+                let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
+                if taken == 0 && lane.is_spent(&ring) {
+                    drop(ring);
+                    self.retire(index);
+                    continue;
+                }
+                taken
+            };
             round.records += taken as u64;
             index += 1;
         }
         round
     }
 
-    /// Takes at most one chunk of up to `budget` records into the open
-    /// `epoch` from another worker's ring that holds records. Runs only
-    /// when this worker found nothing of its own: not a hot path.
+    /// Drops the lane at `index`, which [`Lane::is_spent`].
+    fn retire(&mut self, index: usize) {
+        let lane = self.lanes.swap_remove(index);
+        lane.retired.store(true, Ordering::Relaxed);
+        self.intake.forget_retired();
+    }
+
+    /// Takes one chunk of `budget` records, or of a whole chunk if that is
+    /// less, into the open `epoch` from another worker's ring that holds
+    /// that many, or nothing. Runs only when this worker found nothing of
+    /// its own: not a hot path.
     ///
     /// Exactly once holds whoever claims first (a record leaves the ring
     /// under a claim, once); the caller steals only before it has seen the
@@ -506,7 +588,12 @@ impl<R> Inputs<R> {
             if !maybe_records || lane.retired.load(Ordering::Relaxed) {
                 continue;
             }
+            if !lane.wanted.load(Ordering::Relaxed) {
+                lane.wanted.store(true, Ordering::Relaxed);
+            }
             let Some(mut ring) = lane.try_claim() else {
+                // Its taker gives it up before folding its next chunk.
+                self.missed_claim = true;
                 continue;
             };
             if self.intake.is_closed() {
@@ -515,13 +602,31 @@ impl<R> Inputs<R> {
             if ring.epoch > epoch {
                 continue;
             }
-            let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
-            if taken > 0 {
+            if ring.consumer.len() < max.min(CHUNK) {
+                // Less than a chunk waits: the owner keeps up with this
+                // ring, and taking its records would only idle it.
+                continue;
+            }
+            // Folded after the claim is given up, so that the owner (or
+            // another thief) takes the next chunk meanwhile.
+            let pushed = lane.move_chunk(&mut ring, epoch, max, &mut self.moved);
+            drop(ring);
+            if !self.moved.is_empty() {
+                take(&self.moved, pushed);
+                let taken = self.moved.len();
+                self.moved.clear();
                 self.next_victim = (self.next_victim + offset + 1) % count;
                 return taken as u64;
             }
         }
         0
+    }
+
+    /// Whether a [`steal`](Self::steal) since the last call found a ring
+    /// with records claimed by another taker: worth another try within
+    /// microseconds, not after a sleep.
+    pub(crate) fn take_missed_claim(&mut self) -> bool {
+        std::mem::take(&mut self.missed_claim)
     }
 
     /// Tells the producers this worker takes no more from its rings: a
@@ -637,7 +742,9 @@ mod model {
                         if inputs.poll_closed() {
                             break;
                         }
-                        inputs.steal(u64::MAX, 0, |records, _| stolen.extend_from_slice(records));
+                        // Room for one record: a thief takes a ring's
+                        // records once they fill its room or a chunk.
+                        inputs.steal(1, 0, |records, _| stolen.extend_from_slice(records));
                     }
                     inputs.release();
                     stolen
@@ -731,6 +838,65 @@ mod tests {
         intake.close();
         assert_eq!(thief.steal(u64::MAX, 1, |_, _| panic!("closed")), 0);
         assert_eq!(collect(&mut owner, 1), (vec![4], false));
+    }
+
+    #[test]
+    fn a_thief_leaves_a_ring_that_holds_less_than_a_chunk_to_its_owner() {
+        let intake = Arc::new(Intake::<u32>::new(2, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 2 * CHUNK);
+        let mut thief = Inputs::new(1, Arc::clone(&intake));
+        let records: Vec<u32> = (0..CHUNK as u32).collect();
+        producer.push_slice(&records[1..]).unwrap();
+        assert_eq!(
+            thief.steal(u64::MAX, 0, |_, _| panic!("the owner keeps up")),
+            0
+        );
+        assert!(!thief.take_missed_claim(), "not claimed: too little");
+        producer.push_slice(&records[..1]).unwrap();
+        let mut stolen = Vec::new();
+        let taken = thief.steal(u64::MAX, 0, |r, _| stolen.extend_from_slice(r));
+        assert_eq!(taken, CHUNK as u64);
+        assert_eq!(stolen.len(), CHUNK);
+    }
+
+    #[test]
+    fn a_taker_folds_outside_the_claim_while_a_thief_wants_the_ring() {
+        let intake = Arc::new(Intake::<u32>::new(2, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 4 * CHUNK);
+        let mut owner = Inputs::new(0, Arc::clone(&intake));
+        let mut thief = Inputs::new(1, Arc::clone(&intake));
+        let records: Vec<u32> = (0..3 * CHUNK as u32).collect();
+        producer.push_slice(&records).unwrap();
+        let lane = Arc::clone(&producer.lane);
+        // The owner holds the ring: the thief misses it and says so.
+        let claim = lane.try_claim().unwrap();
+        assert_eq!(thief.steal(u64::MAX, 0, |_, _| panic!("claimed")), 0);
+        assert!(thief.take_missed_claim());
+        assert!(!thief.take_missed_claim(), "said once");
+        drop(claim);
+        // While the ring holds more than the owner takes, it folds each
+        // chunk after giving the ring up, so a thief could take the next.
+        let mut taken = Vec::new();
+        let mut fold = |r: &[u32], _| {
+            assert!(lane.try_claim().is_some(), "folded under the claim");
+            taken.extend_from_slice(r);
+        };
+        assert_eq!(owner.take(u64::MAX, 0, &mut fold).records, CHUNK as u64);
+        assert_eq!(owner.take(u64::MAX, 0, &mut fold).records, CHUNK as u64);
+        // The thief's chunk comes between, in order.
+        let mut stolen = Vec::new();
+        thief.steal(u64::MAX, 0, |r, _| stolen.extend_from_slice(r));
+        assert_eq!(owner.take(u64::MAX, 0, &mut fold).records, 0);
+        assert_eq!(taken, records[..2 * CHUNK]);
+        assert_eq!(stolen, records[2 * CHUNK..]);
+        // Emptied: no thief wants it any more, and the owner folds in place.
+        producer.push_slice(&records[..2]).unwrap();
+        let mut in_place = 0;
+        owner.take(u64::MAX, 0, |r, _| {
+            assert!(lane.try_claim().is_none(), "in place, under the claim");
+            in_place += r.len();
+        });
+        assert_eq!(in_place, 2);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
                 self.idle.reset();
             } else {
                 self.open_idled = true;
-                if self.due_soon(now) {
+                if self.inputs.take_missed_claim() || self.due_soon(now) {
                     self.idle.snooze();
                 } else {
                     self.idle.step();
