@@ -9,7 +9,9 @@ use microbatch::source::{EpochPlan, SourceParts, SourceSpec};
 use microbatch::{ConfigError, Engine, EngineBuilder};
 
 use super::profile::{Distribution, OutputKind, SourceKind, Workload};
-use super::run::{checkpoint_of, refuse_another_run, Feed, RunError, RunOutcome, Runner};
+use super::run::{
+    checkpoint_of, refuse_another_run, Feed, Producers, RunError, RunOutcome, Runner,
+};
 use crate::clickstream::{clickstream_job, Click, ClickConfig, ClickGenerator, ClickstreamSink};
 
 /// The click generator's settings from a profile's `[workload]`.
@@ -81,8 +83,8 @@ impl Feed<Click> for ClickFeed {
         _: &Workload,
         _: std::time::Instant,
         _: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Vec<std::thread::JoinHandle<()>>, RunError> {
-        Ok(Vec::new())
+    ) -> Result<Producers, RunError> {
+        Ok(Producers::default())
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -298,7 +298,79 @@ pub(crate) trait Feed<R>: Sized {
         workload: &Workload,
         started: Instant,
         stop: &Arc<AtomicBool>,
-    ) -> Result<Vec<JoinHandle<()>>, RunError>;
+    ) -> Result<Producers, RunError>;
+}
+
+/// A run's producer threads, and how many of them have not ended.
+#[derive(Default)]
+pub(crate) struct Producers {
+    threads: Vec<JoinHandle<()>>,
+    running: Arc<AtomicUsize>,
+}
+
+impl Producers {
+    /// Spawns `body` as a producer thread named `name`.
+    fn spawn(
+        &mut self,
+        name: String,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), RunError> {
+        let exit = ProducerExit::new(&self.running);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let _exit = exit;
+                body();
+            })
+            .map_err(|error| RunError::Input {
+                path: PathBuf::from("(producer thread)"),
+                message: format!("cannot start a producer thread: {error}"),
+            })?;
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    /// Every producer thread has ended (or none ran). Counted as each
+    /// thread's body ends, not when the thread is reaped: the runner,
+    /// woken by a thread's end, sees it at once.
+    fn all_ended(&self) -> bool {
+        self.running.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits for every producer thread.
+    fn join(self) -> Result<(), RunError> {
+        for thread in self.threads {
+            thread.join().map_err(|_| RunError::Input {
+                path: PathBuf::from("(producer thread)"),
+                message: "a producer thread panicked".into(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts a producer thread as running until it ends, however it ends,
+/// then wakes the runner's thread (parked until the next tick).
+struct ProducerExit {
+    running: Arc<AtomicUsize>,
+    runner: std::thread::Thread,
+}
+
+impl ProducerExit {
+    fn new(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::AcqRel);
+        ProducerExit {
+            running: Arc::clone(running),
+            runner: std::thread::current(),
+        }
+    }
+}
+
+impl Drop for ProducerExit {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.runner.unpark();
+    }
 }
 
 /// The generic records' input: a built-in source, or producer threads
@@ -330,12 +402,12 @@ impl Feed<Event> for EventFeed {
         workload: &Workload,
         started: Instant,
         stop: &Arc<AtomicBool>,
-    ) -> Result<Vec<JoinHandle<()>>, RunError> {
+    ) -> Result<Producers, RunError> {
         match self.0 {
             Some(input) if workload.producers > 0 => {
                 spawn_producers(engine, workload, input, started, stop)
             }
-            _ => Ok(Vec::new()),
+            _ => Ok(Producers::default()),
         }
     }
 }
@@ -428,11 +500,8 @@ impl WithJob for RunJob<'_> {
 }
 
 /// Whether the built-in source and every producer thread are done.
-fn input_done<R: Send + 'static, J: Job<R>>(
-    engine: &Engine<R, J>,
-    producers: &[JoinHandle<()>],
-) -> bool {
-    engine.sources_exhausted() && producers.iter().all(JoinHandle::is_finished)
+fn input_done<R: Send + 'static, J: Job<R>>(engine: &Engine<R, J>, producers: &Producers) -> bool {
+    engine.sources_exhausted() && producers.all_ended()
 }
 
 /// What is known when the warm-up ends.
@@ -564,12 +633,7 @@ impl Runner<'_> {
             }
         }
         stop.store(true, Ordering::Release);
-        for producer in producers {
-            producer.join().map_err(|_| RunError::Input {
-                path: PathBuf::from("(producer thread)"),
-                message: "a producer thread panicked".into(),
-            })?;
-        }
+        producers.join()?;
         let summary = engine.shutdown()?;
         let ended = Instant::now();
         let cpu_end = cpu::process_time();
@@ -707,10 +771,10 @@ fn spawn_producers<J: Job<Event>>(
     input: Input,
     started: Instant,
     stop: &Arc<AtomicBool>,
-) -> Result<Vec<JoinHandle<()>>, RunError> {
+) -> Result<Producers, RunError> {
     let count = workload.producers;
     let sources = split_sources(workload, input, count)?;
-    let mut threads = Vec::with_capacity(count);
+    let mut producers = Producers::default();
     for (index, mut source) in sources.into_iter().enumerate() {
         // With a hot-worker share, each producer's own handle goes to a
         // worker other than 0, and a second handle to worker 0 takes that
@@ -726,47 +790,38 @@ fn spawn_producers<J: Job<Event>>(
             None => None,
         };
         let stop = Arc::clone(stop);
-        let runner = WakeOnExit(std::thread::current());
-        let thread = std::thread::Builder::new()
-            .name(format!("producer-{index}"))
-            .spawn(move || {
-                let _runner = runner;
-                let mut chunk = Vec::with_capacity(PRODUCER_CHUNK);
-                while !stop.load(Ordering::Acquire) {
-                    chunk.clear();
-                    let now = started.elapsed().as_micros() as u64;
-                    match source.poll(now, &mut chunk, PRODUCER_CHUNK) {
-                        Poll::Exhausted => return,
-                        Poll::Idle | Poll::EpochEnd => {
-                            std::thread::sleep(Duration::from_micros(50))
-                        }
-                        Poll::Ready { .. } => {
-                            let target = match &mut hot {
-                                Some((hot, share, credit)) => {
-                                    *credit += *share;
-                                    if *credit >= 1.0 {
-                                        *credit -= 1.0;
-                                        hot
-                                    } else {
-                                        &mut producer
-                                    }
+        producers.spawn(format!("producer-{index}"), move || {
+            let mut buffer = Vec::with_capacity(PRODUCER_CHUNK);
+            while !stop.load(Ordering::Acquire) {
+                let now = started.elapsed().as_micros() as u64;
+                // Records in memory or in a mapped log are lent in
+                // place and copied once, into the ring.
+                let (poll, chunk) = source.poll_lent(now, &mut buffer, PRODUCER_CHUNK);
+                match poll {
+                    Poll::Exhausted => return,
+                    Poll::Idle | Poll::EpochEnd => std::thread::sleep(Duration::from_micros(50)),
+                    Poll::Ready { .. } => {
+                        let target = match &mut hot {
+                            Some((hot, share, credit)) => {
+                                *credit += *share;
+                                if *credit >= 1.0 {
+                                    *credit -= 1.0;
+                                    hot
+                                } else {
+                                    &mut producer
                                 }
-                                None => &mut producer,
-                            };
-                            if target.push_slice(&chunk).is_err() {
-                                return;
                             }
+                            None => &mut producer,
+                        };
+                        if target.push_slice(chunk).is_err() {
+                            return;
                         }
                     }
                 }
-            })
-            .map_err(|error| RunError::Input {
-                path: PathBuf::from("(producer thread)"),
-                message: format!("cannot start a producer thread: {error}"),
-            })?;
-        threads.push(thread);
+            }
+        })?;
     }
-    Ok(threads)
+    Ok(producers)
 }
 
 /// `count` record sources: parts of the workload's generator, shares of a
@@ -806,16 +861,6 @@ pub(crate) fn split_sources(
     })
 }
 
-/// Wakes the runner's thread (parked until the next tick) when a producer
-/// thread ends, however it ends.
-struct WakeOnExit(std::thread::Thread);
-
-impl Drop for WakeOnExit {
-    fn drop(&mut self) {
-        self.0.unpark();
-    }
-}
-
 /// A share of a file's records, `events[next..end]`, as a source.
 struct Chunks {
     events: Arc<Vec<Event>>,
@@ -824,16 +869,29 @@ struct Chunks {
 }
 
 impl Source<Event> for Chunks {
-    fn poll(&mut self, _: u64, out: &mut Vec<Event>, max: usize) -> Poll {
-        let until = self.end.min(self.next.saturating_add(max));
-        out.extend_from_slice(&self.events[self.next..until]);
-        self.next = until;
-        if out.is_empty() {
-            Poll::Exhausted
+    fn poll(&mut self, now: u64, out: &mut Vec<Event>, max: usize) -> Poll {
+        let mut unused = Vec::new();
+        let (poll, records) = self.poll_lent(now, &mut unused, max);
+        out.extend_from_slice(records);
+        poll
+    }
+
+    fn poll_lent<'a>(
+        &'a mut self,
+        _: u64,
+        _: &'a mut Vec<Event>,
+        max: usize,
+    ) -> (Poll, &'a [Event]) {
+        let from = self.next;
+        self.next = self.end.min(from.saturating_add(max));
+        let records = &self.events[from..self.next];
+        if records.is_empty() {
+            (Poll::Exhausted, records)
         } else {
-            Poll::Ready {
+            let ready = Poll::Ready {
                 intended_micros: None,
-            }
+            };
+            (ready, records)
         }
     }
 }
@@ -906,5 +964,32 @@ impl<'a> IntervalLog<'a> {
         self.written_until = now;
         self.next = now + LOG_INTERVAL;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn producers_count_as_ended_when_their_body_ends_however_it_ends() {
+        let mut producers = Producers::default();
+        assert!(producers.all_ended(), "none ran");
+        let (go, wait) = mpsc::channel::<()>();
+        producers
+            .spawn("producer-test".into(), move || {
+                let _ = wait.recv();
+            })
+            .unwrap();
+        producers
+            .spawn("producer-panics".into(), || panic!("a failing producer"))
+            .unwrap();
+        assert!(!producers.all_ended(), "one still waits");
+        go.send(()).unwrap();
+        let running = Arc::clone(&producers.running);
+        assert!(producers.join().is_err(), "the panic is reported");
+        assert_eq!(running.load(Ordering::Acquire), 0, "both counted out");
     }
 }
