@@ -2,8 +2,14 @@
 //! drift hits every variant alike:
 //!
 //! ```text
-//! profile_ab <profile> <rounds> <variant> <variant> ...
+//! profile_ab [--in-memory <millions>] <profile> <rounds> <variant> <variant> ...
 //! ```
+//!
+//! With `--in-memory`, that many million records of the first variant's
+//! generator are drawn into memory before the first round, and every run
+//! replays them until they are all read (no warm-up, no time limit): the
+//! producer threads then only copy records, so the runs measure the
+//! engine rather than the generator.
 //!
 //! A variant is a comma-separated list of `--set` overrides (`-` for the
 //! profile as it is), and may hold `busy-core=N`: a thread pinned to core
@@ -16,8 +22,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use microbatch_bench::ab::median;
+use microbatch_bench::ab::{events_in_memory, median, run_over};
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run, Quiet, RunFiles};
@@ -75,9 +82,24 @@ impl Drop for BusyCore {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: profile_ab <profile> <rounds> <variant> <variant> ... \
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let usage =
+        "usage: profile_ab [--in-memory <millions>] <profile> <rounds> <variant> <variant> ... \
                  (a variant: key=value[,key=value...], or - for none)";
+    let in_memory = if args.first().map(String::as_str) == Some("--in-memory") {
+        match args.get(1).map(|m| m.parse::<usize>()) {
+            Some(Ok(millions)) if millions > 0 => {
+                args.drain(..2);
+                Some(millions * 1_000_000)
+            }
+            _ => {
+                eprintln!("error: --in-memory takes a positive count of million records");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let (Some(path), Some(Ok(rounds)), true) = (
         args.first(),
         args.get(1).map(|r| r.parse::<usize>()),
@@ -103,9 +125,15 @@ fn main() -> ExitCode {
             }
         }
         match Profile::load(Path::new(path), &overrides) {
-            Ok(profile) => variants.push(Variant {
+            Ok(mut profile) => variants.push(Variant {
+                profile: if in_memory.is_some() {
+                    profile.run.warmup = Duration::ZERO;
+                    profile.run.duration = Duration::from_secs(3600);
+                    profile
+                } else {
+                    profile
+                },
                 name: variant.clone(),
-                profile,
                 busy_core,
             }),
             Err(error) => {
@@ -114,31 +142,48 @@ fn main() -> ExitCode {
             }
         }
     }
+    let events = in_memory.map(|records| {
+        let workload = &variants[0].profile.workload;
+        println!(
+            "{} M records of {path}'s generator drawn into memory first",
+            records / 1_000_000
+        );
+        events_in_memory(workload.generator(), records)
+    });
     let mut throughput = vec![Vec::new(); variants.len()];
     for round in 1..=rounds.max(1) {
         let mut line = format!("round {round}:");
         for (i, variant) in variants.iter().enumerate() {
             let name = &variant.name;
             let busy = variant.busy_core.map(BusyCore::start);
-            let outcome = run(&variant.profile, name, &RunFiles::default(), &mut Quiet);
+            let report = match &events {
+                Some(events) => run_over(&variant.profile, name, events),
+                None => run(&variant.profile, name, &RunFiles::default(), &mut Quiet)
+                    .map_err(|error| (format!("{name}: {error}"), 1))
+                    .and_then(|outcome| {
+                        let report = outcome.report;
+                        if report.records_in == report.records_out {
+                            Ok(report)
+                        } else {
+                            Err((format!("{name}: records accepted and in results differ"), 3))
+                        }
+                    }),
+            };
             drop(busy);
-            let outcome = match outcome {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    eprintln!("error: {name}: {error}");
-                    return ExitCode::FAILURE;
+            let report = match report {
+                Ok(report) => report,
+                Err((error, code)) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(code);
                 }
             };
-            let report = outcome.report;
-            if report.records_in != report.records_out {
-                eprintln!("error: {name}: records accepted and in results differ");
-                return ExitCode::from(3);
-            }
             throughput[i].push(report.throughput_rps);
             line += &format!(
-                "  {name} {} (stolen {:.1}%, seal-to-result p50 {:.2} ms)",
+                "  {name} {} (stolen {:.1}%, {}/{} batches combined, seal-to-result p50 {:.2} ms)",
                 rate(report.throughput_rps),
                 100.0 * report.records_stolen as f64 / report.records_measured.max(1) as f64,
+                report.batches_combined,
+                report.records_per_worker.len() as u64 * report.epochs_measured,
                 report.seal_to_result_ns.p50 as f64 / 1e6
             );
         }
