@@ -581,6 +581,10 @@ impl<R> Inputs<R> {
         }
         let count = self.victims.len();
         let max = usize::try_from(budget).unwrap_or(usize::MAX);
+        if max == 0 {
+            // No room: an empty read would clear the rings' hints.
+            return 0;
+        }
         for offset in 0..count {
             let lane = &self.victims[(self.next_victim + offset) % count];
             let maybe_records =
@@ -857,6 +861,22 @@ mod tests {
         let taken = thief.steal(u64::MAX, 0, |r, _| stolen.extend_from_slice(r));
         assert_eq!(taken, CHUNK as u64);
         assert_eq!(stolen.len(), CHUNK);
+    }
+
+    #[test]
+    fn a_thief_without_room_takes_nothing_and_leaves_the_rings_hints() {
+        let intake = Arc::new(Intake::<u32>::new(2, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&intake), 0, 4 * CHUNK);
+        let mut thief = Inputs::new(1, Arc::clone(&intake));
+        let records: Vec<u32> = (0..2 * CHUNK as u32).collect();
+        producer.push_slice(&records).unwrap();
+        assert_eq!(thief.steal(u64::MAX, 0, |_, _| {}), CHUNK as u64);
+        let lane = &producer.lane;
+        assert!(lane.backlog.load(Ordering::Relaxed), "a chunk is left");
+        assert!(lane.wanted.load(Ordering::Relaxed));
+        assert_eq!(thief.steal(0, 0, |_, _| panic!("no room")), 0);
+        assert!(lane.backlog.load(Ordering::Relaxed), "still a chunk left");
+        assert!(lane.wanted.load(Ordering::Relaxed), "still wanted");
     }
 
     #[test]

@@ -253,6 +253,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         }
         if self.phase == Phase::Running
             && budget == room
+            && room > 0
             && self.shared.config.work_stealing
             && self.shared.workers > 1
         {
