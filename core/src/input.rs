@@ -179,6 +179,14 @@ impl<R> Lane<R> {
         pushed
     }
 
+    /// A thief wants records of the ring (see `wanted`).
+    #[inline]
+    fn want(&self) {
+        if !self.wanted.load(Ordering::Relaxed) {
+            self.wanted.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The stamp of the records up to the chunk just read, which it
     /// resets: every record in the chunk was stamped for (or its stamp was
     /// taken by the previous taker).
@@ -416,6 +424,19 @@ impl<R: Copy> Producer<R> {
     }
 }
 
+/// Folds a chunk moved out of a ring (see [`Lane::move_chunk`]) into
+/// `take` and empties `moved`; returns how many records it held.
+fn fold_moved<R>(
+    moved: &mut Vec<R>,
+    pushed: Option<u64>,
+    take: &mut impl FnMut(&[R], Option<u64>),
+) -> usize {
+    take(moved, pushed);
+    let taken = moved.len();
+    moved.clear();
+    taken
+}
+
 /// What one round over a worker's rings did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Round {
@@ -521,10 +542,7 @@ impl<R> Inputs<R> {
                     self.retire(index);
                     continue;
                 }
-                take(&self.moved, pushed);
-                let taken = self.moved.len();
-                self.moved.clear();
-                taken
+                fold_moved(&mut self.moved, pushed, &mut take)
             } else {
                 let taken = lane.take_chunk(&mut ring, epoch, max, &mut take);
                 if taken == 0 && lane.is_spent(&ring) {
@@ -592,11 +610,9 @@ impl<R> Inputs<R> {
             if !maybe_records || lane.retired.load(Ordering::Relaxed) {
                 continue;
             }
-            if !lane.wanted.load(Ordering::Relaxed) {
-                lane.wanted.store(true, Ordering::Relaxed);
-            }
             let Some(mut ring) = lane.try_claim() else {
                 // Its taker gives it up before folding its next chunk.
+                lane.want();
                 self.missed_claim = true;
                 continue;
             };
@@ -614,13 +630,13 @@ impl<R> Inputs<R> {
             // Folded after the claim is given up, so that the owner (or
             // another thief) takes the next chunk meanwhile.
             let pushed = lane.move_chunk(&mut ring, epoch, max, &mut self.moved);
+            if !ring.consumer.is_empty() {
+                lane.want();
+            }
             drop(ring);
             if !self.moved.is_empty() {
-                take(&self.moved, pushed);
-                let taken = self.moved.len();
-                self.moved.clear();
                 self.next_victim = (self.next_victim + offset + 1) % count;
-                return taken as u64;
+                return fold_moved(&mut self.moved, pushed, &mut take) as u64;
             }
         }
         0
