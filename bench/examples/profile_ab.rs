@@ -22,9 +22,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use microbatch_bench::ab::{events_in_memory, median, run_over};
+use microbatch_bench::ab::{checked, events_in_memory, median, run_over, run_until_read};
 use microbatch_bench::cli::profile::Profile;
 use microbatch_bench::cli::report::rate;
 use microbatch_bench::cli::run::{run, Quiet, RunFiles};
@@ -125,17 +124,16 @@ fn main() -> ExitCode {
             }
         }
         match Profile::load(Path::new(path), &overrides) {
-            Ok(mut profile) => variants.push(Variant {
-                profile: if in_memory.is_some() {
-                    profile.run.warmup = Duration::ZERO;
-                    profile.run.duration = Duration::from_secs(3600);
-                    profile
-                } else {
-                    profile
-                },
-                name: variant.clone(),
-                busy_core,
-            }),
+            Ok(mut profile) => {
+                if in_memory.is_some() {
+                    run_until_read(&mut profile);
+                }
+                variants.push(Variant {
+                    name: variant.clone(),
+                    profile,
+                    busy_core,
+                })
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
@@ -158,16 +156,10 @@ fn main() -> ExitCode {
             let busy = variant.busy_core.map(BusyCore::start);
             let report = match &events {
                 Some(events) => run_over(&variant.profile, name, events),
-                None => run(&variant.profile, name, &RunFiles::default(), &mut Quiet)
-                    .map_err(|error| (format!("{name}: {error}"), 1))
-                    .and_then(|outcome| {
-                        let report = outcome.report;
-                        if report.records_in == report.records_out {
-                            Ok(report)
-                        } else {
-                            Err((format!("{name}: records accepted and in results differ"), 3))
-                        }
-                    }),
+                None => checked(
+                    name,
+                    run(&variant.profile, name, &RunFiles::default(), &mut Quiet),
+                ),
             };
             drop(busy);
             let report = match report {

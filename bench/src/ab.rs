@@ -10,7 +10,7 @@ use microbatch::source::{Event, Generator, GeneratorConfig, Poll, SourceSpec};
 
 use crate::cli::profile::Profile;
 use crate::cli::report::RunReport;
-use crate::cli::run::{run_with_input, Input, Quiet, RunFiles};
+use crate::cli::run::{run_with_input, Input, Quiet, RunError, RunFiles, RunOutcome};
 
 /// The command line of an example run over records in memory,
 /// `[profile] [rounds] [millions of records]`.
@@ -43,8 +43,7 @@ impl InMemoryArgs {
             .max(1);
         let millions: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(100);
         let mut profile = Profile::load(Path::new(&path), &[]).map_err(|e| e.to_string())?;
-        profile.run.warmup = Duration::ZERO;
-        profile.run.duration = Duration::from_secs(3600);
+        run_until_read(&mut profile);
         Ok(InMemoryArgs {
             path,
             profile,
@@ -54,16 +53,34 @@ impl InMemoryArgs {
     }
 }
 
-/// Runs `profile` over a copy of `events`, quietly; the report if every
-/// record accepted is in the results, else the line to print and the exit
-/// code (1: the run failed, 3: records missing).
+/// Sets `profile` to run until its input is read whole: no warm-up, no
+/// time limit to speak of.
+pub fn run_until_read(profile: &mut Profile) {
+    profile.run.warmup = Duration::ZERO;
+    profile.run.duration = Duration::from_secs(3600);
+}
+
+/// Runs `profile` over a copy of `events`, quietly; see [`checked`].
 pub fn run_over(
     profile: &Profile,
     name: &str,
     events: &[Event],
 ) -> Result<RunReport, (String, u8)> {
     let input = Input::Events(events.to_vec());
-    let report = run_with_input(profile, name, &RunFiles::default(), &mut Quiet, input)
+    checked(
+        name,
+        run_with_input(profile, name, &RunFiles::default(), &mut Quiet, input),
+    )
+}
+
+/// The report of run `name` if every record accepted is in the results,
+/// else the line to print and the exit code (1: the run failed, 3:
+/// records missing).
+pub fn checked(
+    name: &str,
+    outcome: Result<RunOutcome, RunError>,
+) -> Result<RunReport, (String, u8)> {
+    let report = outcome
         .map_err(|error| (format!("{name}: {error}"), 1))?
         .report;
     if report.records_in != report.records_out {
