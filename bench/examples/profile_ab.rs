@@ -7,7 +7,8 @@
 //!
 //! With `--in-memory`, that many million records of the first variant's
 //! generator are drawn into memory before the first round, and every run
-//! replays them until they are all read (no warm-up, no time limit): the
+//! replays them until they are all read (no time limit; the first 200 ms
+//! are a warm-up left out of the figures, `ab::IN_MEMORY_WARMUP`): the
 //! producer threads then only copy records, so the runs measure the
 //! engine rather than the generator.
 //!

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Defaults: `profiles/skew-keys.toml`, 3 rounds, 100 M records (1.6 GB
-//! per distribution).
+//! per distribution). Each run's first 200 ms are a warm-up left out of
+//! its figures (`ab::IN_MEMORY_WARMUP`).
 use std::process::ExitCode;
 
 use microbatch::source::{Event, KeyDistribution};
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
         mut profile,
         rounds,
         records,
-    } = match InMemoryArgs::from_args("profiles/skew-keys.toml", 3) {
+    } = match InMemoryArgs::from_args("profiles/skew-keys.toml", 3, 100) {
         Ok(args) => args,
         Err(error) => {
             eprintln!("error: {error}");
