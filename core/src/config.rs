@@ -35,9 +35,10 @@ pub enum IdleStrategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlacementPolicy {
-    /// Each worker chooses per batch: combined while it keeps up with no
-    /// waiting and its batches have enough records per key, partitioned
-    /// otherwise.
+    /// Each worker chooses per batch: combined while its fold is what holds
+    /// it back (it waited for at most a quarter of its last batch's time)
+    /// and its batches have enough records per key, partitioned otherwise;
+    /// see [`Placement`](crate::job::Placement).
     #[default]
     Adaptive,
     /// Always partitioned: the shortest path from seal to result.

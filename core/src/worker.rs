@@ -13,7 +13,7 @@ use crate::engine::{keep_max, Shared};
 use crate::epoch::Advance;
 use crate::error::EngineError;
 use crate::input::{Inputs, CHUNK};
-use crate::job::{Job, Placement, COMBINE_MIN_RECORDS_PER_KEY};
+use crate::job::{adaptive_placement, Job, Placement};
 use crate::mesh::Endpoint;
 use crate::progress::{HotKey, Marks, SealReason};
 use crate::recovery::{self, Batch, Keeper, Recovered, Unrecovered};
@@ -75,9 +75,11 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// The open batch's retained input, under a panic policy.
     batch: Batch<R>,
     open_reduce: Duration,
-    /// Whether this worker went idle (no input, or no room) in the open
-    /// batch.
-    open_idled: bool,
+    /// Time this worker spent waiting (no input, or no room) in the open
+    /// batch: spinning, yielding or parked.
+    open_idle: Duration,
+    /// When the open batch opened (this worker's previous seal).
+    open_since: Instant,
     /// How the open batch is folded.
     placement: Placement,
     taken_total: u64,
@@ -139,7 +141,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_dead: 0,
             batch: Batch::new(),
             open_reduce: Duration::ZERO,
-            open_idled: false,
+            open_idle: Duration::ZERO,
+            open_since: Instant::now(),
             placement,
             taken_total: 0,
             marks: Marks::new(),
@@ -182,12 +185,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             if busy {
                 self.idle.reset();
             } else {
-                self.open_idled = true;
+                // Idle path: two clock reads per wait are nothing here.
+                let waited = Instant::now();
                 if self.inputs.take_missed_claim() || self.due_soon(now) {
                     self.idle.snooze();
                 } else {
                     self.idle.step();
                 }
+                self.open_idle += waited.elapsed();
             }
         }
     }
@@ -507,29 +512,18 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     }
 
     /// How to fold the next batch, from the one being sealed, which took
-    /// `records` records of `keys` distinct keys (see [`Placement`]):
-    /// combined only if this worker never went idle in it, so it is the
-    /// bottleneck and the faster fold matters more than a short seal, and
-    /// the keys were few enough for their move at the seal to cost less
-    /// than the fold saves.
+    /// `records` records of `keys` distinct keys: the policy's, or under
+    /// the adaptive one [`adaptive_placement`]'s choice. Restarts the
+    /// batch's clock and idle time.
     fn next_placement(&mut self, records: u64, keys: usize) -> Placement {
-        let idled = std::mem::take(&mut self.open_idled);
+        let idle = std::mem::take(&mut self.open_idle);
+        let open = std::mem::replace(&mut self.open_since, Instant::now()).elapsed();
         match self.shared.config.placement {
             PlacementPolicy::Partitioned => return Placement::Partitioned,
             PlacementPolicy::Combined => return Placement::Combined,
             PlacementPolicy::Adaptive => {}
         }
-        // Even a little idling is slack: with producer threads sharing the
-        // cores, combining then bought no throughput (profile_ab on
-        // profiles/skew-producer.toml: 1.01x) and lengthened the seal.
-        if !idled
-            && records > 0
-            && records >= COMBINE_MIN_RECORDS_PER_KEY.saturating_mul(keys as u64)
-        {
-            Placement::Combined
-        } else {
-            Placement::Partitioned
-        }
+        adaptive_placement(records, keys, idle, open)
     }
 
     /// Folds in what the source owes the epoch being sealed (the rest of a

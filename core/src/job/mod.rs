@@ -31,6 +31,7 @@ pub mod kernels;
 mod keyed;
 mod partition;
 mod pipe;
+mod placement;
 mod running;
 
 use std::marker::PhantomData;
@@ -40,40 +41,12 @@ pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
+pub(crate) use placement::adaptive_placement;
+pub use placement::{
+    Placement, COMBINE_MAX_IDLE_SHARE, COMBINE_MIN_RECORDS_PER_KEY,
+    COMBINE_MIN_RECORDS_PER_KEY_WAITING,
+};
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
-
-/// Where a worker's fold puts the records of a batch; the worker chooses
-/// per batch, and the results are the same either way.
-///
-/// - `Partitioned`: each record goes to its key's partition as it is
-///   folded. Nothing is left to do at the seal: the shortest path from
-///   seal to result.
-/// - `Combined`: every record goes to the first part, one table of every
-///   key the worker meets, and [`Job::split`] moves the keys to their
-///   partitions at the seal. The fold pays no partitioning per record and
-///   dense integer keys keep the even spread FxHash gives them in one
-///   table (the end_to_end job runs about 1.1x as fast), for one move
-///   per key at the seal.
-///
-/// Under [`PlacementPolicy::Adaptive`](crate::PlacementPolicy) (the
-/// default) a worker uses `Combined` for its next batch when it never went
-/// idle in the last one (it is the bottleneck, so the faster fold matters
-/// more than a short seal) and that batch had at least
-/// [`COMBINE_MIN_RECORDS_PER_KEY`] records per key; otherwise
-/// `Partitioned`, which a fresh part starts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Placement {
-    /// Each record into its key's partition.
-    #[default]
-    Partitioned,
-    /// Every record into the first part; keys split at the seal.
-    Combined,
-}
-
-/// The records per distinct key a batch needs for its worker to fold the
-/// next batch [`Placement::Combined`]: below it, the move of every key at
-/// the seal costs more than the fold saves.
-pub const COMBINE_MIN_RECORDS_PER_KEY: u64 = 8;
 
 /// A computation the engine runs on every epoch.
 ///
