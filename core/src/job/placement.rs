@@ -10,11 +10,11 @@ use std::time::Duration;
 ///   folded. Nothing is left to do at the seal: the shortest path from
 ///   seal to result.
 /// - `Combined`: every record goes to the first part, one table of every
-///   key the worker meets, and [`Job::split`](super::Job::split) moves the keys to their
-///   partitions at the seal. The fold pays no partitioning per record and
-///   dense integer keys keep the even spread FxHash gives them in one
-///   table (the end_to_end job runs about 1.1x as fast), for one move
-///   per key at the seal.
+///   key the worker meets, and [`Job::split`](super::Job::split) moves the
+///   keys to their partitions at the seal. The fold pays no partitioning
+///   per record and dense integer keys keep the even spread FxHash gives
+///   them in one table (the end_to_end job runs about 1.1x as fast), for
+///   one move per key at the seal.
 ///
 /// Under [`PlacementPolicy::Adaptive`](crate::PlacementPolicy) (the
 /// default) a worker uses `Combined` for its next batch when it waited for
