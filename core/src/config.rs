@@ -36,7 +36,7 @@ pub enum IdleStrategy {
 #[serde(rename_all = "snake_case")]
 pub enum PlacementPolicy {
     /// Each worker chooses per batch: combined while its fold is what holds
-    /// it back (it waited for at most a quarter of its last batch's time)
+    /// it back (it waited for at most half of its last batch's time)
     /// and its batches have enough records per key, partitioned otherwise;
     /// see [`Placement`](crate::job::Placement).
     #[default]

@@ -75,6 +75,8 @@ pub(crate) struct EpochSlot {
     pub(crate) reason: Option<SealReason>,
     pub(crate) sealed_micros: u64,
     pub(crate) records: Vec<u64>,
+    /// How long each worker waited while its batch of the epoch was open.
+    pub(crate) waited: Vec<Duration>,
     pub(crate) stolen: u64,
     /// Workers whose batch of the epoch was folded combined.
     pub(crate) combined: usize,
@@ -97,6 +99,7 @@ impl EpochSlot {
             reason: None,
             sealed_micros: 0,
             records: vec![0; workers],
+            waited: vec![Duration::ZERO; workers],
             stolen: 0,
             combined: 0,
             dead_letters: 0,
@@ -115,6 +118,7 @@ impl EpochSlot {
             self.reason = None;
             self.sealed_micros = 0;
             self.records.fill(0);
+            self.waited.fill(Duration::ZERO);
             self.stolen = 0;
             self.combined = 0;
             self.dead_letters = 0;
@@ -316,6 +320,7 @@ impl<R, J: Job<R>> Shared<R, J> {
                 seal_reason: slot.reason.unwrap_or(SealReason::Shutdown),
                 records,
                 records_per_worker: slot.records.clone(),
+                waited_per_worker: slot.waited.clone(),
                 records_stolen: slot.stolen,
                 combined_batches: slot.combined,
                 dead_letters: slot.dead_letters,

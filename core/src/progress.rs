@@ -139,6 +139,14 @@ pub struct EpochProgress {
     pub records: u64,
     /// Records taken in, per worker (by the worker that reduced them).
     pub records_per_worker: Vec<u64>,
+    /// How long each worker spent in its wait loop (spinning, yielding or
+    /// parked, for input or for room in the epoch window) while its batch
+    /// of this epoch was open, in wall time: time the OS gave the worker's
+    /// core to other threads meanwhile (producers, a busy neighbour) counts
+    /// too. A worker that waits for much of its batches has slack; the
+    /// adaptive placement reads it (see
+    /// [`Placement`](crate::job::Placement)).
+    pub waited_per_worker: Vec<Duration>,
     /// Of `records`, those a worker took from another worker's producer
     /// rings (work stealing; see [`Config::work_stealing`](crate::Config::work_stealing)).
     pub records_stolen: u64,

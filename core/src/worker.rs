@@ -460,7 +460,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let epoch = self.open_epoch;
         let records = std::mem::take(&mut self.open_records);
         let combined = self.placement == Placement::Combined;
-        self.placement = self.next_placement(records, keys);
+        let waited = std::mem::take(&mut self.open_idle);
+        let open = std::mem::replace(&mut self.open_since, Instant::now()).elapsed();
+        self.placement = self.next_placement(records, keys, waited, open);
         let stolen = std::mem::take(&mut self.open_stolen);
         let dead = std::mem::take(&mut self.open_dead);
         self.taken_total += records + dead;
@@ -469,6 +471,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let (id, marks) = (self.id, self.marks.as_slice());
         self.shared.with_slot(epoch, |slot| {
             slot.records[id] = records;
+            slot.waited[id] = waited;
             slot.stolen += stolen;
             slot.combined += usize::from(combined);
             slot.dead_letters += dead;
@@ -512,12 +515,16 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     }
 
     /// How to fold the next batch, from the one being sealed, which took
-    /// `records` records of `keys` distinct keys: the policy's, or under
-    /// the adaptive one [`adaptive_placement`]'s choice. Restarts the
-    /// batch's clock and idle time.
-    fn next_placement(&mut self, records: u64, keys: usize) -> Placement {
-        let idle = std::mem::take(&mut self.open_idle);
-        let open = std::mem::replace(&mut self.open_since, Instant::now()).elapsed();
+    /// `records` records of `keys` distinct keys and was open for `open`,
+    /// `idle` of it waiting: the policy's, or under the adaptive one
+    /// [`adaptive_placement`]'s choice.
+    fn next_placement(
+        &self,
+        records: u64,
+        keys: usize,
+        idle: Duration,
+        open: Duration,
+    ) -> Placement {
         match self.shared.config.placement {
             PlacementPolicy::Partitioned => return Placement::Partitioned,
             PlacementPolicy::Combined => return Placement::Combined,

@@ -791,6 +791,12 @@ fn without_stealing_a_ring_is_read_by_its_own_worker_only() {
         .map(|e| e.progress.records_per_worker[1])
         .sum();
     assert_eq!(by_worker_1, 0);
+    // Worker 1 had nothing to take: it waited, and says so.
+    assert!(epochs
+        .iter()
+        .all(|e| e.progress.waited_per_worker.len() == 2));
+    let waited_1: Duration = epochs.iter().map(|e| e.progress.waited_per_worker[1]).sum();
+    assert!(waited_1 > Duration::ZERO, "worker 1 never waited");
     let rows = epochs.into_iter().flat_map(|e| e.rows);
     assert_eq!(fold_rows(rows), reference(&records));
 }

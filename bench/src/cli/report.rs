@@ -119,6 +119,11 @@ pub struct RunReport {
     pub epochs_by_reason: EpochsByReason,
     /// Records each worker took in the measured epochs: imbalance shows.
     pub records_per_worker: Vec<u64>,
+    /// The share of the measured time each worker spent in its wait loop,
+    /// for input or for room in the epoch window, in wall time (from
+    /// `EpochProgress::waited_per_worker`; time the OS gave its core to
+    /// other threads meanwhile counts too).
+    pub waited_share_per_worker: Vec<f64>,
     /// Whether idle workers took records from other workers' rings.
     pub work_stealing: bool,
     /// Of `records_measured`, those a worker took from another worker's
@@ -199,6 +204,8 @@ pub struct EpochLine {
     pub records: u64,
     /// Records per worker.
     pub records_per_worker: Vec<u64>,
+    /// How long each worker waited while its batch was open, ms.
+    pub waited_ms_per_worker: Vec<f64>,
     /// Of `records`, those taken from another worker's ring.
     pub records_stolen: u64,
     /// Workers whose batch of the epoch was folded combined.
@@ -242,6 +249,7 @@ impl EpochLine {
             seal_reason: epoch.seal_reason,
             records: epoch.records,
             records_per_worker: epoch.records_per_worker.clone(),
+            waited_ms_per_worker: epoch.waited_per_worker.iter().map(|d| ms(*d)).collect(),
             records_stolen: epoch.records_stolen,
             combined_batches: epoch.combined_batches,
             hot_keys: HotKeyShare::of(epoch),
@@ -366,6 +374,20 @@ impl RunReport {
                 self.records_per_worker
                     .iter()
                     .map(|n| format!("{:.0}%", 100.0 * *n as f64 / total as f64))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            );
+        }
+        if self
+            .waited_share_per_worker
+            .iter()
+            .any(|share| *share > 0.0)
+        {
+            line(
+                "waiting per worker",
+                self.waited_share_per_worker
+                    .iter()
+                    .map(|share| format!("{:.0}%", 100.0 * share))
                     .collect::<Vec<_>>()
                     .join(" / "),
             );

@@ -739,6 +739,17 @@ impl Runner<'_> {
                     }
                     sums
                 }),
+            waited_share_per_worker: measured
+                .iter()
+                .fold(vec![Duration::ZERO; config.workers], |mut sums, epoch| {
+                    for (sum, waited) in sums.iter_mut().zip(&epoch.waited_per_worker) {
+                        *sum += *waited;
+                    }
+                    sums
+                })
+                .iter()
+                .map(|waited| (waited.as_secs_f64() / elapsed_s.max(1e-9)).min(1.0))
+                .collect(),
             work_stealing: config.work_stealing,
             records_stolen: measured.iter().map(|epoch| epoch.records_stolen).sum(),
             placement: config.placement,
