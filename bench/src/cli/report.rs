@@ -387,7 +387,7 @@ impl RunReport {
                 "waiting per worker",
                 self.waited_share_per_worker
                     .iter()
-                    .map(|share| format!("{:.0}%", 100.0 * share))
+                    .map(|share| format!("{:.1}%", 100.0 * share))
                     .collect::<Vec<_>>()
                     .join(" / "),
             );
