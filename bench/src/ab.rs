@@ -65,8 +65,9 @@ impl InMemoryArgs {
 /// A run starts with empty tables, which grow to the key space over its
 /// first epochs. Each growth is a fresh allocation whose first touch
 /// faults its pages in; with transparent huge pages (which mimalloc asks
-/// for) such a fault can stall a worker for milliseconds while the kernel
-/// compacts memory. On this project's machine a worker folding 100 M
+/// for) such a fault can stall a worker for milliseconds (the kernel
+/// making a huge page, compacting memory if need be: with huge pages off
+/// the stalls went). On this project's machine a worker folding 100 M
 /// records alone lost about 0.1 s of a 0.7 s run to that, and two workers
 /// 0.02 s, so runs well under a second long measured mostly how the start
 /// went. Steady runs (`run.warmup`) leave the start out the same way.
