@@ -238,6 +238,14 @@ pub struct EpochLine {
     pub record_latency_ns: Percentiles,
 }
 
+/// Shares (0 to 1) as percentages with `decimals` decimals, joined by " / ".
+fn percents(shares: impl Iterator<Item = f64>, decimals: usize) -> String {
+    shares
+        .map(|share| format!("{:.decimals$}%", 100.0 * share))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 impl EpochLine {
     /// The line of `epoch`, given when the warm-up ended.
     pub fn of(epoch: &microbatch::progress::EpochProgress, warmup_end: Duration) -> Self {
@@ -369,28 +377,19 @@ impl RunReport {
         );
         let total: u64 = self.records_per_worker.iter().sum();
         if total > 0 {
-            line(
-                "input per worker",
-                self.records_per_worker
-                    .iter()
-                    .map(|n| format!("{:.0}%", 100.0 * *n as f64 / total as f64))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-            );
+            let shares = self
+                .records_per_worker
+                .iter()
+                .map(|n| *n as f64 / total as f64);
+            line("input per worker", percents(shares, 0));
         }
         if self
             .waited_share_per_worker
             .iter()
             .any(|share| *share > 0.0)
         {
-            line(
-                "waiting per worker",
-                self.waited_share_per_worker
-                    .iter()
-                    .map(|share| format!("{:.1}%", 100.0 * share))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-            );
+            let shares = self.waited_share_per_worker.iter().copied();
+            line("waiting per worker", percents(shares, 1));
         }
         if !self.hot_keys.is_empty() {
             line(

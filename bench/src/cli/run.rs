@@ -373,6 +373,21 @@ impl Drop for ProducerExit {
     }
 }
 
+/// Per worker, the sum over `epochs` of the figure `of` gives per worker.
+fn per_worker_sums<T: Copy + Default + std::ops::AddAssign>(
+    epochs: &[&EpochProgress],
+    workers: usize,
+    of: impl Fn(&EpochProgress) -> &[T],
+) -> Vec<T> {
+    let mut sums = vec![T::default(); workers];
+    for epoch in epochs {
+        for (sum, value) in sums.iter_mut().zip(of(epoch)) {
+            *sum += *value;
+        }
+    }
+    sums
+}
+
 /// The generic records' input: a built-in source, or producer threads
 /// (`workload.producers > 0`).
 struct EventFeed(Option<Input>);
@@ -731,25 +746,15 @@ impl Runner<'_> {
             epochs: summary.epochs,
             epochs_measured: measured.len() as u64,
             epochs_by_reason: by_reason,
-            records_per_worker: measured
-                .iter()
-                .fold(vec![0; config.workers], |mut sums, epoch| {
-                    for (sum, n) in sums.iter_mut().zip(&epoch.records_per_worker) {
-                        *sum += n;
-                    }
-                    sums
-                }),
-            waited_share_per_worker: measured
-                .iter()
-                .fold(vec![Duration::ZERO; config.workers], |mut sums, epoch| {
-                    for (sum, waited) in sums.iter_mut().zip(&epoch.waited_per_worker) {
-                        *sum += *waited;
-                    }
-                    sums
-                })
-                .iter()
-                .map(|waited| (waited.as_secs_f64() / elapsed_s.max(1e-9)).min(1.0))
-                .collect(),
+            records_per_worker: per_worker_sums(&measured, config.workers, |epoch| {
+                &epoch.records_per_worker
+            }),
+            waited_share_per_worker: per_worker_sums(&measured, config.workers, |epoch| {
+                &epoch.waited_per_worker
+            })
+            .iter()
+            .map(|waited| (waited.as_secs_f64() / elapsed_s.max(1e-9)).min(1.0))
+            .collect(),
             work_stealing: config.work_stealing,
             records_stolen: measured.iter().map(|epoch| epoch.records_stolen).sum(),
             placement: config.placement,
