@@ -214,19 +214,31 @@ fn count_trigger_seals_batches_of_at_most_n() {
     );
 }
 
-#[test]
-fn waiting_for_sources_times_out_while_they_run_and_returns_when_they_end() {
-    // 2 000 records at 4 000 a second: the source runs for at least
-    // 500 ms, so a 1 ms wait right after the start ends by its timeout.
+/// 2 000 generated records over 50 keys at `per_second`, and a job that
+/// counts them per key.
+fn paced_count(
+    per_second: u64,
+) -> (
+    Generator,
+    impl job::Job<microbatch::source::Event, Row = (u64, u64)>,
+) {
     let generator = Generator::new(GeneratorConfig {
         keys: 50,
-        rate: Some(4_000),
+        rate: Some(per_second),
         records: Some(2_000),
         ..GeneratorConfig::default()
     });
     let job = job::records::<microbatch::source::Event>()
         .key_by(|e| e.key)
         .aggregate(count());
+    (generator, job)
+}
+
+#[test]
+fn waiting_for_sources_times_out_while_they_run_and_returns_when_they_end() {
+    // 2 000 records at 4 000 a second: the source runs for at least
+    // 500 ms, so a 1 ms wait right after the start ends by its timeout.
+    let (generator, job) = paced_count(4_000);
     let engine = Engine::builder(job, CollectSink::new().0)
         .workers(2)
         .pin(false)
@@ -244,15 +256,7 @@ fn waiting_for_sources_times_out_while_they_run_and_returns_when_they_end() {
 fn interval_trigger_seals_while_records_flow() {
     // 2 000 records at 20 000 a second take at least 100 ms of wall time,
     // whatever the machine's load: 5 ms intervals must run out meanwhile.
-    let generator = Generator::new(GeneratorConfig {
-        keys: 50,
-        rate: Some(20_000),
-        records: Some(2_000),
-        ..GeneratorConfig::default()
-    });
-    let job = job::records::<microbatch::source::Event>()
-        .key_by(|e| e.key)
-        .aggregate(count());
+    let (generator, job) = paced_count(20_000);
     let (sink, results) = ChannelSink::unbounded();
     let engine = Engine::builder(job, sink)
         .workers(2)
