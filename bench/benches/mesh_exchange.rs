@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-use microbatch::mesh::mesh;
+use microbatch::internals::mesh;
 use microbatch_bench::pin::pin_to_core;
 
 #[global_allocator]

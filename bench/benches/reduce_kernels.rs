@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use microbatch::job::{self, kernels, sum, Job};
+use microbatch::internals::kernels;
+use microbatch::job::{self, sum, Job};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

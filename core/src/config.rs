@@ -77,6 +77,7 @@ impl std::fmt::Display for PlacementPolicy {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct Config {
     /// Worker threads. Default: the cores this process may run on.
     pub workers: usize,
@@ -113,7 +114,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: crate::sync::cold::available_parallelism().map_or(1, |n| n.get()),
             pin: true,
             interval: Some(Duration::from_millis(100)),
             max_batch_records: Some(1 << 20),

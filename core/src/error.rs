@@ -1,10 +1,11 @@
 //! The engine's errors.
 
+use crate::config::ConfigError;
 use crate::sink::SinkError;
-use crate::ConfigError;
 
 /// Why an engine could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A setting is out of range.
     #[error(transparent)]
@@ -39,7 +40,7 @@ pub enum EngineError {
         message: String,
     },
     /// User code panicked on the batch of `epoch` on `worker` at every
-    /// attempt a [`PanicPolicy`](crate::recovery::PanicPolicy) allowed; the
+    /// attempt a [`PanicPolicy`](crate::PanicPolicy) allowed; the
     /// engine shut down.
     #[error("user code panicked on the batch of epoch {epoch} on worker {worker}, {attempts} time(s): {message}; the engine shut down")]
     BatchPanicked {

@@ -6,7 +6,7 @@
 //! stream is cut into epochs by time (`interval`) or by size
 //! (`max_batch_records`), whichever comes first; each worker folds its
 //! records into partial aggregates, the parts travel through the shuffle
-//! [`mesh`] to the worker owning their keys, and each epoch's result goes to
+//! (`shuffle`) to the worker owning their keys, and each epoch's result goes to
 //! a [`sink`] with its [`progress`] figures. A [`log`] keeps records in a
 //! replayable, checksummed file format that the engine reads as a source.
 //!
@@ -58,22 +58,36 @@ pub mod checkpoint;
 mod config;
 mod durable;
 mod engine;
-pub mod epoch;
+mod epoch;
 mod error;
+mod fault;
 mod input;
 pub mod job;
 pub mod log;
-pub mod mesh;
 pub mod progress;
-pub mod recovery;
+mod runtime;
+mod shuffle;
 pub mod sink;
 pub mod source;
 mod sync;
 mod worker;
 
 pub use config::{Config, ConfigError, IdleStrategy, PlacementPolicy};
-pub use engine::{Engine, EngineBuilder, ProgressListener, Summary};
+pub use engine::{Engine, EngineBuilder, Summary};
 pub use error::EngineError;
+pub use fault::PanicPolicy;
 pub use input::{Closed, Producer, PushError};
+pub use runtime::ProgressListener;
 
-pub use microbatch_ringbuf as ringbuf;
+/// The engine's building blocks, for its loom models and benchmarks: the
+/// epoch clock, the shuffle mesh, the reduction kernels and the placement
+/// thresholds. Not part of the public API: no stability promise.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::epoch::clock::{Advance, EpochClock};
+    pub use crate::job::kernels;
+    pub use crate::job::placement::{
+        COMBINE_MAX_IDLE_SHARE, COMBINE_MIN_RECORDS_PER_KEY, COMBINE_MIN_RECORDS_PER_KEY_WAITING,
+    };
+    pub use crate::shuffle::{mesh, Disconnected, Endpoint};
+}

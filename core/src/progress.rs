@@ -8,7 +8,7 @@
 //! is out, each run's latency is "result time − arrival" and goes into an
 //! hdrhistogram with the run's count. Up to [`MARKS_PER_WORKER`] runs are
 //! kept per worker and epoch; beyond that neighbouring runs merge with an
-//! even stride, keeping the earlier time. See `input.rs` for the one case
+//! even stride, keeping the earlier time. See the `input` module for the one case
 //! where a push is counted from slightly later (a push racing the worker's
 //! read of its ring).
 
@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+/// The hot-key sampler's bounds: what a [`HotKey`] report means.
+pub use crate::job::hot::{HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, HOT_KEY_SLOTS, SAMPLE_EVERY};
 
 /// Why an epoch was sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -43,6 +46,7 @@ impl std::fmt::Display for SealReason {
 
 /// Time spent in each phase of an epoch: the largest over the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PhaseDurations {
     /// Folding records into partial aggregates while the epoch was open.
     pub reduce: Duration,
@@ -58,6 +62,7 @@ pub struct PhaseDurations {
 
 /// Percentiles of record latency, in µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// Records measured.
     pub records: u64,
@@ -117,19 +122,23 @@ impl LatencySummary {
 pub const HOT_KEYS_REPORTED: usize = 8;
 
 /// A key that took a large share of an epoch's records (keyed jobs), found
-/// by sampling: see [`job::hot`](crate::job::hot) for the bounds.
+/// by sampling one record in [`SAMPLE_EVERY`]: a key is reported once it
+/// has [`HOT_KEY_MIN_SAMPLES`] samples and [`HOT_KEY_MIN_SHARE`] of the
+/// epoch's, among at most [`HOT_KEY_SLOTS`] candidates per owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HotKey {
     /// The key, as its `Debug` form.
     pub key: String,
     /// Estimated records of the key in the epoch: the samples surely of
-    /// this key times [`SAMPLE_EVERY`](crate::job::hot::SAMPLE_EVERY), so
+    /// this key times [`SAMPLE_EVERY`], so
     /// rather under than over.
     pub records: u64,
 }
 
 /// What happened in one epoch. (`Default` is for test fixtures.)
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct EpochProgress {
     /// The epoch.
     pub epoch: u64,
@@ -157,7 +166,7 @@ pub struct EpochProgress {
     pub combined_batches: usize,
     /// Records taken in but quarantined in the dead-letter file because
     /// user code panicked on them (see
-    /// [`PanicPolicy`](crate::recovery::PanicPolicy)); not in `records`.
+    /// [`PanicPolicy`](crate::PanicPolicy)); not in `records`.
     pub dead_letters: u64,
     /// Rows of the result.
     pub rows: u64,
@@ -187,6 +196,7 @@ pub struct EpochProgress {
 
 /// The engine's running totals; see [`Engine::progress`](crate::Engine::progress).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Progress {
     /// Epochs whose results are all out.
     pub epochs_completed: u64,
@@ -224,15 +234,15 @@ pub const MARKS_PER_WORKER: usize = 1024;
 /// stride doubles, so resolution stays even over the epoch: an early mark
 /// never covers more of the epoch than a late one.
 #[derive(Debug)]
-pub(crate) struct Marks {
+pub(crate) struct ArrivalMarks {
     marks: Vec<(u64, u64)>,
     stride: u64,
     last_runs: u64,
 }
 
-impl Marks {
+impl ArrivalMarks {
     pub(crate) fn new() -> Self {
-        Marks {
+        ArrivalMarks {
             marks: Vec::with_capacity(MARKS_PER_WORKER),
             stride: 1,
             last_runs: 0,
@@ -298,7 +308,7 @@ mod tests {
 
     #[test]
     fn marks_keep_every_record_and_the_earliest_times() {
-        let mut marks = Marks::new();
+        let mut marks = ArrivalMarks::new();
         for i in 0..1000u64 {
             marks.note(i, 2);
         }
@@ -312,7 +322,7 @@ mod tests {
     fn merged_marks_keep_resolution_even_over_the_epoch() {
         // Runs of 10 records at µs 0..100_000: the record-weighted median
         // arrival is about 50_000, whatever the number of halvings.
-        let mut marks = Marks::new();
+        let mut marks = ArrivalMarks::new();
         for i in 0..100_000u64 {
             marks.note(i, 10);
         }

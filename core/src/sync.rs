@@ -1,6 +1,9 @@
 //! The `sync` facade of the engine: the only module that names
-//! `std::sync::atomic`, `std::thread` or `loom`. Building with
-//! `RUSTFLAGS="--cfg loom"` swaps them for loom's model-checked versions.
+//! `std::sync`, `std::thread` or `loom`. Building with
+//! `RUSTFLAGS="--cfg loom"` swaps the modelled primitives (atomics, `Arc`,
+//! the lane claims' `Mutex`, [`Queue`]) for loom's model-checked versions.
+//! The [`cold`] ones stay std's under loom: no model drives the paths that
+//! use them.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,6 +16,28 @@ pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+/// What a lock call can report: std's types, also for loom's locks.
+pub(crate) use std::sync::{PoisonError, TryLockError};
+
+/// Locks, channels and threads of the cold paths (start-up, epoch
+/// completion, progress, sinks, waiting for sources, the dead-letter file):
+/// always std's. None of them is on a path a loom model drives, and none is
+/// taken per record.
+pub(crate) mod cold {
+    pub(crate) use std::sync::mpsc;
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread::{available_parallelism, Builder as ThreadBuilder, JoinHandle};
+
+    use super::PoisonError;
+
+    /// Locks `mutex`, taking over a lock poisoned by a panicking holder: every
+    /// cold-path lock guards state that a panic leaves consistent (the engine
+    /// records the panic as its failure).
+    pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// A lock-free multi-producer queue (crossbeam's `SegQueue`); under loom, a
 /// loom mutex around a `VecDeque`, whose orderings loom can follow.

@@ -132,11 +132,8 @@ fn csv_of_struct_rows_has_one_header_per_file() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
-    let progress = microbatch::progress::EpochProgress {
-        epoch: 0,
-        rows: 3,
-        ..Default::default()
-    };
+    let mut progress = microbatch::progress::EpochProgress::default();
+    progress.rows = 3;
     // Partition 1 is empty: the header comes with the first rows written.
     let mut empty: Vec<Row> = Vec::new();
     sink.write(0, 1, &mut empty).unwrap();
@@ -157,10 +154,11 @@ fn csv_of_struct_rows_has_one_header_per_file() {
 fn a_committed_epoch_is_not_written_again_and_a_torn_one_is() {
     let dir = tempfile::tempdir().unwrap();
     let sink = FileSink::new(dir.path(), FileFormat::Csv).unwrap();
-    let progress = |epoch| microbatch::progress::EpochProgress {
-        epoch,
-        rows: 1,
-        ..Default::default()
+    let progress = |epoch| {
+        let mut progress = microbatch::progress::EpochProgress::default();
+        progress.epoch = epoch;
+        progress.rows = 1;
+        progress
     };
     sink.write(0, 0, &mut vec![(1u64, 2u64)]).unwrap();
     Sink::<(u64, u64)>::epoch_complete(&sink, 0, &progress(0)).unwrap();

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use microbatch::job::{self, count, sum, Job};
-use microbatch::recovery::PanicPolicy;
 use microbatch::sink::CollectSink;
 use microbatch::source::IterSource;
+use microbatch::PanicPolicy;
 use microbatch::{Engine, EngineError, Summary};
 use proptest::prelude::*;
 

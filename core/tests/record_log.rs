@@ -138,43 +138,18 @@ fn a_replay_rate_releases_records_when_due() {
     let mut part = source.split(1).unwrap().remove(0);
     let mut out = Vec::new();
     // 1000 records/s: record i is due at i ms.
-    assert_eq!(
-        part.poll(0, &mut out, 100),
-        Poll::Ready {
-            intended_micros: Some(0)
-        }
-    );
+    assert_eq!(part.poll(0, &mut out, 100), Poll::ready_at(0));
     assert_eq!(out.len(), 1);
     out.clear();
     assert_eq!(part.poll(500, &mut out, 100), Poll::Idle);
-    assert_eq!(
-        part.poll(5_000, &mut out, 100),
-        Poll::Ready {
-            intended_micros: Some(1_000)
-        }
-    );
+    assert_eq!(part.poll(5_000, &mut out, 100), Poll::ready_at(1_000));
     assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), [1, 2, 3]);
     out.clear();
-    assert_eq!(
-        part.poll(5_000, &mut out, 100),
-        Poll::Ready {
-            intended_micros: Some(4_000)
-        }
-    );
+    assert_eq!(part.poll(5_000, &mut out, 100), Poll::ready_at(4_000));
     assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), [4, 5]);
     out.clear();
-    assert_eq!(
-        part.poll(60_000, &mut out, 100),
-        Poll::Ready {
-            intended_micros: Some(6_000)
-        }
-    );
-    assert_eq!(
-        part.poll(60_000, &mut out, 100),
-        Poll::Ready {
-            intended_micros: Some(8_000)
-        }
-    );
+    assert_eq!(part.poll(60_000, &mut out, 100), Poll::ready_at(6_000));
+    assert_eq!(part.poll(60_000, &mut out, 100), Poll::ready_at(8_000));
     assert_eq!(out.len(), 4);
     assert_eq!(part.poll(60_000, &mut out, 100), Poll::Exhausted);
 }
@@ -407,21 +382,11 @@ fn a_paced_log_hands_out_a_millisecond_of_records_at_a_time() {
     assert_eq!(part.poll(490, &mut out, 4096), Poll::Idle);
     assert!(out.is_empty());
     // 151 due: all of them, the first due at once.
-    assert_eq!(
-        part.poll(1500, &mut out, 4096),
-        Poll::Ready {
-            intended_micros: Some(0)
-        }
-    );
+    assert_eq!(part.poll(1500, &mut out, 4096), Poll::ready_at(0));
     assert_eq!(out.len(), 151);
     out.clear();
     // The next run starts where that one ended.
-    assert_eq!(
-        part.poll(3000, &mut out, 4096),
-        Poll::Ready {
-            intended_micros: Some(1510)
-        }
-    );
+    assert_eq!(part.poll(3000, &mut out, 4096), Poll::ready_at(1510));
     assert_eq!(out[0].key, 151);
     assert_eq!(out.len(), 150);
 }

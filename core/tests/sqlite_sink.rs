@@ -6,15 +6,15 @@ use std::collections::HashMap;
 
 use microbatch::job::{self, count, sum};
 use microbatch::progress::EpochProgress;
-use microbatch::sink::sqlite::{Column, SqlType, SqliteSink, Value, COMMITS_TABLE};
+use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink, COMMITS_TABLE};
 use microbatch::sink::Sink;
 use microbatch::{Engine, EngineError};
 
 type Row = (u64, (u64, u64));
 
-fn integer(value: u64) -> Result<Value, String> {
+fn integer(value: u64) -> Result<SqlValue, String> {
     i64::try_from(value)
-        .map(Value::Integer)
+        .map(SqlValue::Integer)
         .map_err(|_| format!("{value} exceeds SQLite's INTEGER range"))
 }
 
@@ -38,10 +38,9 @@ fn per_key_sink(path: &std::path::Path) -> SqliteSink<Row> {
 }
 
 fn progress(epoch: u64) -> EpochProgress {
-    EpochProgress {
-        epoch,
-        ..Default::default()
-    }
+    let mut progress = EpochProgress::default();
+    progress.epoch = epoch;
+    progress
 }
 
 fn totals(path: &std::path::Path) -> (HashMap<u64, (u64, u64)>, u64) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use microbatch::epoch::{Advance, EpochClock};
+use microbatch::internals::{Advance, EpochClock};
 
 #[test]
 fn concurrent_advances_of_one_epoch_move_it_once() {

@@ -5,7 +5,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use microbatch::mesh::mesh;
+use microbatch::internals::mesh;
 
 #[test]
 fn mutual_sends_through_full_rings_do_not_deadlock() {

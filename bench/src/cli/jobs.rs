@@ -10,7 +10,7 @@
 use microbatch::job::{
     self, count, max, min, sum, Aggregator, Job, OutputMode, RkyvSnapshots, TotalsCodec,
 };
-use microbatch::sink::sqlite::{Column, SqlType, Value};
+use microbatch::sink::sqlite::{Column, SqlType, SqlValue};
 use microbatch::sink::{Sink, SinkError};
 use microbatch::source::Event;
 use serde::Serialize;
@@ -273,10 +273,10 @@ impl Wanted {
 
 /// The values of `row` in the order of [`Wanted::sql_columns`]: each
 /// column present, in field order.
-pub fn sql_values(row: &OutRow, values: &mut Vec<Value>) -> Result<(), String> {
+pub fn sql_values(row: &OutRow, values: &mut Vec<SqlValue>) -> Result<(), String> {
     let integer = |name: &str, value: u64| {
         i64::try_from(value)
-            .map(Value::Integer)
+            .map(SqlValue::Integer)
             .map_err(|_| format!("{name} {value} exceeds SQLite's INTEGER range"))
     };
     for (name, value) in [
@@ -291,7 +291,7 @@ pub fn sql_values(row: &OutRow, values: &mut Vec<Value>) -> Result<(), String> {
         }
     }
     if let Some(mean) = row.mean {
-        values.push(Value::Real(mean));
+        values.push(SqlValue::Real(mean));
     }
     Ok(())
 }

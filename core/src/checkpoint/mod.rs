@@ -70,9 +70,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::durable::{create_dir, sync_dir, write_atomically, IoFailure};
 
+mod commit;
 mod resume;
 mod state;
 
+pub(crate) use commit::{commit_epoch, CommitError};
 pub(crate) use resume::{restore_totals, resume_plan};
 pub use state::{StateSnapshot, DEFAULT_SNAPSHOT_EVERY};
 
@@ -81,6 +83,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Why a checkpoint directory cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// A file operation failed (a full disk, no permission, …).
     #[error("checkpoint: could not {action} {path}: {source}")]

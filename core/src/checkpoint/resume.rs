@@ -1,10 +1,8 @@
 //! Where a run under a checkpoint starts, and the totals it starts with.
 
 use super::{Checkpoint, CheckpointError, StateSnapshot};
-use crate::error::EngineError;
 use crate::job::Job;
 use crate::source::EpochPlan;
-use crate::{Config, ConfigError};
 
 /// Where a run under `checkpoint` starts, and the snapshot of running
 /// totals it starts from, if any. A job with totals resumes after its last
@@ -13,35 +11,11 @@ use crate::{Config, ConfigError};
 pub(crate) fn resume_plan<R, J: Job<R>>(
     checkpoint: &Checkpoint,
     job: &J,
-    config: &Config,
     partitions: usize,
-    has_source: bool,
-) -> Result<(EpochPlan, Option<StateSnapshot>), EngineError> {
-    if let Some(interval) = config.interval {
-        return Err(ConfigError::new(
-            "interval",
-            format!("{interval:?}"),
-            "none under a checkpoint: its epochs are cut by log position",
-        )
-        .into());
-    }
-    if !has_source {
-        return Err(ConfigError::new(
-            "checkpoint",
-            "without a source",
-            "a replayable source (a record log)",
-        )
-        .into());
-    }
+) -> Result<(EpochPlan, Option<StateSnapshot>), CheckpointError> {
     let mut restored = None;
     let first_epoch = if job.keeps_totals() {
-        restored =
-            checkpoint
-                .latest_state(partitions)
-                .map_err(|source| EngineError::Checkpoint {
-                    epoch: checkpoint.next_epoch(),
-                    source,
-                })?;
+        restored = checkpoint.latest_state(partitions)?;
         restored.as_ref().map_or(0, |state| state.epoch + 1)
     } else {
         checkpoint.next_epoch()
@@ -59,17 +33,14 @@ pub(crate) fn restore_totals<R, J: Job<R>>(
     job: &J,
     state: &StateSnapshot,
     partitions: usize,
-) -> Result<Vec<Option<J::Totals>>, EngineError> {
+) -> Result<Vec<Option<J::Totals>>, CheckpointError> {
     (0..partitions)
         .map(|partition| {
             job.load_totals(state.part(partition))
                 .map(Some)
-                .map_err(|message| EngineError::Checkpoint {
-                    epoch: state.epoch,
-                    source: CheckpointError::Corrupt {
-                        path: state.path().to_owned(),
-                        message: format!("partition {partition}: {message}"),
-                    },
+                .map_err(|message| CheckpointError::Corrupt {
+                    path: state.path().to_owned(),
+                    message: format!("partition {partition}: {message}"),
                 })
         })
         .collect()

@@ -4,7 +4,7 @@
 //!
 //! Hot path: these run over every record of a global reduction.
 
-use super::aggregate::Value;
+use super::value::Value;
 
 /// Independent accumulators per kernel: 8 lanes of u64 fill two AVX2
 /// registers, so the loop carries no dependency between neighbours.
@@ -39,7 +39,7 @@ pub fn fold<T, V: Value>(
 /// The sum of `values` (wrapping for integers).
 ///
 /// ```
-/// assert_eq!(microbatch::job::kernels::sum(&[1u64, 2, 3]), 6);
+/// assert_eq!(microbatch::internals::kernels::sum(&[1u64, 2, 3]), 6);
 /// ```
 pub fn sum<V: Value>(values: &[V]) -> V {
     fold(values, V::ZERO, |v| *v, V::add)

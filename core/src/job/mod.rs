@@ -26,27 +26,27 @@
 
 mod aggregate;
 mod global;
-pub mod hot;
+pub(crate) mod hot;
+#[doc(hidden)]
 pub mod kernels;
 mod keyed;
 mod partition;
 mod pipe;
-mod placement;
+pub(crate) mod placement;
 mod running;
+mod value;
 
 use std::marker::PhantomData;
 
-pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum, Value};
+pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum};
 pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub(crate) use placement::adaptive_placement;
-pub use placement::{
-    Placement, COMBINE_MAX_IDLE_SHARE, COMBINE_MIN_RECORDS_PER_KEY,
-    COMBINE_MIN_RECORDS_PER_KEY_WAITING,
-};
+pub use placement::Placement;
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
+pub use value::Value;
 
 /// A computation the engine runs on every epoch.
 ///
@@ -224,7 +224,7 @@ impl<R, P: Pipe<R>> Stream<R, P> {
     ///
     /// Stages should be pure functions of their item: a keyed job runs
     /// them a second time on one record in
-    /// [`SAMPLE_EVERY`](hot::SAMPLE_EVERY) to sample hot keys.
+    /// [`SAMPLE_EVERY`](crate::progress::SAMPLE_EVERY) to sample hot keys.
     pub fn filter<F>(self, predicate: F) -> Stream<R, Filter<P, F>>
     where
         F: Fn(&P::Out) -> bool + Send + Sync + 'static,

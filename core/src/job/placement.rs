@@ -13,8 +13,7 @@ use std::time::Duration;
 ///   key the worker meets, and [`Job::split`](super::Job::split) moves the
 ///   keys to their partitions at the seal. The fold pays no partitioning
 ///   per record and dense integer keys keep the even spread FxHash gives
-///   them in one table (the end_to_end job runs about 1.1x as fast), for
-///   one move per key at the seal.
+///   them in one table, for one move per key at the seal.
 ///
 /// Under [`PlacementPolicy::Adaptive`](crate::PlacementPolicy) (the
 /// default) a worker uses `Combined` for its next batch when it waited for
@@ -40,23 +39,18 @@ pub enum Placement {
 pub const COMBINE_MIN_RECORDS_PER_KEY: u64 = 8;
 
 /// [`COMBINE_MIN_RECORDS_PER_KEY`] for a worker that waited, though for no
-/// more than [`COMBINE_MAX_IDLE_SHARE`] of the batch's time. Higher: with
-/// producer threads sharing the cores, combined batches of 10 records per
-/// key gained nothing over partitioned ones (1.03x when forced, 0.9x when
-/// this rule let them in at 8), and from 20 up ran 1.1-1.2x as fast
-/// (`profile_ab --in-memory` on `profiles/skew-producer.toml`).
+/// more than [`COMBINE_MAX_IDLE_SHARE`] of the batch's time. Higher: a
+/// worker sharing its core with producer threads gains from a combined
+/// fold only with more records per key (measured in `docs/skew.md`).
 pub const COMBINE_MIN_RECORDS_PER_KEY_WAITING: u64 = 32;
 
 /// The most of a batch's time its worker may have waited (for input, or
 /// for room in the epoch window) and still fold the next batch
 /// [`Placement::Combined`]. Not zero: a worker that shares its core with
 /// producer threads waits while they run, and is still held back by its
-/// fold. On the project's 2-core machine that is 12-15 % of its time with
-/// producers that copy records from memory and 26-36 % with producers that
-/// draw them, where combined batches of 100 ms epochs ran 1.14x as fast
-/// (`profile_ab profiles/skew-producer.toml 3` with
-/// `engine.max_batch_records=off`); a quarter here lost that. A worker
-/// with more slack than this keeps the short seal of `Partitioned`.
+/// fold (how long it waits, and what the combined fold gains there, is
+/// measured in `docs/skew.md`). A worker with more slack than this keeps
+/// the short seal of `Partitioned`.
 pub const COMBINE_MAX_IDLE_SHARE: f64 = 0.5;
 
 /// The placement an adaptive worker gives its next batch, from the batch

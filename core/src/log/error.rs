@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// A record log cannot be written or read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LogError {
     /// A file operation failed.
     #[error("{path}: cannot {action}: {source}")]

@@ -2,13 +2,11 @@
 //! counter (a faster worker takes more) and read them in place, as fast as
 //! they go or replayed at a fixed rate.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use super::format::LogRecord;
 use super::reader::LogReader;
+use crate::config::ConfigError;
 use crate::source::{EpochPlan, Poll, Source, SourceParts, SourceSpec};
-use crate::ConfigError;
+use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// Reads a [`LogReader`]'s records into the engine once.
 ///

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
 use super::{Sink, SinkError};
 use crate::durable::{create_dir, sync_dir, write_atomically, IoFailure};
 use crate::progress::EpochProgress;
+use crate::sync::cold::{lock, Mutex};
 
 /// The encoding of a [`FileSink`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -155,7 +155,7 @@ impl From<IoFailure> for SinkError {
 impl<Row: Serialize> Sink<Row> for FileSink {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
         let (bytes, header) = self.encode(epoch, rows)?;
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.pending);
         let file = pending.entry(epoch).or_default();
         let keep_from = if file.is_empty() { 0 } else { header };
         file.extend_from_slice(&bytes[keep_from..]);
@@ -163,12 +163,7 @@ impl<Row: Serialize> Sink<Row> for FileSink {
     }
 
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
-        let bytes = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&epoch)
-            .unwrap_or_default();
+        let bytes = lock(&self.pending).remove(&epoch).unwrap_or_default();
         if self.is_committed(epoch) {
             // Committed before (a replay): writing it again would change
             // what readers may already have taken.

@@ -5,8 +5,6 @@
 mod file;
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
 
 pub use file::{FileFormat, FileSink};
 
@@ -14,10 +12,13 @@ pub use file::{FileFormat, FileSink};
 pub mod sqlite;
 
 use crate::progress::EpochProgress;
+use crate::sync::cold::{lock, mpsc, Mutex};
+use crate::sync::Arc;
 
 /// A sink could not take an epoch's results. The engine stops with this
 /// error rather than drop them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// A file operation failed (a full disk, a missing directory, …).
     #[error("could not {action} {path}: {source}")]
@@ -93,17 +94,13 @@ impl<Row> Gathering<Row> {
 
     /// Moves `rows` of `epoch` in.
     pub fn add(&self, epoch: u64, rows: &mut Vec<Row>) {
-        let mut epochs = self.epochs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut epochs = lock(&self.epochs);
         epochs.entry(epoch).or_default().append(rows);
     }
 
     /// Every row gathered for `epoch` (none if no partition had rows).
     pub fn take(&self, epoch: u64) -> Vec<Row> {
-        self.epochs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&epoch)
-            .unwrap_or_default()
+        lock(&self.epochs).remove(&epoch).unwrap_or_default()
     }
 }
 
@@ -238,13 +235,13 @@ impl<Row: Send + 'static> CollectSink<Row> {
 impl<Row> Collected<Row> {
     /// Takes the `(epoch, row)` pairs collected so far.
     pub fn take(&self) -> Vec<(u64, Row)> {
-        std::mem::take(&mut *self.rows.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *lock(&self.rows))
     }
 }
 
 impl<Row: Send + 'static> Sink<Row> for CollectSink<Row> {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut all = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = lock(&self.rows);
         all.extend(rows.drain(..).map(|row| (epoch, row)));
         Ok(())
     }

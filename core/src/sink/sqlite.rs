@@ -7,13 +7,13 @@
 //! a crash before the commit leaves nothing of the epoch.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 
-pub use rusqlite::types::Value;
+pub use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Gathering, Sink, SinkError};
 use crate::progress::EpochProgress;
+use crate::sync::cold::{lock, Mutex};
 
 /// The SQL type of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +60,12 @@ impl Column {
 }
 
 /// Turns a row into its column values, in the order of the columns.
-pub type ToValues<Row> = fn(&Row, &mut Vec<Value>) -> Result<(), String>;
+pub type ToValues<Row> = fn(&Row, &mut Vec<SqlValue>) -> Result<(), String>;
 
 /// Writes each epoch's rows to `table` in one transaction.
 ///
 /// ```
-/// use microbatch::sink::sqlite::{Column, SqlType, SqliteSink, Value};
+/// use microbatch::sink::sqlite::{Column, SqlType, SqliteSink, SqlValue};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let sink = SqliteSink::<(u64, u64)>::open(
@@ -73,8 +73,8 @@ pub type ToValues<Row> = fn(&Row, &mut Vec<Value>) -> Result<(), String>;
 ///     "per_key",
 ///     vec![Column::new("key", SqlType::Integer, true), Column::new("count", SqlType::Integer, false)],
 ///     |row, values| {
-///         values.push(Value::Integer(i64::try_from(row.0).map_err(|e| e.to_string())?));
-///         values.push(Value::Integer(i64::try_from(row.1).map_err(|e| e.to_string())?));
+///         values.push(SqlValue::Integer(i64::try_from(row.0).map_err(|e| e.to_string())?));
+///         values.push(SqlValue::Integer(i64::try_from(row.1).map_err(|e| e.to_string())?));
 ///         Ok(())
 ///     },
 /// )?;
@@ -155,10 +155,7 @@ impl<Row: Send + 'static> SqliteSink<Row> {
 
     /// The epochs of this table committed so far, oldest first.
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let connection = lock(&self.connection);
         committed_epochs(&connection, &self.table)
     }
 }
@@ -258,10 +255,7 @@ impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
         let rows = self.pending.take(epoch);
         let epoch_value = epoch_value(epoch)?;
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut connection = lock(&self.connection);
         let transaction = connection
             .transaction()
             .map_err(|e| sql_error("begin a transaction", e))?;
@@ -276,7 +270,7 @@ impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
             let mut values = Vec::new();
             for row in &rows {
                 values.clear();
-                values.push(Value::Integer(epoch_value));
+                values.push(SqlValue::Integer(epoch_value));
                 (self.to_values)(row, &mut values)
                     .map_err(|message| SinkError::Encode { epoch, message })?;
                 insert

@@ -1,26 +1,28 @@
-//! What a worker does when user code panics while folding its batch
-//! (a `key_by`, `map`, `filter` or aggregator closure): retry the batch
-//! from its retained input, then stop with an error naming the epoch, the
-//! worker and the panic, or bisect the batch to quarantine the records
-//! that panic in a dead-letter file and complete the epoch without them.
+//! What happens when user code panics: the panic policy.
 //!
-//! Only with a [`PanicPolicy`] does the worker keep a copy of its open
-//! batch's input (one `extend_from_slice` per chunk, cleared at the seal)
-//! and fold each chunk under `catch_unwind`; without one, the hot path is
-//! unchanged and a panic stops the engine.
+//! A panic while a worker folds its batch (in a `key_by`, `map`, `filter`
+//! or aggregator closure) is handled by the [`PanicPolicy`]: retry the
+//! batch from its retained input, then stop with an error naming the epoch,
+//! the worker and the panic, or bisect the batch to quarantine the records
+//! that panic in a dead-letter file and complete the epoch without them.
+//! Any other panic (merging, finishing, a sink) stops the engine with
+//! [`EngineError::WorkerPanicked`](crate::EngineError::WorkerPanicked).
+//!
+//! Only with a policy does the worker keep a copy of its open batch's
+//! input (one `extend_from_slice` per chunk, cleared at the seal) and fold
+//! each chunk under `catch_unwind` (the worker's fold, in `worker::fold`);
+//! without one, the hot path is unchanged and a panic stops the engine.
 
+use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
-
+use crate::config::ConfigError;
 use crate::input::CHUNK;
 use crate::job::Job;
-use crate::worker::panic_message;
-use crate::ConfigError;
+use crate::sync::cold::{lock, Mutex};
 
 /// How the engine handles a panic in user code while a worker folds its
 /// batch. Set with
@@ -52,15 +54,27 @@ struct DeadLetter<'a, R> {
     record: &'a R,
 }
 
-/// The policy with what it needs of the record type, made where the
-/// record type's bounds are known.
-pub(crate) struct Keeper<R> {
-    retries: u32,
-    copy: fn(&[R], &mut Vec<R>),
-    letters: Option<Letters<R>>,
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
 }
 
-struct Letters<R> {
+/// The policy with what it needs of the record type (copying records,
+/// writing them as JSON), made where the record type's bounds are known.
+pub(crate) struct PanicHandler<R> {
+    retries: u32,
+    copy: fn(&[R], &mut Vec<R>),
+    dead_letters: Option<DeadLetterFile<R>>,
+}
+
+/// The open dead-letter file and how to write a record into it.
+struct DeadLetterFile<R> {
     path: PathBuf,
     file: Mutex<File>,
     encode: fn(u64, usize, &str, &R) -> serde_json::Result<Vec<u8>>,
@@ -86,10 +100,10 @@ fn encode<R: Serialize>(
     Ok(line)
 }
 
-impl<R: Clone + Serialize> Keeper<R> {
+impl<R: Clone + Serialize> PanicHandler<R> {
     /// Opens the dead-letter file (appending) if the policy names one.
     pub(crate) fn new(policy: PanicPolicy) -> Result<Self, ConfigError> {
-        let letters = match policy.dead_letters {
+        let dead_letters = match policy.dead_letters {
             None => None,
             Some(path) => {
                 let file = OpenOptions::new()
@@ -103,23 +117,33 @@ impl<R: Clone + Serialize> Keeper<R> {
                             format!("a file that can be opened for appending ({e})"),
                         )
                     })?;
-                Some(Letters {
+                Some(DeadLetterFile {
                     path,
                     file: Mutex::new(file),
                     encode: encode::<R>,
                 })
             }
         };
-        Ok(Keeper {
+        Ok(PanicHandler {
             retries: policy.retries,
             copy: copy::<R>,
-            letters,
+            dead_letters,
         })
     }
 }
 
-/// A worker's open batch as the policy sees it.
-pub(crate) struct Batch<R> {
+impl<R> PanicHandler<R> {
+    /// Keeps a copy of `records`, which the batch is about to fold. Hot
+    /// path under a policy: one `extend_from_slice`.
+    #[inline]
+    pub(crate) fn retain(&self, records: &[R], batch: &mut RetainedBatch<R>) {
+        (self.copy)(records, &mut batch.retained);
+    }
+}
+
+/// A worker's open batch as the policy sees it: its input so far and its
+/// first panic.
+pub(crate) struct RetainedBatch<R> {
     /// The batch's input so far (with a policy).
     retained: Vec<R>,
     /// The first panic of the batch, not yet handled.
@@ -140,12 +164,12 @@ pub(crate) enum Unrecovered {
     /// Every attempt panicked; the last panic's message.
     Panicked { attempts: u32, message: String },
     /// The dead-letter file could not take the records.
-    Letters { path: PathBuf, message: String },
+    DeadLetters { path: PathBuf, message: String },
 }
 
-impl<R> Batch<R> {
+impl<R> RetainedBatch<R> {
     pub(crate) fn new() -> Self {
-        Batch {
+        RetainedBatch {
             retained: Vec::new(),
             failed: None,
         }
@@ -156,33 +180,16 @@ impl<R> Batch<R> {
         self.failed.is_some()
     }
 
+    /// Notes a panic of the fold (the first one counts; after it the parts
+    /// are suspect, and [`recover`] rebuilds them).
+    pub(crate) fn note_panic(&mut self, message: String) {
+        self.failed.get_or_insert(message);
+    }
+
     /// The batch is sealed: its input is no longer needed.
     pub(crate) fn clear(&mut self) {
         self.retained.clear();
         self.failed = None;
-    }
-}
-
-/// Folds `records` into `parts`; with a policy, keeps them and catches a
-/// panic (after which the parts are suspect, so the rest of the batch is
-/// only kept until [`recover`] rebuilds them). Hot path.
-#[inline]
-pub(crate) fn fold<R, J: Job<R>>(
-    job: &J,
-    parts: &mut [J::Part],
-    keeper: Option<&Keeper<R>>,
-    batch: &mut Batch<R>,
-    records: &[R],
-) {
-    let Some(keeper) = keeper else {
-        job.absorb(records, parts);
-        return;
-    };
-    (keeper.copy)(records, &mut batch.retained);
-    if batch.failed.is_none() {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.absorb(records, parts))) {
-            batch.failed = Some(panic_message(payload.as_ref()));
-        }
     }
 }
 
@@ -231,28 +238,28 @@ fn bisect<R, J: Job<R>>(
 pub(crate) fn recover<R, J: Job<R>>(
     job: &J,
     parts: &mut [J::Part],
-    keeper: &Keeper<R>,
-    batch: &mut Batch<R>,
+    handler: &PanicHandler<R>,
+    batch: &mut RetainedBatch<R>,
     epoch: u64,
     worker: usize,
 ) -> Result<Recovered, Unrecovered> {
     let mut message = batch.failed.take().unwrap_or_default();
-    for _ in 0..keeper.retries {
+    for _ in 0..handler.retries {
         match refold(job, parts, &batch.retained) {
             Ok(()) => return Ok(Recovered::Retried),
             Err(again) => message = again,
         }
     }
-    let Some(letters) = &keeper.letters else {
+    let Some(letters) = &handler.dead_letters else {
         return Err(Unrecovered::Panicked {
-            attempts: keeper.retries + 1,
+            attempts: handler.retries + 1,
             message,
         });
     };
     let mut scratch: Vec<J::Part> = parts.iter().map(|_| job.new_part()).collect();
     let mut poison = Vec::new();
     bisect(job, &mut scratch, &batch.retained, 0, &mut poison);
-    let letters_failed = |message: String| Unrecovered::Letters {
+    let letters_failed = |message: String| Unrecovered::DeadLetters {
         path: letters.path.clone(),
         message,
     };
@@ -263,7 +270,7 @@ pub(crate) fn recover<R, J: Job<R>>(
         lines.extend_from_slice(&line);
     }
     {
-        let mut file = letters.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut file = lock(&letters.file);
         file.write_all(&lines)
             .and_then(|()| file.sync_data())
             .map_err(|e| letters_failed(e.to_string()))?;
@@ -280,7 +287,7 @@ pub(crate) fn recover<R, J: Job<R>>(
         keep
     });
     refold(job, parts, &batch.retained).map_err(|message| Unrecovered::Panicked {
-        attempts: keeper.retries + 2,
+        attempts: handler.retries + 2,
         message,
     })?;
     Ok(Recovered::Quarantined(poison.len() as u64))

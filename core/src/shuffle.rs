@@ -1,13 +1,24 @@
-//! The shuffle mesh: a W×W grid of SPSC rings that carries each worker's
-//! partial results to the worker that owns their keys, and a grid of return
-//! rings that carries emptied buffers back to their sender for reuse.
+//! How a partial aggregate crosses cores: the shuffle mesh, a W×W grid of
+//! SPSC rings that carries each worker's [`Message`] (an epoch's part of
+//! one key partition) to the worker that owns the partition, and a grid of
+//! return rings that carries emptied parts back to their sender for reuse.
+//! The return path is the only way data flows back against the stream.
 //!
 //! A worker's messages to itself do not travel: the grid has no ring on its
-//! diagonal, and the engine merges a worker's own part in place.
+//! diagonal, and the worker merges its own part in place.
 
 use microbatch_ringbuf::{try_ring, CapacityError, Consumer, Full, Producer};
 
 use crate::sync::wait::Idle;
+
+/// A part on its way from its sender to the owner of its partition, or an
+/// emptied part on its way back.
+pub(crate) struct Message<P> {
+    /// The epoch the part belongs to.
+    pub(crate) epoch: u64,
+    /// The partial aggregate.
+    pub(crate) part: P,
+}
 
 /// A message between two workers could not be delivered because the other
 /// worker is gone (its endpoint was dropped); the message is handed back.
@@ -26,7 +37,9 @@ pub struct Disconnected<M> {
 /// Invariants: messages from one sender to one receiver arrive in the order
 /// they were sent (each pair has its own FIFO ring); a worker waiting for
 /// room to send keeps draining its own inboxes (see [`Endpoint::send`]), so
-/// the mesh cannot deadlock while every worker keeps calling the mesh.
+/// the mesh cannot deadlock while every worker keeps calling the mesh
+/// (`two_workers_flooding_each_other_both_finish`, and the loom model
+/// `loom-tests/tests/mesh.rs`).
 pub struct Endpoint<M> {
     id: usize,
     /// `outboxes[to]`; `None` at `to == id`.
@@ -112,7 +125,7 @@ impl<M> Endpoint<M> {
             if outbox.is_abandoned() {
                 return Err(Disconnected { to, message });
             }
-            // Invariant 5: keep draining our own inbox while waiting.
+            // No deadlock: keep draining our own inbox while waiting.
             let mut drained = false;
             while let Some((from, received)) = self.try_recv() {
                 on_message(from, received);
@@ -244,20 +257,22 @@ mod tests {
         let handles: Vec<_> = endpoints
             .into_iter()
             .map(|mut endpoint| {
-                std::thread::spawn(move || {
-                    let other = 1 - endpoint.id();
-                    let mut got = Vec::new();
-                    for i in 0..COUNT {
-                        endpoint.send(other, i, |_, m| got.push(m)).unwrap();
-                    }
-                    while (got.len() as u64) < COUNT {
-                        match endpoint.try_recv() {
-                            Some((_, m)) => got.push(m),
-                            None => std::thread::yield_now(),
+                crate::sync::cold::ThreadBuilder::new()
+                    .spawn(move || {
+                        let other = 1 - endpoint.id();
+                        let mut got = Vec::new();
+                        for i in 0..COUNT {
+                            endpoint.send(other, i, |_, m| got.push(m)).unwrap();
                         }
-                    }
-                    got
-                })
+                        while (got.len() as u64) < COUNT {
+                            match endpoint.try_recv() {
+                                Some((_, m)) => got.push(m),
+                                None => crate::sync::wait::Idle::new().snooze(),
+                            }
+                        }
+                        got
+                    })
+                    .unwrap()
             })
             .collect();
         for handle in handles {

@@ -1,0 +1,163 @@
+//! The builder: settings, the job, the sink, a source, a checkpoint, a
+//! panic policy and a progress listener; `EngineBuilder::start` is in
+//! `launch`.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Config, ConfigError, IdleStrategy, PlacementPolicy};
+use crate::fault::{PanicHandler, PanicPolicy};
+use crate::job::Job;
+use crate::progress::EpochProgress;
+use crate::runtime::ProgressListener;
+use crate::sink::Sink;
+use crate::source::{EpochPlan, SourceParts, SourceSpec};
+
+/// A source waiting for the worker count (and, under a checkpoint, the
+/// epoch plan) to split itself.
+type SplitSource<R> =
+    Box<dyn FnOnce(usize, Option<EpochPlan>) -> Result<SourceParts<R>, ConfigError>>;
+
+/// Builds an [`Engine`](crate::Engine): settings (a [`Config`], or one at a time), the
+/// job, the sink, an optional built-in source and a progress listener.
+pub struct EngineBuilder<R, J: Job<R>> {
+    pub(super) config: Config,
+    pub(super) job: J,
+    pub(super) sink: Box<dyn Sink<J::Row>>,
+    pub(super) source: Option<SplitSource<R>>,
+    /// The source's [`SourceSpec::identity`].
+    pub(super) source_identity: Option<String>,
+    pub(super) listener: Option<ProgressListener>,
+    pub(super) checkpoint: Option<Checkpoint>,
+    /// The panic policy, with its dead-letter file opened (or the error
+    /// opening it gave, reported by `start`).
+    pub(super) panic_handler: Option<Result<PanicHandler<R>, ConfigError>>,
+    pub(super) _records: PhantomData<fn(R)>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $t:ty => $with:ident) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $t) -> Self {
+            self.config = self.config.$with(value);
+            self
+        }
+    };
+}
+
+impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
+    /// Replaces all settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    setter!(/// Sets [`Config::workers`].
+        workers: usize => with_workers);
+    setter!(/// Sets [`Config::pin`].
+        pin: bool => with_pin);
+    setter!(/// Sets [`Config::interval`]; `None`: no time trigger.
+        interval: Option<Duration> => with_interval);
+    setter!(/// Sets [`Config::max_batch_records`]; `None`: no count trigger.
+        max_batch_records: Option<u64> => with_max_batch_records);
+    setter!(/// Sets [`Config::ring_capacity`].
+        ring_capacity: usize => with_ring_capacity);
+    setter!(/// Sets [`Config::max_epochs_in_flight`].
+        max_epochs_in_flight: usize => with_max_epochs_in_flight);
+    setter!(/// Sets [`Config::idle`].
+        idle: IdleStrategy => with_idle);
+    setter!(/// Sets [`Config::work_stealing`].
+        work_stealing: bool => with_work_stealing);
+    setter!(/// Sets [`Config::placement`].
+        placement: PlacementPolicy => with_placement);
+
+    /// Adds a built-in source, split across the workers and run inside
+    /// them.
+    pub fn source<S: SourceSpec<R> + 'static>(mut self, source: S) -> Self {
+        self.source_identity = source.identity();
+        self.source = Some(Box::new(move |workers, plan| match plan {
+            None => source.split(workers),
+            Some(plan) => source.split_planned(workers, plan).unwrap_or_else(|| {
+                Err(ConfigError::new(
+                    "checkpoint",
+                    "with this source",
+                    "a replayable source (a record log)",
+                ))
+            }),
+        }));
+        self
+    }
+
+    /// Runs under `checkpoint` (see [`checkpoint`](crate::checkpoint)):
+    /// the source, which must be replayable (a
+    /// [`LogSource`](crate::log::LogSource)), is cut into epochs by
+    /// position, [`Checkpoint::records_per_epoch`] records each, so the
+    /// count and interval triggers are off and [`Config::interval`] must
+    /// be `None`. The run starts after the checkpoint's last committed
+    /// epoch (at epoch 0 for a job with running totals, replaying the
+    /// committed epochs without output), and logs each epoch's offsets
+    /// before its results go out and its commit after.
+    ///
+    /// Records pushed through [`Engine::producer`](crate::Engine::producer) are not in the log: a
+    /// replay does not have them, so a checkpointed run should take its
+    /// input from the source only.
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Calls `listener` with each completed epoch's progress, in order.
+    pub fn on_progress(
+        mut self,
+        listener: impl Fn(&EpochProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+}
+
+impl<R, J> EngineBuilder<R, J>
+where
+    R: Clone + serde::Serialize + Send + 'static,
+    J: Job<R>,
+{
+    /// Handles a panic in user code while a worker folds its batch by
+    /// `policy` (see [`PanicPolicy`]): retry the batch from
+    /// a retained copy of its input, then stop with
+    /// [`EngineError::BatchPanicked`](crate::EngineError::BatchPanicked) or quarantine the records that panic
+    /// in a dead-letter file. Without a policy the batch is not copied and
+    /// a panic stops the engine.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::PanicPolicy;
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let letters = dir.path().join("dead.jsonl");
+    /// let per_key = job::records::<(u64, u64)>()
+    ///     .map(|r: &(u64, u64)| {
+    ///         assert_ne!(r.1, 7, "value 7 is malformed");
+    ///         *r
+    ///     })
+    ///     .key_by(|r| r.0)
+    ///     .aggregate(count());
+    /// let (sink, _rows) = CollectSink::new();
+    /// let engine = Engine::builder(per_key, sink)
+    ///     .on_panic(PanicPolicy { retries: 1, dead_letters: Some(letters.clone()) })
+    ///     .source(IterSource::new((0..100u64).map(|i| (i % 3, i))))
+    ///     .start()?;
+    /// let summary = engine.finish()?;
+    /// assert_eq!(summary.records_dead_lettered, 1);
+    /// assert_eq!(summary.records_in_results, 99);
+    /// assert!(std::fs::read_to_string(&letters)?.contains("value 7 is malformed"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_panic(mut self, policy: PanicPolicy) -> Self {
+        self.panic_handler = Some(PanicHandler::new(policy));
+        self
+    }
+}

@@ -1,0 +1,263 @@
+//! Start-up, in three steps: [`validate`] the settings and the job,
+//! [`resume`] from the checkpoint (where the run starts, the totals it
+//! starts with), [`spawn`] the runtime and one worker thread per core.
+
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use super::builder::EngineBuilder;
+use super::Engine;
+use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, StateSnapshot};
+use crate::config::{Config, ConfigError};
+use crate::epoch::clock::EpochClock;
+use crate::epoch::completion::Completion;
+use crate::epoch::salted::SaltedParts;
+use crate::epoch::slot::EpochSlot;
+use crate::error::EngineError;
+use crate::fault::PanicHandler;
+use crate::input::Lanes;
+use crate::job::Job;
+use crate::runtime::Runtime;
+use crate::source::{EpochPlan, Source};
+use crate::sync::cold::{Mutex, ThreadBuilder};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize};
+use crate::worker::{thread_main, Worker};
+
+/// Where the run starts, as [`resume`] finds it.
+struct Start<T> {
+    /// The epoch plan under a checkpoint.
+    plan: Option<EpochPlan>,
+    /// Each partition's running totals, restored from a snapshot.
+    totals: Vec<Option<T>>,
+    first_epoch: u64,
+    /// See `Runtime::replay_until`.
+    replay_until: Option<u64>,
+}
+
+/// Checks the settings and the job before anything is built; returns the
+/// job's partition count.
+fn validate<R, J: Job<R>>(
+    config: &Config,
+    job: &J,
+    checkpoint: Option<&Checkpoint>,
+    has_source: bool,
+) -> Result<usize, EngineError> {
+    config.validate()?;
+    let workers = config.workers;
+    job.check(workers)
+        .map_err(|reason| EngineError::Job { workers, reason })?;
+    let partitions = job.partitions(workers);
+    if !(1..=workers).contains(&partitions) {
+        return Err(EngineError::Job {
+            workers,
+            reason: format!("a job needs between 1 and {workers} partitions, not {partitions}"),
+        });
+    }
+    if checkpoint.is_some() {
+        if let Some(interval) = config.interval {
+            return Err(ConfigError::new(
+                "interval",
+                format!("{interval:?}"),
+                "none under a checkpoint: its epochs are cut by log position",
+            )
+            .into());
+        }
+        if !has_source {
+            return Err(ConfigError::new(
+                "checkpoint",
+                "without a source",
+                "a replayable source (a record log)",
+            )
+            .into());
+        }
+    }
+    Ok(partitions)
+}
+
+/// Binds the checkpoint to the source and finds where the run starts: the
+/// epoch plan, the snapshot of running totals, and the committed epochs a
+/// job with totals replays without output.
+fn resume<R, J: Job<R>>(
+    checkpoint: Option<&mut Checkpoint>,
+    source_identity: Option<&str>,
+    job: &J,
+    partitions: usize,
+) -> Result<Start<J::Totals>, EngineError> {
+    let Some(checkpoint) = checkpoint else {
+        return Ok(Start {
+            plan: None,
+            totals: Vec::new(),
+            first_epoch: 0,
+            replay_until: None,
+        });
+    };
+    let failed = |epoch| move |source| EngineError::Checkpoint { epoch, source };
+    checkpoint
+        .bind_source(source_identity)
+        .map_err(failed(checkpoint.next_epoch()))?;
+    let (plan, restored): (EpochPlan, Option<StateSnapshot>) =
+        resume_plan(checkpoint, job, partitions).map_err(failed(checkpoint.next_epoch()))?;
+    let totals = match &restored {
+        None => Vec::new(),
+        Some(state) => restore_totals(job, state, partitions).map_err(failed(state.epoch))?,
+    };
+    let first_epoch = plan.first_epoch;
+    let replay_until = checkpoint
+        .last_committed()
+        .filter(|&last| last >= first_epoch);
+    Ok(Start {
+        plan: Some(plan),
+        totals,
+        first_epoch,
+        replay_until,
+    })
+}
+
+/// Builds the runtime and starts one worker thread per core, each with its
+/// endpoint of the shuffle, its share of the source and its partition's
+/// restored totals.
+fn spawn<R: Send + 'static, J: Job<R>>(
+    builder: EngineBuilder<R, J>,
+    partitions: usize,
+    panic_handler: Option<PanicHandler<R>>,
+    mut start: Start<J::Totals>,
+) -> Result<Engine<R, J>, EngineError> {
+    let EngineBuilder {
+        config,
+        job,
+        sink,
+        source,
+        listener,
+        checkpoint,
+        ..
+    } = builder;
+    let workers = config.workers;
+    let mut sources: Vec<Option<Box<dyn Source<R>>>> = match source {
+        Some(split) => split(workers, start.plan)?.into_iter().map(Some).collect(),
+        None => (0..workers).map(|_| None).collect(),
+    };
+    let window = config.max_epochs_in_flight;
+    // A sender is at most `window` epochs ahead of an owner, so these
+    // rings never fill; the margin is for the buffer-return rings.
+    let shuffle = crate::shuffle::mesh(workers, 2 * window).map_err(|e| {
+        ConfigError::new(
+            "max_epochs_in_flight",
+            window,
+            format!("a mesh that fits in memory ({e})"),
+        )
+    })?;
+    let started = Instant::now();
+    let runtime = Arc::new(Runtime {
+        clock: EpochClock::starting_at(
+            start.first_epoch,
+            workers,
+            window as u64,
+            config.interval,
+            0,
+        ),
+        workers,
+        partitions,
+        job,
+        sink,
+        start: started,
+        lanes: Arc::new(Lanes::new(workers, started)),
+        drained: AtomicUsize::new(0),
+        final_epoch: AtomicU64::new(u64::MAX),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        taken: (0..workers)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
+        sources_active: AtomicUsize::new(sources.iter().flatten().count()),
+        sources_ended: Default::default(),
+        pinned: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+        pinning_note: Mutex::new(None),
+        slots: (0..window)
+            .map(|_| Mutex::new(EpochSlot::new(workers)))
+            .collect(),
+        salted: SaltedParts::new(window),
+        completion: Mutex::new(Completion::new(start.first_epoch)),
+        listener,
+        panic_handler,
+        planned: checkpoint.is_some(),
+        checkpoint,
+        first_epoch: start.first_epoch,
+        replay_until: start.replay_until,
+        config,
+    });
+    let cores = cores_for(&runtime);
+    let mut engine = Engine {
+        runtime: Arc::clone(&runtime),
+        threads: Vec::with_capacity(workers),
+    };
+    for (id, endpoint) in shuffle.into_iter().enumerate() {
+        let core = cores.as_ref().map(|cores| cores[id]);
+        let totals = start.totals.get_mut(id).and_then(Option::take);
+        let worker = Worker::new(
+            id,
+            Arc::clone(&runtime),
+            endpoint,
+            sources[id].take(),
+            totals,
+        );
+        let spawned = ThreadBuilder::new()
+            .name(format!("microbatch-worker-{id}"))
+            .spawn(move || thread_main(worker, core));
+        match spawned {
+            Ok(handle) => engine.threads.push(handle),
+            Err(source) => {
+                runtime.fail(EngineError::Spawn { worker: id, source });
+                return Err(engine
+                    .stop()
+                    .expect_err("a failed engine reports its failure"));
+            }
+        }
+    }
+    Ok(engine)
+}
+
+/// The cores to pin the workers to, or `None` (with a note why) to run
+/// them unpinned. Read once, before any thread is pinned: the list answers
+/// from the calling thread's affinity mask.
+fn cores_for<R, J: Job<R>>(runtime: &Runtime<R, J>) -> Option<Vec<core_affinity::CoreId>> {
+    if !runtime.config.pin {
+        return None;
+    }
+    let workers = runtime.workers;
+    match core_affinity::get_core_ids() {
+        Some(cores) if cores.len() >= workers => Some(cores),
+        Some(cores) => {
+            runtime.note_unpinned(format!(
+                "{} cores available for {workers} workers; running unpinned",
+                cores.len()
+            ));
+            None
+        }
+        None => {
+            runtime.note_unpinned("the core list is unavailable; running unpinned".into());
+            None
+        }
+    }
+}
+
+impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
+    /// Checks the settings, the job and the source, then starts the
+    /// workers (`validate`, `resume`, `spawn`).
+    pub fn start(mut self) -> Result<Engine<R, J>, EngineError> {
+        let partitions = validate(
+            &self.config,
+            &self.job,
+            self.checkpoint.as_ref(),
+            self.source.is_some(),
+        )?;
+        let panic_handler = self.panic_handler.take().transpose()?;
+        let start = resume(
+            self.checkpoint.as_mut(),
+            self.source_identity.as_deref(),
+            &self.job,
+            partitions,
+        )?;
+        spawn(self, partitions, panic_handler, start)
+    }
+}

@@ -1,0 +1,235 @@
+//! The engine handle: producers, progress, and a shutdown that drains
+//! everything accepted. Start-up is in `launch` (validate, resume, spawn),
+//! the builder in `builder`; what the handle shares with the workers is the
+//! `Runtime`.
+
+mod builder;
+mod launch;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+pub use self::builder::EngineBuilder;
+use crate::config::Config;
+use crate::error::EngineError;
+use crate::fault::panic_message;
+use crate::input::Producer;
+use crate::job::Job;
+use crate::progress::{LatencySummary, Progress};
+use crate::runtime::Runtime;
+use crate::sink::Sink;
+use crate::sync::cold::{lock, JoinHandle};
+use crate::sync::{Arc, Ordering, PoisonError};
+
+/// What [`Engine::shutdown`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Records the workers took in (from producers and sources).
+    pub records_accepted: u64,
+    /// Records counted in emitted epoch results: equal to
+    /// `records_accepted` after a clean shutdown.
+    pub records_in_results: u64,
+    /// Of `records_in_results`, those a worker took from another worker's
+    /// producer rings (work stealing).
+    pub records_stolen: u64,
+    /// Epochs emitted.
+    pub epochs: u64,
+    /// Rows emitted.
+    pub rows: u64,
+    /// From start to the end of shutdown.
+    pub elapsed: Duration,
+    /// Record latency over the whole run.
+    pub latency: LatencySummary,
+    /// Records quarantined in the dead-letter file (see
+    /// [`EngineBuilder::on_panic`]): `records_accepted` equals
+    /// `records_in_results` plus these after a clean shutdown.
+    pub records_dead_lettered: u64,
+    /// Workers that ran unpinned.
+    pub unpinned: Vec<usize>,
+    /// The record-latency histogram (µs) over the whole run, as
+    /// [`Engine::latency_histogram`] gives it while the engine runs.
+    #[serde(skip)]
+    pub latency_histogram: Histogram<u64>,
+}
+
+/// A running engine. See the crate docs for an example.
+///
+/// Dropping it shuts it down (and discards the summary); call
+/// [`shutdown`](Engine::shutdown) to get the summary and any error.
+pub struct Engine<R, J: Job<R>> {
+    runtime: Arc<Runtime<R, J>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
+    /// A builder with the default [`Config`], running `job` into `sink`.
+    pub fn builder(job: J, sink: impl Sink<J::Row>) -> EngineBuilder<R, J> {
+        EngineBuilder {
+            config: Config::default(),
+            job,
+            sink: Box::new(sink),
+            source: None,
+            source_identity: None,
+            listener: None,
+            checkpoint: None,
+            panic_handler: None,
+            _records: std::marker::PhantomData,
+        }
+    }
+
+    /// A handle pushing into a new ring attached to the least-loaded
+    /// worker: the one with the fewest live handles, then the fewest
+    /// records taken so far (two handles made at the same moment may pick
+    /// the same worker). Handles can be made while the engine runs; after
+    /// shutdown their pushes return `Closed`.
+    pub fn producer(&self) -> Producer<R> {
+        let lanes = &self.runtime.lanes;
+        let worker = (0..self.runtime.workers)
+            .min_by_key(|&w| {
+                (
+                    lanes.workers[w].producers.load(Ordering::Relaxed),
+                    self.runtime.taken[w].load(Ordering::Relaxed),
+                )
+            })
+            .unwrap_or(0);
+        Producer::attach(
+            Arc::clone(&self.runtime.lanes),
+            worker,
+            self.runtime.config.ring_capacity,
+        )
+    }
+
+    /// A handle pushing into a new ring attached to `worker`.
+    pub fn producer_for(&self, worker: usize) -> Result<Producer<R>, EngineError> {
+        if worker >= self.runtime.workers {
+            return Err(EngineError::NoSuchWorker {
+                worker,
+                workers: self.runtime.workers,
+            });
+        }
+        Ok(Producer::attach(
+            Arc::clone(&self.runtime.lanes),
+            worker,
+            self.runtime.config.ring_capacity,
+        ))
+    }
+
+    /// The settings the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.runtime.config
+    }
+
+    /// Totals so far and the last completed epoch's progress.
+    pub fn progress(&self) -> Progress {
+        self.runtime.progress()
+    }
+
+    /// A copy of the record-latency histogram (µs) over every completed
+    /// epoch so far.
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        lock(&self.runtime.completion).histogram.clone()
+    }
+
+    /// Whether the engine stopped on an error (a worker panic, a failing
+    /// sink); [`shutdown`](Engine::shutdown) returns that error.
+    pub fn has_failed(&self) -> bool {
+        self.runtime.has_failed()
+    }
+
+    /// Whether every built-in source is exhausted (true when the engine has
+    /// none). Producers are not counted: the caller knows its own.
+    pub fn sources_exhausted(&self) -> bool {
+        self.runtime.sources_active.load(Ordering::Acquire) == 0
+    }
+
+    /// Blocks (without polling) until every built-in source is exhausted,
+    /// the engine failed, or `timeout` passed; returns whether the sources
+    /// are exhausted.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use microbatch::{job::{self, count}, sink::DiscardSink, source::IterSource, Engine};
+    /// let engine = Engine::builder(job::records::<u64>().key_by(|v| *v).aggregate(count()), DiscardSink)
+    ///     .workers(1)
+    ///     .source(IterSource::new(0..1000u64))
+    ///     .start()?;
+    /// while !engine.wait_for_sources(Duration::from_millis(100)) {
+    ///     // Report progress, check a deadline...
+    /// }
+    /// assert_eq!(engine.shutdown()?.records_in_results, 1000);
+    /// # Ok::<(), microbatch::EngineError>(())
+    /// ```
+    pub fn wait_for_sources(&self, timeout: Duration) -> bool {
+        let runtime = &self.runtime;
+        let (mutex, ended) = &runtime.sources_ended;
+        let _guard = ended
+            .wait_timeout_while(lock(mutex), timeout, |_| {
+                runtime.sources_active.load(Ordering::Acquire) > 0 && !runtime.has_failed()
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        self.sources_exhausted()
+    }
+
+    /// Waits until every built-in source is exhausted (or the engine
+    /// failed), then shuts down.
+    pub fn finish(self) -> Result<Summary, EngineError> {
+        while !self.wait_for_sources(Duration::from_secs(1)) && !self.runtime.has_failed() {}
+        self.shutdown()
+    }
+
+    /// Stops taking records, seals the open epoch, drains every ring,
+    /// emits the last results and joins the workers.
+    pub fn shutdown(mut self) -> Result<Summary, EngineError> {
+        self.stop()
+    }
+
+    pub(super) fn stop(&mut self) -> Result<Summary, EngineError> {
+        self.runtime.lanes.close();
+        for (worker, handle) in self.threads.drain(..).enumerate() {
+            if let Err(payload) = handle.join() {
+                self.runtime.fail(EngineError::WorkerPanicked {
+                    worker,
+                    epoch: None,
+                    message: panic_message(payload.as_ref()),
+                });
+            }
+        }
+        if let Some(error) = lock(&self.runtime.failure).take() {
+            return Err(error);
+        }
+        let progress = self.runtime.progress();
+        Ok(Summary {
+            records_accepted: progress.records_taken,
+            records_in_results: progress.records_in_results,
+            records_stolen: progress.records_stolen,
+            records_dead_lettered: progress.dead_letters,
+            epochs: progress.epochs_completed,
+            rows: progress.rows,
+            elapsed: self.runtime.elapsed(),
+            latency: progress.latency,
+            unpinned: progress.unpinned,
+            latency_histogram: lock(&self.runtime.completion).histogram.clone(),
+        })
+    }
+}
+
+impl<R, J: Job<R>> Drop for Engine<R, J> {
+    fn drop(&mut self) {
+        self.runtime.lanes.close();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl<R, J: Job<R>> std::fmt::Debug for Engine<R, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.runtime.workers)
+            .field("clock", &self.runtime.clock)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,106 @@
+//! Loom models of the closing protocol: a push racing with shutdown is
+//! either taken by the worker's final drain or handed back, never both,
+//! never neither.
+
+use std::time::Instant;
+
+use super::{Closed, LaneReader, Lanes, Producer, PushError};
+use crate::sync::Arc;
+
+/// The worker side: drain until closed and empty, then release.
+fn drain_until_closed(mut inputs: LaneReader<u32>) -> Vec<u32> {
+    let mut taken = Vec::new();
+    loop {
+        let closed = inputs.poll_closed();
+        let round = inputs.take(u64::MAX, 0, |records, _| taken.extend_from_slice(records));
+        if closed && round.records == 0 && !round.skipped {
+            inputs.release();
+            return taken;
+        }
+        loom::thread::yield_now();
+    }
+}
+
+#[test]
+fn push_racing_close_is_taken_or_handed_back() {
+    loom::model(|| {
+        let lanes = Arc::new(Lanes::new(1, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2);
+        let worker = loom::thread::spawn({
+            let inputs = LaneReader::new(0, Arc::clone(&lanes));
+            move || drain_until_closed(inputs)
+        });
+        let pusher = loom::thread::spawn(move || producer.try_push(7));
+        lanes.close();
+        let pushed = pusher.join().unwrap();
+        let taken = worker.join().unwrap();
+        match pushed {
+            Ok(()) => assert_eq!(taken, [7], "an accepted record is taken"),
+            Err(PushError::Closed(7)) => {
+                assert!(taken.is_empty(), "a record handed back is not taken")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn slice_racing_close_hands_back_a_suffix() {
+    loom::model(|| {
+        let lanes = Arc::new(Lanes::new(1, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
+        let worker = loom::thread::spawn({
+            let inputs = LaneReader::new(0, Arc::clone(&lanes));
+            move || drain_until_closed(inputs)
+        });
+        let pusher = loom::thread::spawn(move || match producer.push_slice(&[1, 2]) {
+            Ok(()) => Vec::new(),
+            Err(Closed(back)) => back.to_vec(),
+        });
+        lanes.close();
+        let back = pusher.join().unwrap();
+        let mut taken = worker.join().unwrap();
+        taken.extend(back);
+        assert_eq!(taken, [1, 2], "every record once, in order");
+    });
+}
+
+/// A thief steals while a push races with the close and the owner's
+/// final drain (run by the closing thread, so no thread spins waiting
+/// for the close): every record is taken by exactly one worker or
+/// handed back, never both, never neither.
+#[test]
+fn steal_racing_close_and_final_drain_takes_each_record_once() {
+    loom::model(|| {
+        let lanes = Arc::new(Lanes::new(2, Instant::now()));
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
+        let thief = loom::thread::spawn({
+            let mut inputs = LaneReader::new(1, Arc::clone(&lanes));
+            move || {
+                let mut stolen = Vec::new();
+                // Two attempts, as a thief with nothing of its own
+                // makes between other work.
+                for _ in 0..2 {
+                    if inputs.poll_closed() {
+                        break;
+                    }
+                    // Room for one record: a thief takes a ring's
+                    // records once they fill its room or a chunk.
+                    inputs.steal(1, 0, |records, _| stolen.extend_from_slice(records));
+                }
+                inputs.release();
+                stolen
+            }
+        });
+        let pusher = loom::thread::spawn(move || match producer.try_push(7) {
+            Ok(()) => Vec::new(),
+            Err(PushError::Closed(back)) => vec![back],
+            Err(PushError::Full(_)) => unreachable!("the ring has room"),
+        });
+        lanes.close();
+        let mut all = drain_until_closed(LaneReader::new(0, Arc::clone(&lanes)));
+        all.extend(thief.join().unwrap());
+        all.extend(pusher.join().unwrap());
+        assert_eq!(all, [7], "the record once");
+    });
+}

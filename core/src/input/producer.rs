@@ -1,0 +1,166 @@
+//! The public producer handle: one SPSC ring per handle, read by one
+//! worker (see the module docs of `input` for the closing protocol).
+
+use microbatch_ringbuf::{self as ringbuf, Full};
+
+use super::lane::{Lane, Lanes};
+use super::{Closed, PushError};
+use crate::sync::wait::Idle;
+use crate::sync::{fence, Arc, Ordering};
+
+/// A handle that pushes records into the engine through its own SPSC ring,
+/// read by one worker. Made by [`Engine::producer`](crate::Engine::producer);
+/// `Send`, not `Sync`: one thread pushes through it at a time.
+///
+/// Nothing is dropped: a push either accepts a record (it will be in exactly
+/// one epoch result) or hands it back in the error.
+pub struct Producer<R> {
+    ring: ringbuf::Producer<R>,
+    pub(super) lane: Arc<Lane<R>>,
+    lanes: Arc<Lanes<R>>,
+    worker: usize,
+}
+
+impl<R> Producer<R> {
+    /// A ring of `capacity` for `worker`, registered with it.
+    pub(crate) fn attach(lanes: Arc<Lanes<R>>, worker: usize, capacity: usize) -> Self {
+        let (ring, consumer) = ringbuf::ring(capacity);
+        let lane = Arc::new(Lane::new(consumer));
+        lanes.register(worker, Arc::clone(&lane));
+        Producer {
+            ring,
+            lane,
+            lanes,
+            worker,
+        }
+    }
+
+    /// The worker that reads this handle's ring.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Pushes `record` if the ring has room. Hot path: one ring push, one
+    /// fence and two flag loads.
+    pub fn try_push(&mut self, record: R) -> Result<(), PushError<R>> {
+        if self.lanes.is_closed() {
+            return Err(PushError::Closed(record));
+        }
+        self.stamp();
+        self.ring
+            .try_push(record)
+            .map_err(|Full(r)| PushError::Full(r))?;
+        match self.confirm(1).pop() {
+            None => Ok(()),
+            Some(record) => Err(PushError::Closed(record)),
+        }
+    }
+
+    /// Pushes `record`, waiting (spin, yield, short sleeps) while the ring
+    /// is full. Fails only when the engine shuts down.
+    pub fn push(&mut self, record: R) -> Result<(), Closed<R>> {
+        let mut record = record;
+        let idle = Idle::new();
+        loop {
+            match self.try_push(record) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(back)) => return Err(Closed(back)),
+                Err(PushError::Full(back)) => record = back,
+            }
+            idle.step();
+        }
+    }
+
+    /// After records were stored in the ring: if the engine closed, wait
+    /// for the worker's final drain and take back what it left of the last
+    /// `pushed` records (the newest ones), oldest first.
+    #[cold]
+    fn take_back(&mut self, pushed: usize) -> Vec<R> {
+        let finished = &self.lanes.workers[self.worker].finished;
+        let idle = Idle::new();
+        while !finished.load(Ordering::Acquire) {
+            idle.step();
+        }
+        let mut back = Vec::new();
+        {
+            let mut ring = self.lane.claim();
+            while let Some(record) = ring.consumer.try_pop() {
+                back.push(record);
+            }
+        }
+        // After a clean drain only this call's records can be left. More
+        // are left only if the worker failed mid-chunk: those were accepted
+        // by an engine that reports its failure, and are not this call's.
+        let stranded = back.len().saturating_sub(pushed);
+        back.drain(..stranded);
+        back
+    }
+
+    /// Stamps the lane with now unless an earlier push not yet accounted
+    /// for stamped it: one relaxed load per push, a clock read only when the
+    /// worker has taken the last stamp. Hot path.
+    #[inline]
+    fn stamp(&self) {
+        if self.lane.pushed.load(Ordering::Relaxed) == 0 {
+            let micros =
+                u64::try_from(self.lanes.start.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+            self.lane.pushed.store(micros + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The check after a store: empty if the records are accepted.
+    #[inline]
+    fn confirm(&mut self, pushed: usize) -> Vec<R> {
+        fence(Ordering::SeqCst);
+        if self.lanes.closed.load(Ordering::Relaxed) {
+            self.take_back(pushed)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl<R: Copy> Producer<R> {
+    /// Pushes all of `records`, as many at a time as the ring has room for,
+    /// waiting while it is full. On shutdown, the records not accepted (a
+    /// suffix of `records`) are handed back.
+    pub fn push_slice<'a>(&mut self, records: &'a [R]) -> Result<(), Closed<&'a [R]>> {
+        let mut done = 0;
+        let mut idle = Idle::new();
+        while done < records.len() {
+            if self.lanes.is_closed() {
+                return Err(Closed(&records[done..]));
+            }
+            self.stamp();
+            let pushed = self.ring.push_slice(&records[done..]);
+            if pushed == 0 {
+                idle.step();
+                continue;
+            }
+            idle.reset();
+            done += pushed;
+            let back = self.confirm(pushed).len();
+            if back > 0 {
+                return Err(Closed(&records[done - back..]));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R> Drop for Producer<R> {
+    fn drop(&mut self) {
+        self.lanes.workers[self.worker]
+            .producers
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<R> std::fmt::Debug for Producer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("worker", &self.worker)
+            .field("queued", &self.ring.len())
+            .finish_non_exhaustive()
+    }
+}

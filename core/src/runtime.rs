@@ -1,0 +1,261 @@
+//! What one running engine's threads share: the job, the sink, the epoch
+//! clock, the producers' lanes, the epoch slots, the completion and the
+//! failure. The workers hold it and the [`Engine`](crate::Engine) handle
+//! holds it; neither holds the other.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use crate::checkpoint::{commit_epoch, Checkpoint, CommitError};
+use crate::config::Config;
+use crate::epoch::clock::EpochClock;
+use crate::epoch::completion::Completion;
+use crate::epoch::salted::SaltedParts;
+use crate::epoch::slot::EpochSlot;
+use crate::error::EngineError;
+use crate::fault::PanicHandler;
+use crate::input::Lanes;
+use crate::job::Job;
+use crate::progress::{EpochProgress, LatencySummary, Progress};
+use crate::sink::Sink;
+use crate::sync::cold::{lock, Condvar, Mutex, MutexGuard};
+use crate::sync::wait::Idle;
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// A callback for each completed epoch's progress.
+pub type ProgressListener = Box<dyn Fn(&EpochProgress) + Send + Sync>;
+
+/// Everything the workers and the engine handle share.
+///
+/// Invariants: `failed` is set once, after `failure` holds the first
+/// error; the slots, salted parts and completion serve the epochs of the
+/// clock's window (`e % max_epochs_in_flight`).
+pub(crate) struct Runtime<R, J: Job<R>> {
+    pub(crate) config: Config,
+    pub(crate) workers: usize,
+    pub(crate) partitions: usize,
+    pub(crate) job: J,
+    pub(crate) sink: Box<dyn Sink<J::Row>>,
+    pub(crate) clock: EpochClock,
+    pub(crate) start: Instant,
+    pub(crate) lanes: Arc<Lanes<R>>,
+    /// Workers that finished their final drain.
+    pub(crate) drained: AtomicUsize,
+    /// The last epoch, sealed at shutdown; `u64::MAX` until then.
+    pub(crate) final_epoch: AtomicU64,
+    pub(crate) failed: AtomicBool,
+    pub(crate) failure: Mutex<Option<EngineError>>,
+    /// Records taken in so far, per worker.
+    pub(crate) taken: Box<[CachePadded<AtomicU64>]>,
+    /// Workers whose built-in source is not exhausted.
+    pub(crate) sources_active: AtomicUsize,
+    /// Threads in [`Engine::wait_for_sources`](crate::Engine::wait_for_sources)
+    /// wait on it; notified when the last source ends or the engine fails.
+    pub(crate) sources_ended: (Mutex<()>, Condvar),
+    pub(crate) pinned: Box<[AtomicBool]>,
+    pub(crate) pinning_note: Mutex<Option<String>>,
+    pub(crate) slots: Box<[Mutex<EpochSlot>]>,
+    pub(crate) salted: SaltedParts<J::Part>,
+    pub(crate) completion: Mutex<Completion>,
+    pub(crate) listener: Option<ProgressListener>,
+    /// The checkpoint this run logs to, if any.
+    pub(crate) checkpoint: Option<Checkpoint>,
+    /// The panic policy, if any.
+    pub(crate) panic_handler: Option<PanicHandler<R>>,
+    /// Under a checkpoint, the source's plan cuts the epochs: the count
+    /// and interval triggers are off.
+    pub(crate) planned: bool,
+    /// The first epoch of this run.
+    pub(crate) first_epoch: u64,
+    /// Epochs up to this one were committed before a restart and are
+    /// replayed only to rebuild running totals: no output.
+    pub(crate) replay_until: Option<u64>,
+}
+
+impl<R, J: Job<R>> Runtime<R, J> {
+    /// µs since the engine started.
+    #[inline]
+    pub(crate) fn now_micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// Runs `f` on the progress slot of `epoch`.
+    pub(crate) fn with_slot<T>(&self, epoch: u64, f: impl FnOnce(&mut EpochSlot) -> T) -> T {
+        let index = (epoch % self.slots.len() as u64) as usize;
+        let mut slot = lock(&self.slots[index]);
+        slot.open(epoch);
+        f(&mut slot)
+    }
+
+    /// Records the first failure and closes the engine: producers get
+    /// `Closed`, workers stop.
+    pub(crate) fn fail(&self, error: EngineError) {
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        drop(failure);
+        self.failed.store(true, Ordering::Release);
+        self.lanes.close();
+        self.wake_source_waiters();
+    }
+
+    /// A worker's built-in source is exhausted (or dropped at the drain).
+    pub(crate) fn source_ended(&self) {
+        if self.sources_active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wake_source_waiters();
+        }
+    }
+
+    /// Cold path: once per source, or on failure.
+    fn wake_source_waiters(&self) {
+        let (mutex, ended) = &self.sources_ended;
+        // Taken so that a waiter is either before its check or asleep.
+        let _guard = lock(mutex);
+        ended.notify_all();
+    }
+
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// An owner finished the last partition of `epoch`: completes it, in
+    /// epoch order. The steps: wait for the epoch's turn, write the salted
+    /// keys' rows, gather the progress, commit (checkpoint and sink),
+    /// stamp the commit time, tell the listener, count it in the totals.
+    pub(crate) fn complete_epoch(&self, epoch: u64) -> Result<(), EngineError> {
+        let Some(mut completion) = self.wait_for_turn(epoch) else {
+            return Ok(());
+        };
+        self.write_salted(epoch)?;
+        let now = self.now_micros();
+        let (mut progress, mut runs) =
+            self.with_slot(epoch, |slot| completion.gather(epoch, slot, now));
+        if self.has_output(epoch) {
+            self.commit(&progress)?;
+        }
+        let committed = self.now_micros().max(now);
+        completion.stamp_committed(&mut progress, &mut runs, now, committed);
+        // The buffer goes back to the slot: no allocation per epoch.
+        self.with_slot(epoch, |slot| {
+            runs.clear();
+            slot.marks = runs;
+        });
+        if let Some(listener) = &self.listener {
+            listener(&progress);
+        }
+        completion.account(progress);
+        Ok(())
+    }
+
+    /// The completion, once it is `epoch`'s turn; `None` if the engine
+    /// failed meanwhile.
+    fn wait_for_turn(&self, epoch: u64) -> Option<MutexGuard<'_, Completion>> {
+        let idle = Idle::new();
+        loop {
+            let completion = lock(&self.completion);
+            if completion.next_epoch == epoch {
+                return Some(completion);
+            }
+            drop(completion);
+            if self.has_failed() {
+                return None;
+            }
+            idle.step();
+        }
+    }
+
+    /// The salted keys' rows of `epoch`, merged from every owner, into the
+    /// sink (one more `write`, labelled partition 0), before the epoch's
+    /// commit.
+    fn write_salted(&self, epoch: u64) -> Result<(), EngineError> {
+        let Some(mut merged) = self.salted.take(epoch) else {
+            return Ok(());
+        };
+        let mut rows = Vec::new();
+        self.job.finish(&mut merged, &mut rows);
+        let count = rows.len() as u64;
+        if count > 0 && self.has_output(epoch) {
+            self.sink
+                .write(epoch, 0, &mut rows)
+                .map_err(|source| EngineError::Sink { epoch, source })?;
+        }
+        self.with_slot(epoch, |slot| slot.rows += count);
+        Ok(())
+    }
+
+    /// Commits the epoch of `progress` by the commit protocol
+    /// (`checkpoint::commit`), with the owners' state snapshot if one was
+    /// taken.
+    fn commit(&self, progress: &EpochProgress) -> Result<(), EngineError> {
+        let epoch = progress.epoch;
+        let state = || {
+            self.with_slot(epoch, |slot| {
+                slot.state_parts[..self.partitions]
+                    .iter_mut()
+                    .map(Option::take)
+                    .collect()
+            })
+        };
+        commit_epoch(self.checkpoint.as_ref(), &*self.sink, progress, state).map_err(|error| {
+            match error {
+                CommitError::Checkpoint(source) => EngineError::Checkpoint { epoch, source },
+                CommitError::Sink(source) => EngineError::Sink { epoch, source },
+            }
+        })
+    }
+
+    /// Whether the owners snapshot their totals after `epoch`.
+    pub(crate) fn snapshot_due(&self, epoch: u64) -> bool {
+        self.checkpoint
+            .as_ref()
+            .is_some_and(|checkpoint| checkpoint.snapshot_due(epoch))
+            && self.has_output(epoch)
+    }
+
+    /// Whether `epoch`'s results go to the sink. Not for an epoch
+    /// committed before a restart (replayed to rebuild running totals),
+    /// nor for an empty last epoch of a planned run (nothing was left of
+    /// the log; the next run starts with that epoch).
+    pub(crate) fn has_output(&self, epoch: u64) -> bool {
+        if self.replay_until.is_some_and(|last| epoch <= last) {
+            return false;
+        }
+        if self.planned && self.final_epoch.load(Ordering::Acquire) == epoch {
+            let records: u64 = self.with_slot(epoch, |slot| slot.records.iter().sum());
+            return records > 0;
+        }
+        true
+    }
+
+    /// Totals so far, with the last completed epoch.
+    pub(crate) fn progress(&self) -> Progress {
+        let completion = lock(&self.completion);
+        let mut progress = completion.totals.clone();
+        progress.latency = LatencySummary::of(&completion.histogram);
+        drop(completion);
+        progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
+        progress.unpinned = self.unpinned();
+        progress.pinning_note = lock(&self.pinning_note).clone();
+        progress
+    }
+
+    fn unpinned(&self) -> Vec<usize> {
+        if !self.config.pin {
+            return Vec::new();
+        }
+        (0..self.workers)
+            .filter(|&w| !self.pinned[w].load(Ordering::Acquire))
+            .collect()
+    }
+
+    pub(crate) fn note_unpinned(&self, note: String) {
+        lock(&self.pinning_note).get_or_insert(note);
+    }
+
+    /// How long the engine has run.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
