@@ -7,7 +7,7 @@
 //! `cargo bench -p microbatch-bench --bench end_to_end`
 //!
 //! The machine is shared and noisy; for paired ratios run the interleaved
-//! `cargo run --release -p microbatch-bench --example end_to_end_ab`.
+//! `cargo run --release -p microbatch-measure -- end_to_end`.
 
 use std::time::Duration;
 

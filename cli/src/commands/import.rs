@@ -1,0 +1,362 @@
+//! `microbatch log write`: turns a CSV or JSON-lines file of records (the
+//! CLI's `key,value` events, or with `--schema clickstream` clicks) into a
+//! record log. A bad line stops the import with its line number, or (with
+//! `BadLines::Skip`) goes to `rejects.txt` in the log's directory, with its
+//! line number and why.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use microbatch::log::{LogError, LogOptions, LogRecord, LogWriter};
+use microbatch::source::Event;
+use serde::de::DeserializeOwned;
+
+use crate::jobs::clickstream::{Click, CSV_HEADER};
+
+/// A record type `log write` can read from text.
+pub trait TextRecord: LogRecord + DeserializeOwned {
+    /// The CSV columns, in order (a first line equal to them is a header).
+    const COLUMNS: &'static [&'static str];
+    /// What a JSON line looks like, for error messages.
+    const JSON_SHAPE: &'static str;
+    /// One CSV line's fields, trimmed.
+    fn from_fields(fields: &[&str]) -> Result<Self, String>;
+}
+
+impl TextRecord for Event {
+    const COLUMNS: &'static [&'static str] = &["key", "value"];
+    const JSON_SHAPE: &'static str = "{\"key\":…,\"value\":…}";
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        if fields.len() != 2 {
+            return Err(format!("{} fields; expected 2 (key,value)", fields.len()));
+        }
+        let number = |name: &str, field: &str| {
+            field
+                .parse::<u64>()
+                .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
+        };
+        Ok(Event {
+            key: number("key", fields[0])?,
+            value: number("value", fields[1])?,
+        })
+    }
+}
+
+impl TextRecord for Click {
+    const COLUMNS: &'static [&'static str] = &CSV_HEADER;
+    const JSON_SHAPE: &'static str =
+        "{\"user\":…,\"page\":…,\"event_time_ms\":…,\"dwell_ms\":…,\"action\":\"view\"}";
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        Click::from_csv_fields(fields)
+    }
+}
+
+/// The record types `log write --schema` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Schema {
+    /// `key,value`: two unsigned integers (the CLI's generic record).
+    #[default]
+    Event,
+    /// `user,page,event_time_ms,dwell_ms,action`: the click stream.
+    Clickstream,
+}
+
+/// What to do with a line that is not a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BadLines {
+    /// Stop the import with the line's number (nothing is kept).
+    Stop,
+    /// Write the line to `rejects.txt` and go on.
+    Skip,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Records in the log.
+    pub records: u64,
+    /// Lines rejected.
+    pub rejected: u64,
+    /// Segments and blocks of the log.
+    pub segments: u64,
+    /// Blocks of the log.
+    pub blocks: u64,
+    /// Where the rejected lines are, if any were.
+    pub rejects: Option<PathBuf>,
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input cannot be read.
+    #[error("{path}: {message}")]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A line is not a record (with `BadLines::Stop`).
+    #[error("{path}: line {line}: {reason}")]
+    BadLine {
+        /// The input file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log cannot be written.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// The input formats, by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    JsonLines,
+}
+
+fn format_of<R: TextRecord>(path: &Path) -> Result<Format, ImportError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Ok(Format::Csv),
+        Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
+        _ => Err(ImportError::Input {
+            path: path.to_owned(),
+            message: format!(
+                "unknown format; accepted: a .csv file (`{}` lines, header optional) or a .jsonl file ({} lines)",
+                R::COLUMNS.join(","),
+                R::JSON_SHAPE
+            ),
+        }),
+    }
+}
+
+/// Parses one line of `format`; `Ok(None)` for a line to pass over (blank,
+/// or the CSV header on line 1).
+fn parse<R: TextRecord>(format: Format, line: &str, number: u64) -> Result<Option<R>, String> {
+    let text = line.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match format {
+        Format::Csv => {
+            let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+            if number == 1 && fields == R::COLUMNS {
+                return Ok(None);
+            }
+            R::from_fields(&fields).map(Some)
+        }
+        Format::JsonLines => serde_json::from_str::<R>(text)
+            .map(Some)
+            .map_err(|error| format!("not a {} object: {error}", R::JSON_SHAPE)),
+    }
+}
+
+/// Imports `from` into a new log of `schema`'s records in `to`.
+pub fn import_schema(
+    schema: Schema,
+    from: &Path,
+    to: &Path,
+    bad_lines: BadLines,
+    options: LogOptions,
+) -> Result<ImportSummary, ImportError> {
+    match schema {
+        Schema::Event => import::<Event>(from, to, bad_lines, options),
+        Schema::Clickstream => import::<Click>(from, to, bad_lines, options),
+    }
+}
+
+/// Imports `from` into a new log of `R` in `to`.
+pub fn import<R: TextRecord>(
+    from: &Path,
+    to: &Path,
+    bad_lines: BadLines,
+    options: LogOptions,
+) -> Result<ImportSummary, ImportError> {
+    let format = format_of::<R>(from)?;
+    let input = File::open(from).map_err(|error| ImportError::Input {
+        path: from.to_owned(),
+        message: format!("cannot open: {error}"),
+    })?;
+    let mut writer = LogWriter::<R>::create(to, options)?;
+    let rejects_path = to.join("rejects.txt");
+    let mut rejects: Option<BufWriter<File>> = None;
+    let mut rejected = 0;
+    let output_error = |error: std::io::Error| ImportError::Input {
+        path: rejects_path.clone(),
+        message: format!("cannot write: {error}"),
+    };
+    for (index, line) in BufReader::new(input).lines().enumerate() {
+        let number = index as u64 + 1;
+        let line = line.map_err(|error| ImportError::Input {
+            path: from.to_owned(),
+            message: format!("line {number}: cannot read: {error}"),
+        })?;
+        match parse::<R>(format, &line, number) {
+            Ok(Some(record)) => writer.append(record)?,
+            Ok(None) => {}
+            Err(reason) => match bad_lines {
+                BadLines::Stop => {
+                    drop(writer);
+                    discard_segments(to);
+                    return Err(ImportError::BadLine {
+                        path: from.to_owned(),
+                        line: number,
+                        reason,
+                    });
+                }
+                BadLines::Skip => {
+                    if rejects.is_none() {
+                        rejects = Some(BufWriter::new(
+                            File::create(&rejects_path).map_err(output_error)?,
+                        ));
+                    }
+                    let out = rejects.as_mut().expect("just opened");
+                    writeln!(out, "line {number}: {reason}: {line}").map_err(output_error)?;
+                    rejected += 1;
+                }
+            },
+        }
+    }
+    if let Some(mut out) = rejects {
+        out.flush().map_err(output_error)?;
+    }
+    let written = writer.finish()?;
+    Ok(ImportSummary {
+        records: written.records,
+        rejected,
+        segments: written.segments,
+        blocks: written.blocks,
+        rejects: (rejected > 0).then_some(rejects_path),
+    })
+}
+
+/// Removes the segments a stopped import wrote, so that nothing of it is
+/// mistaken for a log (best effort: the error being reported matters more).
+fn discard_segments(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if microbatch::log::format::segment_index(&entry.file_name().to_string_lossy())
+                .is_some()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microbatch::log::LogReader;
+
+    fn read_back(dir: &Path) -> Vec<Event> {
+        let reader = LogReader::<Event>::open(dir).unwrap();
+        let mut out = Vec::new();
+        for block in 0..reader.blocks() {
+            reader.read(block, 0, usize::MAX, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn csv_with_or_without_header_and_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("a.csv");
+        std::fs::write(&csv, "key,value\n1,10\n\n2, 20\n").unwrap();
+        let summary = import::<Event>(
+            &csv,
+            &dir.path().join("log1"),
+            BadLines::Stop,
+            LogOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((summary.records, summary.rejected), (2, 0));
+        assert_eq!(
+            read_back(&dir.path().join("log1")),
+            [Event { key: 1, value: 10 }, Event { key: 2, value: 20 }]
+        );
+        let bare = dir.path().join("b.csv");
+        std::fs::write(&bare, "3,30\n").unwrap();
+        import::<Event>(
+            &bare,
+            &dir.path().join("log2"),
+            BadLines::Stop,
+            LogOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            read_back(&dir.path().join("log2")),
+            [Event { key: 3, value: 30 }]
+        );
+        let json = dir.path().join("c.jsonl");
+        std::fs::write(
+            &json,
+            "{\"key\":4,\"value\":40}\n{\"value\":50,\"key\":5}\n",
+        )
+        .unwrap();
+        import::<Event>(
+            &json,
+            &dir.path().join("log3"),
+            BadLines::Stop,
+            LogOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(read_back(&dir.path().join("log3")).len(), 2);
+    }
+
+    #[test]
+    fn a_bad_line_stops_with_its_number_or_goes_to_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("a.csv");
+        std::fs::write(&csv, "1,10\n2,x\n3,30,1\n4,40\n").unwrap();
+        let error = import::<Event>(
+            &csv,
+            &dir.path().join("stop"),
+            BadLines::Stop,
+            LogOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: line 2: value `x` is not an unsigned 64-bit integer",
+                csv.display()
+            )
+        );
+        assert!(
+            LogReader::<Event>::open(dir.path().join("stop")).is_err(),
+            "a stopped import leaves no log"
+        );
+        let summary = import::<Event>(
+            &csv,
+            &dir.path().join("skip"),
+            BadLines::Skip,
+            LogOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((summary.records, summary.rejected), (2, 2));
+        let rejects = std::fs::read_to_string(summary.rejects.unwrap()).unwrap();
+        assert_eq!(
+            rejects,
+            "line 2: value `x` is not an unsigned 64-bit integer: 2,x\nline 3: 3 fields; expected 2 (key,value): 3,30,1\n"
+        );
+        assert_eq!(read_back(&dir.path().join("skip")).len(), 2);
+        let unknown = dir.path().join("a.txt");
+        std::fs::write(&unknown, "1,2\n").unwrap();
+        assert!(import::<Event>(
+            &unknown,
+            &dir.path().join("x"),
+            BadLines::Stop,
+            LogOptions::default()
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("accepted: a .csv file"));
+    }
+}

@@ -1,0 +1,85 @@
+//! `--checkpoint DIR`: which profiles can be replayed, how their log is
+//! cut into epochs, and refusing an output that holds another run's epochs.
+
+use std::path::Path;
+
+use microbatch::checkpoint::Checkpoint;
+
+use super::error::RunError;
+use super::Runner;
+use crate::profile::schema::{Profile, SourceKind};
+
+/// Opens `profile`'s checkpoint directory `dir`. Only a record log read
+/// by the engine itself (`workload.source = "log"`, no producer threads)
+/// can be replayed. The log is cut into epochs by position: replayed at a
+/// rate, the records an interval holds (`workload.rate` ×
+/// `engine.interval`, at most `engine.max_batch_records`), as when live;
+/// at the maximum rate or without an interval, `engine.max_batch_records`
+/// records. The interval itself is then not used.
+pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunError> {
+    let workload = &profile.workload;
+    let refuse = |message: &str| Err(RunError::CheckpointSetting(message.into()));
+    if workload.source != SourceKind::Log {
+        return refuse(
+            "only a record log can be replayed: set workload.source = \"log\" and workload.path",
+        );
+    }
+    if workload.producers > 0 {
+        return refuse(
+            "producer threads' records cannot be replayed: set workload.producers = 0 \
+             (the engine reads the log itself)",
+        );
+    }
+    let per_epoch = match (
+        workload.rate.per_second(),
+        profile.engine.interval,
+        profile.engine.max_batch_records,
+    ) {
+        // What an interval holds at the replay rate, as when live.
+        (Some(rate), Some(interval), cap) => ((rate as f64 * interval.as_secs_f64()).ceil() as u64)
+            .clamp(1, cap.unwrap_or(u64::MAX).max(1)),
+        (_, _, Some(records)) => records,
+        _ => {
+            return refuse(
+                "a checkpointed run cuts the log into epochs by position: set \
+                 workload.rate with engine.interval (an epoch is then rate × interval \
+                 records), or engine.max_batch_records",
+            )
+        }
+    };
+    Ok(Checkpoint::open(dir, per_epoch)?)
+}
+
+/// Opens `--checkpoint DIR`, if given.
+pub(crate) fn checkpoint_of(runner: &Runner<'_>) -> Result<Option<Checkpoint>, RunError> {
+    match &runner.files.checkpoint {
+        Some(dir) => Ok(Some(open_checkpoint(runner.profile, dir)?)),
+        None => Ok(None),
+    }
+}
+
+/// Refuses an output place (`place` at `path`) holding epochs of another
+/// run. A run starts at epoch 0, or after its checkpoint's last commit
+/// (the sink may be one epoch ahead: a crash between the two commits); a
+/// place holding later epochs belongs to another run, whose epochs would
+/// silently be kept.
+pub(crate) fn refuse_another_run(
+    checkpoint: Option<&Checkpoint>,
+    committed: &[u64],
+    place: &str,
+    path: &Path,
+) -> Result<(), RunError> {
+    let next_epoch = checkpoint.map_or(0, Checkpoint::next_epoch);
+    match committed.last() {
+        Some(&last) if last > next_epoch || checkpoint.is_none() => Err(RunError::Output {
+            what: path.display().to_string(),
+            message: format!(
+                "{place} already holds {} committed epochs (up to {last}) of another run; \
+                 write somewhere else (--set output.path=… or output.table=…), \
+                 or resume that run with its --checkpoint DIR",
+                committed.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}

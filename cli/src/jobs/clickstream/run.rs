@@ -1,0 +1,187 @@
+//! `[job] kind = "clickstream"`: the worked case's entry in the CLI's job
+//! registry, with the same job and sink as `cli/examples/clickstream.rs`.
+
+use std::path::PathBuf;
+
+use microbatch::log::{LogReader, LogSource};
+use microbatch::sink::DiscardSink;
+use microbatch::source::{EpochPlan, SourceParts, SourceSpec};
+use microbatch::{ConfigError, Engine, EngineBuilder};
+
+use super::click::Click;
+use super::generator::{ClickConfig, ClickGenerator};
+use super::job::clickstream_job;
+use super::sink::ClickstreamSink;
+use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
+use crate::driver::error::RunError;
+use crate::driver::feed::{Feed, Producers};
+use crate::driver::{RunOutcome, Runner};
+use crate::jobs::case::JobCase;
+use crate::profile::schema::{
+    Distribution, JobKind, OutputKind, OutputModeSpec, Profile, SourceKind, Workload,
+};
+
+/// The click generator's settings from a profile's `[workload]`.
+pub fn click_config(workload: &Workload) -> ClickConfig {
+    ClickConfig {
+        users: workload.keys,
+        user_skew: match workload.distribution {
+            Distribution::Uniform => 0.0,
+            Distribution::Zipf => workload.zipf_exponent,
+        },
+        rate: workload.rate.per_second(),
+        events: workload.records,
+        seed: workload.seed,
+        ..ClickConfig::default()
+    }
+}
+
+/// Where the clicks come from.
+enum ClickSource {
+    Generator(ClickGenerator),
+    Log(LogSource<Click>),
+}
+
+impl SourceSpec<Click> for ClickSource {
+    fn split(self, workers: usize) -> Result<SourceParts<Click>, ConfigError> {
+        match self {
+            ClickSource::Generator(generator) => generator.split(workers),
+            ClickSource::Log(log) => log.split(workers),
+        }
+    }
+
+    fn identity(&self) -> Option<String> {
+        match self {
+            ClickSource::Generator(generator) => generator.identity(),
+            ClickSource::Log(log) => log.identity(),
+        }
+    }
+
+    fn split_planned(
+        self,
+        workers: usize,
+        plan: EpochPlan,
+    ) -> Option<Result<SourceParts<Click>, ConfigError>> {
+        match self {
+            ClickSource::Generator(generator) => generator.split_planned(workers, plan),
+            ClickSource::Log(log) => log.split_planned(workers, plan),
+        }
+    }
+}
+
+/// The clicks' feed: a source in the workers, never producer threads.
+struct ClickFeed(Option<ClickSource>);
+
+impl Feed<Click> for ClickFeed {
+    fn attach<J: microbatch::job::Job<Click>>(
+        &mut self,
+        builder: EngineBuilder<Click, J>,
+        _: &Workload,
+    ) -> EngineBuilder<Click, J> {
+        match self.0.take() {
+            Some(source) => builder.source(source),
+            None => builder,
+        }
+    }
+
+    fn spawn<J: microbatch::job::Job<Click>>(
+        self,
+        _: &Engine<Click, J>,
+        _: &Workload,
+        _: std::time::Instant,
+        _: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Producers, RunError> {
+        Ok(Producers::default())
+    }
+}
+
+/// The click-stream case: `job.kind = "clickstream"`.
+pub struct Clickstream;
+
+impl JobCase for Clickstream {
+    fn kinds(&self) -> &'static [JobKind] {
+        &[JobKind::Clickstream]
+    }
+
+    /// What a click-stream profile cannot ask for.
+    fn check(&self, profile: &Profile) -> Result<(), (String, String)> {
+        let workload = &profile.workload;
+        if workload.source == SourceKind::File {
+            return Err((
+                "workload.source".into(),
+                "\"file\", but the click-stream job reads the click generator or a click log; accepted: \"generator\", or \"log\" (`microbatch log write --schema clickstream`)".into(),
+            ));
+        }
+        if workload.producers > 0 {
+            return Err((
+                "workload.producers".into(),
+                format!(
+                    "{}, but the click-stream job reads its clicks in the workers; accepted: 0",
+                    workload.producers
+                ),
+            ));
+        }
+        if !matches!(profile.output.kind, OutputKind::None | OutputKind::Sqlite) {
+            return Err((
+                "output.kind".into(),
+                format!(
+                    "{:?}, but the click-stream job writes three SQLite tables; accepted: \"sqlite\" or \"none\"",
+                    profile.output.kind
+                )
+                .to_lowercase(),
+            ));
+        }
+        if profile.job.output_mode != OutputModeSpec::Epoch {
+            return Err((
+                "job.output_mode".into(),
+                "set, but the click-stream job writes each epoch's rows and keeps the running totals in `user_totals`; accepted: \"epoch\" (the default)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the click-stream job of `runner`'s profile.
+    fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
+        let profile = runner.profile;
+        let workload = &profile.workload;
+        let source = match workload.source {
+            SourceKind::Log => {
+                let path = workload.path.clone().unwrap_or_default();
+                let reader = LogReader::<Click>::open(&path).map_err(|error| RunError::Input {
+                    path: path.clone(),
+                    message: error.to_string(),
+                })?;
+                ClickSource::Log(LogSource::new(reader, workload.rate.per_second()))
+            }
+            // Profile::check refuses a file source for this job.
+            SourceKind::Generator | SourceKind::File => {
+                ClickSource::Generator(ClickGenerator::new(click_config(workload)))
+            }
+        };
+        let feed = ClickFeed(Some(source));
+        let checkpoint = checkpoint_of(&runner)?;
+        let job = clickstream_job();
+        match profile.output.kind {
+            OutputKind::Sqlite => {
+                let path: PathBuf = profile.output.path();
+                let fail = |message: String| RunError::Output {
+                    what: path.display().to_string(),
+                    message,
+                };
+                let sink = ClickstreamSink::open(&path).map_err(|e| fail(e.to_string()))?;
+                let committed = sink.committed().map_err(|e| fail(e.to_string()))?;
+                refuse_another_run(checkpoint.as_ref(), &committed, "the database", &path)?;
+                runner.drive(job, sink, checkpoint, feed)
+            }
+            // Profile::check allows only SQLite or no output here.
+            _ => runner.drive(job, DiscardSink, checkpoint, feed),
+        }
+    }
+
+    fn not_comparable(&self) -> Option<&'static str> {
+        Some(
+            "compare runs the CLI's key,value job four ways; the click-stream job runs with `run` \
+             (and `sweep`); accepted: job.kind = \"keyed\" or \"global\"",
+        )
+    }
+}

@@ -1,0 +1,44 @@
+//! The jobs the CLI can run, behind one registry: each is a [`JobCase`]
+//! registered in [`CASES`] under the `job.kind` values it answers, and
+//! knows what a profile for it cannot ask for, how to run it, and whether
+//! `compare` can run it. Adding a job is adding a case here.
+//!
+//! - [`event`]: the generic `key,value` jobs (`keyed`, `global`), with the
+//!   reductions a profile names.
+//! - [`clickstream`]: the worked case (`clickstream`), its own record
+//!   type, generator, job and three-table SQLite sink.
+
+mod case;
+pub mod clickstream;
+pub mod event;
+
+pub use self::case::JobCase;
+use crate::profile::schema::JobKind;
+
+/// Every job the CLI can run.
+pub static CASES: &[&dyn JobCase] = &[&event::EventJobs, &clickstream::Clickstream];
+
+/// The case that runs `kind`.
+pub fn case_of(kind: JobKind) -> &'static dyn JobCase {
+    CASES
+        .iter()
+        .copied()
+        .find(|case| case.kinds().contains(&kind))
+        .unwrap_or_else(|| panic!("no job case registered for {kind:?}: add one to CASES"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_kind_has_exactly_one_case() {
+        for kind in [JobKind::Keyed, JobKind::Global, JobKind::Clickstream] {
+            let cases = CASES
+                .iter()
+                .filter(|case| case.kinds().contains(&kind))
+                .count();
+            assert_eq!(cases, 1, "{kind:?}");
+        }
+    }
+}

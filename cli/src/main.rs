@@ -1,0 +1,502 @@
+//! `microbatch`: run, sweep and compare experiments described by TOML
+//! profiles. See `microbatch --help` and `profiles/README.md`.
+//!
+//! Exit codes: 0 success; 1 the run failed (engine error, input or output
+//! file); 2 bad command line or profile; 3 accepted records missing from
+//! the results.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use microbatch::log::{LogOptions, LogReader, LogRecord};
+use microbatch::source::Event;
+use microbatch_cli::commands::compare::compare;
+use microbatch_cli::commands::import::{import_schema, BadLines, Schema};
+use microbatch_cli::commands::run::run;
+use microbatch_cli::commands::sweep::{
+    parse_intervals, parse_max_batch_records, parse_rates, sweep, SweepPlan,
+};
+use microbatch_cli::driver::error::RunError;
+use microbatch_cli::driver::{Observer, RunFiles, Status};
+use microbatch_cli::jobs::clickstream::Click;
+use microbatch_cli::plot;
+use microbatch_cli::profile::{Profile, ProfileError};
+use microbatch_cli::report::rate;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Prints a line to stdout; a closed stdout (`| head`) is not an error
+/// worth a panic, so write errors are dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_LOST: u8 = 3;
+
+/// Run, sweep and compare micro-batch experiments described by TOML
+/// profiles (see profiles/README.md).
+///
+/// Exit codes: 0 success; 1 the run failed (engine error, input or output
+/// file); 2 bad command line or profile; 3 accepted records were missing
+/// from the results.
+#[derive(Parser)]
+#[command(name = "microbatch", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one profile with a live progress bar, then print throughput,
+    /// latency percentiles and epoch counts.
+    Run(RunArgs),
+    /// Run a profile at several batch intervals (and count triggers, and
+    /// rates) and show where the knee is: a table, a CSV and SVG plots.
+    Sweep(SweepArgs),
+    /// Run a profile's job as micro-batches, as one batch, in a single
+    /// thread and through a naive mpsc + HashMap design, and print the
+    /// ratios.
+    Compare(CompareArgs),
+    /// Write and inspect record logs: replayable, checksummed files of
+    /// records (a profile reads one with workload.source = "log").
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Turn a CSV file (`key,value` lines, header optional) or a JSON-lines
+    /// file ({"key":…,"value":…}) into a record log in a new directory.
+    Write(LogWriteArgs),
+    /// Check every block of a record log and print what it holds.
+    Inspect(LogInspectArgs),
+}
+
+#[derive(Args)]
+struct LogWriteArgs {
+    /// The input: FILE.csv or FILE.jsonl.
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The log's directory (created; it must hold no log).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// What to do with a line that is not a record: stop the import (and
+    /// keep nothing), or skip it into DIR/rejects.txt.
+    #[arg(long, value_enum, default_value = "stop")]
+    bad_lines: BadLines,
+    /// Records per block.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    block_records: usize,
+    /// The records' type: `event` (`key,value`) or `clickstream`
+    /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
+    /// add_to_cart or purchase).
+    #[arg(long, value_enum, default_value = "event")]
+    schema: Schema,
+}
+
+#[derive(Args)]
+struct LogInspectArgs {
+    /// The log's directory.
+    dir: PathBuf,
+    /// The records' type the log must hold.
+    #[arg(long, value_enum, default_value = "event")]
+    schema: Schema,
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// The profile: a TOML file, e.g. profiles/default.toml.
+    profile: PathBuf,
+    /// Override a profile key by its dotted path, e.g.
+    /// --set engine.interval=1ms --set run.duration=5s. Repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Write the summary as one JSON object to FILE; unless --epochs or
+    /// --hdr-log say otherwise, also FILE's stem + `.epochs.jsonl` (each
+    /// epoch's progress) and + `.hlog` (HdrHistogram interval log of
+    /// record latency).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write each epoch's progress as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    epochs: Option<PathBuf>,
+    /// Write record latency as an HdrHistogram interval log (one interval
+    /// a second, values in µs) to FILE.
+    #[arg(long, value_name = "FILE")]
+    hdr_log: Option<PathBuf>,
+    /// Resume from and log to the checkpoint directory DIR (created if
+    /// missing): the run starts after DIR's last committed epoch, so a run
+    /// killed at any moment and started again writes every epoch exactly
+    /// once. Needs a record log source (workload.source = "log"), cut into
+    /// epochs by position: workload.rate × engine.interval records (at
+    /// most engine.max_batch_records) when replayed at a rate, else
+    /// engine.max_batch_records.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Batch intervals to run, comma-separated, e.g. 1ms,10ms,100ms,1s.
+    #[arg(long, value_name = "LIST", required = true)]
+    interval: String,
+    /// Count triggers to run at each interval, comma-separated counts or
+    /// `off` (default: the profile's).
+    #[arg(long, value_name = "LIST")]
+    max_batch_records: Option<String>,
+    /// Fixed open-loop rates (records/s) of the latency runs,
+    /// comma-separated (default: the profile's rate, or half the lowest
+    /// throughput measured).
+    #[arg(long, value_name = "LIST")]
+    rate: Option<String>,
+    /// Runs per point: the table and plots show each point's median run,
+    /// sweep.csv every run. Use 3 or 5 on a noisy machine.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: u16,
+    /// Where to write sweep.csv, the plots and the profile used (default:
+    /// a new folder under results/).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    /// Write the comparison as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Sweep(args) => sweep_command(args),
+        Command::Compare(args) => compare_command(args),
+        Command::Log(LogCommand::Write(args)) => log_write_command(args),
+        Command::Log(LogCommand::Inspect(args)) => log_inspect_command(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<ProfileError>().is_some()
+        || error.downcast_ref::<UsageError>().is_some()
+    {
+        return EXIT_USAGE;
+    }
+    match error.downcast_ref::<RunError>() {
+        Some(RunError::Lost { .. }) => EXIT_LOST,
+        Some(RunError::CheckpointSetting(_) | RunError::Unsupported(_)) => EXIT_USAGE,
+        Some(RunError::Engine(microbatch::EngineError::Config(_))) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// A flag's value is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {message}")]
+struct UsageError {
+    flag: &'static str,
+    message: String,
+}
+
+fn load(args: &ProfileArgs) -> anyhow::Result<(Profile, String)> {
+    let profile = Profile::load(&args.profile, &args.overrides)?;
+    let name = args.profile.file_name().map_or_else(
+        || args.profile.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((profile, name))
+}
+
+/// The live progress bar on stderr (hidden when stderr is no terminal).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        );
+        Bar(bar)
+    }
+}
+
+impl Observer for Bar {
+    fn tick(&mut self, status: &Status) {
+        let bar = &self.0;
+        bar.set_length(status.planned.as_millis() as u64);
+        bar.set_position(status.elapsed.as_millis() as u64);
+        let remaining = status.planned.saturating_sub(status.elapsed);
+        bar.set_message(format!(
+            "epoch {} · {} · p99 {:.2} ms · {:.0}s elapsed, {:.0}s left{}",
+            status.epochs,
+            rate(status.records_per_second),
+            status.last_p99_micros as f64 / 1e3,
+            status.elapsed.as_secs_f64(),
+            remaining.as_secs_f64(),
+            if status.warming_up { " · warm-up" } else { "" }
+        ));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Says what runs next: above the bar on a terminal, else on stderr.
+fn announce(bar: &ProgressBar, what: &str) {
+    if bar.is_hidden() {
+        eprintln!("  running {what}");
+    } else {
+        bar.println(format!("  running {what}"));
+    }
+}
+
+fn with_extension(path: &Path, extension: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}.{extension}"))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    let (profile, name) = load(&args.profile)?;
+    let epochs_path = args.epochs.or_else(|| {
+        args.json
+            .as_deref()
+            .map(|j| with_extension(j, "epochs.jsonl"))
+    });
+    let hdr_path = args
+        .hdr_log
+        .or_else(|| args.json.as_deref().map(|j| with_extension(j, "hlog")));
+    for path in [&args.json, &epochs_path, &hdr_path].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    let epochs = match &args.checkpoint {
+        Some(dir) => format!("checkpoint {}", dir.display()),
+        None => format!(
+            "interval {}",
+            profile
+                .engine
+                .interval
+                .map_or("off".into(), |i| humantime::format_duration(i).to_string())
+        ),
+    };
+    say!(
+        "microbatch run {name}: {} workers, {epochs}, {} warm-up + {} measured",
+        profile.engine.workers,
+        humantime::format_duration(profile.run.warmup),
+        humantime::format_duration(profile.run.duration),
+    );
+    let files = RunFiles {
+        interval_log: hdr_path.clone(),
+        checkpoint: args.checkpoint.clone(),
+    };
+    let outcome = {
+        let mut bar = Bar::new();
+        run(&profile, &name, &files, &mut bar)?
+    };
+    say!("{}", outcome.report.table().trim_end());
+    if let Some(path) = &args.json {
+        let json =
+            serde_json::to_vec_pretty(&outcome.report).context("cannot encode the summary")?;
+        write_file(path, &json)?;
+        say!("  summary: {}", path.display());
+    }
+    if let Some(path) = &epochs_path {
+        let mut lines = Vec::new();
+        for epoch in &outcome.epochs {
+            serde_json::to_writer(&mut lines, epoch)
+                .context("cannot encode an epoch's progress")?;
+            lines.push(b'\n');
+        }
+        write_file(path, &lines)?;
+        say!("  epochs: {}", path.display());
+    }
+    if let Some(path) = &hdr_path {
+        say!("  latency log: {}", path.display());
+    }
+    Ok(())
+}
+
+fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
+    let (profile, name) = load(&args.profile)?;
+    let usage = |flag, message| UsageError { flag, message };
+    let plan = SweepPlan {
+        intervals: parse_intervals(&args.interval).map_err(|m| usage("--interval", m))?,
+        max_batch_records: args
+            .max_batch_records
+            .as_deref()
+            .map(parse_max_batch_records)
+            .transpose()
+            .map_err(|m| usage("--max-batch-records", m))?
+            .unwrap_or_default(),
+        rates: args
+            .rate
+            .as_deref()
+            .map(parse_rates)
+            .transpose()
+            .map_err(|m| usage("--rate", m))?
+            .unwrap_or_default(),
+        repeat: usize::from(args.repeat),
+    };
+    let dir = args.out.unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "-");
+        let stem = args
+            .profile
+            .profile
+            .file_stem()
+            .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("results").join(format!("sweep-{stem}-{stamp}"))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let runs = plan.intervals.len()
+        * plan.max_batch_records.len().max(1)
+        * (1 + plan.rates.len().max(1))
+        * plan.repeat;
+    let each = profile.run.warmup + profile.run.duration;
+    say!(
+        "microbatch sweep {name}: {runs} runs of about {}, about {} in all",
+        humantime::format_duration(each),
+        humantime::format_duration(Duration::from_secs(each.as_secs() * runs as u64))
+    );
+    let result = {
+        let mut bar = Bar::new();
+        let progress = bar.0.clone();
+        sweep(&profile, &name, &plan, &mut bar, &mut |what| {
+            announce(&progress, what)
+        })?
+    };
+    say!("{}", result.table().trim_end());
+    let csv = result.write_csv(&dir)?;
+    let plots = plot::draw(&result, &dir)?;
+    write_file(&dir.join("profile.toml"), profile.to_toml().as_bytes())?;
+    say!("  wrote {}", csv.display());
+    for plot in plots {
+        say!("  wrote {}", plot.display());
+    }
+    say!(
+        "  The knee is where a longer interval stops buying throughput and only adds latency: \
+         pick an interval at or just above it."
+    );
+    Ok(())
+}
+
+fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
+    let (profile, name) = load(&args.profile)?;
+    let each = profile.run.warmup + profile.run.duration;
+    say!(
+        "microbatch compare {name}: 6 runs of about {}",
+        humantime::format_duration(each)
+    );
+    let comparison = {
+        let mut bar = Bar::new();
+        let progress = bar.0.clone();
+        compare(&profile, &name, &mut bar, &mut |what| {
+            announce(&progress, what)
+        })?
+    };
+    say!("{}", comparison.table().trim_end());
+    if let Some(path) = &args.json {
+        let json =
+            serde_json::to_vec_pretty(&comparison).context("cannot encode the comparison")?;
+        write_file(path, &json)?;
+        say!("  comparison: {}", path.display());
+    }
+    Ok(())
+}
+
+fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
+    let options = LogOptions {
+        block_records: args.block_records.max(1),
+        ..LogOptions::default()
+    };
+    let summary = import_schema(args.schema, &args.from, &args.to, args.bad_lines, options)?;
+    say!(
+        "wrote {} records in {} blocks, {} segment(s), to {}",
+        summary.records,
+        summary.blocks,
+        summary.segments,
+        args.to.display()
+    );
+    if let Some(rejects) = &summary.rejects {
+        say!(
+            "skipped {} bad lines: {}",
+            summary.rejected,
+            rejects.display()
+        );
+    }
+    Ok(())
+}
+
+fn log_inspect_command(args: LogInspectArgs) -> anyhow::Result<()> {
+    match args.schema {
+        Schema::Event => inspect::<Event>(&args.dir),
+        Schema::Clickstream => inspect::<Click>(&args.dir),
+    }
+}
+
+fn inspect<R: LogRecord>(dir: &Path) -> anyhow::Result<()> {
+    let reader = LogReader::<R>::open(dir)?;
+    say!(
+        "{}: {} records in {} blocks, {} segment(s); every block checked",
+        dir.display(),
+        reader.records(),
+        reader.blocks(),
+        reader.segments()
+    );
+    if let Some(torn) = reader.torn_tail() {
+        say!(
+            "torn tail: {} at offset {}: {} (the log ends there, as after a crash during a write)",
+            torn.path.display(),
+            torn.offset,
+            torn.reason
+        );
+    }
+    Ok(())
+}

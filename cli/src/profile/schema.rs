@@ -1,0 +1,370 @@
+//! The profile's sections as the structs serde reads them into, with their
+//! defaults.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use microbatch::source::{GeneratorConfig, KeyDistribution, ValueDistribution};
+use microbatch::Config;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A whole experiment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// The engine's settings.
+    pub engine: Config,
+    /// What goes in.
+    pub workload: Workload,
+    /// What the engine computes.
+    pub job: JobSpec,
+    /// How long it runs.
+    pub run: RunSpec,
+    /// Where results go.
+    pub output: OutputSpec,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The seeded generator.
+    #[default]
+    Generator,
+    /// A CSV file with the header `key,value`, read into memory before the
+    /// run so that the run measures the engine, not the disk.
+    File,
+    /// A record log directory (`microbatch log write`), checked when opened
+    /// and read in place; `rate` replays it at a fixed pace.
+    Log,
+}
+
+/// How keys are drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// Every key equally likely.
+    #[default]
+    Uniform,
+    /// Zipf with `zipf_exponent`: key 0 is the hottest.
+    Zipf,
+}
+
+/// Offered load: as fast as the engine takes records, or a fixed open-loop
+/// rate in records per second (written `"max"` or a positive integer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Rate {
+    /// As fast as possible: measures throughput.
+    #[default]
+    Max,
+    /// Records per second; each record has an intended send time and its
+    /// latency counts from it: measures latency.
+    PerSecond(u64),
+}
+
+impl Rate {
+    /// Records per second, or `None` for "max".
+    pub fn per_second(self) -> Option<u64> {
+        match self {
+            Rate::Max => None,
+            Rate::PerSecond(rate) => Some(rate),
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::Max => f.write_str("max"),
+            Rate::PerSecond(rate) => write!(f, "{rate}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "max" {
+            return Ok(Rate::Max);
+        }
+        match text.replace('_', "").parse::<u64>() {
+            Ok(rate) if rate > 0 => Ok(Rate::PerSecond(rate)),
+            _ => Err(format!(
+                "invalid rate `{text}`: accepted: \"max\" or records per second (a positive integer)"
+            )),
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rate::Max => serializer.serialize_str("max"),
+            Rate::PerSecond(rate) => serializer.serialize_u64(*rate),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RateVisitor;
+        impl Visitor<'_> for RateVisitor {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"max\" or records per second (a positive integer)")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Rate, E> {
+                match u64::try_from(value) {
+                    Ok(rate) if rate > 0 => Ok(Rate::PerSecond(rate)),
+                    _ => Err(E::invalid_value(de::Unexpected::Signed(value), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Rate, E> {
+                if value == 0 {
+                    return Err(E::invalid_value(de::Unexpected::Unsigned(0), &self));
+                }
+                Ok(Rate::PerSecond(value))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Rate, E> {
+                value
+                    .parse()
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(value), &self))
+            }
+        }
+        deserializer.deserialize_any(RateVisitor)
+    }
+}
+
+/// The `[workload]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    /// `generator` (default), `file` or `log`.
+    pub source: SourceKind,
+    /// The CSV file of a `file` source (header `key,value`) or the
+    /// directory of a `log` source, relative to the working directory.
+    pub path: Option<PathBuf>,
+    /// Distinct keys of the generator. Default 100 000.
+    pub keys: u64,
+    /// `uniform` (default) or `zipf`.
+    pub distribution: Distribution,
+    /// The Zipf exponent (> 0). Default 1.0.
+    pub zipf_exponent: f64,
+    /// Least generated value. Default 0.
+    pub value_min: u64,
+    /// Greatest generated value. Default 1000.
+    pub value_max: u64,
+    /// `"max"` (default) or records per second, open loop.
+    pub rate: Rate,
+    /// Records in all; absent: until the run's duration is over.
+    pub records: Option<u64>,
+    /// 0 (default): the workers generate their records; n: n producer
+    /// threads push through the engine's rings.
+    pub producers: usize,
+    /// With producers: the fraction of the input pushed to worker 0; the
+    /// rest goes to the other workers. Absent: each producer pushes to its
+    /// own least-loaded worker. For skew experiments: 1/W is even, 1.0 is
+    /// all of it.
+    pub hot_worker_share: Option<f64>,
+    /// The generator's seed. Default 42.
+    pub seed: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        let generator = GeneratorConfig::default();
+        Workload {
+            source: SourceKind::Generator,
+            path: None,
+            keys: generator.keys,
+            distribution: Distribution::Uniform,
+            zipf_exponent: 1.0,
+            value_min: 0,
+            value_max: 1000,
+            rate: Rate::Max,
+            records: None,
+            producers: 0,
+            hot_worker_share: None,
+            seed: generator.seed,
+        }
+    }
+}
+
+/// The most producer threads a profile may ask for.
+pub const MAX_PRODUCERS: usize = 256;
+
+impl Workload {
+    /// The generator's settings.
+    pub fn generator(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            keys: self.keys,
+            distribution: match self.distribution {
+                Distribution::Uniform => KeyDistribution::Uniform,
+                Distribution::Zipf => KeyDistribution::Zipf(self.zipf_exponent),
+            },
+            values: if self.value_min == self.value_max {
+                ValueDistribution::Constant(self.value_min)
+            } else {
+                ValueDistribution::Uniform {
+                    min: self.value_min,
+                    max: self.value_max,
+                }
+            },
+            rate: self.rate.per_second(),
+            records: self.records,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Keyed (per key), global (one row per epoch), or the click-stream case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Group by the record's key.
+    #[default]
+    Keyed,
+    /// One group: the whole epoch.
+    Global,
+    /// The worked case ([`crate::clickstream`]): clicks from the click
+    /// generator (`workload.keys` users, Zipf with `zipf_exponent`, or
+    /// uniform) or a click log; per epoch, per user clicks and dwell time
+    /// and per page views, into SQLite (`user_stats`, `page_stats`,
+    /// `user_totals`). `reductions` and `output_mode` do not apply.
+    Clickstream,
+}
+
+/// One reduction of the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduction {
+    /// Records.
+    Count,
+    /// Sum of values (wrapping).
+    Sum,
+    /// Least value.
+    Min,
+    /// Greatest value.
+    Max,
+    /// Mean value.
+    Mean,
+}
+
+/// The `[job]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSpec {
+    /// `keyed` (default) or `global`.
+    pub kind: JobKind,
+    /// Which reductions; default `["count", "sum"]`.
+    pub reductions: Vec<Reduction>,
+    /// `epoch` (default): each epoch's own rows; `update` / `complete`:
+    /// running totals since the start (keyed jobs).
+    pub output_mode: OutputModeSpec,
+}
+
+impl Default for JobSpec {
+    fn default() -> Self {
+        JobSpec {
+            kind: JobKind::Keyed,
+            reductions: vec![Reduction::Count, Reduction::Sum],
+            output_mode: OutputModeSpec::Epoch,
+        }
+    }
+}
+
+/// What a keyed job's rows hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputModeSpec {
+    /// Each epoch's own aggregates.
+    #[default]
+    Epoch,
+    /// The keys an epoch updated, with their totals since the start.
+    Update,
+    /// Every key seen so far, with its totals, every epoch.
+    Complete,
+}
+
+impl JobSpec {
+    /// Whether the job asks for `reduction`.
+    pub fn wants(&self, reduction: Reduction) -> bool {
+        self.reductions.contains(&reduction)
+    }
+}
+
+/// The `[run]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    /// The measured time, after the warm-up. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Time run first and left out of every figure. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where rows go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// Rows are dropped (measures the engine alone).
+    #[default]
+    None,
+    /// One CSV file per epoch.
+    Csv,
+    /// One JSON-lines file per epoch.
+    Jsonl,
+    /// Rows into an SQLite table, one transaction per epoch.
+    Sqlite,
+}
+
+/// The `[output]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSpec {
+    /// `none` (default), `csv`, `jsonl` or `sqlite` (also accepted under
+    /// the key `sink`).
+    #[serde(alias = "sink")]
+    pub kind: OutputKind,
+    /// The directory of the epoch files (`csv`, `jsonl`; default
+    /// `results/output`) or the database file (`sqlite`; default
+    /// `results/output.db`).
+    pub path: Option<PathBuf>,
+    /// The SQLite table. Default `results`.
+    pub table: String,
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        OutputSpec {
+            kind: OutputKind::None,
+            path: None,
+            table: "results".into(),
+        }
+    }
+}
+
+impl OutputSpec {
+    /// Where the output goes.
+    pub fn path(&self) -> PathBuf {
+        self.path.clone().unwrap_or_else(|| match self.kind {
+            OutputKind::Sqlite => PathBuf::from("results/output.db"),
+            _ => PathBuf::from("results/output"),
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! What the interleaved A/B subcommands share: the
+//! median of their rounds, a generator's records drawn into memory before
+//! a run, so that drawing them is not what a run measures, and the command
+//! line and runs of the examples whose input is such records.
+
+use std::path::Path;
+use std::time::Duration;
+
+use microbatch::source::{Event, Generator, GeneratorConfig, Poll, SourceSpec};
+
+use microbatch_cli::commands::run::run_with_input;
+use microbatch_cli::driver::error::RunError;
+use microbatch_cli::driver::input::Input;
+use microbatch_cli::driver::{Quiet, RunFiles, RunOutcome};
+use microbatch_cli::profile::Profile;
+use microbatch_cli::report::RunReport;
+
+/// The command line of an example run over records in memory,
+/// `[profile] [rounds] [millions of records]`.
+#[derive(Debug)]
+pub struct InMemoryArgs {
+    /// The profile's path.
+    pub path: String,
+    /// The profile, set to run until its input is read whole (see
+    /// [`run_until_read`]).
+    pub profile: Profile,
+    /// Rounds, at least one.
+    pub rounds: usize,
+    /// Records per input.
+    pub records: usize,
+}
+
+impl InMemoryArgs {
+    /// From a subcommand's arguments (`args[0]` is its name), with these
+    /// defaults; the error is the line to print before exiting with code 2.
+    pub fn from_args(
+        args: Vec<String>,
+        default_profile: &str,
+        default_rounds: usize,
+        default_millions: usize,
+    ) -> Result<Self, String> {
+        let args: Vec<String> = args.into_iter().skip(1).collect();
+        let path = args
+            .first()
+            .map_or(default_profile, String::as_str)
+            .to_owned();
+        let rounds = args
+            .get(1)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default_rounds)
+            .max(1);
+        let millions: usize = args
+            .get(2)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default_millions);
+        let mut profile = Profile::load(Path::new(&path), &[]).map_err(|e| e.to_string())?;
+        run_until_read(&mut profile);
+        Ok(InMemoryArgs {
+            path,
+            profile,
+            rounds,
+            records: millions * 1_000_000,
+        })
+    }
+}
+
+/// The warm-up of a run over records in memory, left out of its figures.
+///
+/// A run starts with empty tables, which grow to the key space over its
+/// first epochs. Each growth is a fresh allocation whose first touch
+/// faults its pages in; with transparent huge pages (which mimalloc asks
+/// for) such a fault can stall a worker for milliseconds (the kernel
+/// making a huge page, compacting memory if need be: with huge pages off
+/// the stalls went). On this project's machine a worker folding 100 M
+/// records alone lost about 0.1 s of a 0.7 s run to that, and two workers
+/// 0.02 s, so runs well under a second long measured mostly how the start
+/// went. Steady runs (`run.warmup`) leave the start out the same way.
+pub const IN_MEMORY_WARMUP: Duration = Duration::from_millis(200);
+
+/// Sets `profile` to run until its input is read whole, with figures taken
+/// after [`IN_MEMORY_WARMUP`] (the whole run, if the input runs out
+/// first), and no time limit to speak of.
+pub fn run_until_read(profile: &mut Profile) {
+    profile.run.warmup = IN_MEMORY_WARMUP;
+    profile.run.duration = Duration::from_secs(3600);
+}
+
+/// Runs `profile` over a copy of `events`, quietly; see [`checked`].
+pub fn run_over(
+    profile: &Profile,
+    name: &str,
+    events: &[Event],
+) -> Result<RunReport, (String, u8)> {
+    let input = Input::Events(events.to_vec());
+    checked(
+        name,
+        run_with_input(profile, name, &RunFiles::default(), &mut Quiet, input),
+    )
+}
+
+/// The report of run `name` if every record accepted is in the results,
+/// else the line to print and the exit code (1: the run failed, 3:
+/// records missing).
+pub fn checked(
+    name: &str,
+    outcome: Result<RunOutcome, RunError>,
+) -> Result<RunReport, (String, u8)> {
+    let report = outcome
+        .map_err(|error| (format!("{name}: {error}"), 1))?
+        .report;
+    if report.records_in != report.records_out {
+        return Err((format!("{name}: records accepted and in results differ"), 3));
+    }
+    Ok(report)
+}
+
+/// The median of `values` (the upper one of an even count); sorts them.
+///
+/// # Panics
+///
+/// If `values` is empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The first `records` records `config`'s generator draws, at full speed
+/// (its rate and record count are ignored), in one thread.
+pub fn events_in_memory(mut config: GeneratorConfig, records: usize) -> Vec<Event> {
+    config.rate = None;
+    config.records = None;
+    let mut source = Generator::new(config)
+        .split(1)
+        .expect("a valid generator")
+        .pop()
+        .expect("one part");
+    let mut out = Vec::with_capacity(records);
+    let mut chunk = Vec::with_capacity(4096);
+    while out.len() < records {
+        chunk.clear();
+        let want = (records - out.len()).min(4096);
+        match source.poll(0, &mut chunk, want) {
+            Poll::Ready { .. } => out.extend_from_slice(&chunk),
+            Poll::Idle | Poll::EpochEnd => {}
+            Poll::Exhausted => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_value_of_the_sorted_rounds() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+    }
+
+    #[test]
+    fn events_in_memory_are_the_generators_first_records() {
+        let config = GeneratorConfig {
+            keys: 10,
+            rate: Some(1),
+            records: Some(5),
+            ..GeneratorConfig::default()
+        };
+        let events = events_in_memory(config.clone(), 10_000);
+        assert_eq!(events.len(), 10_000, "rate and count are ignored");
+        assert!(events.iter().all(|e| e.key < 10));
+        assert_eq!(events_in_memory(config, 100), events[..100]);
+    }
+}
