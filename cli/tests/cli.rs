@@ -46,6 +46,16 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that `output` failed with exit code `code` and that its stderr
+/// holds each of `needles`.
+fn assert_fails(output: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} is not in: {err}");
+    }
+}
+
 fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
@@ -285,12 +295,7 @@ fn producers_a_file_source_and_csv_output() {
 
     // A second run into the same directory is refused, not mixed in.
     let again = microbatch(&args);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr(&again).contains("already holds"),
-        "{}",
-        stderr(&again)
-    );
+    assert_fails(&again, 1, &["already holds"]);
 }
 
 #[test]
@@ -457,12 +462,7 @@ fn a_bad_input_file_exits_1_with_its_path() {
             args
         }),
     );
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("events.csv") && err.contains("line: 3"),
-        "{err}"
-    );
+    assert_fails(&output, 1, &["events.csv", "line: 3"]);
 }
 
 #[test]
@@ -491,12 +491,7 @@ fn a_record_log_is_written_inspected_and_run() {
 
     // A bad line stops the import by default, with its line number.
     let stopped = microbatch(&["log", "write", "--from", from, "--to", to]);
-    assert_eq!(stopped.status.code(), Some(1));
-    assert!(
-        stderr(&stopped).contains("line 20002"),
-        "{}",
-        stderr(&stopped)
-    );
+    assert_fails(&stopped, 1, &["line 20002"]);
 
     let written = microbatch(&[
         "log",
@@ -555,11 +550,10 @@ fn a_record_log_is_written_inspected_and_run() {
     bytes[60] ^= 0xff;
     std::fs::write(&segment, bytes).unwrap();
     let refused = microbatch(&["log", "inspect", to]);
-    assert_eq!(refused.status.code(), Some(1));
-    let err = stderr(&refused);
-    assert!(
-        err.contains("segment-0000000000.mblog: offset 32: corrupt block"),
-        "{err}"
+    assert_fails(
+        &refused,
+        1,
+        &["segment-0000000000.mblog: offset 32: corrupt block"],
     );
 }
 
@@ -609,12 +603,7 @@ fn sqlite_output_holds_every_epoch_once() {
 
     // A second run into the same table is refused, not mixed in.
     let again = run(&[]);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        stderr(&again).contains("already holds"),
-        "{}",
-        stderr(&again)
-    );
+    assert_fails(&again, 1, &["already holds"]);
 }
 
 #[test]
@@ -763,27 +752,12 @@ fn the_clickstream_job_refuses_what_it_cannot_do() {
         "--set",
         "output.kind=csv",
     ]);
-    assert_eq!(csv_output.status.code(), Some(2));
-    assert!(
-        stderr(&csv_output).contains("output.kind"),
-        "{}",
-        stderr(&csv_output)
-    );
+    assert_fails(&csv_output, 2, &["output.kind"]);
     let compared = microbatch(&["compare", "profiles/clickstream.toml"]);
-    assert_eq!(compared.status.code(), Some(2));
-    assert!(
-        stderr(&compared).contains("click-stream"),
-        "{}",
-        stderr(&compared)
-    );
+    assert_fails(&compared, 2, &["click-stream"]);
     let bad_line = tempfile::tempdir().unwrap();
     let csv = bad_line.path().join("bad.csv");
     std::fs::write(&csv, "1,2,3,4,view\n1,2,3,4,jump\n").unwrap();
     let written = write_click_log(&csv, &bad_line.path().join("log"));
-    assert_eq!(written.status.code(), Some(1));
-    assert!(
-        stderr(&written).contains("line 2") && stderr(&written).contains("action `jump`"),
-        "{}",
-        stderr(&written)
-    );
+    assert_fails(&written, 1, &["line 2", "action `jump`"]);
 }

@@ -81,8 +81,7 @@ pub type ToValues<Row> = fn(&Row, &mut Vec<SqlValue>) -> Result<(), String>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SqliteSink<Row> {
-    connection: Mutex<Connection>,
-    table: String,
+    database: EpochDatabase,
     insert: String,
     to_values: ToValues<Row>,
     pending: Gathering<Row>,
@@ -119,7 +118,7 @@ impl<Row: Send + 'static> SqliteSink<Row> {
                 )));
             }
         }
-        let connection = open_database(path)?;
+        let database = EpochDatabase::open(path, table)?;
         let mut definition: Vec<String> = vec!["epoch INTEGER NOT NULL".into()];
         definition.extend(
             columns
@@ -130,19 +129,19 @@ impl<Row: Send + 'static> SqliteSink<Row> {
             .chain(columns.iter().filter(|c| c.key).map(|c| c.name.as_str()))
             .collect();
         definition.push(format!("PRIMARY KEY ({})", key.join(", ")));
-        connection
-            .execute_batch(&format!(
+        database.execute_batch(
+            &format!(
                 "CREATE TABLE IF NOT EXISTS {table} ({});",
                 definition.join(", ")
-            ))
-            .map_err(|e| sql_error("create the table", e))?;
+            ),
+            "create the table",
+        )?;
         let names: Vec<&str> = std::iter::once("epoch")
             .chain(columns.iter().map(|c| c.name.as_str()))
             .collect();
         let holes: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         Ok(SqliteSink {
-            connection: Mutex::new(connection),
-            table: table.to_owned(),
+            database,
             insert: format!(
                 "INSERT INTO {table} ({}) VALUES ({})",
                 names.join(", "),
@@ -155,8 +154,64 @@ impl<Row: Send + 'static> SqliteSink<Row> {
 
     /// The epochs of this table committed so far, oldest first.
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
-        let connection = lock(&self.connection);
-        committed_epochs(&connection, &self.table)
+        self.database.committed()
+    }
+}
+
+/// An SQLite database that takes each epoch's writes once: every epoch in
+/// one transaction that also records it, under this database's `name`, in
+/// the [`COMMITS_TABLE`]; an epoch recorded before is skipped whole. The
+/// building block of an exactly-once SQLite sink ([`SqliteSink`] writes one
+/// table with it, the click-stream case three).
+pub struct EpochDatabase {
+    connection: Mutex<Connection>,
+    name: String,
+}
+
+impl EpochDatabase {
+    /// Opens (or creates) the database at `path` (see [`open_database`]);
+    /// its epochs are recorded as `name`'s.
+    pub fn open(path: impl AsRef<Path>, name: impl Into<String>) -> Result<Self, SinkError> {
+        Ok(EpochDatabase {
+            connection: Mutex::new(open_database(path)?),
+            name: name.into(),
+        })
+    }
+
+    /// Runs `sql` (e.g. the schema's `CREATE TABLE IF NOT EXISTS`); the
+    /// error says it could not `action`.
+    pub fn execute_batch(&self, sql: &str, action: &'static str) -> Result<(), SinkError> {
+        lock(&self.connection)
+            .execute_batch(sql)
+            .map_err(|e| sql_error(action, e))
+    }
+
+    /// The epochs committed so far, oldest first.
+    pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
+        committed_epochs(&lock(&self.connection), &self.name)
+    }
+
+    /// Writes `epoch` (`rows` rows) with `write` in one transaction that
+    /// records the epoch as committed, unless it was committed before: a
+    /// replayed epoch changes nothing, and a crash before the commit leaves
+    /// nothing of it.
+    pub fn commit_epoch(
+        &self,
+        epoch: u64,
+        rows: usize,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        let mut connection = lock(&self.connection);
+        let transaction = connection
+            .transaction()
+            .map_err(|e| sql_error("begin a transaction", e))?;
+        if is_committed(&transaction, &self.name, epoch)? {
+            // Committed before (a replay): writing it again would double it.
+            return Ok(());
+        }
+        write(&transaction)?;
+        record_commit(&transaction, &self.name, epoch, rows)?;
+        transaction.commit().map_err(|e| sql_error("commit", e))
     }
 }
 
@@ -255,30 +310,22 @@ impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
         let rows = self.pending.take(epoch);
         let epoch_value = epoch_value(epoch)?;
-        let mut connection = lock(&self.connection);
-        let transaction = connection
-            .transaction()
-            .map_err(|e| sql_error("begin a transaction", e))?;
-        if is_committed(&transaction, &self.table, epoch)? {
-            // Committed before (a replay): writing it again would double it.
-            return Ok(());
-        }
-        {
-            let mut insert = transaction
-                .prepare_cached(&self.insert)
-                .map_err(|e| sql_error("prepare the insert", e))?;
-            let mut values = Vec::new();
-            for row in &rows {
-                values.clear();
-                values.push(SqlValue::Integer(epoch_value));
-                (self.to_values)(row, &mut values)
-                    .map_err(|message| SinkError::Encode { epoch, message })?;
-                insert
-                    .execute(rusqlite::params_from_iter(values.iter()))
-                    .map_err(|e| sql_error("insert a row", e))?;
-            }
-        }
-        record_commit(&transaction, &self.table, epoch, rows.len())?;
-        transaction.commit().map_err(|e| sql_error("commit", e))
+        self.database
+            .commit_epoch(epoch, rows.len(), |transaction| {
+                let mut insert = transaction
+                    .prepare_cached(&self.insert)
+                    .map_err(|e| sql_error("prepare the insert", e))?;
+                let mut values = Vec::new();
+                for row in &rows {
+                    values.clear();
+                    values.push(SqlValue::Integer(epoch_value));
+                    (self.to_values)(row, &mut values)
+                        .map_err(|message| SinkError::Encode { epoch, message })?;
+                    insert
+                        .execute(rusqlite::params_from_iter(values.iter()))
+                        .map_err(|e| sql_error("insert a row", e))?;
+                }
+                Ok(())
+            })
     }
 }

@@ -4,12 +4,11 @@
 //! written again (a replay after a crash) changes nothing.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 
 use microbatch::progress::EpochProgress;
-use microbatch::sink::sqlite::{committed_epochs, is_committed, open_database, record_commit};
+use microbatch::sink::sqlite::EpochDatabase;
 use microbatch::sink::{Gathering, Sink, SinkError};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 use super::job::{ClickRow, Subject};
 
@@ -33,7 +32,7 @@ CREATE TABLE IF NOT EXISTS user_totals (
 /// Writes the click-stream job's rows into `user_stats`, `page_stats` and
 /// `user_totals` (running totals, updated in the epoch's transaction).
 pub struct ClickstreamSink {
-    connection: Mutex<Connection>,
+    database: EpochDatabase,
     pending: Gathering<ClickRow>,
 }
 
@@ -52,23 +51,17 @@ fn integer(epoch: u64, name: &str, value: u64) -> Result<i64, SinkError> {
 impl ClickstreamSink {
     /// Opens (or creates) the database at `path` and its tables.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SinkError> {
-        let connection = open_database(path)?;
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(sql("create the tables"))?;
+        let database = EpochDatabase::open(path, COMMITS_NAME)?;
+        database.execute_batch(SCHEMA, "create the tables")?;
         Ok(ClickstreamSink {
-            connection: Mutex::new(connection),
+            database,
             pending: Gathering::new(),
         })
     }
 
     /// The epochs committed so far, oldest first.
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        committed_epochs(&connection, COMMITS_NAME)
+        self.database.committed()
     }
 }
 
@@ -81,59 +74,50 @@ impl Sink<ClickRow> for ClickstreamSink {
     fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
         let rows = self.pending.take(epoch);
         let epoch_value = integer(epoch, "epoch", epoch)?;
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let transaction = connection
-            .transaction()
-            .map_err(sql("begin a transaction"))?;
-        if is_committed(&transaction, COMMITS_NAME, epoch)? {
-            // Committed before (a replay): its rows and totals are in.
-            return Ok(());
-        }
-        {
-            let mut user = transaction
-                .prepare_cached(
-                    "INSERT INTO user_stats (epoch, user, clicks, dwell_ms_sum, dwell_ms_mean)
+        self.database
+            .commit_epoch(epoch, rows.len(), |transaction| {
+                let mut user = transaction
+                    .prepare_cached(
+                        "INSERT INTO user_stats (epoch, user, clicks, dwell_ms_sum, dwell_ms_mean)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(sql("prepare an insert"))?;
-            let mut total = transaction
-                .prepare_cached(
-                    "INSERT INTO user_totals (user, clicks, dwell_ms_sum) VALUES (?1, ?2, ?3)
+                    )
+                    .map_err(sql("prepare an insert"))?;
+                let mut total = transaction
+                    .prepare_cached(
+                        "INSERT INTO user_totals (user, clicks, dwell_ms_sum) VALUES (?1, ?2, ?3)
                      ON CONFLICT (user) DO UPDATE SET
                          clicks = clicks + excluded.clicks,
                          dwell_ms_sum = dwell_ms_sum + excluded.dwell_ms_sum",
-                )
-                .map_err(sql("prepare an upsert"))?;
-            let mut page = transaction
-                .prepare_cached("INSERT INTO page_stats (epoch, page, views) VALUES (?1, ?2, ?3)")
-                .map_err(sql("prepare an insert"))?;
-            for (subject, (events, dwell)) in &rows {
-                let (events_value, dwell_value) = (
-                    integer(epoch, "a count", *events)?,
-                    integer(epoch, "a dwell sum", *dwell)?,
-                );
-                match *subject {
-                    Subject::User(id) => {
-                        let id = integer(epoch, "user", id)?;
-                        let mean = *dwell as f64 / (*events).max(1) as f64;
-                        user.execute(params![epoch_value, id, events_value, dwell_value, mean])
-                            .map_err(sql("insert into user_stats"))?;
-                        total
-                            .execute(params![id, events_value, dwell_value])
-                            .map_err(sql("update user_totals"))?;
-                    }
-                    Subject::Page(id) => {
-                        let id = integer(epoch, "page", id)?;
-                        page.execute(params![epoch_value, id, events_value])
-                            .map_err(sql("insert into page_stats"))?;
+                    )
+                    .map_err(sql("prepare an upsert"))?;
+                let mut page = transaction
+                    .prepare_cached(
+                        "INSERT INTO page_stats (epoch, page, views) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sql("prepare an insert"))?;
+                for (subject, (events, dwell)) in &rows {
+                    let (events_value, dwell_value) = (
+                        integer(epoch, "a count", *events)?,
+                        integer(epoch, "a dwell sum", *dwell)?,
+                    );
+                    match *subject {
+                        Subject::User(id) => {
+                            let id = integer(epoch, "user", id)?;
+                            let mean = *dwell as f64 / (*events).max(1) as f64;
+                            user.execute(params![epoch_value, id, events_value, dwell_value, mean])
+                                .map_err(sql("insert into user_stats"))?;
+                            total
+                                .execute(params![id, events_value, dwell_value])
+                                .map_err(sql("update user_totals"))?;
+                        }
+                        Subject::Page(id) => {
+                            let id = integer(epoch, "page", id)?;
+                            page.execute(params![epoch_value, id, events_value])
+                                .map_err(sql("insert into page_stats"))?;
+                        }
                     }
                 }
-            }
-        }
-        record_commit(&transaction, COMMITS_NAME, epoch, rows.len())?;
-        transaction.commit().map_err(sql("commit"))
+                Ok(())
+            })
     }
 }
