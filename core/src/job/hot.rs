@@ -7,9 +7,8 @@
 //! Cost: a worker folds its records in windows that end where a sample
 //! is due and keys the window's last record again for the sample (the
 //! job's stages, `filter`, `map` or `flat_map`, run on it a second time), so the fold
-//! loop carries nothing for it; measured with `cargo bench -p
-//! microbatch-bench --bench hash_aggregation`, within the noise of the
-//! fold without sampling.
+//! loop carries nothing for it (`cargo bench -p microbatch-bench --bench
+//! hash_aggregation` compares it with the fold without sampling).
 //!
 //! Each slot keeps, besides its count, the count it inherited when it
 //! took the slot of a less sampled key (its possible over-count); the
