@@ -95,8 +95,9 @@ struct LogWriteArgs {
     /// keep nothing), or skip it into DIR/rejects.txt.
     #[arg(long, value_enum, default_value = "stop")]
     bad_lines: BadLines,
-    /// Records per block.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// Records per block, at least 1.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=u64::from(u32::MAX)))]
     block_records: usize,
     /// The records' type: `event` (`key,value`) or `clickstream`
     /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
@@ -199,10 +200,27 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+/// The error and its causes on one line, each cause said once: most of
+/// the errors here already name their cause, which the chain repeats.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.contains(text.trim()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text.trim());
+    }
+    line
 }
 
 fn exit_code(error: &anyhow::Error) -> u8 {
@@ -453,7 +471,7 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
 
 fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
     let options = LogOptions {
-        block_records: args.block_records.max(1),
+        block_records: args.block_records,
         ..LogOptions::default()
     };
     let summary = import_schema(args.schema, &args.from, &args.to, args.bad_lines, options)?;
@@ -490,13 +508,5 @@ fn inspect<R: LogRecord>(dir: &Path) -> anyhow::Result<()> {
         reader.blocks(),
         reader.segments()
     );
-    if let Some(torn) = reader.torn_tail() {
-        say!(
-            "torn tail: {} at offset {}: {} (the log ends there, as after a crash during a write)",
-            torn.path.display(),
-            torn.offset,
-            torn.reason
-        );
-    }
     Ok(())
 }

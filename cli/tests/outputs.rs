@@ -80,13 +80,13 @@ fn a_record_log_is_written_inspected_and_run() {
     // A damaged log is refused with its file and offset.
     let segment = log.join("segment-0000000000.mblog");
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[60] ^= 0xff;
+    bytes[100] ^= 0xff; // in the first block's payload
     std::fs::write(&segment, bytes).unwrap();
     let refused = microbatch(&["log", "inspect", to]);
     assert_fails(
         &refused,
         1,
-        &["segment-0000000000.mblog: offset 32: corrupt block"],
+        &["segment-0000000000.mblog: offset 64: corrupt block"],
     );
 }
 

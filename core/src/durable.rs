@@ -25,17 +25,33 @@ fn failed(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> I
 
 /// Writes `bytes` to `path` (in `dir`) through `.<name>.tmp`, synced and
 /// renamed. The rename is durable once [`sync_dir`] returns.
+///
+/// The temporary file is made new (`O_CREAT | O_EXCL`): a file or a
+/// symbolic link already at its name (left by a crash, or planted) is
+/// removed first, never written through, so the write cannot land outside
+/// `dir`. On failure the temporary file is removed.
 pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = fs::File::create(&temporary).map_err(failed("create", &temporary))?;
-    file.write_all(bytes).map_err(failed("write", &temporary))?;
-    file.sync_all().map_err(failed("sync", &temporary))?;
-    drop(file);
-    fs::rename(&temporary, path).map_err(failed("rename into place", path))
+    match fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(failed("remove the stale", &temporary)(source)),
+    }
+    let written = fs::File::create_new(&temporary)
+        .map_err(failed("create", &temporary))
+        .and_then(|mut file| {
+            file.write_all(bytes).map_err(failed("write", &temporary))?;
+            file.sync_all().map_err(failed("sync", &temporary))
+        })
+        .and_then(|()| fs::rename(&temporary, path).map_err(failed("rename into place", path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// Syncs `dir`, making the renames into it durable.

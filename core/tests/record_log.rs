@@ -1,7 +1,9 @@
 //! The record log: what is written reads back in order across blocks and
 //! segments; the engine reads it whole through `LogSource`; every kind of
-//! damage is refused with the file and offset, except a torn tail, which
-//! ends the log.
+//! damage or mismatch (a segment missing, repeated, reordered, renamed,
+//! cut, extended or from another log, a flipped length, a write that did
+//! not finish) is refused with the file and offset, never read as a
+//! shorter log.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -9,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use microbatch::job::{self, count, sum};
-use microbatch::log::format::{BLOCK_HEADER, SEGMENT_HEADER};
+use microbatch::log::format::{segment_name, BLOCK_HEADER, MANIFEST, SEGMENT_HEADER};
 use microbatch::log::{LogError, LogOptions, LogReader, LogRecord, LogSource, LogWriter, Position};
 use microbatch::sink::CollectSink;
 use microbatch::source::{Event, Poll, SourceSpec};
@@ -67,7 +69,6 @@ fn records_read_back_in_order_across_blocks_and_segments() {
     let reader = LogReader::<Event>::open(dir.path()).unwrap();
     assert_eq!(reader.records(), 10_007);
     assert_eq!(reader.blocks(), 101);
-    assert_eq!(reader.torn_tail(), None);
     assert_eq!(read_all(&reader), records);
     // Partial reads and positions.
     let mut out = Vec::new();
@@ -174,11 +175,7 @@ fn truncate(path: &Path, len: u64) {
 fn open_error(dir: &Path) -> LogError {
     match LogReader::<Event>::open(dir) {
         Err(error) => error,
-        Ok(reader) => panic!(
-            "opened: {} records, torn {:?}",
-            reader.records(),
-            reader.torn_tail()
-        ),
+        Ok(reader) => panic!("opened: {} records", reader.records()),
     }
 }
 
@@ -211,15 +208,14 @@ fn damage_is_refused_with_file_and_offset() {
             error,
             LogError::WrongVersion {
                 found: 7,
-                expected: 1,
+                expected: 2,
                 ..
             }
         ),
         "{error}"
     );
 
-    // A checksum that fails on a block with more after it, in the last
-    // segment too: corruption, not a torn tail.
+    // A payload checksum that fails, in the last segment too.
     let (dir, segments) = two_segments();
     let last = segments.last().unwrap();
     overwrite(last, (SEGMENT_HEADER + BLOCK_HEADER + 3) as u64, &[0xff]);
@@ -228,15 +224,27 @@ fn damage_is_refused_with_file_and_offset() {
         matches!(&error, LogError::Corrupt { offset, reason, .. } if *offset == SEGMENT_HEADER as u64 && reason.contains("checksum")),
         "{error}"
     );
-    assert!(error.to_string().contains("offset 32"), "{error}");
+    assert!(error.to_string().contains("offset 64"), "{error}");
 
-    // A block cut short in a segment that is not the last.
+    // A segment cut short, in the middle or at the end of the log.
+    for which in [0, 1] {
+        let (dir, segments) = two_segments();
+        let segment = &segments[which.min(segments.len() - 1)];
+        let len = fs::metadata(segment).unwrap().len();
+        truncate(segment, len - 7);
+        let error = open_error(dir.path());
+        assert!(
+            matches!(&error, LogError::Mismatch { reason, .. } if reason.contains("the manifest says")),
+            "{error}"
+        );
+    }
+
+    // The segment header's own checksum.
     let (dir, segments) = two_segments();
-    let len = fs::metadata(&segments[0]).unwrap().len();
-    truncate(&segments[0], len - 5);
+    overwrite(&segments[0], 40, &[9]);
     let error = open_error(dir.path());
     assert!(
-        matches!(&error, LogError::Corrupt { reason, .. } if reason.contains("cut short")),
+        matches!(&error, LogError::Corrupt { offset: 0, reason, .. } if reason.contains("header's checksum")),
         "{error}"
     );
 }
@@ -261,39 +269,164 @@ fn a_log_is_never_read_as_another_record_type() {
 }
 
 #[test]
-fn a_torn_tail_ends_the_log() {
-    // The last block cut short: the blocks before it are the log.
+fn a_flipped_length_is_damage_not_a_shorter_log() {
+    // Block 2 of the last segment claims a payload of about 1 GiB.
     let (dir, segments) = two_segments();
-    let before = LogReader::<Event>::open(dir.path()).unwrap();
     let last = segments.last().unwrap();
-    let len = fs::metadata(last).unwrap().len();
-    truncate(last, len - 7);
-    let reader = LogReader::<Event>::open(dir.path()).unwrap();
-    assert_eq!(reader.records(), before.records() - 10);
-    let torn = reader.torn_tail().unwrap();
-    assert_eq!(torn.path, *last);
-    assert!(torn.reason.contains("cut short"), "{}", torn.reason);
-    assert_eq!(read_all(&reader), events(400)[..390]);
+    let bytes = fs::read(last).unwrap();
+    let at = SEGMENT_HEADER + 4;
+    let payload = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
+    let second = (SEGMENT_HEADER + BLOCK_HEADER) as u64 + payload.div_ceil(16) * 16;
+    overwrite(last, second + 7, &[0x40]);
+    let error = open_error(dir.path());
+    assert!(
+        matches!(&error, LogError::Corrupt { offset, reason, .. } if *offset == second && reason.contains("header's checksum")),
+        "{error}"
+    );
+}
 
-    // Zeros after the last block (space a crash left allocated).
+#[test]
+fn trailing_bytes_after_the_last_block_are_refused() {
     let (dir, segments) = two_segments();
     let mut file = OpenOptions::new()
         .append(true)
         .open(segments.last().unwrap())
         .unwrap();
     file.write_all(&[0u8; 100]).unwrap();
-    let reader = LogReader::<Event>::open(dir.path()).unwrap();
-    assert_eq!(reader.records(), 400);
-    assert!(reader.torn_tail().unwrap().reason.contains("zeros"));
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::Mismatch { .. }), "{error}");
+}
 
-    // A last block whose payload is garbage to the end of the file.
-    let (dir, segments) = two_segments();
+#[test]
+fn a_missing_repeated_reordered_or_renamed_segment_is_refused() {
+    let three = || {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = write_log(dir.path(), &events(600), 10, 2 << 10);
+        assert!(segments.len() >= 3, "{} segments", segments.len());
+        (dir, segments)
+    };
+    // Missing.
+    let (dir, segments) = three();
+    fs::remove_file(&segments[1]).unwrap();
+    let error = open_error(dir.path());
+    assert!(
+        matches!(&error, LogError::Mismatch { reason, .. } if reason.contains("missing")),
+        "{error}"
+    );
+    // Repeated under the next free name.
+    let (dir, segments) = three();
+    fs::copy(
+        &segments[0],
+        dir.path().join(segment_name(segments.len() as u64)),
+    )
+    .unwrap();
+    let error = open_error(dir.path());
+    assert!(
+        matches!(&error, LogError::Mismatch { reason, .. } if reason.contains("no such segment")),
+        "{error}"
+    );
+    // Two segments swapped.
+    let (dir, segments) = three();
+    let swap = dir.path().join("swap");
+    fs::rename(&segments[0], &swap).unwrap();
+    fs::rename(&segments[1], &segments[0]).unwrap();
+    fs::rename(&swap, &segments[1]).unwrap();
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::Mismatch { .. }), "{error}");
+    // Renamed past a gap in the numbering.
+    let (dir, segments) = three();
     let last = segments.last().unwrap();
-    let len = fs::metadata(last).unwrap().len();
-    overwrite(last, len - 20, &[0xaa; 4]);
+    fs::rename(
+        last,
+        dir.path().join(segment_name(segments.len() as u64 + 5)),
+    )
+    .unwrap();
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::Mismatch { .. }), "{error}");
+}
+
+#[test]
+fn a_segment_of_another_log_is_refused() {
+    // Two logs of the same records: same sizes, same block checksums.
+    let (one, one_segments) = two_segments();
+    let (_two, two_segments) = two_segments();
+    fs::copy(&two_segments[1], &one_segments[1]).unwrap();
+    let error = open_error(one.path());
+    assert!(
+        matches!(&error, LogError::Mismatch { reason, .. } if reason.contains("belongs to log")),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_write_that_did_not_finish_is_refused_as_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = LogWriter::<Event>::create(
+        dir.path(),
+        LogOptions {
+            block_records: 10,
+            segment_bytes: 1 << 10,
+        },
+    )
+    .unwrap();
+    for record in events(500) {
+        writer.append(record).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer); // as a kill or a full disk would leave it: no manifest
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::Incomplete { .. }), "{error}");
+    assert!(error.to_string().contains("did not finish"), "{error}");
+    // A damaged manifest is refused too.
+    let (dir, _) = two_segments();
+    let manifest = dir.path().join(MANIFEST);
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        text.replacen("\"records\": 400", "\"records\": 399", 1),
+    )
+    .unwrap();
+    let error = open_error(dir.path());
+    assert!(matches!(error, LogError::BadManifest { .. }), "{error}");
+}
+
+#[test]
+fn an_empty_log_is_a_log_of_no_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = LogWriter::<Event>::create(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(writer.finish().unwrap().records, 0);
     let reader = LogReader::<Event>::open(dir.path()).unwrap();
-    assert_eq!(reader.records(), 390);
-    assert!(reader.torn_tail().unwrap().reason.contains("checksum"));
+    assert_eq!(
+        (reader.records(), reader.blocks(), reader.segments()),
+        (0, 0, 0)
+    );
+    // Zero records per block is refused when the writer is made.
+    assert!(matches!(
+        LogWriter::<Event>::create(
+            tempfile::tempdir().unwrap().path(),
+            LogOptions {
+                block_records: 0,
+                segment_bytes: 1 << 20
+            }
+        ),
+        Err(LogError::Options(_))
+    ));
+}
+
+#[test]
+fn a_log_of_the_old_format_is_refused_saying_how_to_rewrite_it() {
+    let (dir, segments) = two_segments();
+    fs::remove_file(dir.path().join(MANIFEST)).unwrap();
+    overwrite(&segments[0], 8, &1u32.to_le_bytes());
+    let error = open_error(dir.path());
+    assert!(
+        matches!(error, LogError::OldFormat { found: 1, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("microbatch log write"),
+        "{error}"
+    );
 }
 
 /// An epoch's row of count and sum per key, as a `CollectSink` keeps it.

@@ -171,8 +171,25 @@ pub fn import_schema(
     }
 }
 
-/// Imports `from` into a new log of `R` in `to`.
+/// Imports `from` into a new log of `R` in `to`. On any failure nothing of
+/// the log is kept (and a log that was not finished would be refused
+/// anyway: it has no manifest).
 pub fn import<R: TextRecord>(
+    from: &Path,
+    to: &Path,
+    bad_lines: BadLines,
+    options: LogOptions,
+) -> Result<ImportSummary, ImportError> {
+    let started_empty =
+        !to.exists() || std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_none());
+    let imported = import_into::<R>(from, to, bad_lines, options);
+    if imported.is_err() && started_empty {
+        discard_log(to);
+    }
+    imported
+}
+
+fn import_into<R: TextRecord>(
     from: &Path,
     to: &Path,
     bad_lines: BadLines,
@@ -202,8 +219,6 @@ pub fn import<R: TextRecord>(
             Ok(None) => {}
             Err(reason) => match bad_lines {
                 BadLines::Stop => {
-                    drop(writer);
-                    discard_segments(to);
                     return Err(ImportError::BadLine {
                         path: from.to_owned(),
                         line: number,
@@ -226,6 +241,12 @@ pub fn import<R: TextRecord>(
     if let Some(mut out) = rejects {
         out.flush().map_err(output_error)?;
     }
+    if writer.records() == 0 {
+        return Err(ImportError::Input {
+            path: from.to_owned(),
+            message: "no records in the input: nothing to write".into(),
+        });
+    }
     let written = writer.finish()?;
     Ok(ImportSummary {
         records: written.records,
@@ -236,18 +257,10 @@ pub fn import<R: TextRecord>(
     })
 }
 
-/// Removes the segments a stopped import wrote, so that nothing of it is
-/// mistaken for a log (best effort: the error being reported matters more).
-fn discard_segments(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if microbatch::log::format::segment_index(&entry.file_name().to_string_lossy())
-                .is_some()
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
+/// Removes what a failed import wrote into `dir`, which was empty or
+/// absent before it (best effort: the error being reported matters more).
+fn discard_log(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(test)]

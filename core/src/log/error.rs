@@ -16,8 +16,8 @@ pub enum LogError {
         /// Why.
         source: std::io::Error,
     },
-    /// A new log's directory already holds segments.
-    #[error("{dir}: already holds a record log; write a new log into an empty directory")]
+    /// A new log's directory already holds segments or a manifest.
+    #[error("{dir}: already holds a record log (or the start of one); write a new log into an empty directory")]
     NotEmpty {
         /// The directory.
         dir: PathBuf,
@@ -69,4 +69,41 @@ pub enum LogError {
     /// A record cannot be archived.
     #[error("cannot archive a block of records: {0}")]
     Archive(String),
+    /// The options a log is written with are out of range.
+    #[error("record log options: {0}")]
+    Options(String),
+    /// The directory holds segments but no manifest: the write of the log
+    /// did not finish (it was interrupted, or the disk filled up).
+    #[error("{dir}: an incomplete record log (no manifest: its write did not finish); write it again from its source")]
+    Incomplete {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A log of an older format, without a manifest.
+    #[error("{path}: a record log of format version {found}; this build reads version {expected}: write it again from its source with `microbatch log write`")]
+    OldFormat {
+        /// Its first segment.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// This build's.
+        expected: u32,
+    },
+    /// The manifest cannot be read, or contradicts itself.
+    #[error("{path}: {reason}")]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment does not match the manifest: missing, extra, renamed,
+    /// reordered, cut short, extended, or from another log.
+    #[error("{path}: does not match the log's manifest: {reason}")]
+    Mismatch {
+        /// The segment (or the directory, for a missing one).
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
 }

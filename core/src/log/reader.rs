@@ -1,13 +1,14 @@
-//! Reading a record log: every segment is memory-mapped, every block's
-//! header, checksum and archive are checked once when the log is opened,
-//! and records are then read in place.
+//! Reading a record log: the manifest says what the log holds; every
+//! segment is memory-mapped and checked against it (name, length, header,
+//! log id, index, first record, block digest), every block's header,
+//! checksums and archive are checked once when the log is opened, and
+//! records are then read in place.
 //!
-//! A damaged block at the very end of the last segment (a header or
-//! payload cut short, or a checksum that fails on the block that ends the
-//! file) is what a crash during a write leaves: it is treated as the end of
-//! the log and reported by [`LogReader::torn_tail`]. Any other damage is a
-//! [`LogError`] naming the file and the offset.
+//! Nothing is guessed: a log without a manifest is one whose write did not
+//! finish ([`LogError::Incomplete`]), and any damage or mismatch is a
+//! [`LogError`] naming the file and, within a segment, the offset.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ use rkyv::vec::ArchivedVec;
 
 use super::error::LogError;
 use super::format::{
-    fingerprint, padded, segment_index, u32_at, u64_at, LogRecord, BLOCK_HEADER, BLOCK_MAGIC,
-    FORMAT_VERSION, SEGMENT_HEADER, SEGMENT_MAGIC,
+    fingerprint, padded, segment_index, u32_at, LogRecord, SegmentHeader, BLOCK_HEADER,
+    BLOCK_MAGIC, FORMAT_VERSION, MANIFEST, SEGMENT_HEADER, SEGMENT_MAGIC,
 };
+use super::manifest::Manifest;
 use super::writer::io;
 
 /// Where a record sits in a log.
@@ -44,17 +46,6 @@ struct Block {
     first_record: u64,
 }
 
-/// The end of a log cut short by a crash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TornTail {
-    /// The last segment.
-    pub path: PathBuf,
-    /// Where the torn block starts; the log ends there.
-    pub offset: u64,
-    /// What was found.
-    pub reason: String,
-}
-
 /// A record log opened for reading. `Sync`: workers read blocks of it at
 /// once.
 pub struct LogReader<R> {
@@ -62,36 +53,102 @@ pub struct LogReader<R> {
     maps: Vec<(PathBuf, u64, Mmap)>,
     blocks: Vec<Block>,
     records: u64,
-    torn: Option<TornTail>,
+    manifest: Manifest,
+    /// CRC-32 of the manifest file's bytes.
+    manifest_crc: u32,
     _records: PhantomData<fn() -> R>,
 }
 
+/// The segment files in `dir`, by index.
+fn segment_files(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, LogError> {
+    let mut segments = BTreeMap::new();
+    for entry in fs::read_dir(dir).map_err(io("list the directory", dir))? {
+        let entry = entry.map_err(io("list the directory", dir))?;
+        if let Some(index) = segment_index(&entry.file_name().to_string_lossy()) {
+            segments.insert(index, entry.path());
+        }
+    }
+    Ok(segments)
+}
+
+/// Why a directory with segments and no manifest cannot be read: an old
+/// format, or a write that did not finish.
+fn no_manifest(dir: &Path, first: &Path) -> LogError {
+    let mut header = [0u8; 12];
+    let version = File::open(first)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut header))
+        .ok()
+        .filter(|()| header[0..8] == SEGMENT_MAGIC)
+        .map(|()| u32_at(&header, 8));
+    match version {
+        Some(found) if found < FORMAT_VERSION => LogError::OldFormat {
+            path: first.to_owned(),
+            found,
+            expected: FORMAT_VERSION,
+        },
+        _ => LogError::Incomplete {
+            dir: dir.to_owned(),
+        },
+    }
+}
+
 impl<R: LogRecord> LogReader<R> {
-    /// Opens the log in `dir` and checks every block.
+    /// Opens the complete log in `dir` and checks every segment against
+    /// its manifest and every block.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LogError> {
         let dir = dir.into();
-        let mut segments: Vec<(u64, PathBuf)> = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io("list the directory", &dir))? {
-            let entry = entry.map_err(io("list the directory", &dir))?;
-            if let Some(index) = segment_index(&entry.file_name().to_string_lossy()) {
-                segments.push((index, entry.path()));
-            }
+        let mut files = segment_files(&dir)?;
+        let Some((manifest, manifest_crc)) = Manifest::read(&dir)? else {
+            return Err(match files.values().next() {
+                None => LogError::NoLog { dir },
+                Some(first) => no_manifest(&dir, first),
+            });
+        };
+        let manifest_path = dir.join(MANIFEST);
+        let expected = fingerprint::<R>();
+        if manifest.fingerprint != expected {
+            return Err(LogError::WrongRecordType {
+                path: manifest_path,
+                found: manifest.fingerprint,
+                expected,
+                schema: R::SCHEMA,
+            });
         }
-        if segments.is_empty() {
-            return Err(LogError::NoLog { dir });
-        }
-        segments.sort();
         let mut reader = LogReader {
-            dir,
-            maps: Vec::with_capacity(segments.len()),
+            maps: Vec::with_capacity(manifest.segments.len()),
             blocks: Vec::new(),
             records: 0,
-            torn: None,
+            manifest_crc,
+            manifest: manifest.clone(),
             _records: PhantomData,
+            dir,
         };
-        let last = segments.len() - 1;
-        for (position, (index, path)) in segments.into_iter().enumerate() {
+        for (position, entry) in manifest.segments.iter().enumerate() {
+            let index = position as u64;
+            let path = reader.dir.join(&entry.name);
+            if segment_index(&entry.name) != Some(index) {
+                return Err(LogError::BadManifest {
+                    path: manifest_path,
+                    reason: format!("segment {position} is named `{}`", entry.name),
+                });
+            }
+            if files.remove(&index).is_none() {
+                return Err(LogError::Mismatch {
+                    path,
+                    reason: "the segment is missing".into(),
+                });
+            }
             let file = File::open(&path).map_err(io("open", &path))?;
+            let len = file
+                .metadata()
+                .map_err(io("read the size of", &path))?
+                .len();
+            if len != entry.bytes {
+                return Err(LogError::Mismatch {
+                    path,
+                    reason: format!("{len} bytes, the manifest says {}", entry.bytes),
+                });
+            }
             // SAFETY: segments are append-only and never rewritten once
             // closed; the map covers the length the file had when it was
             // opened, and every read below stays within the map. A process
@@ -99,30 +156,24 @@ impl<R: LogRecord> LogReader<R> {
             // OS would fault the reader): logs are not to be edited in place.
             let map = unsafe { Mmap::map(&file) }.map_err(io("map", &path))?;
             reader.maps.push((path, index, map));
-            reader.index_segment(position, position == last)?;
-            if reader.torn.is_some() {
-                break;
-            }
+            reader.index_segment(position)?;
+        }
+        if let Some(extra) = files.into_values().next() {
+            return Err(LogError::Mismatch {
+                path: extra,
+                reason: "the manifest lists no such segment".into(),
+            });
         }
         Ok(reader)
     }
 
-    /// Checks segment `position`'s header and blocks and indexes them.
-    fn index_segment(&mut self, position: usize, is_last: bool) -> Result<(), LogError> {
-        let (path, _, map) = &self.maps[position];
+    /// Checks segment `position`'s header and blocks against the manifest
+    /// and indexes them.
+    fn index_segment(&mut self, position: usize) -> Result<(), LogError> {
+        let (path, index, map) = &self.maps[position];
+        let entry = &self.manifest.segments[position];
         let bytes: &[u8] = map;
-        if bytes.len() < SEGMENT_HEADER || bytes[0..8] != SEGMENT_MAGIC {
-            if is_last
-                && bytes.len() < SEGMENT_HEADER
-                && SEGMENT_MAGIC.starts_with(&bytes[..bytes.len().min(8)])
-            {
-                self.torn = Some(TornTail {
-                    path: path.clone(),
-                    offset: 0,
-                    reason: format!("a segment header cut short at {} bytes", bytes.len()),
-                });
-                return Ok(());
-            }
+        if bytes.len() < 12 || bytes[0..8] != SEGMENT_MAGIC {
             return Err(LogError::BadMagic { path: path.clone() });
         }
         let version = u32_at(bytes, 8);
@@ -133,49 +184,65 @@ impl<R: LogRecord> LogReader<R> {
                 expected: FORMAT_VERSION,
             });
         }
-        let expected = fingerprint::<R>();
-        let found = u64_at(bytes, 16);
-        if found != expected {
-            return Err(LogError::WrongRecordType {
-                path: path.clone(),
-                found,
-                expected,
-                schema: R::SCHEMA,
-            });
+        let corrupt = |offset: usize, reason: String| LogError::Corrupt {
+            path: path.clone(),
+            offset: offset as u64,
+            reason,
+        };
+        let mismatch = |reason: String| LogError::Mismatch {
+            path: path.clone(),
+            reason,
+        };
+        let header = SegmentHeader::decode(bytes).map_err(|reason| corrupt(0, reason))?;
+        if header.log_id != self.manifest.log_id {
+            return Err(mismatch(format!(
+                "it belongs to log {:016x}, the manifest to log {:016x}",
+                header.log_id, self.manifest.log_id
+            )));
+        }
+        if header.index != *index {
+            return Err(mismatch(format!(
+                "its header says segment {}, its name segment {index}",
+                header.index
+            )));
+        }
+        if header.first_record != self.records {
+            return Err(mismatch(format!(
+                "it starts at record {}, the segments before it end at {}",
+                header.first_record, self.records
+            )));
         }
         let mut offset = SEGMENT_HEADER;
         let mut block_in_segment = 0;
+        let mut records = 0;
+        let mut digest = crc32fast::Hasher::new();
         while offset < bytes.len() {
-            match check_block::<R>(bytes, offset) {
-                Ok((len, records)) => {
-                    self.blocks.push(Block {
-                        segment: position,
-                        block_in_segment,
-                        payload: offset + BLOCK_HEADER,
-                        len,
-                        records,
-                        first_record: self.records,
-                    });
-                    self.records += records;
-                    block_in_segment += 1;
-                    offset += BLOCK_HEADER + padded(len);
-                }
-                Err(Damage::Torn(reason)) if is_last => {
-                    self.torn = Some(TornTail {
-                        path: path.clone(),
-                        offset: offset as u64,
-                        reason,
-                    });
-                    return Ok(());
-                }
-                Err(Damage::Torn(reason) | Damage::Corrupt(reason)) => {
-                    return Err(LogError::Corrupt {
-                        path: path.clone(),
-                        offset: offset as u64,
-                        reason,
-                    })
-                }
-            }
+            let (len, count) =
+                check_block::<R>(bytes, offset).map_err(|reason| corrupt(offset, reason))?;
+            digest.update(&bytes[offset..offset + BLOCK_HEADER]);
+            self.blocks.push(Block {
+                segment: position,
+                block_in_segment,
+                payload: offset + BLOCK_HEADER,
+                len,
+                records: count,
+                first_record: self.records,
+            });
+            self.records += count;
+            records += count;
+            block_in_segment += 1;
+            offset += BLOCK_HEADER + padded(len);
+        }
+        if block_in_segment != entry.blocks || records != entry.records {
+            return Err(mismatch(format!(
+                "{records} records in {block_in_segment} blocks, the manifest says {} in {}",
+                entry.records, entry.blocks
+            )));
+        }
+        if digest.finalize() != entry.digest {
+            return Err(mismatch(
+                "its blocks are not the ones the manifest lists (digest differs)".into(),
+            ));
         }
         Ok(())
     }
@@ -222,9 +289,24 @@ impl<R: LogRecord> LogReader<R> {
         u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
     }
 
-    /// The end cut short by a crash, if the log has one.
-    pub fn torn_tail(&self) -> Option<&TornTail> {
-        self.torn.as_ref()
+    /// The log's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// What identifies this log's content: its id, its record type, its
+    /// size and the checksum of its manifest (which holds every segment's
+    /// digest of block checksums). A checkpoint binds it, so a resumed run
+    /// reads the same records.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}; log {:016x}: {} records in {} blocks, manifest {:08x}",
+            R::SCHEMA,
+            self.manifest.log_id,
+            self.records,
+            self.blocks.len(),
+            self.manifest_crc
+        )
     }
 
     /// Where record `record` of block `block` sits.
@@ -266,61 +348,41 @@ impl<R: LogRecord> LogReader<R> {
     }
 }
 
-enum Damage {
-    /// Cut short at the end of the file: a torn write if this is the end
-    /// of the log.
-    Torn(String),
-    /// Damaged with more data after it.
-    Corrupt(String),
-}
-
-/// Checks the block at `offset`: header, length, checksum and archive.
-/// Returns its payload length and record count.
-fn check_block<R: LogRecord>(bytes: &[u8], offset: usize) -> Result<(usize, u64), Damage> {
+/// Checks the block at `offset`: header and its checksum, length,
+/// payload checksum and archive. Returns its payload length and record
+/// count, or what is wrong.
+fn check_block<R: LogRecord>(bytes: &[u8], offset: usize) -> Result<(usize, u64), String> {
     let rest = bytes.len() - offset;
     if rest < BLOCK_HEADER {
-        return Err(Damage::Torn(format!(
-            "a block header cut short at {rest} bytes"
-        )));
+        return Err(format!("a block header cut short at {rest} bytes"));
     }
     if bytes[offset..offset + 4] != BLOCK_MAGIC {
-        let all_zero = bytes[offset..].iter().all(|&b| b == 0);
-        let reason = "no block magic".to_owned();
-        return Err(if all_zero {
-            Damage::Torn(format!("{reason}: zeros to the end"))
-        } else {
-            Damage::Corrupt(reason)
-        });
+        return Err("no block magic".into());
+    }
+    if crc32fast::hash(&bytes[offset..offset + 16]) != u32_at(bytes, offset + 16) {
+        return Err("the block header's checksum fails".into());
     }
     let len = u32_at(bytes, offset + 4) as usize;
     let records = u64::from(u32_at(bytes, offset + 8));
     let crc = u32_at(bytes, offset + 12);
     let payload = offset + BLOCK_HEADER;
     if payload + padded(len) > bytes.len() {
-        return Err(Damage::Torn(format!(
+        return Err(format!(
             "a payload of {len} bytes (padded to {}) cut short at {} bytes",
             padded(len),
             bytes.len() - payload
-        )));
+        ));
     }
-    let ends_file = payload + padded(len) == bytes.len();
     let data = &bytes[payload..payload + len];
     if crc32fast::hash(data) != crc {
-        let reason = "checksum mismatch".to_owned();
-        return Err(if ends_file {
-            Damage::Torn(reason)
-        } else {
-            Damage::Corrupt(reason)
-        });
+        return Err("the payload's checksum fails".into());
     }
     match rkyv::access::<ArchivedVec<R::Archived>, rkyv::rancor::Error>(data) {
         Ok(archived) if archived.len() as u64 == records => Ok((len, records)),
-        Ok(archived) => Err(Damage::Corrupt(format!(
+        Ok(archived) => Err(format!(
             "the header says {records} records, the archive holds {}",
             archived.len()
-        ))),
-        Err(error) => Err(Damage::Corrupt(format!(
-            "the archive does not check: {error}"
-        ))),
+        )),
+        Err(error) => Err(format!("the archive does not check: {error}")),
     }
 }

@@ -112,16 +112,10 @@ fn owned_parts<R: LogRecord>(parts: Vec<LogPart<R>>) -> SourceParts<R> {
 }
 
 impl<R: LogRecord> LogSource<R> {
-    /// The log's schema and its first block's checksum: the same for a log
-    /// that grew by appending, different for another log.
+    /// The log's identity ([`LogReader::identity`]): another log, or this
+    /// one with any segment changed, differs.
     fn log_identity(&self) -> Option<String> {
-        (self.reader.blocks() > 0).then(|| {
-            format!(
-                "record log of {} whose first block has CRC-32 {:08x}",
-                R::SCHEMA,
-                self.reader.block_checksum(0)
-            )
-        })
+        Some(format!("record log of {}", self.reader.identity()))
     }
 }
 
