@@ -222,3 +222,61 @@ fn csv_output_after_sigkills_equals_an_uninterrupted_run() {
     assert!(expected.len() >= (RECORDS / 20_000) as usize);
     assert_eq!(files("killed"), expected);
 }
+
+/// `command(...)`'s exit code and stderr.
+fn refused(profile: &Path, checkpoint: &Path, sets: &[String]) -> (Option<i32>, String) {
+    let output = command(profile, checkpoint, sets).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_resumed_run_refuses_what_does_not_match_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let profile = write_profile(dir.path(), &log);
+    let checkpoint = dir.path().join("checkpoint");
+    let database = dir.path().join("out.db");
+    let sets = vec![
+        "output.kind=sqlite".to_string(),
+        format!("output.path=\"{}\"", database.display()),
+    ];
+    run_to_the_end(&profile, &checkpoint, &sets);
+
+    // Each change is refused with a non-zero exit and one line naming it.
+    let with = |extra: &str| {
+        let mut sets = sets.clone();
+        sets.push(extra.to_string());
+        sets
+    };
+    for (change, expected) in [
+        (with("output.table=other"), "settings"),
+        (with("job.output_mode=update"), "settings"),
+        (with("output.kind=csv"), "settings"),
+        (with("job.reductions=[\"count\"]"), "settings"),
+    ] {
+        let (code, err) = refused(&profile, &checkpoint, &change);
+        assert_eq!(code, Some(1), "{change:?}: {err}");
+        assert!(err.contains(expected), "{change:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{change:?}: {err}");
+    }
+
+    // The database deleted: its epochs would be missing from the output.
+    std::fs::rename(&database, dir.path().join("moved.db")).unwrap();
+    let (code, err) = refused(&profile, &checkpoint, &sets);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("deleted or replaced"), "{err}");
+    std::fs::rename(dir.path().join("moved.db"), &database).unwrap();
+
+    // Another log with the same records in the same blocks.
+    let other = dir.path().join("other");
+    write_log(&other);
+    std::fs::remove_dir_all(&log).unwrap();
+    std::fs::rename(&other, &log).unwrap();
+    let (code, err) = refused(&profile, &checkpoint, &sets);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("source"), "{err}");
+}

@@ -47,7 +47,26 @@ pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunE
             )
         }
     };
-    Ok(Checkpoint::open(dir, per_epoch)?)
+    Ok(Checkpoint::open(dir, per_epoch)?.bind_settings(bound_settings(profile))?)
+}
+
+/// What a resumed run must share with the runs before it, beyond the plan
+/// and the log: the job and where its results go. Bound into the
+/// checkpoint by its first run.
+fn bound_settings(profile: &Profile) -> String {
+    let job = &profile.job;
+    let output = &profile.output;
+    let path = std::path::absolute(output.path()).unwrap_or_else(|_| output.path());
+    format!(
+        "job: kind {:?}, reductions {:?}, output_mode {:?}; output: kind {:?}, path {}, table {}",
+        job.kind,
+        job.reductions,
+        job.output_mode,
+        output.kind,
+        path.display(),
+        output.table
+    )
+    .to_lowercase()
 }
 
 /// Opens `--checkpoint DIR`, if given.
@@ -59,10 +78,12 @@ pub(crate) fn checkpoint_of(runner: &Runner<'_>) -> Result<Option<Checkpoint>, R
 }
 
 /// Refuses an output place (`place` at `path`) holding epochs of another
-/// run. A run starts at epoch 0, or after its checkpoint's last commit
-/// (the sink may be one epoch ahead: a crash between the two commits); a
-/// place holding later epochs belongs to another run, whose epochs would
-/// silently be kept.
+/// run, or missing epochs its checkpoint committed. A run starts at epoch
+/// 0, or after its checkpoint's last commit (the sink may be one epoch
+/// ahead: a crash between the two commits); a place holding later epochs
+/// belongs to another run, whose epochs would silently be kept, and a
+/// place holding fewer than the checkpoint committed was deleted or
+/// replaced, and would silently miss them.
 pub(crate) fn refuse_another_run(
     checkpoint: Option<&Checkpoint>,
     committed: &[u64],
@@ -80,6 +101,25 @@ pub(crate) fn refuse_another_run(
                 committed.len()
             ),
         }),
-        _ => Ok(()),
+        _ => match checkpoint.and_then(Checkpoint::last_committed) {
+            Some(committed_by_checkpoint)
+                if committed.last().is_none_or(|&last| last < committed_by_checkpoint) =>
+            {
+                Err(RunError::Output {
+                    what: path.display().to_string(),
+                    message: format!(
+                        "{place} holds {} but checkpoint {} committed epochs up to {committed_by_checkpoint}: \
+                         the output was deleted or replaced; restore it, or start a new checkpoint directory",
+                        committed
+                            .last()
+                            .map_or("no committed epoch".to_owned(), |last| format!(
+                                "committed epochs up to {last}"
+                            )),
+                        checkpoint.map_or(String::new(), |c| c.dir().display().to_string()),
+                    ),
+                })
+            }
+            _ => Ok(()),
+        },
     }
 }

@@ -2,7 +2,9 @@
 //! resumed after a crash with every epoch exactly as it would have been.
 //!
 //! ```text
-//! DIR/metadata        the epoch plan: records per epoch (JSON)
+//! DIR/lock            held (an OS file lock) by the one run using DIR
+//! DIR/metadata        the epoch plan: records per epoch, the source and
+//!                     the settings the checkpoint is bound to (JSON)
 //! DIR/offsets/<e>     the log positions of epoch e, written before its
 //!                     results go to the sink
 //! DIR/commits/<e>     written after the sink committed epoch e (the
@@ -28,6 +30,13 @@
 //! Every file is written to a temporary name, synced, renamed and the
 //! directory synced: two small synced writes per epoch, on the thread that
 //! completes the epoch, off the records' path.
+//!
+//! What is refused rather than resumed: a directory another run holds (its
+//! lock), a missing `metadata` next to logged epochs, another plan, source
+//! or bound settings ([`Checkpoint::bind_settings`]), a commit file whose
+//! epoch is not its name or whose offsets are missing, a gap in the
+//! commits, offsets beyond the epoch after the last commit, and damaged
+//! files. See `docs/durability.md` for what is detected and what is not.
 //!
 //! ```
 //! use microbatch::checkpoint::Checkpoint;
@@ -121,6 +130,23 @@ pub enum CheckpointError {
     /// A setting cannot be checkpointed.
     #[error("checkpoint: {0}")]
     Unusable(String),
+    /// Another run holds the directory.
+    #[error("checkpoint {dir} is in use by another run (its lock is held); wait for that run to end, or use another directory")]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The directory's files contradict each other: one was deleted,
+    /// copied in or damaged.
+    #[error(
+        "checkpoint {dir}: {message}; restore the checkpoint, or start a new checkpoint directory"
+    )]
+    Inconsistent {
+        /// The directory.
+        dir: PathBuf,
+        /// What contradicts what.
+        message: String,
+    },
 }
 
 impl From<IoFailure> for CheckpointError {
@@ -143,6 +169,10 @@ struct Metadata {
     /// run has bound it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<String>,
+    /// The settings the checkpoint is bound to (see
+    /// [`Checkpoint::bind_settings`]), once a run has bound them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    settings: Option<String>,
 }
 
 /// `DIR/offsets/<epoch>`: where epoch `epoch` lies in the log.
@@ -176,6 +206,10 @@ pub struct Checkpoint {
     records_per_epoch: u64,
     /// The source bound to the checkpoint, if any.
     source: Option<String>,
+    /// The settings bound to the checkpoint, if any.
+    settings: Option<String>,
+    /// `DIR/lock`, locked for as long as this value lives.
+    _lock: fs::File,
     last_committed: Option<u64>,
     snapshot_every: u64,
     retain: u64,
@@ -196,13 +230,16 @@ impl Checkpoint {
                 "records per epoch must be at least 1".into(),
             ));
         }
+        create_dir(&dir)?;
+        let lock = lock_dir(&dir)?;
         let wanted = Metadata {
             format_version: FORMAT_VERSION,
             records_per_epoch,
             source: None,
+            settings: None,
         };
         let metadata_path = dir.join("metadata");
-        let source = match fs::read(&metadata_path) {
+        let found = match fs::read(&metadata_path) {
             Ok(bytes) => {
                 let found: Metadata =
                     serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
@@ -229,12 +266,17 @@ impl Checkpoint {
                         records_per_epoch,
                     ));
                 }
-                found.source
+                found
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                create_dir(&dir)?;
+                if let Some(what) = logged_epochs(&dir)? {
+                    return Err(CheckpointError::Inconsistent {
+                        dir,
+                        message: format!("`metadata` is missing, but {what} are logged"),
+                    });
+                }
                 write_metadata(&dir, &wanted)?;
-                None
+                wanted
             }
             Err(source) => {
                 return Err(CheckpointError::Io {
@@ -247,15 +289,64 @@ impl Checkpoint {
         for sub in ["offsets", "commits"] {
             create_dir(&dir.join(sub))?;
         }
-        let last_committed = last_epoch_in(&dir.join("commits"))?;
+        let last_committed = check_commits(&dir)?;
         Ok(Checkpoint {
             dir,
             records_per_epoch,
-            source,
+            source: found.source,
+            settings: found.settings,
+            _lock: lock,
             last_committed,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             retain: DEFAULT_RETAIN_EPOCHS,
         })
+    }
+
+    /// Binds the checkpoint to `settings`: a description of everything a
+    /// resumed run must share with the runs before it beyond the plan and
+    /// the source (the job, its output mode, the sink and where it writes).
+    /// The first run records them; a later run with other settings is
+    /// refused with both, rather than mixing incompatible results into one
+    /// output.
+    ///
+    /// ```
+    /// use microbatch::checkpoint::{Checkpoint, CheckpointError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// drop(Checkpoint::open(dir.path(), 1000)?.bind_settings("keyed count into a.db")?);
+    /// let other = Checkpoint::open(dir.path(), 1000)?.bind_settings("keyed sum into b.db");
+    /// assert!(matches!(other, Err(CheckpointError::Mismatch { setting: "settings", .. })));
+    /// # Ok::<(), CheckpointError>(())
+    /// ```
+    pub fn bind_settings(mut self, settings: impl Into<String>) -> Result<Self, CheckpointError> {
+        let settings = settings.into();
+        match &self.settings {
+            Some(bound) if *bound == settings => Ok(self),
+            Some(bound) => Err(CheckpointError::Mismatch {
+                path: self.dir.join("metadata"),
+                setting: "settings",
+                found: bound.clone(),
+                wanted: settings,
+            }),
+            None => {
+                self.settings = Some(settings);
+                self.rewrite_metadata()?;
+                Ok(self)
+            }
+        }
+    }
+
+    /// Writes `DIR/metadata` with what is bound now.
+    fn rewrite_metadata(&self) -> Result<(), CheckpointError> {
+        write_metadata(
+            &self.dir,
+            &Metadata {
+                format_version: FORMAT_VERSION,
+                records_per_epoch: self.records_per_epoch,
+                source: self.source.clone(),
+                settings: self.settings.clone(),
+            },
+        )
     }
 
     /// Binds the checkpoint to the source whose records it logs, named by
@@ -275,16 +366,8 @@ impl Checkpoint {
                 wanted: identity.to_owned(),
             }),
             None => {
-                write_metadata(
-                    &self.dir,
-                    &Metadata {
-                        format_version: FORMAT_VERSION,
-                        records_per_epoch: self.records_per_epoch,
-                        source: Some(identity.to_owned()),
-                    },
-                )?;
                 self.source = Some(identity.to_owned());
-                Ok(())
+                self.rewrite_metadata()
             }
         }
     }
@@ -385,16 +468,102 @@ impl Checkpoint {
     }
 }
 
+/// Takes `DIR/lock` (an OS advisory lock, released when the file closes,
+/// also when the process dies): one run per directory at a time.
+fn lock_dir(dir: &Path) -> Result<fs::File, CheckpointError> {
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| CheckpointError::Io {
+            action: "open",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(CheckpointError::InUse {
+            dir: dir.to_owned(),
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(CheckpointError::Io {
+            action: "lock",
+            path,
+            source,
+        }),
+    }
+}
+
+/// What is logged in `dir` without its metadata, if anything is.
+fn logged_epochs(dir: &Path) -> Result<Option<String>, CheckpointError> {
+    for sub in ["offsets", "commits", "state"] {
+        let path = dir.join(sub);
+        if path.exists() && !epochs_in(&path, if sub == "state" { ".rkyv" } else { "" })?.is_empty()
+        {
+            return Ok(Some(format!("epochs in `{sub}/`")));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks the commits against each other and the offsets, and returns the
+/// last committed epoch: each `commits/<e>` names epoch `e` inside, has its
+/// `offsets/<e>`, the commits run without a gap, and no offsets lie beyond
+/// the epoch after the last commit.
+fn check_commits(dir: &Path) -> Result<Option<u64>, CheckpointError> {
+    let inconsistent = |message: String| CheckpointError::Inconsistent {
+        dir: dir.to_owned(),
+        message,
+    };
+    let mut commits = epochs_in(&dir.join("commits"), "")?;
+    commits.sort_unstable();
+    let offsets = epochs_in(&dir.join("offsets"), "")?;
+    for (i, &epoch) in commits.iter().enumerate() {
+        let path = dir.join("commits").join(epoch.to_string());
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let commit: Commit =
+            serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if commit.epoch != epoch {
+            return Err(inconsistent(format!(
+                "`commits/{epoch}` holds the commit of epoch {}",
+                commit.epoch
+            )));
+        }
+        if !offsets.contains(&epoch) {
+            return Err(inconsistent(format!(
+                "epoch {epoch} is committed but `offsets/{epoch}` is missing"
+            )));
+        }
+        if i > 0 && commits[i - 1] + 1 != epoch {
+            return Err(inconsistent(format!(
+                "the commits jump from epoch {} to {epoch}",
+                commits[i - 1]
+            )));
+        }
+    }
+    let last = commits.last().copied();
+    let next = last.map_or(0, |last| last + 1);
+    if let Some(&beyond) = offsets.iter().find(|&&e| e > next) {
+        return Err(inconsistent(format!(
+            "`offsets/{beyond}` lies beyond epoch {next}, the one after the last commit"
+        )));
+    }
+    Ok(last)
+}
+
 /// Writes `DIR/metadata`.
 fn write_metadata(dir: &Path, metadata: &Metadata) -> Result<(), CheckpointError> {
     let bytes = serde_json::to_vec(metadata).expect("plain metadata encodes");
     write_atomically(dir, &dir.join("metadata"), &bytes)?;
     Ok(sync_dir(dir)?)
-}
-
-/// The greatest epoch named by a file in `dir`.
-fn last_epoch_in(dir: &Path) -> Result<Option<u64>, CheckpointError> {
-    Ok(epochs_in(dir, "")?.into_iter().max())
 }
 
 /// The epochs named by the files `<epoch><suffix>` in `dir` (temporary
@@ -441,6 +610,7 @@ mod tests {
         checkpoint.write_offsets(1, 1010).unwrap();
         checkpoint.write_commit(1, 7).unwrap();
         checkpoint.write_offsets(2, 1000).unwrap();
+        drop(checkpoint);
 
         let reopened = Checkpoint::open(&path, 1000).unwrap();
         assert_eq!(reopened.last_committed(), Some(1));
@@ -491,6 +661,7 @@ mod tests {
         checkpoint.bind_source(None).unwrap();
         checkpoint.bind_source(Some("log A")).unwrap();
         checkpoint.bind_source(Some("log A")).unwrap();
+        drop(checkpoint);
         let mut reopened = Checkpoint::open(dir.path(), 10).unwrap();
         reopened.bind_source(Some("log A")).unwrap();
         let error = reopened.bind_source(Some("log B")).unwrap_err();
@@ -520,10 +691,81 @@ mod tests {
             kept.sort_unstable();
             assert_eq!(kept, [7, 8, 9], "{sub}");
         }
+        drop(checkpoint);
         assert_eq!(
             Checkpoint::open(dir.path(), 10).unwrap().last_committed(),
             Some(9)
         );
+    }
+
+    /// A checkpoint with epochs 0 to 9 committed.
+    fn ten_commits() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpoint::open(dir.path(), 10).unwrap();
+        for epoch in 0..10 {
+            checkpoint.write_offsets(epoch, 10).unwrap();
+            checkpoint.write_commit(epoch, 1).unwrap();
+        }
+        dir
+    }
+
+    fn inconsistency(dir: &Path) -> String {
+        match Checkpoint::open(dir, 10) {
+            Err(error @ CheckpointError::Inconsistent { .. }) => error.to_string(),
+            Err(other) => panic!("another error: {other}"),
+            Ok(checkpoint) => panic!("opened, last commit {:?}", checkpoint.last_committed()),
+        }
+    }
+
+    #[test]
+    fn one_run_at_a_time_holds_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Checkpoint::open(dir.path(), 10).unwrap();
+        let second = Checkpoint::open(dir.path(), 10).unwrap_err();
+        assert!(matches!(second, CheckpointError::InUse { .. }), "{second}");
+        drop(first);
+        Checkpoint::open(dir.path(), 10).unwrap();
+    }
+
+    #[test]
+    fn a_deleted_metadata_is_not_made_again_from_the_new_run() {
+        let dir = ten_commits();
+        fs::remove_file(dir.path().join("metadata")).unwrap();
+        assert!(inconsistency(dir.path()).contains("`metadata` is missing"));
+    }
+
+    #[test]
+    fn a_stray_or_missing_commit_or_offsets_file_is_refused() {
+        // A copy of commits/0 as commits/15: the wrong epoch inside, a gap,
+        // and no offsets/15.
+        let dir = ten_commits();
+        let commits = dir.path().join("commits");
+        fs::copy(commits.join("0"), commits.join("15")).unwrap();
+        assert!(inconsistency(dir.path()).contains("holds the commit of epoch 0"));
+        // The right epoch inside, still with no offsets.
+        let dir = ten_commits();
+        fs::write(
+            dir.path().join("commits").join("10"),
+            br#"{"epoch":10,"rows":1}"#,
+        )
+        .unwrap();
+        assert!(inconsistency(dir.path()).contains("offsets/10` is missing"));
+        // A gap in the commits.
+        let dir = ten_commits();
+        fs::remove_file(dir.path().join("commits").join("5")).unwrap();
+        assert!(inconsistency(dir.path()).contains("jump from epoch 4 to 6"));
+        // Offsets far beyond the last commit.
+        let dir = ten_commits();
+        let offsets = dir.path().join("offsets");
+        fs::copy(offsets.join("9"), offsets.join("20")).unwrap();
+        assert!(inconsistency(dir.path()).contains("offsets/20"));
+        // The offsets of the epoch after the last commit are what a crash
+        // between the two leaves: fine.
+        let dir = ten_commits();
+        let offsets = dir.path().join("offsets");
+        fs::copy(offsets.join("9"), offsets.join("10")).unwrap();
+        let checkpoint = Checkpoint::open(dir.path(), 10).unwrap();
+        assert_eq!(checkpoint.last_committed(), Some(9));
     }
 
     #[test]
@@ -531,6 +773,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Checkpoint::open(dir.path(), 10).unwrap();
         fs::write(dir.path().join("commits").join(".4.tmp"), b"{").unwrap();
+        drop(Checkpoint::open(dir.path(), 10));
         assert_eq!(
             Checkpoint::open(dir.path(), 10).unwrap().last_committed(),
             None

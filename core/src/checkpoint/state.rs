@@ -204,9 +204,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let checkpoint = Checkpoint::open(dir.path(), 10).unwrap();
         assert!(checkpoint.latest_state(2).unwrap().is_none());
-        for epoch in [4, 9, 14] {
-            let parts = vec![vec![epoch as u8; 5], vec![], vec![7; 33]];
-            checkpoint.write_state(epoch, &parts).unwrap();
+        for epoch in 0..=14 {
+            if epoch % 5 == 4 {
+                let parts = vec![vec![epoch as u8; 5], vec![], vec![7; 33]];
+                checkpoint.write_state(epoch, &parts).unwrap();
+            }
+            checkpoint.write_offsets(epoch, 10).unwrap();
             checkpoint.write_commit(epoch, 0).unwrap();
         }
         checkpoint
@@ -217,6 +220,7 @@ mod tests {
         assert_eq!(kept, [14, 19]);
 
         // Epoch 19 is not committed: its snapshot is not used.
+        drop(checkpoint);
         let reopened = Checkpoint::open(dir.path(), 10).unwrap();
         let snapshot = reopened.latest_state(3).unwrap().unwrap();
         assert_eq!(snapshot.epoch, 14);
@@ -232,8 +236,12 @@ mod tests {
     fn a_damaged_state_snapshot_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let checkpoint = Checkpoint::open(dir.path(), 10).unwrap();
+        for epoch in 0..=4 {
+            checkpoint.write_offsets(epoch, 10).unwrap();
+            checkpoint.write_commit(epoch, 0).unwrap();
+        }
         checkpoint.write_state(4, &[vec![1, 2, 3, 4]]).unwrap();
-        checkpoint.write_commit(4, 0).unwrap();
+        drop(checkpoint);
         let path = dir.path().join("state").join("4.rkyv");
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
