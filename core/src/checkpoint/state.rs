@@ -61,7 +61,7 @@ impl Checkpoint {
 
     /// Whether the totals are snapshotted after `epoch`.
     pub(crate) fn snapshot_due(&self, epoch: u64) -> bool {
-        self.snapshot_every > 0 && (epoch + 1) % self.snapshot_every == 0
+        self.snapshot_every > 0 && (epoch + 1).is_multiple_of(self.snapshot_every)
     }
 
     fn state_path(&self, epoch: u64) -> PathBuf {

@@ -118,7 +118,7 @@ where
     fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String> {
         // rkyv reads from aligned memory: a snapshot's parts are (in a
         // page-aligned map); other bytes are copied first.
-        if bytes.as_ptr() as usize % 16 == 0 {
+        if (bytes.as_ptr() as usize).is_multiple_of(16) {
             return rkyv::from_bytes::<Vec<(K, S)>, Error>(bytes).map_err(|e| e.to_string());
         }
         let mut aligned = AlignedVec::<16>::new();
