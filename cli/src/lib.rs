@@ -10,6 +10,7 @@
 //! - [`commands`]: `run`, `sweep`, `compare`, `log write`.
 //! - [`report`], [`plot`], [`cpu`]: what a run prints and draws, and how
 //!   its CPU time and memory are read.
+//! - [`paths`]: the outputs a command writes, checked before it runs.
 
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod cpu;
 pub mod driver;
 pub mod jobs;
+pub mod paths;
 pub mod plot;
 pub mod profile;
 pub mod report;

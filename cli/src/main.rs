@@ -23,6 +23,7 @@ use microbatch_cli::commands::sweep::{
 use microbatch_cli::driver::error::RunError;
 use microbatch_cli::driver::{Observer, RunFiles, Status};
 use microbatch_cli::jobs::clickstream::Click;
+use microbatch_cli::paths::{check_outputs, PathError};
 use microbatch_cli::plot;
 use microbatch_cli::profile::{Profile, ProfileError};
 use microbatch_cli::report::rate;
@@ -226,6 +227,7 @@ fn one_line(error: &anyhow::Error) -> String {
 fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<ProfileError>().is_some()
         || error.downcast_ref::<UsageError>().is_some()
+        || error.downcast_ref::<PathError>().is_some()
     {
         return EXIT_USAGE;
     }
@@ -309,6 +311,16 @@ fn with_extension(path: &Path, extension: &str) -> PathBuf {
     path.with_file_name(format!("{stem}.{extension}"))
 }
 
+/// What a command over `profile` (read from `path`) reads: the profile
+/// and the workload's file or log.
+fn inputs_of(path: &Path, profile: &Profile) -> Vec<(String, PathBuf)> {
+    let mut inputs = vec![("profile".to_string(), path.to_owned())];
+    if let Some(input) = &profile.workload.path {
+        inputs.push(("workload.path".into(), input.clone()));
+    }
+    inputs
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -327,6 +339,19 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let hdr_path = args
         .hdr_log
         .or_else(|| args.json.as_deref().map(|j| with_extension(j, "hlog")));
+    let outputs: Vec<(String, PathBuf)> = [
+        ("--json", &args.json),
+        ("--epochs", &epochs_path),
+        ("--hdr-log", &hdr_path),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| path.clone().map(|path| (flag.to_string(), path)))
+    .collect();
+    let mut inputs = inputs_of(&args.profile.profile, &profile);
+    if let Some(dir) = &args.checkpoint {
+        inputs.push(("checkpoint directory".into(), dir.clone()));
+    }
+    check_outputs(&outputs, &inputs)?;
     for path in [&args.json, &epochs_path, &hdr_path].into_iter().flatten() {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -412,6 +437,12 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("results").join(format!("sweep-{stem}-{stamp}"))
     });
+    let outputs: Vec<(String, PathBuf)> =
+        ["sweep.csv", "profile.toml", "latency.svg", "throughput.svg"]
+            .into_iter()
+            .map(|name| (format!("--out {}:", dir.display()), dir.join(name)))
+            .collect();
+    check_outputs(&outputs, &inputs_of(&args.profile.profile, &profile))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let runs = plan.intervals.len()
         * plan.max_batch_records.len().max(1)
@@ -447,6 +478,12 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
 
 fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
     let (profile, name) = load(&args.profile)?;
+    if let Some(json) = &args.json {
+        check_outputs(
+            &[("--json".into(), json.clone())],
+            &inputs_of(&args.profile.profile, &profile),
+        )?;
+    }
     let each = profile.run.warmup + profile.run.duration;
     say!(
         "microbatch compare {name}: 6 runs of about {}",

@@ -333,6 +333,14 @@ fn compare_prints_every_design_with_ratios() {
 
 #[test]
 fn bad_input_is_one_line_and_exit_code_2() {
+    let set = |assignment: &str| -> Vec<String> {
+        vec![
+            "run".into(),
+            "profiles/default.toml".into(),
+            "--set".into(),
+            assignment.into(),
+        ]
+    };
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[engine]\nintervl = \"1ms\"\n").unwrap();
@@ -373,7 +381,27 @@ fn bad_input_is_one_line_and_exit_code_2() {
             "--interval",
         ),
         (vec!["run".into()], "PROFILE"),
+        // Settings out of range, each named.
+        (set("run.warmup=18446744073709551615s"), "run.warmup"),
+        (set("engine.workers=1000"), "engine.workers"),
+        (set("engine.interval=1ns"), "engine.interval"),
+        (
+            vec!["run".into(), "/dev/urandom".into()],
+            "not a regular file",
+        ),
     ];
+    // Zero records per block: clap's own error (with its usage lines).
+    let zero = microbatch(&[
+        "log",
+        "write",
+        "--from",
+        "x.csv",
+        "--to",
+        "y",
+        "--block-records",
+        "0",
+    ]);
+    assert_fails(&zero, 2, &["--block-records"]);
     for (args, expected) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = microbatch(&args);
@@ -416,4 +444,79 @@ fn help_explains_every_command() {
     }
     let output = microbatch(&["--help"]);
     assert!(stdout(&output).contains("Exit codes"));
+}
+
+#[test]
+fn a_byte_order_mark_and_both_names_of_the_output_kind_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let bom = dir.path().join("bom.toml");
+    std::fs::write(
+        &bom,
+        "\u{feff}[run]\nwarmup = \"0s\"\nduration = \"200ms\"\n[engine]\npin = false\n",
+    )
+    .unwrap();
+    assert_success(&microbatch(&["run", bom.to_str().unwrap()]));
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, "[output]\nkind = \"csv\"\nsink = \"sqlite\"\n").unwrap();
+    let output = microbatch(&["run", both.to_str().unwrap()]);
+    assert_fails(&output, 2, &["output", "give one"]);
+    // A uniform click stream is a click stream, not an internal setting.
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/clickstream.toml",
+        &[
+            "--set",
+            "workload.distribution=uniform",
+            "--set",
+            "output.kind=none",
+        ],
+    ));
+    assert_success(&microbatch(&args));
+}
+
+#[test]
+fn outputs_that_collide_or_land_on_an_input_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("mine.toml");
+    std::fs::copy(workspace().join("profiles/default.toml"), &profile).unwrap();
+    let profile = profile.to_str().unwrap();
+    let json = dir.path().join("a.hlog");
+    let json = json.to_str().unwrap();
+    let summary = dir.path().join("s.json");
+    let summary = summary.to_str().unwrap();
+    for (args, needle) in [
+        // The summary's derived interval log is the summary itself.
+        (vec!["run", profile, "--json", json], "--json"),
+        (
+            vec!["run", profile, "--json", summary, "--epochs", summary],
+            "--json",
+        ),
+        (vec!["run", profile, "--json", profile], "profile"),
+        (
+            vec!["run", profile, "--json", dir.path().to_str().unwrap()],
+            "directory",
+        ),
+        (vec!["compare", profile, "--json", profile], "profile"),
+    ] {
+        let output = microbatch(&args);
+        assert_fails(&output, 2, &[needle]);
+        assert_eq!(stderr(&output).trim().lines().count(), 1, "{args:?}");
+    }
+    // A sweep whose copy of the profile would overwrite it.
+    let named = dir.path().join("profile.toml");
+    std::fs::copy(profile, &named).unwrap();
+    let output = microbatch(&[
+        "sweep",
+        named.to_str().unwrap(),
+        "--interval",
+        "10ms",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_fails(&output, 2, &["profile"]);
+    assert_eq!(
+        std::fs::read(&named).unwrap(),
+        std::fs::read(profile).unwrap(),
+        "the profile is untouched"
+    );
 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The most workers per core the machine has: beyond it workers only take
+/// turns, and the shuffle's W×W rings grow for nothing.
+pub const MAX_WORKERS_PER_CORE: usize = 4;
+
 /// The most workers an engine runs: the mesh holds W×W rings.
 pub const MAX_WORKERS: usize = 1024;
 /// The largest ring a producer or mesh pair gets, in records.
@@ -166,10 +170,22 @@ impl Config {
                 format!("between 1 and {MAX_WORKERS}"),
             ));
         }
-        if self.interval == Some(Duration::ZERO) {
+        let cores = crate::sync::cold::available_parallelism().map_or(1, |n| n.get());
+        if self.workers > MAX_WORKERS_PER_CORE * cores {
+            return Err(ConfigError::new(
+                "workers",
+                self.workers,
+                format!(
+                    "at most {} on this machine ({MAX_WORKERS_PER_CORE} per core, {cores} cores): \
+                     the shuffle joins every pair of workers, and more workers than cores only take turns",
+                    MAX_WORKERS_PER_CORE * cores
+                ),
+            ));
+        }
+        if let Some(interval) = self.interval.filter(|i| *i < Duration::from_micros(1)) {
             return Err(ConfigError::new(
                 "interval",
-                Duration::ZERO,
+                format!("{interval:?}"),
                 "at least 1µs, or \"off\" for no time trigger",
             ));
         }

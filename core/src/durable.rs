@@ -65,3 +65,36 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), IoFailure> {
 pub(crate) fn create_dir(dir: &Path) -> Result<(), IoFailure> {
     fs::create_dir_all(dir).map_err(failed("create the directory", dir))
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_link_at_the_temporary_name_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let target = dir.path().join("out.csv");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".out.csv.tmp")).unwrap();
+        write_atomically(dir.path(), &target, b"rows").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(fs::read(&target).unwrap(), b"rows");
+        assert!(!fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let target = dir.path().join("busy");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("inside"), b"x").unwrap();
+        let failure = write_atomically(dir.path(), &target, b"rows").unwrap_err();
+        assert_eq!(failure.action, "rename into place");
+        assert!(!dir.path().join(".busy.tmp").exists());
+    }
+}

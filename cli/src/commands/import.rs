@@ -210,10 +210,16 @@ fn import_into<R: TextRecord>(
     };
     for (index, line) in BufReader::new(input).lines().enumerate() {
         let number = index as u64 + 1;
-        let line = line.map_err(|error| ImportError::Input {
+        let mut line = line.map_err(|error| ImportError::Input {
             path: from.to_owned(),
             message: format!("line {number}: cannot read: {error}"),
         })?;
+        if number == 1 {
+            // A byte-order mark some editors write is not part of the data.
+            if let Some(rest) = line.strip_prefix('\u{feff}') {
+                line = rest.to_owned();
+            }
+        }
         match parse::<R>(format, &line, number) {
             Ok(Some(record)) => writer.append(record)?,
             Ok(None) => {}

@@ -126,9 +126,13 @@ impl Runner<'_> {
         let checkpoint_note = checkpoint.as_ref().map(window::checkpoint_note);
         let builder = self.builder(job, sink, checkpoint, &epochs);
         let builder = feed.attach(builder, workload);
+        // Set-up (the sources' tables, the workers, the shuffle) is not
+        // part of the run: the clock starts once the engine runs.
+        let setting_up = Instant::now();
+        let engine = builder.start()?;
+        let set_up = setting_up.elapsed();
         let started = Instant::now();
         let cpu_start = cpu::process_time();
-        let engine = builder.start()?;
         let stop = Arc::new(AtomicBool::new(false));
         let producers = feed.spawn(&engine, workload, started, &stop)?;
 
@@ -156,6 +160,7 @@ impl Runner<'_> {
             cpu: cpu::process_time(),
             planned_epoch,
             checkpoint_note,
+            set_up,
         };
         if let Some(log) = &mut log {
             log.write(

@@ -59,6 +59,8 @@ pub(super) struct Ending {
     /// Under a checkpoint, the records per epoch its plan cuts.
     pub(super) planned_epoch: Option<u64>,
     pub(super) checkpoint_note: Option<String>,
+    /// How long the engine took to start (not in the figures).
+    pub(super) set_up: Duration,
 }
 
 /// The report's note on the checkpoint a run resumes from.
@@ -103,6 +105,12 @@ pub(super) fn report(
 ) -> (RunReport, Duration) {
     let workload = &profile.workload;
     let mut notes: Vec<String> = ending.checkpoint_note.into_iter().collect();
+    if ending.set_up >= Duration::from_secs(1) {
+        notes.push(format!(
+            "set-up took {:.1} s before the run (the generator's tables, the workers); not in the figures",
+            ending.set_up.as_secs_f64()
+        ));
+    }
     let snapshot = snapshot.unwrap_or_else(|| {
             notes.push(format!(
                 "the input ran out after {:.2} s, within the {:.1} s warm-up: the figures cover the whole run",

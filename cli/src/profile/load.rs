@@ -6,21 +6,51 @@ use std::path::Path;
 
 use super::schema::{JobKind, OutputModeSpec, Profile, Rate, SourceKind, MAX_PRODUCERS};
 use super::ProfileError;
+
+/// The largest profile read: a profile is a short TOML file, and a path
+/// to something else (a device, a huge file) is refused rather than read.
+const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// The longest warm-up and measured duration a profile may ask for.
+const MAX_RUN: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 use crate::jobs::case_of;
 
 impl Profile {
     /// Reads `path`, applies the `section.key=value` `overrides` in order
     /// and checks every setting.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        let read = |source| ProfileError::Read {
             path: path.to_owned(),
             source,
+        };
+        let metadata = std::fs::metadata(path).map_err(read)?;
+        if !metadata.is_file() {
+            return Err(ProfileError::NotAProfile {
+                path: path.to_owned(),
+                reason: "not a regular file".into(),
+            });
+        }
+        if metadata.len() > MAX_PROFILE_BYTES {
+            return Err(ProfileError::NotAProfile {
+                path: path.to_owned(),
+                reason: format!(
+                    "{} bytes; a profile is a TOML file of at most {MAX_PROFILE_BYTES} bytes",
+                    metadata.len()
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|error| ProfileError::NotAProfile {
+            path: path.to_owned(),
+            reason: format!("not UTF-8 text ({error})"),
         })?;
         Profile::parse(path, &text, overrides)
     }
 
     /// Like [`load`](Profile::load), from the text of the file `path`.
     pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
+        // A byte-order mark some editors write is not part of the TOML.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut table: toml::Table =
             text.parse()
                 .map_err(|error: toml::de::Error| ProfileError::Syntax {
@@ -31,10 +61,20 @@ impl Profile {
             apply_override(&mut table, assignment)?;
         }
         let profile: Profile = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|error| ProfileError::Key {
-                path: path.to_owned(),
-                key: error.path().to_string(),
-                message: error.inner().message().trim().to_owned(),
+            .map_err(|error| {
+                let key = error.path().to_string();
+                let message = error.inner().message().trim().to_owned();
+                let message = if key == "output" && message.contains("duplicate field `kind`") {
+                    "both `kind` and `sink` are given; they are two names of one setting: give one"
+                        .to_owned()
+                } else {
+                    message
+                };
+                ProfileError::Key {
+                    path: path.to_owned(),
+                    key,
+                    message,
+                }
             })?;
         profile
             .check()
@@ -145,6 +185,20 @@ impl Profile {
         }
         // What the job itself cannot run with: its registered case says.
         case_of(self.job.kind).check(self)?;
+        for (key, value) in [
+            ("run.warmup", self.run.warmup),
+            ("run.duration", self.run.duration),
+        ] {
+            if value > MAX_RUN {
+                return Err((
+                    key.into(),
+                    format!(
+                        "{}; accepted: at most 366 days",
+                        humantime::format_duration(value)
+                    ),
+                ));
+            }
+        }
         if self.run.duration.is_zero() {
             return Err((
                 "run.duration".into(),

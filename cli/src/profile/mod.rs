@@ -42,6 +42,15 @@ pub enum ProfileError {
         /// Why.
         source: std::io::Error,
     },
+    /// The path is not a profile file: not a regular file, too large, or
+    /// not text.
+    #[error("{path}: not a profile: {reason}")]
+    NotAProfile {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The file is not TOML.
     #[error("{path}: not valid TOML: {message}")]
     Syntax {

@@ -316,7 +316,7 @@ impl Checkpoint {
     /// drop(Checkpoint::open(dir.path(), 1000)?.bind_settings("keyed count into a.db")?);
     /// let other = Checkpoint::open(dir.path(), 1000)?.bind_settings("keyed sum into b.db");
     /// assert!(matches!(other, Err(CheckpointError::Mismatch { setting: "settings", .. })));
-    /// # Ok::<(), CheckpointError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bind_settings(mut self, settings: impl Into<String>) -> Result<Self, CheckpointError> {
         let settings = settings.into();

@@ -25,7 +25,7 @@ pub struct ClickConfig {
     /// Distinct users; user `u` (from 0) is drawn with probability ∝
     /// 1 / (u + 1)^`user_skew`. Default 1 000 000.
     pub users: u64,
-    /// The Zipf exponent of users. Default 1.0.
+    /// The Zipf exponent of users; 0 draws them uniformly. Default 1.0.
     pub user_skew: f64,
     /// Distinct pages (Zipf 1.0: a few are popular). Default 10 000.
     pub pages: u64,
@@ -71,11 +71,11 @@ impl ClickConfig {
         if self.pages == 0 {
             return Err(ConfigError::new("pages", 0, "at least 1"));
         }
-        if !(self.user_skew > 0.0 && self.user_skew.is_finite()) {
+        if !(self.user_skew >= 0.0 && self.user_skew.is_finite()) {
             return Err(ConfigError::new(
                 "user_skew",
                 self.user_skew,
-                "a Zipf exponent above 0",
+                "a Zipf exponent of at least 0 (0: uniform users)",
             ));
         }
         if !(self.mean_session >= 1.0 && self.mean_session.is_finite()) {
