@@ -347,6 +347,10 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(flag, path)| path.clone().map(|path| (flag.to_string(), path)))
     .collect();
+    let mut outputs = outputs;
+    if let Some(letters) = &profile.engine.dead_letters {
+        outputs.push(("engine.dead_letters".into(), letters.clone()));
+    }
     let mut inputs = inputs_of(&args.profile.profile, &profile);
     if let Some(dir) = &args.checkpoint {
         inputs.push(("checkpoint directory".into(), dir.clone()));

@@ -460,6 +460,14 @@ fn a_byte_order_mark_and_both_names_of_the_output_kind_are_handled() {
     std::fs::write(&both, "[output]\nkind = \"csv\"\nsink = \"sqlite\"\n").unwrap();
     let output = microbatch(&["run", both.to_str().unwrap()]);
     assert_fails(&output, 2, &["output", "give one"]);
+    // A panic policy from the profile is taken (the CLI's jobs never
+    // panic, so the run is the same).
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/default.toml",
+        &["--set", "engine.on_panic=retry"],
+    ));
+    assert_success(&microbatch(&args));
     // A uniform click stream is a click stream, not an internal setting.
     let mut args = vec!["run"];
     args.extend(short(

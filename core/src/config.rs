@@ -113,6 +113,34 @@ pub struct Config {
     /// How workers place each batch's records; see [`PlacementPolicy`].
     /// Default: adaptive.
     pub placement: PlacementPolicy,
+    /// What a worker does when user code panics while it folds a batch;
+    /// see [`OnPanic`]. Default: stop. Anything else needs the builder's
+    /// [`on_panic`](crate::EngineBuilder::on_panic) with
+    /// [`Config::panic_policy`] (the record type must be `Clone` and
+    /// `Serialize`); the CLI does that.
+    pub on_panic: OnPanic,
+    /// How many times a batch is folded again after a panic, under
+    /// `on_panic = "retry"` or `"dead_letters"`. Default: 2.
+    pub panic_retries: u32,
+    /// Under `on_panic = "dead_letters"`, the JSON-lines file that takes the
+    /// records that panic.
+    pub dead_letters: Option<std::path::PathBuf>,
+}
+
+/// What a worker does when user code panics while it folds a batch (a
+/// profile's `engine.on_panic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPanic {
+    /// The engine stops with the panic.
+    #[default]
+    Stop,
+    /// The batch is folded again, up to `panic_retries` times, then the
+    /// engine stops.
+    Retry,
+    /// As `Retry`, then the records that panic go to the `dead_letters`
+    /// file and the epoch completes without them.
+    DeadLetters,
 }
 
 impl Default for Config {
@@ -127,6 +155,9 @@ impl Default for Config {
             idle: IdleStrategy::Backoff,
             work_stealing: true,
             placement: PlacementPolicy::Adaptive,
+            on_panic: OnPanic::Stop,
+            panic_retries: 2,
+            dead_letters: None,
         }
     }
 }
@@ -203,6 +234,23 @@ impl Config {
                 format!("between 1 and {MAX_RING_CAPACITY} records"),
             ));
         }
+        match (self.on_panic, &self.dead_letters) {
+            (OnPanic::DeadLetters, None) => {
+                return Err(ConfigError::new(
+                    "dead_letters",
+                    "not set",
+                    "a file path with on_panic = \"dead_letters\"",
+                ))
+            }
+            (OnPanic::Stop | OnPanic::Retry, Some(path)) => {
+                return Err(ConfigError::new(
+                    "dead_letters",
+                    path.display(),
+                    "unset unless on_panic = \"dead_letters\"",
+                ))
+            }
+            _ => {}
+        }
         if !(1..=MAX_EPOCHS_IN_FLIGHT).contains(&self.max_epochs_in_flight) {
             return Err(ConfigError::new(
                 "max_epochs_in_flight",
@@ -211,6 +259,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The panic policy [`on_panic`](Self::on_panic) asks for, if any: give
+    /// it to [`EngineBuilder::on_panic`](crate::EngineBuilder::on_panic).
+    pub fn panic_policy(&self) -> Option<crate::fault::PanicPolicy> {
+        match self.on_panic {
+            OnPanic::Stop => None,
+            OnPanic::Retry => Some(crate::fault::PanicPolicy {
+                retries: self.panic_retries,
+                dead_letters: None,
+            }),
+            OnPanic::DeadLetters => Some(crate::fault::PanicPolicy {
+                retries: self.panic_retries,
+                dead_letters: self.dead_letters.clone(),
+            }),
+        }
     }
 
     /// Whether the engine is a batch system: no time and no count trigger,

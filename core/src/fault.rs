@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 use crate::input::CHUNK;
 use crate::job::Job;
-use crate::sync::cold::{lock, Mutex};
+use crate::sync::cold::{lock, Mutex, Once};
 
 /// How the engine handles a panic in user code while a worker folds its
 /// batch. Set with
@@ -52,6 +52,34 @@ struct DeadLetter<'a, R> {
     worker: usize,
     panic: &'a str,
     record: &'a R,
+}
+
+std::thread_local! {
+    /// This thread is inside [`quietly`].
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays silent on threads inside
+/// [`quietly`] and hands every other panic to the hook that was there.
+static QUIET_HOOK: Once = Once::new();
+
+/// Runs `f`, which may panic under `catch_unwind`, with the panic hook
+/// silent on this thread: a panic the policy handles (retried, or whose
+/// record goes to the dead-letter file) is not printed once per attempt.
+/// A panic that stops the engine is reported in its error.
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|quiet| quiet.set(true));
+    let out = f();
+    QUIET.with(|quiet| quiet.set(false));
+    out
 }
 
 /// The text of a panic payload.
@@ -200,7 +228,7 @@ fn refold<R, J: Job<R>>(job: &J, parts: &mut [J::Part], records: &[R]) -> Result
         *part = job.new_part();
     }
     for chunk in records.chunks(CHUNK) {
-        catch_unwind(AssertUnwindSafe(|| job.absorb(chunk, parts)))
+        quietly(|| catch_unwind(AssertUnwindSafe(|| job.absorb(chunk, parts))))
             .map_err(|payload| panic_message(payload.as_ref()))?;
     }
     Ok(())

@@ -72,8 +72,8 @@ pub mod source;
 mod sync;
 mod worker;
 
-pub use config::{Config, ConfigError, IdleStrategy, PlacementPolicy};
-pub use engine::{Engine, EngineBuilder, Summary};
+pub use config::{Config, ConfigError, IdleStrategy, OnPanic, PlacementPolicy};
+pub use engine::{Engine, EngineBuilder, ShutdownError, Summary};
 pub use error::EngineError;
 pub use fault::PanicPolicy;
 pub use input::{Closed, Producer, PushError};

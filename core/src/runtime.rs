@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 use crate::checkpoint::{commit_epoch, Checkpoint, CommitError};
 use crate::config::Config;
 use crate::epoch::clock::EpochClock;
-use crate::epoch::completion::Completion;
+use crate::epoch::completion::{Completion, Published};
 use crate::epoch::salted::SaltedParts;
 use crate::epoch::slot::EpochSlot;
 use crate::error::EngineError;
@@ -58,6 +58,8 @@ pub(crate) struct Runtime<R, J: Job<R>> {
     pub(crate) slots: Box<[Mutex<EpochSlot>]>,
     pub(crate) salted: SaltedParts<J::Part>,
     pub(crate) completion: Mutex<Completion>,
+    /// The completed epochs' totals and latency, for progress readers.
+    pub(crate) published: Mutex<Published>,
     pub(crate) listener: Option<ProgressListener>,
     /// The checkpoint this run logs to, if any.
     pub(crate) checkpoint: Option<Checkpoint>,
@@ -98,7 +100,13 @@ impl<R, J: Job<R>> Runtime<R, J> {
         drop(failure);
         self.failed.store(true, Ordering::Release);
         self.lanes.close();
+        self.sink.close();
         self.wake_source_waiters();
+    }
+
+    /// The first failure's message, if the engine failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        lock(&self.failure).as_ref().map(ToString::to_string)
     }
 
     /// A worker's built-in source is exhausted (or dropped at the drain).
@@ -136,7 +144,13 @@ impl<R, J: Job<R>> Runtime<R, J> {
             self.commit(&progress)?;
         }
         let committed = self.now_micros().max(now);
-        completion.stamp_committed(&mut progress, &mut runs, now, committed);
+        completion.stamp_committed(
+            &mut lock(&self.published).histogram,
+            &mut progress,
+            &mut runs,
+            now,
+            committed,
+        );
         // The buffer goes back to the slot: no allocation per epoch.
         self.with_slot(epoch, |slot| {
             runs.clear();
@@ -145,7 +159,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
         if let Some(listener) = &self.listener {
             listener(&progress);
         }
-        completion.account(progress);
+        completion.account(&mut lock(&self.published).totals, progress);
         Ok(())
     }
 
@@ -231,10 +245,10 @@ impl<R, J: Job<R>> Runtime<R, J> {
 
     /// Totals so far, with the last completed epoch.
     pub(crate) fn progress(&self) -> Progress {
-        let completion = lock(&self.completion);
-        let mut progress = completion.totals.clone();
-        progress.latency = LatencySummary::of(&completion.histogram);
-        drop(completion);
+        let published = lock(&self.published);
+        let mut progress = published.totals.clone();
+        progress.latency = LatencySummary::of(&published.histogram);
+        drop(published);
         progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
         progress.unpinned = self.unpinned();
         progress.pinning_note = lock(&self.pinning_note).clone();

@@ -145,9 +145,9 @@ impl<Row: Ord + Send + 'static> Run<Row> {
                 while self.committed.lock().unwrap().len() < before + epochs {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                engine.shutdown().map(drop)
+                engine.shutdown().map(drop).map_err(EngineError::from)
             }
-            None => engine.finish().map(drop),
+            None => engine.finish().map(drop).map_err(EngineError::from),
         }
     }
 }

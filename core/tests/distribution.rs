@@ -83,7 +83,7 @@ fn a_partition_out_of_range_stops_the_engine_naming_it() {
             .finish()
             .unwrap_err();
         assert!(
-            matches!(&error, EngineError::WorkerPanicked { message, .. }
+            matches!(&error.error, EngineError::WorkerPanicked { message, .. }
                 if message.contains("partition 2 of 2")),
             "{placement:?}: {error}"
         );

@@ -477,7 +477,7 @@ fn a_panicking_worker_stops_the_engine_with_its_name_and_reason() {
         unreachable!()
     });
     assert!(pushing.join().unwrap() >= 13);
-    match engine.shutdown().unwrap_err() {
+    match engine.shutdown().unwrap_err().error {
         EngineError::WorkerPanicked {
             worker,
             epoch,
@@ -507,7 +507,7 @@ fn a_failing_sink_stops_the_engine_with_its_error() {
         .start()
         .unwrap();
     engine.producer().push((1, 1)).unwrap();
-    match engine.shutdown().unwrap_err() {
+    match engine.shutdown().unwrap_err().error {
         EngineError::Sink { epoch: 0, source } => assert!(source.to_string().contains("no room")),
         other => panic!("unexpected error: {other}"),
     }

@@ -145,7 +145,7 @@ fn a_value_sqlite_cannot_hold_stops_the_engine_and_leaves_the_epoch_out() {
         .unwrap();
     let mut producer = engine.producer();
     producer.push((1, u64::MAX)).unwrap();
-    match engine.shutdown() {
+    match engine.shutdown().map_err(|failure| failure.error) {
         Err(EngineError::Sink { epoch: 0, source }) => {
             assert!(source.to_string().contains("INTEGER range"), "{source}")
         }

@@ -46,6 +46,12 @@ pub enum RunError {
     },
 }
 
+impl From<microbatch::ShutdownError> for RunError {
+    fn from(failure: microbatch::ShutdownError) -> Self {
+        RunError::Engine(failure.error)
+    }
+}
+
 /// A log or output file at `path` cannot be written: `message` says why.
 pub(crate) fn output_error(path: &std::path::Path, message: String) -> RunError {
     RunError::Output {

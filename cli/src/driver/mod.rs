@@ -32,6 +32,7 @@ use microbatch::job::Job;
 use microbatch::progress::EpochProgress;
 use microbatch::sink::Sink;
 use microbatch::{Engine, EngineBuilder, Summary};
+use serde::Serialize;
 
 use self::error::{output_error, RunError};
 use self::feed::{Feed, Producers};
@@ -113,7 +114,7 @@ fn input_done<R: Send + 'static, J: Job<R>>(engine: &Engine<R, J>, producers: &P
 impl Runner<'_> {
     /// Runs `job` into `sink` with the records of `feed`, under
     /// `checkpoint` if any, and reports.
-    pub(crate) fn drive<R: Send + 'static, J: Job<R>, F: Feed<R>>(
+    pub(crate) fn drive<R: Clone + Serialize + Send + 'static, J: Job<R>, F: Feed<R>>(
         mut self,
         job: J,
         sink: impl Sink<J::Row>,
@@ -182,7 +183,7 @@ impl Runner<'_> {
     /// The engine's builder: the profile's settings, a listener that
     /// records every epoch's progress, and the checkpoint, whose log
     /// positions cut the epochs instead of the clock.
-    fn builder<R: Send + 'static, J: Job<R>>(
+    fn builder<R: Clone + Serialize + Send + 'static, J: Job<R>>(
         &self,
         job: J,
         sink: impl Sink<J::Row>,
@@ -198,6 +199,12 @@ impl Runner<'_> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(progress.clone())
             });
+        // The profile's panic policy (engine.on_panic), which needs the
+        // record type's bounds the engine's start does not have.
+        let builder = match self.profile.engine.panic_policy() {
+            Some(policy) => builder.on_panic(policy),
+            None => builder,
+        };
         match checkpoint {
             Some(checkpoint) => builder.interval(None).checkpoint(checkpoint),
             None => builder,

@@ -9,9 +9,9 @@ use crossbeam_utils::CachePadded;
 use super::builder::EngineBuilder;
 use super::Engine;
 use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, StateSnapshot};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, OnPanic};
 use crate::epoch::clock::EpochClock;
-use crate::epoch::completion::Completion;
+use crate::epoch::completion::{Completion, Published};
 use crate::epoch::salted::SaltedParts;
 use crate::epoch::slot::EpochSlot;
 use crate::error::EngineError;
@@ -178,6 +178,7 @@ fn spawn<R: Send + 'static, J: Job<R>>(
             .collect(),
         salted: SaltedParts::new(window),
         completion: Mutex::new(Completion::new(start.first_epoch)),
+        published: Mutex::new(Published::new()),
         listener,
         panic_handler,
         planned: checkpoint.is_some(),
@@ -210,7 +211,8 @@ fn spawn<R: Send + 'static, J: Job<R>>(
                 runtime.fail(EngineError::Spawn { worker: id, source });
                 return Err(engine
                     .stop()
-                    .expect_err("a failed engine reports its failure"));
+                    .expect_err("a failed engine reports its failure")
+                    .error);
             }
         }
     }
@@ -252,6 +254,15 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
             self.source.is_some(),
         )?;
         let panic_handler = self.panic_handler.take().transpose()?;
+        if panic_handler.is_none() && self.config.on_panic != OnPanic::Stop {
+            return Err(ConfigError::new(
+                "on_panic",
+                format!("{:?}", self.config.on_panic).to_lowercase(),
+                "\"stop\" unless the builder is given on_panic(config.panic_policy()), \
+                 which needs records that are Clone and Serialize",
+            )
+            .into());
+        }
         let start = resume(
             self.checkpoint.as_mut(),
             self.source_identity.as_deref(),

@@ -130,7 +130,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
     /// A copy of the record-latency histogram (µs) over every completed
     /// epoch so far.
     pub fn latency_histogram(&self) -> Histogram<u64> {
-        lock(&self.runtime.completion).histogram.clone()
+        lock(&self.runtime.published).histogram.clone()
     }
 
     /// Whether the engine stopped on an error (a worker panic, a failing
@@ -173,20 +173,29 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         self.sources_exhausted()
     }
 
+    /// Why the engine failed, once it has (a worker panic, a failing sink
+    /// or checkpoint); `None` while it runs. Producers only see `Closed`,
+    /// and a [`ChannelSink`](crate::sink::ChannelSink)'s reader only sees
+    /// its iteration end: this says why.
+    pub fn failure(&self) -> Option<String> {
+        self.runtime.failure()
+    }
+
     /// Waits until every built-in source is exhausted (or the engine
     /// failed), then shuts down.
-    pub fn finish(self) -> Result<Summary, EngineError> {
+    pub fn finish(self) -> Result<Summary, ShutdownError> {
         while !self.wait_for_sources(Duration::from_secs(1)) && !self.runtime.has_failed() {}
         self.shutdown()
     }
 
     /// Stops taking records, seals the open epoch, drains every ring,
-    /// emits the last results and joins the workers.
-    pub fn shutdown(mut self) -> Result<Summary, EngineError> {
+    /// emits the last results and joins the workers. On a failure the
+    /// error carries the summary of what was done up to it.
+    pub fn shutdown(mut self) -> Result<Summary, ShutdownError> {
         self.stop()
     }
 
-    pub(super) fn stop(&mut self) -> Result<Summary, EngineError> {
+    pub(super) fn stop(&mut self) -> Result<Summary, ShutdownError> {
         self.runtime.lanes.close();
         for (worker, handle) in self.threads.drain(..).enumerate() {
             if let Err(payload) = handle.join() {
@@ -197,11 +206,21 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 });
             }
         }
-        if let Some(error) = lock(&self.runtime.failure).take() {
-            return Err(error);
+        self.runtime.sink.close();
+        let summary = self.summary();
+        match lock(&self.runtime.failure).take() {
+            Some(error) => Err(ShutdownError {
+                error,
+                summary: Box::new(summary),
+            }),
+            None => Ok(summary),
         }
+    }
+
+    /// The figures so far, as a summary.
+    fn summary(&self) -> Summary {
         let progress = self.runtime.progress();
-        Ok(Summary {
+        Summary {
             records_accepted: progress.records_taken,
             records_in_results: progress.records_in_results,
             records_stolen: progress.records_stolen,
@@ -211,8 +230,48 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             elapsed: self.runtime.elapsed(),
             latency: progress.latency,
             unpinned: progress.unpinned,
-            latency_histogram: lock(&self.runtime.completion).histogram.clone(),
-        })
+            latency_histogram: lock(&self.runtime.published).histogram.clone(),
+        }
+    }
+}
+
+/// Why [`Engine::shutdown`] (or [`Engine::finish`]) failed, with the
+/// summary of what the engine did up to the failure: records accepted and
+/// in results, epochs and rows emitted.
+///
+/// It converts into its [`EngineError`], so `?` works in a function that
+/// returns `Result<_, EngineError>`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ShutdownError {
+    /// What went wrong.
+    pub error: EngineError,
+    /// The figures up to the failure.
+    pub summary: Box<Summary>,
+}
+
+impl std::fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} records accepted, {} in results of {} epochs)",
+            self.error,
+            self.summary.records_accepted,
+            self.summary.records_in_results,
+            self.summary.epochs
+        )
+    }
+}
+
+impl std::error::Error for ShutdownError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<ShutdownError> for EngineError {
+    fn from(failure: ShutdownError) -> Self {
+        failure.error
     }
 }
 

@@ -22,15 +22,30 @@ use crate::progress::{
 /// The run's completed epochs.
 ///
 /// Invariant: epochs are completed in order; `next_epoch` is the only one
-/// whose completion may proceed.
+/// whose completion may proceed. Held for the whole of a completion (the
+/// sink's commit included); what readers of progress see is
+/// [`Published`], on a lock of its own, so a slow sink never holds them up.
 pub(crate) struct Completion {
     /// The epoch whose turn it is.
     pub(crate) next_epoch: u64,
     /// When the epoch `next_epoch` opened: the previous one's seal, µs.
     opened_micros: u64,
+}
+
+/// What the completed epochs add up to, as progress readers see it.
+pub(crate) struct Published {
     pub(crate) totals: Progress,
     /// Record latency over every completed epoch, µs.
     pub(crate) histogram: Histogram<u64>,
+}
+
+impl Published {
+    pub(crate) fn new() -> Self {
+        Published {
+            totals: Progress::default(),
+            histogram: latency_histogram(),
+        }
+    }
 }
 
 /// Records per second over `span`; 0 over an empty span.
@@ -47,8 +62,6 @@ impl Completion {
         Completion {
             next_epoch: first_epoch,
             opened_micros: 0,
-            totals: Progress::default(),
-            histogram: latency_histogram(),
         }
     }
 
@@ -101,9 +114,10 @@ impl Completion {
 
     /// The result of the epoch gathered at `now` was out (the sink and the
     /// checkpoint committed it) at `committed`: completion and latency
-    /// count to then, and the runs go into the run's histogram.
+    /// count to then, and the runs go into the run's `histogram`.
     pub(crate) fn stamp_committed(
         &mut self,
+        histogram: &mut Histogram<u64>,
         progress: &mut EpochProgress,
         runs: &mut [(u64, u64)],
         now: u64,
@@ -120,14 +134,13 @@ impl Completion {
         for run in runs.iter_mut() {
             run.0 += late;
             // Saturates at the histogram's bound rather than failing.
-            self.histogram.saturating_record_n(run.0, run.1);
+            histogram.saturating_record_n(run.0, run.1);
         }
         progress.latency = LatencySummary::of_runs(runs);
     }
 
-    /// Counts the completed epoch in the totals; the next epoch's turn.
-    pub(crate) fn account(&mut self, progress: EpochProgress) {
-        let totals = &mut self.totals;
+    /// Counts the completed epoch in the `totals`; the next epoch's turn.
+    pub(crate) fn account(&mut self, totals: &mut Progress, progress: EpochProgress) {
         totals.epochs_completed += 1;
         totals.records_in_results += progress.records;
         totals.records_stolen += progress.records_stolen;

@@ -13,7 +13,7 @@ pub mod sqlite;
 
 use crate::progress::EpochProgress;
 use crate::sync::cold::{lock, mpsc, Mutex};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// A sink could not take an epoch's results. The engine stops with this
 /// error rather than drop them.
@@ -68,6 +68,14 @@ pub trait Sink<Row>: Send + Sync + 'static {
         let _ = (epoch, progress);
         Ok(())
     }
+
+    /// The engine will write nothing more: it failed (the cause is
+    /// [`Engine::failure`](crate::Engine::failure)), or it shut down. Called
+    /// at most once per cause, from any thread, possibly while another
+    /// thread is inside `write` or `epoch_complete`; it must not wait for
+    /// them. A sink that hands results to a reader lets the reader's
+    /// iteration end here.
+    fn close(&self) {}
 }
 
 /// The rows of epochs not yet complete, gathered from their partitions'
@@ -150,7 +158,11 @@ pub struct EpochResult<Row> {
 /// Empty epochs are sent too: one message per epoch.
 pub struct ChannelSink<Row> {
     gathering: Gathering<Row>,
-    sender: Sender<Row>,
+    /// Taken (dropped) by [`Sink::close`], which ends the receiver's
+    /// iteration once it has read what was sent.
+    sender: Mutex<Option<Sender<Row>>>,
+    /// `close` was called while a send held `sender`: the sender drops it.
+    closed: AtomicBool,
 }
 
 enum Sender<Row> {
@@ -165,7 +177,8 @@ impl<Row: Send + 'static> ChannelSink<Row> {
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let sink = ChannelSink {
             gathering: Gathering::new(),
-            sender: Sender::Bounded(sender),
+            sender: Mutex::new(Some(Sender::Bounded(sender))),
+            closed: AtomicBool::new(false),
         };
         (sink, receiver)
     }
@@ -177,7 +190,8 @@ impl<Row: Send + 'static> ChannelSink<Row> {
         let (sender, receiver) = mpsc::channel();
         let sink = ChannelSink {
             gathering: Gathering::new(),
-            sender: Sender::Unbounded(sender),
+            sender: Mutex::new(Some(Sender::Unbounded(sender))),
+            closed: AtomicBool::new(false),
         };
         (sink, receiver)
     }
@@ -196,14 +210,28 @@ impl<Row: Send + 'static> Sink<Row> for ChannelSink<Row> {
             rows,
             progress: progress.clone(),
         };
-        let sent = match &self.sender {
-            Sender::Bounded(sender) => sender.send(result).is_ok(),
-            Sender::Unbounded(sender) => sender.send(result).is_ok(),
+        let mut sender = lock(&self.sender);
+        let sent = match sender.as_ref() {
+            Some(Sender::Bounded(sender)) => sender.send(result).is_ok(),
+            Some(Sender::Unbounded(sender)) => sender.send(result).is_ok(),
+            None => false,
         };
+        if self.closed.load(Ordering::Acquire) {
+            sender.take();
+        }
         if sent {
             Ok(())
         } else {
             Err(SinkError::Disconnected { epoch })
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // A send in flight (a reader that does not read) holds the lock:
+        // it drops the sender itself once its send returns.
+        if let Ok(mut sender) = self.sender.try_lock() {
+            sender.take();
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::fault::{panic_message, PanicHandler, RetainedBatch};
+use crate::fault::{panic_message, quietly, PanicHandler, RetainedBatch};
 use crate::job::Job;
 use crate::progress::ArrivalMarks;
 
@@ -39,7 +39,8 @@ impl<R, J: Job<R>> OpenBatch<R, J> {
         handler.retain(records, &mut self.retained);
         if !self.retained.has_failed() {
             let parts = &mut self.parts;
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.absorb(records, parts))) {
+            let folded = quietly(|| catch_unwind(AssertUnwindSafe(|| job.absorb(records, parts))));
+            if let Err(payload) = folded {
                 self.retained.note_panic(panic_message(payload.as_ref()));
             }
         }

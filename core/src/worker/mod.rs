@@ -101,6 +101,9 @@ pub(crate) struct Worker<R, J: Job<R>> {
     seals_final: bool,
     /// A planned source handed out all of the open epoch's records.
     epoch_end: bool,
+    /// The epoch this owner is emitting, while it does: the epoch a panic
+    /// in finishing or in the sink belongs to.
+    emitting: Option<u64>,
     idle: Idle,
 }
 
@@ -153,6 +156,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             phase: Phase::Running,
             seals_final: false,
             epoch_end: false,
+            emitting: None,
             idle,
             runtime,
         }
@@ -255,7 +259,7 @@ pub(crate) fn thread_main<R: Send + 'static, J: Job<R>>(
         Ok(Err(error)) => runtime.fail(error),
         Err(payload) => runtime.fail(EngineError::WorkerPanicked {
             worker: worker.id,
-            epoch: Some(worker.open_epoch),
+            epoch: Some(worker.emitting.unwrap_or(worker.open_epoch)),
             message: panic_message(payload.as_ref()),
         }),
     }

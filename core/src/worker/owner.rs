@@ -88,6 +88,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     /// epoch's last owner, completes the epoch.
     fn emit(&mut self, mut pending: Pending<J::Part>) -> Result<(), EngineError> {
         let epoch = pending.epoch;
+        self.emitting = Some(epoch);
         let runtime = &*self.runtime;
         let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
         runtime
@@ -137,6 +138,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         }
         runtime.clock.mark_emitted(self.id, epoch);
         self.next_emit += 1;
+        self.emitting = None;
         Ok(())
     }
 
