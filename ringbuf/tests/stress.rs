@@ -5,7 +5,8 @@ use std::thread;
 
 use microbatch_ringbuf::{ring, Consumer, Producer};
 
-const COUNT: u64 = 10_000_000;
+/// Items per stress run: fewer under Miri, which interprets every access.
+const COUNT: u64 = if cfg!(miri) { 2_000 } else { 10_000_000 };
 const CAPACITY: usize = 64;
 
 #[derive(Clone, Copy, Debug)]

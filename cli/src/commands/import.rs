@@ -378,4 +378,94 @@ mod tests {
         .to_string()
         .contains("accepted: a .csv file"));
     }
+
+    /// The import's decoder against a reference reading of the same text:
+    /// random lines of numbers, words, commas, blanks and JSON; every line
+    /// the reference takes is in the log in order, every other non-blank
+    /// line is rejected, and nothing panics.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (0..u64::MAX).prop_map(|n| n.to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("-1".to_string()),
+                Just(" 7 ".to_string()),
+                "[a-z]{0,3}",
+            ]
+        }
+
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => (field(), field()).prop_map(|(k, v)| format!("{k},{v}")),
+                1 => proptest::collection::vec(field(), 0..4).prop_map(|f| f.join(",")),
+                1 => Just(String::new()),
+                1 => Just("key,value".to_string()),
+                1 => "[ -~]{0,12}",
+            ]
+        }
+
+        /// What a line is to the reference: a record, nothing, or bad.
+        fn reference(line: &str, number: u64) -> Option<Option<Event>> {
+            let text = line.trim();
+            if text.is_empty() {
+                return Some(None);
+            }
+            let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+            if number == 1 && fields == ["key", "value"] {
+                return Some(None);
+            }
+            match fields.as_slice() {
+                [key, value] => match (key.parse(), value.parse()) {
+                    (Ok(key), Ok(value)) => Some(Some(Event { key, value })),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            #[test]
+            fn the_import_reads_what_a_reference_reads(lines in proptest::collection::vec(line(), 1..40)) {
+                let dir = tempfile::tempdir().unwrap();
+                let csv = dir.path().join("in.csv");
+                std::fs::write(&csv, lines.join("\n")).unwrap();
+                let mut expected = Vec::new();
+                let mut bad = 0;
+                for (index, line) in lines.iter().enumerate() {
+                    match reference(line, index as u64 + 1) {
+                        Some(Some(event)) => expected.push(event),
+                        Some(None) => {}
+                        None => bad += 1,
+                    }
+                }
+                let to = dir.path().join("log");
+                let imported = import::<Event>(&csv, &to, BadLines::Skip, LogOptions::default());
+                match imported {
+                    Ok(summary) => {
+                        prop_assert_eq!(summary.rejected, bad);
+                        prop_assert_eq!(read_back(&to), expected);
+                    }
+                    Err(ImportError::Input { message, .. }) => {
+                        prop_assert!(expected.is_empty(), "{}", message);
+                        prop_assert!(!to.exists(), "a failed import keeps nothing");
+                    }
+                    Err(other) => prop_assert!(false, "{}", other),
+                }
+                // Stopping at the first bad line keeps nothing.
+                let stop = dir.path().join("stop");
+                if let Err(ImportError::BadLine { .. }) =
+                    import::<Event>(&csv, &stop, BadLines::Stop, LogOptions::default())
+                {
+                    prop_assert!(bad > 0);
+                    prop_assert!(!stop.exists(), "a stopped import keeps nothing");
+                }
+            }
+        }
+    }
 }
