@@ -390,6 +390,14 @@ fn bad_input_is_one_line_and_exit_code_2() {
             "not a regular file",
         ),
     ];
+    // The operating system's error is said once, not once per layer.
+    let missing = microbatch(&["run", "no/such/profile.toml"]);
+    assert_eq!(
+        stderr(&missing).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&missing)
+    );
     // Zero records per block: clap's own error (with its usage lines).
     let zero = microbatch(&[
         "log",
