@@ -11,6 +11,7 @@
 //! - [`report`], [`plot`], [`cpu`]: what a run prints and draws, and how
 //!   its CPU time and memory are read.
 //! - [`paths`]: the outputs a command writes, checked before it runs.
+//! - [`ui`]: the live page of a run or a sweep.
 
 #![deny(missing_docs)]
 
@@ -22,3 +23,4 @@ pub mod paths;
 pub mod plot;
 pub mod profile;
 pub mod report;
+pub mod ui;

@@ -27,6 +27,7 @@ use microbatch_cli::paths::{check_outputs, PathError};
 use microbatch_cli::plot;
 use microbatch_cli::profile::{Profile, ProfileError};
 use microbatch_cli::report::rate;
+use microbatch_cli::ui::Ui;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -130,6 +131,8 @@ struct ProfileArgs {
 struct RunArgs {
     #[command(flatten)]
     profile: ProfileArgs,
+    #[command(flatten)]
+    ui: UiArgs,
     /// Write the summary as one JSON object to FILE; unless --epochs or
     /// --hdr-log say otherwise, also FILE's stem + `.epochs.jsonl` (each
     /// epoch's progress) and + `.hlog` (HdrHistogram interval log of
@@ -158,6 +161,8 @@ struct RunArgs {
 struct SweepArgs {
     #[command(flatten)]
     profile: ProfileArgs,
+    #[command(flatten)]
+    ui: UiArgs,
     /// Batch intervals to run, comma-separated, e.g. 1ms,10ms,100ms,1s.
     #[arg(long, value_name = "LIST", required = true)]
     interval: String,
@@ -245,6 +250,54 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 struct UsageError {
     flag: &'static str,
     message: String,
+}
+
+/// The live page's flags, for `run` and `sweep`.
+#[derive(Args)]
+struct UiArgs {
+    /// Serve a live page of the run at ADDR (e.g. 127.0.0.1:8080) while it
+    /// lasts: charts of throughput, latency and epochs, per-worker
+    /// figures, the latest epochs, the profile. Bind it to loopback unless
+    /// others should see it; the page has no write endpoint.
+    #[arg(long, value_name = "ADDR")]
+    ui: Option<String>,
+    /// After the run, save the page with all its data to FILE: one HTML
+    /// file that opens with no server.
+    #[arg(long, value_name = "FILE")]
+    ui_save: Option<PathBuf>,
+}
+
+impl UiArgs {
+    /// The page, if one is asked for.
+    fn start(&self, kind: &str, name: &str, profile: &Profile) -> anyhow::Result<Option<Ui>> {
+        if self.ui.is_none() && self.ui_save.is_none() {
+            return Ok(None);
+        }
+        let ui = Ui::start(self.ui.as_deref(), kind, name, &profile.to_toml())?;
+        if let Some(url) = ui.url() {
+            say!("  live page: {url}");
+        }
+        Ok(Some(ui))
+    }
+
+    /// Ends the page with its last event and saves it if asked.
+    fn finish(
+        &self,
+        ui: Option<Ui>,
+        kind: &str,
+        last: &impl serde::Serialize,
+    ) -> anyhow::Result<()> {
+        let Some(ui) = ui else {
+            return Ok(());
+        };
+        ui.finish(kind, last);
+        if let Some(path) = &self.ui_save {
+            ui.save(path)
+                .with_context(|| format!("--ui-save: cannot write {}", path.display()))?;
+            say!("  page: {}", path.display());
+        }
+        Ok(())
+    }
 }
 
 fn load(args: &ProfileArgs) -> anyhow::Result<(Profile, String)> {
@@ -348,6 +401,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     .filter_map(|(flag, path)| path.clone().map(|path| (flag.to_string(), path)))
     .collect();
     let mut outputs = outputs;
+    if let Some(page) = &args.ui.ui_save {
+        outputs.push(("--ui-save".into(), page.clone()));
+    }
     if let Some(letters) = &profile.engine.dead_letters {
         outputs.push(("engine.dead_letters".into(), letters.clone()));
     }
@@ -382,10 +438,15 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         interval_log: hdr_path.clone(),
         checkpoint: args.checkpoint.clone(),
     };
+    let ui = args.ui.start("run", &name, &profile)?;
     let outcome = {
         let mut bar = Bar::new();
-        run(&profile, &name, &files, &mut bar)?
+        match &ui {
+            Some(ui) => run(&profile, &name, &files, &mut ui.observer(&mut bar))?,
+            None => run(&profile, &name, &files, &mut bar)?,
+        }
     };
+    args.ui.finish(ui, "summary", &outcome.report)?;
     say!("{}", outcome.report.table().trim_end());
     if let Some(path) = &args.json {
         let json =
@@ -441,11 +502,14 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("results").join(format!("sweep-{stem}-{stamp}"))
     });
-    let outputs: Vec<(String, PathBuf)> =
+    let mut outputs: Vec<(String, PathBuf)> =
         ["sweep.csv", "profile.toml", "latency.svg", "throughput.svg"]
             .into_iter()
             .map(|name| (format!("--out {}:", dir.display()), dir.join(name)))
             .collect();
+    if let Some(page) = &args.ui.ui_save {
+        outputs.push(("--ui-save".into(), page.clone()));
+    }
     check_outputs(&outputs, &inputs_of(&args.profile.profile, &profile))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let runs = plan.intervals.len()
@@ -458,13 +522,30 @@ fn sweep_command(args: SweepArgs) -> anyhow::Result<()> {
         humantime::format_duration(each),
         humantime::format_duration(Duration::from_secs(each.as_secs() * runs as u64))
     );
+    let ui = args.ui.start("sweep", &name, &profile)?;
     let result = {
         let mut bar = Bar::new();
         let progress = bar.0.clone();
-        sweep(&profile, &name, &plan, &mut bar, &mut |what| {
-            announce(&progress, what)
-        })?
+        let mut say = |what: &str| announce(&progress, what);
+        match &ui {
+            Some(ui) => sweep(&profile, &name, &plan, &mut ui.observer(&mut bar), &mut say)?,
+            None => sweep(&profile, &name, &plan, &mut bar, &mut say)?,
+        }
     };
+    #[derive(serde::Serialize)]
+    struct SweepDone {
+        runs: usize,
+        knee: Option<String>,
+    }
+    let knee = result.knee_line();
+    args.ui.finish(
+        ui,
+        "sweep",
+        &SweepDone {
+            runs: result.rows.len(),
+            knee,
+        },
+    )?;
     say!("{}", result.table().trim_end());
     let csv = result.write_csv(&dir)?;
     let plots = plot::draw(&result, &dir)?;

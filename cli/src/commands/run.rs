@@ -13,12 +13,7 @@ pub fn run(
     files: &RunFiles,
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
-    let runner = Runner {
-        profile,
-        name,
-        files,
-        observer,
-    };
+    let runner = Runner::new(profile, name, files, observer);
     case_of(profile.job.kind).run(runner)
 }
 
@@ -38,11 +33,6 @@ pub fn run_with_input(
                 .into(),
         ));
     }
-    let runner = Runner {
-        profile,
-        name,
-        files,
-        observer,
-    };
+    let runner = Runner::new(profile, name, files, observer);
     event::run_with_input(runner, input)
 }

@@ -358,6 +358,18 @@ impl SweepResult {
         out
     }
 
+    /// The table's knee lines (one per count-trigger setting), if a knee
+    /// was found.
+    pub fn knee_line(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .table()
+            .lines()
+            .filter(|line| line.trim_start().starts_with("knee"))
+            .map(|line| line.trim().to_owned())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join(" "))
+    }
+
     /// Writes `sweep.csv` into `dir`.
     pub fn write_csv(&self, dir: &Path) -> Result<PathBuf, RunError> {
         let path = dir.join("sweep.csv");

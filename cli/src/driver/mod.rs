@@ -60,12 +60,33 @@ pub struct Status {
     pub records_per_second: f64,
     /// p99 record latency of the last epoch, µs.
     pub last_p99_micros: u64,
+    /// Records taken in so far.
+    pub records_taken: u64,
+    /// Records in emitted results so far.
+    pub records_in_results: u64,
 }
 
-/// Watches a run (the CLI's progress bar).
+/// Watches a run (the CLI's progress bar, the live page).
 pub trait Observer {
     /// Called about every 100 ms.
     fn tick(&mut self, status: &Status);
+
+    /// Whether [`epoch`](Observer::epoch) should be called: the lines cost
+    /// the runner's thread a little per epoch, so only if wanted.
+    fn wants_epochs(&self) -> bool {
+        false
+    }
+
+    /// An epoch's line, once it is complete, in order, from the runner's
+    /// thread (on its next tick).
+    fn epoch(&mut self, line: &EpochLine) {
+        let _ = line;
+    }
+
+    /// A run ended with this report (each run of a sweep).
+    fn run_done(&mut self, report: &RunReport) {
+        let _ = report;
+    }
 }
 
 /// Watches nothing.
@@ -101,6 +122,27 @@ pub struct Runner<'a> {
     pub(crate) name: &'a str,
     pub(crate) files: &'a RunFiles,
     pub(crate) observer: &'a mut dyn Observer,
+    /// Epochs whose lines the observer has been given.
+    epochs_told: usize,
+}
+
+impl<'a> Runner<'a> {
+    /// A run of `profile`, labelled `name`, writing `files`, watched by
+    /// `observer`.
+    pub(crate) fn new(
+        profile: &'a Profile,
+        name: &'a str,
+        files: &'a RunFiles,
+        observer: &'a mut dyn Observer,
+    ) -> Self {
+        Runner {
+            profile,
+            name,
+            files,
+            observer,
+            epochs_told: 0,
+        }
+    }
 }
 
 /// Every epoch's progress, as the engine's listener hands it over.
@@ -151,7 +193,7 @@ impl Runner<'_> {
             Some((path, file)) => Some(IntervalLog::begin(path, file, &mut serializer, self.name)?),
             None => None,
         };
-        let snapshot = self.watch(&engine, &producers, started, cpu_start, &mut log)?;
+        let snapshot = self.watch(&engine, &producers, started, cpu_start, &mut log, &epochs)?;
         stop.store(true, Ordering::Release);
         producers.join()?;
         let summary = engine.shutdown()?;
@@ -177,7 +219,15 @@ impl Runner<'_> {
         }
         check_nothing_lost(&summary)?;
         let epochs = std::mem::take(&mut *epochs.lock().unwrap_or_else(PoisonError::into_inner));
-        Ok(self.report(&summary, snapshot, epochs, ending))
+        let outcome = self.report(&summary, snapshot, epochs, ending);
+        if self.observer.wants_epochs() {
+            // The epochs completed after the last tick, the shutdown's last.
+            for line in outcome.epochs.iter().skip(self.epochs_told) {
+                self.observer.epoch(line);
+            }
+        }
+        self.observer.run_done(&outcome.report);
+        Ok(outcome)
     }
 
     /// The engine's builder: the profile's settings, a listener that
@@ -222,6 +272,7 @@ impl Runner<'_> {
         started: Instant,
         cpu_start: Option<Duration>,
         log: &mut Option<IntervalLog<'_>>,
+        epochs: &EpochRecord,
     ) -> Result<Option<Snapshot>, RunError> {
         let run = &self.profile.run;
         let planned = run.warmup + run.duration;
@@ -268,11 +319,34 @@ impl Runner<'_> {
                     .last
                     .as_ref()
                     .map_or(0, |last| last.latency.p99_micros),
+                records_taken: progress.records_taken,
+                records_in_results: progress.records_in_results,
             });
+            if self.observer.wants_epochs() {
+                self.tell_epochs(epochs);
+            }
             last_tick = (now, progress.records_taken);
             if elapsed >= planned || input_done(engine, producers) || engine.has_failed() {
                 return Ok(snapshot);
             }
+        }
+    }
+
+    /// Hands the observer the lines of the epochs completed since it was
+    /// last told. Off the engine's threads: the listener only stored them.
+    fn tell_epochs(&mut self, epochs: &EpochRecord) {
+        let warmup = self.profile.run.warmup;
+        let new: Vec<EpochLine> = {
+            let epochs = epochs.lock().unwrap_or_else(PoisonError::into_inner);
+            epochs
+                .iter()
+                .skip(self.epochs_told)
+                .map(|epoch| EpochLine::of(epoch, warmup))
+                .collect()
+        };
+        self.epochs_told += new.len();
+        for line in &new {
+            self.observer.epoch(line);
         }
     }
 
