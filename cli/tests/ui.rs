@@ -157,3 +157,38 @@ fn the_live_page_draws_the_run_and_its_saved_copy_shows_the_summary() {
         .collect();
     assert!(points[..3].iter().all(|&n| n > 0), "{points:?}");
 }
+
+#[test]
+fn a_sweeps_page_grows_its_curves_run_by_run() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: Chromium is not installed here (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("sweep.html");
+    let status = Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .args([
+            "sweep",
+            "profiles/sweep-interval.toml",
+            "--interval",
+            "10ms,100ms",
+        ])
+        .args(["--set", "run.warmup=200ms", "--set", "run.duration=800ms"])
+        .args(["--set", "engine.pin=false"])
+        .args(["--out", dir.path().join("out").to_str().unwrap()])
+        .args(["--ui-save", saved.to_str().unwrap()])
+        .current_dir(workspace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let page = dump_dom(&browser, &format!("file://{}", saved.display()));
+    let points: Vec<usize> = attributes(&page, "data-points")
+        .into_iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    // Throughput and latency by interval: one point per interval each.
+    assert_eq!(points[3..], [2, 2], "{points:?}");
+    assert_eq!(summary_cells(&page), [("runs".to_string(), 4.0)]);
+}

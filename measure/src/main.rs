@@ -26,6 +26,7 @@ mod scaling;
 mod single_only;
 mod skew_keys;
 mod skew_producer;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -86,6 +87,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
         ExitCode::SUCCESS
     }),
     ("batch_vs_microbatch", "the click-stream case as one batch and as micro-batches: [EVENTS] [RATE]", |a| batch_vs_microbatch::main(a).exit_code()),
+    ("ui", "the live page's cost: the profile with and without --ui: [PROFILE] [ROUNDS] [KEY=VALUE ...]", |a| ui::main(a).exit_code()),
     ("engine_only", "the engine alone, for profilers: WORKERS RECORDS", |a| {
         engine_only::main(a);
         ExitCode::SUCCESS

@@ -336,17 +336,15 @@ impl Runner<'_> {
     /// last told. Off the engine's threads: the listener only stored them.
     fn tell_epochs(&mut self, epochs: &EpochRecord) {
         let warmup = self.profile.run.warmup;
-        let new: Vec<EpochLine> = {
+        // A copy under the lock, the lines outside it: the engine's
+        // listener takes the same lock as each epoch completes.
+        let new: Vec<EpochProgress> = {
             let epochs = epochs.lock().unwrap_or_else(PoisonError::into_inner);
-            epochs
-                .iter()
-                .skip(self.epochs_told)
-                .map(|epoch| EpochLine::of(epoch, warmup))
-                .collect()
+            epochs.get(self.epochs_told..).unwrap_or_default().to_vec()
         };
         self.epochs_told += new.len();
-        for line in &new {
-            self.observer.epoch(line);
+        for epoch in &new {
+            self.observer.epoch(&EpochLine::of(epoch, warmup));
         }
     }
 

@@ -123,10 +123,13 @@ fn serve(request: tiny_http::Request, hub: &Hub) {
 }
 
 /// Sends every event of the hub, from the first, as server-sent events
-/// until the run is over or the browser leaves.
+/// until the run is over or the browser leaves. The last event (`summary`
+/// or `sweep`) ends the stream for the page; the connection itself closes
+/// when the client leaves, or at once if it asked for `Connection: close`.
 fn stream(request: tiny_http::Request, hub: &Hub) {
     let mut writer = request.into_writer();
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    let head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
     if writer
         .write_all(head.as_bytes())
         .and_then(|()| writer.flush())
