@@ -276,6 +276,16 @@ impl UiArgs {
         let ui = Ui::start(self.ui.as_deref(), kind, name, &profile.to_toml())?;
         if let Some(url) = ui.url() {
             say!("  live page: {url}");
+            let loopback = self
+                .ui
+                .as_deref()
+                .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+                .is_some_and(|addr| addr.ip().is_loopback());
+            if !loopback {
+                say!(
+                    "  note: the page is served beyond loopback: anyone who reaches it can read it"
+                );
+            }
         }
         Ok(Some(ui))
     }
