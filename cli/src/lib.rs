@@ -11,7 +11,8 @@
 //! - [`report`], [`plot`], [`cpu`]: what a run prints and draws, and how
 //!   its CPU time and memory are read.
 //! - [`paths`]: the outputs a command writes, checked before it runs.
-//! - [`ui`]: the live page of a run or a sweep.
+//! - [`ui`]: the live page of a run or a sweep; [`terminal`]: the
+//!   progress bar.
 
 #![deny(missing_docs)]
 
@@ -23,4 +24,5 @@ pub mod paths;
 pub mod plot;
 pub mod profile;
 pub mod report;
+pub mod terminal;
 pub mod ui;

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use microbatch::log::{LogOptions, LogReader, LogRecord};
 use microbatch::source::Event;
 use microbatch_cli::commands::compare::compare;
@@ -21,12 +20,12 @@ use microbatch_cli::commands::sweep::{
     parse_intervals, parse_max_batch_records, parse_rates, sweep, SweepPlan,
 };
 use microbatch_cli::driver::error::RunError;
-use microbatch_cli::driver::{Observer, RunFiles, Status};
+use microbatch_cli::driver::RunFiles;
 use microbatch_cli::jobs::clickstream::Click;
 use microbatch_cli::paths::{check_outputs, PathError};
 use microbatch_cli::plot;
 use microbatch_cli::profile::{Profile, ProfileError};
-use microbatch_cli::report::rate;
+use microbatch_cli::terminal::{announce, Bar};
 use microbatch_cli::ui::Ui;
 
 #[global_allocator]
@@ -317,54 +316,6 @@ fn load(args: &ProfileArgs) -> anyhow::Result<(Profile, String)> {
         |n| n.to_string_lossy().into_owned(),
     );
     Ok((profile, name))
-}
-
-/// The live progress bar on stderr (hidden when stderr is no terminal).
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        let bar = ProgressBar::new(1);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")
-                .expect("the template is valid")
-                .progress_chars("=> "),
-        );
-        Bar(bar)
-    }
-}
-
-impl Observer for Bar {
-    fn tick(&mut self, status: &Status) {
-        let bar = &self.0;
-        bar.set_length(status.planned.as_millis() as u64);
-        bar.set_position(status.elapsed.as_millis() as u64);
-        let remaining = status.planned.saturating_sub(status.elapsed);
-        bar.set_message(format!(
-            "epoch {} · {} · p99 {:.2} ms · {:.0}s elapsed, {:.0}s left{}",
-            status.epochs,
-            rate(status.records_per_second),
-            status.last_p99_micros as f64 / 1e3,
-            status.elapsed.as_secs_f64(),
-            remaining.as_secs_f64(),
-            if status.warming_up { " · warm-up" } else { "" }
-        ));
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
-    }
-}
-
-/// Says what runs next: above the bar on a terminal, else on stderr.
-fn announce(bar: &ProgressBar, what: &str) {
-    if bar.is_hidden() {
-        eprintln!("  running {what}");
-    } else {
-        bar.println(format!("  running {what}"));
-    }
 }
 
 fn with_extension(path: &Path, extension: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! into, and the checks that turn a bad setting into a [`ConfigError`]
 //! naming it and the accepted range.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -124,7 +125,28 @@ pub struct Config {
     pub panic_retries: u32,
     /// Under `on_panic = "dead_letters"`, the JSON-lines file that takes the
     /// records that panic.
-    pub dead_letters: Option<std::path::PathBuf>,
+    pub dead_letters: Option<PathBuf>,
+}
+
+/// How the engine handles a panic in user code while a worker folds its
+/// batch. Set with
+/// [`EngineBuilder::on_panic`](crate::EngineBuilder::on_panic).
+///
+/// A panic while merging, finishing or writing results (on the owner of a
+/// partition) is not retried: it stops the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PanicPolicy {
+    /// How many times the batch is folded again from its retained input
+    /// after a panic (for user code that fails now and then, e.g. on a
+    /// busy service).
+    pub retries: u32,
+    /// After the retries: `None` stops the engine with
+    /// [`EngineError::BatchPanicked`](crate::EngineError::BatchPanicked);
+    /// a path bisects the batch, appends each record that panics on its
+    /// own to this file (JSON lines: epoch, worker, panic, record), counts
+    /// it in [`EpochProgress::dead_letters`](crate::progress::EpochProgress::dead_letters)
+    /// and completes the epoch without it.
+    pub dead_letters: Option<PathBuf>,
 }
 
 /// What a worker does when user code panics while it folds a batch (a
@@ -263,14 +285,14 @@ impl Config {
 
     /// The panic policy [`on_panic`](Self::on_panic) asks for, if any: give
     /// it to [`EngineBuilder::on_panic`](crate::EngineBuilder::on_panic).
-    pub fn panic_policy(&self) -> Option<crate::fault::PanicPolicy> {
+    pub fn panic_policy(&self) -> Option<PanicPolicy> {
         match self.on_panic {
             OnPanic::Stop => None,
-            OnPanic::Retry => Some(crate::fault::PanicPolicy {
+            OnPanic::Retry => Some(PanicPolicy {
                 retries: self.panic_retries,
                 dead_letters: None,
             }),
-            OnPanic::DeadLetters => Some(crate::fault::PanicPolicy {
+            OnPanic::DeadLetters => Some(PanicPolicy {
                 retries: self.panic_retries,
                 dead_letters: self.dead_letters.clone(),
             }),

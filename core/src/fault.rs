@@ -19,31 +19,10 @@ use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, PanicPolicy};
 use crate::input::CHUNK;
 use crate::job::Job;
 use crate::sync::cold::{lock, Mutex, Once};
-
-/// How the engine handles a panic in user code while a worker folds its
-/// batch. Set with
-/// [`EngineBuilder::on_panic`](crate::EngineBuilder::on_panic).
-///
-/// A panic while merging, finishing or writing results (on the owner of a
-/// partition) is not retried: it stops the engine.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PanicPolicy {
-    /// How many times the batch is folded again from its retained input
-    /// after a panic (for user code that fails now and then, e.g. on a
-    /// busy service).
-    pub retries: u32,
-    /// After the retries: `None` stops the engine with
-    /// [`EngineError::BatchPanicked`](crate::EngineError::BatchPanicked);
-    /// a path bisects the batch, appends each record that panics on its
-    /// own to this file (JSON lines: epoch, worker, panic, record), counts
-    /// it in [`EpochProgress::dead_letters`](crate::progress::EpochProgress::dead_letters)
-    /// and completes the epoch without it.
-    pub dead_letters: Option<PathBuf>,
-}
 
 /// One quarantined record, a line of the dead-letter file.
 #[derive(Serialize)]

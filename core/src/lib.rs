@@ -72,10 +72,9 @@ pub mod source;
 mod sync;
 mod worker;
 
-pub use config::{Config, ConfigError, IdleStrategy, OnPanic, PlacementPolicy};
+pub use config::{Config, ConfigError, IdleStrategy, OnPanic, PanicPolicy, PlacementPolicy};
 pub use engine::{Engine, EngineBuilder, ShutdownError, Summary};
 pub use error::EngineError;
-pub use fault::PanicPolicy;
 pub use input::{Closed, Producer, PushError};
 pub use runtime::ProgressListener;
 

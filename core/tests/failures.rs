@@ -110,6 +110,24 @@ fn progress_answers_while_the_sink_is_slow() {
     assert_eq!(engine.shutdown().unwrap().records_in_results, 1);
 }
 
+/// 10 000 records over 10 keys into `sink`, on `workers` workers, in
+/// epochs of 1000 records per worker; the run's end.
+fn epochs_of_1000_into(
+    sink: impl Sink<Row>,
+    workers: usize,
+) -> Result<microbatch::Summary, microbatch::ShutdownError> {
+    let records: Vec<(u64, u64)> = (0..10_000).map(|i| (i % 10, 1)).collect();
+    Engine::builder(count_and_sum(), sink)
+        .workers(workers)
+        .pin(false)
+        .interval(None)
+        .max_batch_records(Some(1000))
+        .source(IterSource::new(records))
+        .start()
+        .unwrap()
+        .finish()
+}
+
 /// Fails from epoch `from` on.
 struct FailsFrom(u64);
 
@@ -124,17 +142,8 @@ impl Sink<Row> for FailsFrom {
 
 #[test]
 fn a_failed_shutdown_carries_the_summary_so_far() {
-    let records: Vec<(u64, u64)> = (0..10_000).map(|i| (i % 10, 1)).collect();
     // One worker: each epoch completes before the next is written.
-    let engine = Engine::builder(count_and_sum(), FailsFrom(2))
-        .workers(1)
-        .pin(false)
-        .interval(None)
-        .max_batch_records(Some(1000))
-        .source(IterSource::new(records))
-        .start()
-        .unwrap();
-    let failure = engine.finish().unwrap_err();
+    let failure = epochs_of_1000_into(FailsFrom(2), 1).unwrap_err();
     assert!(
         matches!(failure.error, EngineError::Sink { epoch: 2, .. }),
         "{failure}"
@@ -164,16 +173,7 @@ impl Sink<Row> for PanicsAtOne {
 
 #[test]
 fn a_panicking_sink_is_reported_in_the_epoch_it_was_given() {
-    let records: Vec<(u64, u64)> = (0..10_000).map(|i| (i % 10, 1)).collect();
-    let engine = Engine::builder(count_and_sum(), PanicsAtOne)
-        .workers(2)
-        .pin(false)
-        .interval(None)
-        .max_batch_records(Some(1000))
-        .source(IterSource::new(records))
-        .start()
-        .unwrap();
-    match engine.finish().unwrap_err().error {
+    match epochs_of_1000_into(PanicsAtOne, 2).unwrap_err().error {
         EngineError::WorkerPanicked {
             epoch: Some(epoch),
             message,

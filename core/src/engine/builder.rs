@@ -6,8 +6,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, ConfigError, IdleStrategy, PlacementPolicy};
-use crate::fault::{PanicHandler, PanicPolicy};
+use crate::config::{Config, ConfigError, IdleStrategy, PanicPolicy, PlacementPolicy};
+use crate::fault::PanicHandler;
 use crate::job::Job;
 use crate::progress::EpochProgress;
 use crate::runtime::ProgressListener;
