@@ -34,6 +34,7 @@ mod partition;
 mod pipe;
 pub(crate) mod placement;
 mod running;
+mod sketch;
 mod value;
 
 use std::marker::PhantomData;
@@ -46,6 +47,9 @@ pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub(crate) use placement::adaptive_placement;
 pub use placement::Placement;
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
+pub use sketch::{
+    distinct, quantiles, top_k, Distinct, QuantileSummary, Quantiles, SpaceSaving, TopK,
+};
 pub use value::Value;
 
 /// A computation the engine runs on every epoch.
