@@ -126,6 +126,31 @@ pub struct Config {
     /// Under `on_panic = "dead_letters"`, the JSON-lines file that takes the
     /// records that panic.
     pub dead_letters: Option<PathBuf>,
+    /// What [`Producer::send`](crate::Producer::send) does when a
+    /// producer's ring is full; see [`Overload`]. Default: block. Set on the
+    /// builder ([`EngineBuilder::overload`](crate::EngineBuilder::overload)),
+    /// not in profiles: the CLI's producer threads always wait.
+    #[serde(skip)]
+    pub overload: Overload,
+}
+
+/// What [`Producer::send`](crate::Producer::send) does with a record when
+/// the producer's ring is full (the engine is behind): the load-shedding
+/// policy of a service that bounds its own latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Wait for room, as [`Producer::push`](crate::Producer::push) does.
+    #[default]
+    Block,
+    /// Hand the record back at once
+    /// ([`PushError::Full`](crate::PushError::Full)), as
+    /// [`Producer::try_push`](crate::Producer::try_push) does: the caller
+    /// decides.
+    Fail,
+    /// Drop the record and count it
+    /// ([`Progress::records_shed`](crate::progress::Progress::records_shed)):
+    /// the newest records are shed, the accepted ones keep flowing.
+    DropNewest,
 }
 
 /// How the engine handles a panic in user code while a worker folds its
@@ -180,6 +205,7 @@ impl Default for Config {
             on_panic: OnPanic::Stop,
             panic_retries: 2,
             dead_letters: None,
+            overload: Overload::Block,
         }
     }
 }
@@ -351,6 +377,12 @@ impl Config {
     /// Sets [`max_epochs_in_flight`](Self::max_epochs_in_flight).
     pub fn with_max_epochs_in_flight(mut self, epochs: usize) -> Self {
         self.max_epochs_in_flight = epochs;
+        self
+    }
+
+    /// Sets [`overload`](Self::overload).
+    pub fn with_overload(mut self, overload: Overload) -> Self {
+        self.overload = overload;
         self
     }
 

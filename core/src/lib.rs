@@ -72,10 +72,12 @@ pub mod source;
 mod sync;
 mod worker;
 
-pub use config::{Config, ConfigError, IdleStrategy, OnPanic, PanicPolicy, PlacementPolicy};
+pub use config::{
+    Config, ConfigError, IdleStrategy, OnPanic, Overload, PanicPolicy, PlacementPolicy,
+};
 pub use engine::{Engine, EngineBuilder, ShutdownError, Summary};
 pub use error::EngineError;
-pub use input::{Closed, Producer, PushError};
+pub use input::{Closed, Producer, PushError, Sent};
 pub use runtime::ProgressListener;
 
 /// The engine's building blocks, for its loom models and benchmarks: the

@@ -209,6 +209,11 @@ pub struct Progress {
     pub records_stolen: u64,
     /// Records quarantined in the dead-letter file so far.
     pub dead_letters: u64,
+    /// Records [`Producer::send`](crate::Producer::send) dropped because
+    /// their ring was full, under
+    /// [`Overload::DropNewest`](crate::Overload::DropNewest); never
+    /// accepted, so not in `records_taken`.
+    pub records_shed: u64,
     /// Rows emitted.
     pub rows: u64,
     /// Record latency over every completed epoch.

@@ -250,6 +250,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
         progress.latency = LatencySummary::of(&published.histogram);
         drop(published);
         progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
+        progress.records_shed = self.lanes.shed.load(Ordering::Relaxed);
         progress.unpinned = self.unpinned();
         progress.pinning_note = lock(&self.pinning_note).clone();
         progress

@@ -219,3 +219,51 @@ fn a_panic_policy_in_the_settings_needs_the_builders_policy() {
         .unwrap();
     engine.shutdown().unwrap();
 }
+
+#[test]
+fn a_service_sheds_load_instead_of_waiting_when_it_asks_to() {
+    let (release, held) = mpsc::channel();
+    let (entered, in_sink) = mpsc::channel();
+    let sink = HeldSink {
+        release: Mutex::new(held),
+        entered: Mutex::new(entered),
+    };
+    // One worker, which stalls in the sink's commit of epoch 0: its ring
+    // fills, and what does not fit is shed, not waited for.
+    let engine = Engine::builder(count_and_sum(), sink)
+        .workers(1)
+        .pin(false)
+        .interval(None)
+        .max_batch_records(Some(100))
+        .max_epochs_in_flight(1)
+        .ring_capacity(64)
+        .overload(microbatch::Overload::DropNewest)
+        .start()
+        .unwrap();
+    let mut producer = engine.producer();
+    for i in 0..100 {
+        producer.push((i, 1)).unwrap();
+    }
+    let stalled = in_sink.recv_timeout(PATIENCE);
+    let mut shed = 0;
+    for i in 0..10_000 {
+        if producer.send((i, 1)).unwrap() == microbatch::Sent::Shed {
+            shed += 1;
+        }
+    }
+    let shed_so_far = engine.progress().records_shed;
+    // Let the sink go before any assertion: a failed one must not leave
+    // the worker stalled forever.
+    release.send(()).unwrap();
+    drop(producer);
+    let summary = engine.shutdown().unwrap();
+    stalled.expect("epoch 0 reaches the sink");
+    assert!(shed > 0, "a stalled engine sheds");
+    assert_eq!(shed_so_far, shed);
+    assert_eq!(summary.records_shed, shed);
+    assert_eq!(
+        summary.records_in_results + shed,
+        10_100,
+        "every record is in or shed, once"
+    );
+}

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Config, ConfigError, IdleStrategy, PanicPolicy, PlacementPolicy};
+use crate::config::{Config, ConfigError, IdleStrategy, Overload, PanicPolicy, PlacementPolicy};
 use crate::fault::PanicHandler;
 use crate::job::Job;
 use crate::progress::EpochProgress;
@@ -71,6 +71,9 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         work_stealing: bool => with_work_stealing);
     setter!(/// Sets [`Config::placement`].
         placement: PlacementPolicy => with_placement);
+    setter!(/// Sets [`Config::overload`]: what [`Producer::send`](crate::Producer::send) does
+        /// when a producer's ring is full.
+        overload: Overload => with_overload);
 
     /// Adds a built-in source, split across the workers and run inside
     /// them.

@@ -161,7 +161,7 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         job,
         sink,
         start: started,
-        lanes: Arc::new(Lanes::new(workers, started)),
+        lanes: Arc::new(Lanes::new(workers, started, config.overload)),
         drained: AtomicUsize::new(0),
         final_epoch: AtomicU64::new(u64::MAX),
         failed: AtomicBool::new(false),

@@ -47,6 +47,10 @@ pub struct Summary {
     /// [`EngineBuilder::on_panic`]): `records_accepted` equals
     /// `records_in_results` plus these after a clean shutdown.
     pub records_dead_lettered: u64,
+    /// Records [`Producer::send`](crate::Producer::send) dropped under
+    /// [`Overload::DropNewest`](crate::Overload::DropNewest): never
+    /// accepted.
+    pub records_shed: u64,
     /// Workers that ran unpinned.
     pub unpinned: Vec<usize>,
     /// The record-latency histogram (µs) over the whole run, as
@@ -225,6 +229,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             records_in_results: progress.records_in_results,
             records_stolen: progress.records_stolen,
             records_dead_lettered: progress.dead_letters,
+            records_shed: progress.records_shed,
             epochs: progress.epochs_completed,
             rows: progress.rows,
             elapsed: self.runtime.elapsed(),

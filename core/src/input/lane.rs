@@ -7,6 +7,7 @@ use crossbeam_utils::CachePadded;
 use microbatch_ringbuf as ringbuf;
 
 use super::CHUNK;
+use crate::config::Overload;
 use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, Queue,
     TryLockError,
@@ -179,11 +180,15 @@ pub(crate) struct Lanes<R> {
     /// Every live lane and its owner, for thieves; changed only when a
     /// producer attaches or a retired lane is dropped (`lanes_version` says when).
     pub(super) all: Mutex<Vec<(usize, Arc<Lane<R>>)>>,
+    /// What `Producer::send` does with a record when its ring is full.
+    pub(super) overload: Overload,
+    /// Records `Producer::send` dropped under `Overload::DropNewest`.
+    pub(crate) shed: CachePadded<AtomicU64>,
     pub(super) version: AtomicU64,
 }
 
 impl<R> Lanes<R> {
-    pub(crate) fn new(workers: usize, start: Instant) -> Self {
+    pub(crate) fn new(workers: usize, start: Instant, overload: Overload) -> Self {
         Lanes {
             start,
             closed: AtomicBool::new(false),
@@ -195,6 +200,8 @@ impl<R> Lanes<R> {
                 })
                 .collect(),
             all: Mutex::new(Vec::new()),
+            overload,
+            shed: CachePadded::new(AtomicU64::new(0)),
             version: AtomicU64::new(0),
         }
     }

@@ -44,7 +44,7 @@ mod producer;
 mod reader;
 
 pub(crate) use lane::Lanes;
-pub use producer::Producer;
+pub use producer::{Producer, Sent};
 pub(crate) use reader::LaneReader;
 
 /// Records taken from one ring per visit: enough to amortize the visit,

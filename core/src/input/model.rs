@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::{Closed, LaneReader, Lanes, Producer, PushError};
+use crate::config::Overload;
 use crate::sync::Arc;
 
 /// The worker side: drain until closed and empty, then release.
@@ -24,7 +25,7 @@ fn drain_until_closed(mut inputs: LaneReader<u32>) -> Vec<u32> {
 #[test]
 fn push_racing_close_is_taken_or_handed_back() {
     loom::model(|| {
-        let lanes = Arc::new(Lanes::new(1, Instant::now()));
+        let lanes = Arc::new(Lanes::new(1, Instant::now(), Overload::Block));
         let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2);
         let worker = loom::thread::spawn({
             let inputs = LaneReader::new(0, Arc::clone(&lanes));
@@ -47,7 +48,7 @@ fn push_racing_close_is_taken_or_handed_back() {
 #[test]
 fn slice_racing_close_hands_back_a_suffix() {
     loom::model(|| {
-        let lanes = Arc::new(Lanes::new(1, Instant::now()));
+        let lanes = Arc::new(Lanes::new(1, Instant::now(), Overload::Block));
         let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
         let worker = loom::thread::spawn({
             let inputs = LaneReader::new(0, Arc::clone(&lanes));
@@ -72,7 +73,7 @@ fn slice_racing_close_hands_back_a_suffix() {
 #[test]
 fn steal_racing_close_and_final_drain_takes_each_record_once() {
     loom::model(|| {
-        let lanes = Arc::new(Lanes::new(2, Instant::now()));
+        let lanes = Arc::new(Lanes::new(2, Instant::now(), Overload::Block));
         let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
         let thief = loom::thread::spawn({
             let mut inputs = LaneReader::new(1, Arc::clone(&lanes));

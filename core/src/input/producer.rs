@@ -4,9 +4,24 @@
 use microbatch_ringbuf::{self as ringbuf, Full};
 
 use super::lane::{Lane, Lanes};
+use std::time::{Duration, Instant};
+
 use super::{Closed, PushError};
+use crate::config::Overload;
 use crate::sync::wait::Idle;
 use crate::sync::{fence, Arc, Ordering};
+
+/// What [`Producer::send`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The record is accepted: it will be in exactly one epoch's result.
+    Accepted,
+    /// The ring was full and the engine's policy is
+    /// [`Overload::DropNewest`](crate::Overload::DropNewest): the record is
+    /// dropped and counted in
+    /// [`Progress::records_shed`](crate::progress::Progress::records_shed).
+    Shed,
+}
 
 /// A handle that pushes records into the engine through its own SPSC ring,
 /// read by one worker. Made by [`Engine::producer`](crate::Engine::producer);
@@ -53,6 +68,52 @@ impl<R> Producer<R> {
         match self.confirm(1).pop() {
             None => Ok(()),
             Some(record) => Err(PushError::Closed(record)),
+        }
+    }
+
+    /// Pushes `record`, waiting up to `timeout` (spin, yield, short sleeps)
+    /// for room; [`PushError::Full`] hands it back if the ring stayed full
+    /// that long. For a service that bounds its own latency.
+    pub fn push_timeout(&mut self, record: R, timeout: Duration) -> Result<(), PushError<R>> {
+        let mut record = match self.try_push(record) {
+            Err(PushError::Full(back)) => back,
+            done => return done,
+        };
+        // The wait path: the clock is read only once the ring is full.
+        let deadline = Instant::now() + timeout;
+        let idle = Idle::new();
+        loop {
+            if Instant::now() >= deadline {
+                return Err(PushError::Full(record));
+            }
+            idle.step();
+            record = match self.try_push(record) {
+                Err(PushError::Full(back)) => back,
+                done => return done,
+            };
+        }
+    }
+
+    /// Pushes `record` as the engine's [`Overload`](crate::Overload) policy
+    /// says when the ring is full: wait (`Block`), hand it back
+    /// (`Fail`, as [`PushError::Full`]), or drop and count it
+    /// (`DropNewest`, [`Sent::Shed`]). [`PushError::Closed`] hands it back
+    /// once the engine shuts down.
+    pub fn send(&mut self, record: R) -> Result<Sent, PushError<R>> {
+        match self.lanes.overload {
+            Overload::Block => self
+                .push(record)
+                .map(|()| Sent::Accepted)
+                .map_err(|Closed(back)| PushError::Closed(back)),
+            Overload::Fail => self.try_push(record).map(|()| Sent::Accepted),
+            Overload::DropNewest => match self.try_push(record) {
+                Ok(()) => Ok(Sent::Accepted),
+                Err(PushError::Full(_)) => {
+                    self.lanes.shed.fetch_add(1, Ordering::Relaxed);
+                    Ok(Sent::Shed)
+                }
+                Err(closed) => Err(closed),
+            },
         }
     }
 

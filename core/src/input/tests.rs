@@ -5,13 +5,14 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::*;
+use crate::config::Overload;
 use crate::sync::{Arc, Ordering};
 
 #[test]
 fn a_run_counts_from_the_earliest_push_not_yet_accounted_for() {
     // An engine "started" 10 s ago: push stamps read about 10 s.
     let start = Instant::now() - Duration::from_secs(10);
-    let lanes = Arc::new(Lanes::<u32>::new(1, start));
+    let lanes = Arc::new(Lanes::<u32>::new(1, start, Overload::Block));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
     let mut inputs = LaneReader::new(0, Arc::clone(&lanes));
     let mut runs: Vec<(usize, Option<u64>)> = Vec::new();
@@ -47,7 +48,7 @@ fn a_run_counts_from_the_earliest_push_not_yet_accounted_for() {
 
 #[test]
 fn a_thief_takes_from_other_rings_and_the_owner_does_not_go_back_an_epoch() {
-    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now()));
+    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
@@ -79,7 +80,7 @@ fn a_thief_takes_from_other_rings_and_the_owner_does_not_go_back_an_epoch() {
 
 #[test]
 fn a_thief_leaves_a_ring_that_holds_less_than_a_chunk_to_its_owner() {
-    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now()));
+    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2 * CHUNK);
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let records: Vec<u32> = (0..CHUNK as u32).collect();
@@ -98,7 +99,7 @@ fn a_thief_leaves_a_ring_that_holds_less_than_a_chunk_to_its_owner() {
 
 #[test]
 fn a_thief_without_room_takes_nothing_and_leaves_the_rings_hints() {
-    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now()));
+    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK);
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let records: Vec<u32> = (0..2 * CHUNK as u32).collect();
@@ -114,7 +115,7 @@ fn a_thief_without_room_takes_nothing_and_leaves_the_rings_hints() {
 
 #[test]
 fn a_taker_folds_outside_the_claim_while_a_thief_wants_the_ring() {
-    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now()));
+    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK);
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
@@ -154,7 +155,7 @@ fn a_taker_folds_outside_the_claim_while_a_thief_wants_the_ring() {
 
 #[test]
 fn a_drained_ring_of_a_dropped_producer_leaves_the_thieves_list() {
-    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now()));
+    let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
@@ -176,4 +177,29 @@ fn a_drained_ring_of_a_dropped_producer_leaves_the_thieves_list() {
     // The thief's next attempt refreshes its list: the ring is freed.
     assert_eq!(thief.steal(u64::MAX, 0, |_, _| {}), 0);
     assert_eq!(thief.victims.len(), 1);
+}
+
+#[test]
+fn a_full_ring_hands_the_record_back_after_the_timeout_or_by_the_policy() {
+    // No reader: a ring of two fills with two records.
+    let full = |overload| {
+        let lanes = Arc::new(Lanes::<u32>::new(1, Instant::now(), overload));
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2);
+        producer.push_slice(&[1, 2]).unwrap();
+        (lanes, producer)
+    };
+    let (_, mut producer) = full(Overload::Block);
+    assert_eq!(
+        producer.push_timeout(3, Duration::from_millis(5)),
+        Err(PushError::Full(3))
+    );
+    let (_, mut producer) = full(Overload::Fail);
+    assert_eq!(producer.send(3), Err(PushError::Full(3)));
+    let (lanes, mut producer) = full(Overload::DropNewest);
+    assert_eq!(producer.send(3), Ok(Sent::Shed));
+    assert_eq!(producer.send(4), Ok(Sent::Shed));
+    assert_eq!(lanes.shed.load(Ordering::Relaxed), 2);
+    // Closed wins over any policy.
+    lanes.close();
+    assert_eq!(producer.send(5), Err(PushError::Closed(5)));
 }
