@@ -380,6 +380,27 @@ impl Config {
         self
     }
 
+    /// Defaults for an engine embedded in a service, whose own threads need
+    /// the cores too: workers unpinned, half the cores (at least one),
+    /// producer rings of 4096 records (a ring per handle: 96 KiB for
+    /// 24-byte records, against 1.5 MiB at the default 65 536). The rest as
+    /// [`Config::default`]. See `docs/embedding.md`.
+    ///
+    /// ```
+    /// let config = microbatch::Config::embedded();
+    /// assert!(!config.pin);
+    /// assert_eq!(config.ring_capacity, 4096);
+    /// ```
+    pub fn embedded() -> Self {
+        let cores = crate::sync::cold::available_parallelism().map_or(1, |n| n.get());
+        Config {
+            workers: (cores / 2).max(1),
+            pin: false,
+            ring_capacity: 4096,
+            ..Config::default()
+        }
+    }
+
     /// Sets [`overload`](Self::overload).
     pub fn with_overload(mut self, overload: Overload) -> Self {
         self.overload = overload;

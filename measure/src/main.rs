@@ -15,6 +15,7 @@
 mod ab;
 mod balance;
 mod batch_vs_microbatch;
+mod boxed;
 mod end_to_end;
 mod engine_only;
 mod log;
@@ -88,6 +89,10 @@ const SUBCOMMANDS: &[Subcommand] = &[
     }),
     ("batch_vs_microbatch", "the click-stream case as one batch and as micro-batches: [EVENTS] [RATE]", |a| batch_vs_microbatch::main(a).exit_code()),
     ("ui", "the live page's cost: the profile with and without --ui: [PROFILE] [ROUNDS] [KEY=VALUE ...]", |a| ui::main(a).exit_code()),
+    ("boxed", "a job behind Box<dyn Job> against its own type: [ROUNDS] [RECORDS]", |a| {
+        boxed::main(a);
+        ExitCode::SUCCESS
+    }),
     ("engine_only", "the engine alone, for profilers: WORKERS RECORDS", |a| {
         engine_only::main(a);
         ExitCode::SUCCESS

@@ -53,6 +53,13 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         self
     }
 
+    /// Starts from [`Config::embedded`]: unpinned, half the cores, small
+    /// producer rings, for an engine inside a service. Later setters change
+    /// it further.
+    pub fn embedded(self) -> Self {
+        self.config(Config::embedded())
+    }
+
     setter!(/// Sets [`Config::workers`].
         workers: usize => with_workers);
     setter!(/// Sets [`Config::pin`].

@@ -25,6 +25,7 @@
 //! ```
 
 mod aggregate;
+mod boxed;
 mod global;
 pub(crate) mod hot;
 #[doc(hidden)]
@@ -40,6 +41,7 @@ mod value;
 use std::marker::PhantomData;
 
 pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum};
+pub use boxed::BoxedJob;
 pub use global::{GlobalJob, GlobalPart};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};

@@ -1,0 +1,71 @@
+//! What a boxed job costs: the end_to_end job (keyed count and sum over
+//! 100 000 keys, 2 workers, 100 ms epochs, the generator in the workers)
+//! as its own type and behind a `Box<dyn Job>`, alternating which goes
+//! first in each round:
+//!
+//! ```text
+//! boxed [ROUNDS] [RECORDS]
+//! ```
+//!
+//! Defaults: 5 rounds of 200 M records.
+
+use std::time::{Duration, Instant};
+
+use crate::ab::median;
+use microbatch::job::{BoxedJob, Job};
+use microbatch::sink::DiscardSink;
+use microbatch::source::{Event, Generator};
+use microbatch::Engine;
+use microbatch_bench::end_to_end::{count_and_sum, workload};
+
+/// Records per second of one run of `job` over `records` records.
+fn run<J: Job<Event>>(job: J, records: u64) -> f64 {
+    let started = Instant::now();
+    let engine = Engine::builder(job, DiscardSink)
+        .workers(2)
+        .interval(Some(Duration::from_millis(100)))
+        .max_batch_records(None)
+        .source(Generator::new(workload(records, None)))
+        .start()
+        .expect("the end_to_end settings are valid");
+    let summary = engine.finish().expect("the end_to_end job runs cleanly");
+    assert_eq!(summary.records_in_results, records);
+    records as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs it; `args` are the command line from this subcommand's name on.
+pub fn main(args: Vec<String>) {
+    let args: Vec<u64> = args
+        .into_iter()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
+    let rounds = args.first().copied().unwrap_or(5).max(1);
+    let records = args.get(1).copied().unwrap_or(200_000_000);
+    let (mut plain, mut boxed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let boxed_job = || -> BoxedJob<Event, _, _, _> { Box::new(count_and_sum()) };
+        let (p, b) = if round % 2 == 0 {
+            let p = run(count_and_sum(), records);
+            (p, run(boxed_job(), records))
+        } else {
+            let b = run(boxed_job(), records);
+            (run(count_and_sum(), records), b)
+        };
+        println!(
+            "round {round}: own type {:.1} M/s, boxed {:.1} M/s ({:.3}x)",
+            p / 1e6,
+            b / 1e6,
+            b / p
+        );
+        plain.push(p);
+        boxed.push(b);
+        ratios.push(b / p);
+    }
+    println!(
+        "median: own type {:.1} M/s, boxed {:.1} M/s; median paired ratio {:.3}",
+        median(&mut plain) / 1e6,
+        median(&mut boxed) / 1e6,
+        median(&mut ratios)
+    );
+}
