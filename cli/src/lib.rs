@@ -11,6 +11,7 @@
 //! - [`report`], [`plot`], [`cpu`]: what a run prints and draws, and how
 //!   its CPU time and memory are read.
 //! - [`paths`]: the outputs a command writes, checked before it runs.
+//! - [`exporter`]: the engine's metrics in Prometheus text (`--metrics`).
 //! - [`ui`]: the live page of a run or a sweep; [`terminal`]: the
 //!   progress bar.
 
@@ -19,6 +20,7 @@
 pub mod commands;
 pub mod cpu;
 pub mod driver;
+pub mod exporter;
 pub mod jobs;
 pub mod paths;
 pub mod plot;

@@ -21,6 +21,7 @@ use microbatch_cli::commands::sweep::{
 };
 use microbatch_cli::driver::error::RunError;
 use microbatch_cli::driver::RunFiles;
+use microbatch_cli::exporter::MetricsServer;
 use microbatch_cli::jobs::clickstream::Click;
 use microbatch_cli::paths::{check_outputs, PathError};
 use microbatch_cli::plot;
@@ -132,6 +133,10 @@ struct RunArgs {
     profile: ProfileArgs,
     #[command(flatten)]
     ui: UiArgs,
+    /// Serve the engine's metrics in the Prometheus text format at
+    /// http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     /// Write the summary as one JSON object to FILE; unless --epochs or
     /// --hdr-log say otherwise, also FILE's stem + `.epochs.jsonl` (each
     /// epoch's progress) and + `.hlog` (HdrHistogram interval log of
@@ -399,6 +404,14 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         interval_log: hdr_path.clone(),
         checkpoint: args.checkpoint.clone(),
     };
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(MetricsServer::start)
+        .transpose()?;
+    if let Some(metrics) = &metrics {
+        say!("  metrics: {}", metrics.url());
+    }
     let ui = args.ui.start("run", &name, &profile)?;
     let outcome = {
         let mut bar = Bar::new();

@@ -294,3 +294,75 @@ fn the_clickstream_job_refuses_what_it_cannot_do() {
     let written = write_click_log(&csv, &bad_line.path().join("log"));
     assert_fails(&written, 1, &["line 2", "action `jump`"]);
 }
+
+/// The value of the Prometheus sample `name` in `text`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+        .and_then(|line| line[name.len()..].trim().parse().ok())
+}
+
+/// `GET path` from `addr`, the body.
+fn get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+#[test]
+fn metrics_are_served_in_prometheus_text_and_rise_during_a_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/default.toml",
+        &["--set", "run.duration=3s"],
+    ));
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .args(&args)
+        .args(["--metrics", &addr])
+        .current_dir(common::workspace())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let results = |text: &str| sample(text, "microbatch_records_in_results_total");
+    // The first scrape that has results, then one a second later.
+    let first = loop {
+        assert!(std::time::Instant::now() < deadline, "no metrics served");
+        if let Some(value) = get(&addr, "/metrics").as_deref().and_then(results) {
+            if value > 0.0 {
+                break value;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let text = get(&addr, "/metrics").expect("still served");
+    let second = results(&text).unwrap();
+    assert!(second > first, "the count rises: {first} then {second}");
+    for name in [
+        "microbatch_records_accepted_total",
+        "microbatch_seal_to_result_seconds_count",
+        "microbatch_record_latency_seconds_count",
+    ] {
+        assert!(
+            sample(&text, name).is_some_and(|v| v > 0.0),
+            "{name} in:\n{text}"
+        );
+    }
+    assert!(text.contains("microbatch_epochs_total{reason="), "{text}");
+    assert!(run.wait().unwrap().success());
+}

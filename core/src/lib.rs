@@ -70,6 +70,7 @@ mod shuffle;
 pub mod sink;
 pub mod source;
 mod sync;
+mod telemetry;
 mod worker;
 
 pub use config::{

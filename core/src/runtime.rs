@@ -151,6 +151,12 @@ impl<R, J: Job<R>> Runtime<R, J> {
             now,
             committed,
         );
+        crate::telemetry::epoch_completed(
+            &progress,
+            &runs,
+            self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum(),
+            self.lanes.shed.load(Ordering::Relaxed),
+        );
         // The buffer goes back to the slot: no allocation per epoch.
         self.with_slot(epoch, |slot| {
             runs.clear();
