@@ -124,6 +124,19 @@ pub fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// A subcommand's arguments after its name, as numbers. Panics, naming
+/// the argument, on one that is not: these are measurement programs, run
+/// by hand.
+pub fn numbers<T: std::str::FromStr>(args: Vec<String>) -> Vec<T> {
+    args.into_iter()
+        .skip(1)
+        .map(|a| {
+            a.parse()
+                .unwrap_or_else(|_| panic!("`{a}` is not a number"))
+        })
+        .collect()
+}
+
 /// The first `records` records `config`'s generator draws, at full speed
 /// (its rate and record count are ignored), in one thread.
 pub fn events_in_memory(mut config: GeneratorConfig, records: usize) -> Vec<Event> {

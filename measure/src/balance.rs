@@ -6,11 +6,7 @@ use microbatch_bench::end_to_end;
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) {
-    let args: Vec<f64> = args
-        .into_iter()
-        .skip(1)
-        .map(|a| a.parse().expect("a number"))
-        .collect();
+    let args: Vec<f64> = crate::ab::numbers(args);
     let rate = (args.first().copied().unwrap_or(20.0) * 1e6) as u64;
     let interval = Duration::from_secs_f64(args.get(1).copied().unwrap_or(100.0) / 1e3);
     let seconds = args.get(2).copied().unwrap_or(2.0);

@@ -35,11 +35,7 @@ fn run<J: Job<Event>>(job: J, records: u64) -> f64 {
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) {
-    let args: Vec<u64> = args
-        .into_iter()
-        .skip(1)
-        .map(|a| a.parse().expect("a number"))
-        .collect();
+    let args: Vec<u64> = crate::ab::numbers(args);
     let rounds = args.first().copied().unwrap_or(5).max(1);
     let records = args.get(1).copied().unwrap_or(200_000_000);
     let (mut plain, mut boxed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());

@@ -17,11 +17,7 @@ const WORKERS: usize = 2;
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) {
-    let args: Vec<u64> = args
-        .into_iter()
-        .skip(1)
-        .map(|a| a.parse().expect("arguments are numbers"))
-        .collect();
+    let args: Vec<u64> = crate::ab::numbers(args);
     let rounds = args.first().copied().unwrap_or(7) as usize;
     let records = args.get(1).copied().unwrap_or(50_000_000);
     let rate = |d: Duration, n: u64| n as f64 / d.as_secs_f64() / 1e6;

@@ -4,11 +4,7 @@ use std::time::Duration;
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) {
-    let args: Vec<u64> = args
-        .into_iter()
-        .skip(1)
-        .map(|a| a.parse().expect("a number"))
-        .collect();
+    let args: Vec<u64> = crate::ab::numbers(args);
     let (workers, records) = (
         args.first().copied().unwrap_or(1),
         args.get(1).copied().unwrap_or(30_000_000),
