@@ -284,9 +284,46 @@ where
         state.add((self.column)(item), 1, 0);
     }
 
+    /// The mergeable summaries' merge: a value one summary does not hold
+    /// may have been seen there up to that summary's least count (if it
+    /// is full), so it is credited that much; then the `capacity` most
+    /// counted values are kept. Counts stay at or over the true ones.
     fn merge(&self, state: &mut SpaceSaving<V>, other: SpaceSaving<V>) {
+        let floor = |summary: &SpaceSaving<V>| {
+            if summary.counts.len() < summary.capacity {
+                0
+            } else {
+                summary
+                    .counts
+                    .values()
+                    .map(|(count, _)| *count)
+                    .min()
+                    .unwrap_or(0)
+            }
+        };
+        let (mine, theirs) = (floor(state), floor(&other));
+        for (count, error) in state.counts.values_mut() {
+            *count += theirs;
+            *error += theirs;
+        }
         for (value, (count, error)) in other.counts {
-            state.add(value, count, error);
+            match state.counts.get_mut(&value) {
+                // Held by both: credited `theirs` above, which its own
+                // count in the other summary replaces.
+                Some(entry) => {
+                    entry.0 = entry.0 - theirs + count;
+                    entry.1 = entry.1 - theirs + error;
+                }
+                None => {
+                    state.counts.insert(value, (count + mine, error + mine));
+                }
+            }
+        }
+        if state.counts.len() > state.capacity {
+            let mut entries: Vec<(V, (u64, u64))> = state.counts.drain().collect();
+            entries.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+            entries.truncate(state.capacity);
+            state.counts.extend(entries);
         }
     }
 
