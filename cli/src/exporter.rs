@@ -4,11 +4,10 @@
 //! recorder is `metrics-exporter-prometheus`'s, without its own HTTP
 //! listener; the same small server as the live page serves it.
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
-
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tiny_http::{Header, Method, Response};
+
+use crate::http::HttpServer;
 
 /// Why the metrics cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -19,11 +18,7 @@ pub struct MetricsError {
 }
 
 /// The served metrics; stops serving when dropped.
-pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    serving: Option<JoinHandle<()>>,
-    addr: String,
-}
+pub struct MetricsServer(HttpServer);
 
 impl MetricsServer {
     /// Installs the Prometheus recorder (once per process) and serves its
@@ -36,53 +31,25 @@ impl MetricsServer {
         let handle: PrometheusHandle = PrometheusBuilder::new()
             .install_recorder()
             .map_err(|error| fail(error.to_string()))?;
-        let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| fail(e.to_string()))?);
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .map_or_else(|| addr.to_owned(), |a| a.to_string());
-        let serving = {
-            let server = Arc::clone(&server);
-            std::thread::Builder::new()
-                .name("microbatch-metrics".into())
-                .spawn(move || {
-                    for request in server.incoming_requests() {
-                        let response = if *request.method() != Method::Get {
-                            Response::from_string("only GET").with_status_code(405)
-                        } else if request.url().split('?').next() == Some("/metrics") {
-                            Response::from_string(handle.render()).with_header(
-                                Header::from_bytes(
-                                    &b"Content-Type"[..],
-                                    &b"text/plain; version=0.0.4"[..],
-                                )
-                                .expect("a valid static header"),
-                            )
-                        } else {
-                            Response::from_string("not found: try /metrics").with_status_code(404)
-                        };
-                        let _ = request.respond(response);
-                    }
-                })
-                .map_err(|e| fail(e.to_string()))?
-        };
-        Ok(MetricsServer {
-            server,
-            serving: Some(serving),
-            addr: bound,
+        HttpServer::start(addr, "microbatch-metrics", move |request| {
+            let response = if *request.method() != Method::Get {
+                Response::from_string("only GET").with_status_code(405)
+            } else if request.url().split('?').next() == Some("/metrics") {
+                Response::from_string(handle.render()).with_header(
+                    Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..])
+                        .expect("a valid static header"),
+                )
+            } else {
+                Response::from_string("not found: try /metrics").with_status_code(404)
+            };
+            let _ = request.respond(response);
         })
+        .map(MetricsServer)
+        .map_err(fail)
     }
 
     /// Where the metrics are served.
     pub fn url(&self) -> String {
-        format!("http://{}/metrics", self.addr)
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(serving) = self.serving.take() {
-            let _ = serving.join();
-        }
+        format!("http://{}/metrics", self.0.addr())
     }
 }

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod cpu;
 pub mod driver;
 pub mod exporter;
+mod http;
 pub mod jobs;
 pub mod paths;
 pub mod plot;

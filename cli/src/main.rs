@@ -358,7 +358,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let hdr_path = args
         .hdr_log
         .or_else(|| args.json.as_deref().map(|j| with_extension(j, "hlog")));
-    let outputs: Vec<(String, PathBuf)> = [
+    let mut outputs: Vec<(String, PathBuf)> = [
         ("--json", &args.json),
         ("--epochs", &epochs_path),
         ("--hdr-log", &hdr_path),
@@ -366,7 +366,6 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(flag, path)| path.clone().map(|path| (flag.to_string(), path)))
     .collect();
-    let mut outputs = outputs;
     if let Some(page) = &args.ui.ui_save {
         outputs.push(("--ui-save".into(), page.clone()));
     }

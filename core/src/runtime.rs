@@ -154,7 +154,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
         crate::telemetry::epoch_completed(
             &progress,
             &runs,
-            self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum(),
+            self.records_taken(),
             self.lanes.shed.load(Ordering::Relaxed),
         );
         // The buffer goes back to the slot: no allocation per epoch.
@@ -249,13 +249,18 @@ impl<R, J: Job<R>> Runtime<R, J> {
         true
     }
 
+    /// Records the workers took in so far.
+    fn records_taken(&self) -> u64 {
+        self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum()
+    }
+
     /// Totals so far, with the last completed epoch.
     pub(crate) fn progress(&self) -> Progress {
         let published = lock(&self.published);
         let mut progress = published.totals.clone();
         progress.latency = LatencySummary::of(&published.histogram);
         drop(published);
-        progress.records_taken = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).sum();
+        progress.records_taken = self.records_taken();
         progress.records_shed = self.lanes.shed.load(Ordering::Relaxed);
         progress.unpinned = self.unpinned();
         progress.pinning_note = lock(&self.pinning_note).clone();

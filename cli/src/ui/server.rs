@@ -7,13 +7,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tiny_http::{Header, Method, Response};
 
 use super::page;
 use super::Hub;
+use crate::http::HttpServer;
 
 /// Why the page cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -24,59 +24,23 @@ pub struct UiError {
 }
 
 /// A running server.
-pub(super) struct Server {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    accepting: Option<JoinHandle<()>>,
-}
+pub(super) struct Server(HttpServer);
 
 /// How long an idle event stream waits before it sends a keep-alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 impl Server {
     pub(super) fn start(addr: &str, hub: Arc<Hub>) -> Result<Server, UiError> {
-        let fail = |reason: String| UiError {
-            addr: addr.to_owned(),
-            reason,
-        };
-        let server = tiny_http::Server::http(addr).map_err(|error| fail(error.to_string()))?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| fail("not an IP address".into()))?;
-        let server = Arc::new(server);
-        let accepting = {
-            let server = Arc::clone(&server);
-            std::thread::Builder::new()
-                .name("microbatch-ui".into())
-                .spawn(move || {
-                    for request in server.incoming_requests() {
-                        let hub = Arc::clone(&hub);
-                        let _ = std::thread::Builder::new()
-                            .name("microbatch-ui-request".into())
-                            .spawn(move || serve(request, &hub));
-                    }
-                })
-                .map_err(|error| fail(error.to_string()))?
-        };
-        Ok(Server {
-            server,
-            addr: bound,
-            accepting: Some(accepting),
-        })
+        HttpServer::start(addr, "microbatch-ui", move |request| serve(request, &hub))
+            .map(Server)
+            .map_err(|reason| UiError {
+                addr: addr.to_owned(),
+                reason,
+            })
     }
 
     pub(super) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(accepting) = self.accepting.take() {
-            let _ = accepting.join();
-        }
+        self.0.addr()
     }
 }
 

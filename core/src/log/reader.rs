@@ -280,15 +280,6 @@ impl<R: LogRecord> LogReader<R> {
             .partition_point(|block| block.first_record < record)
     }
 
-    /// The CRC-32 of block `block`'s payload, as its header holds it
-    /// (checked when the log was opened).
-    pub fn block_checksum(&self, block: usize) -> u32 {
-        let found = &self.blocks[block];
-        let header = found.payload - BLOCK_HEADER;
-        let bytes = &self.maps[found.segment].2[header + 12..header + 16];
-        u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
-    }
-
     /// The log's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
