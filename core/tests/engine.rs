@@ -635,3 +635,83 @@ fn flat_map_feeds_each_record_to_several_keys() {
     }
     assert_eq!(counts, expected);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A key borrowed from the record (`key_by_ref`) groups, partitions
+    /// and counts as the same key made per record (`key_by`) does, and as
+    /// a single-threaded fold over the records.
+    #[test]
+    fn a_borrowed_key_groups_as_the_owned_one(
+        records in prop::collection::vec(("[a-e]{0,3}", 0u64..1000), 0..400),
+        workers in 1usize..4,
+        by_partitioner in any::<bool>(),
+    ) {
+        let records: Vec<(String, u64)> = records;
+        let mut expected: HashMap<String, (u64, u64)> = HashMap::new();
+        for (path, value) in &records {
+            let entry = expected.entry(path.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += value;
+        }
+        let stream = job::records::<(String, u64)>;
+        let first_byte = |key: &str, partitions: usize| {
+            key.bytes().next().map_or(0, usize::from) % partitions
+        };
+        let borrowed = if by_partitioner {
+            per_path(
+                stream()
+                    .key_by_ref(|r| r.0.as_str())
+                    .partition_by(job::FnPartitioner(first_byte))
+                    .aggregate_with(|c| (c.count(), c.sum(|r| r.1))),
+                workers,
+                &records,
+            )
+        } else {
+            per_path(
+                stream()
+                    .key_by_ref(|r| r.0.as_str())
+                    .aggregate_with(|c| (c.count(), c.sum(|r| r.1))),
+                workers,
+                &records,
+            )
+        };
+        let owned = per_path(
+            stream()
+                .key_by(|r| r.0.clone())
+                .aggregate_with(|c| (c.count(), c.sum(|r| r.1))),
+            workers,
+            &records,
+        );
+        prop_assert_eq!(&borrowed, &expected);
+        prop_assert_eq!(&owned, &expected);
+    }
+}
+
+/// Runs a per-path count and sum over `records`; the rows folded over the
+/// epochs.
+fn per_path<J>(job: J, workers: usize, records: &[(String, u64)]) -> HashMap<String, (u64, u64)>
+where
+    J: microbatch::job::Job<(String, u64), Row = (String, (u64, u64))>,
+{
+    let (sink, rows) = CollectSink::new();
+    let summary = Engine::builder(job, sink)
+        .workers(workers)
+        .pin(false)
+        .interval(None)
+        .max_batch_records(Some(64))
+        .source(IterSource::new(records.to_vec()))
+        .start()
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(summary.records_in_results, records.len() as u64);
+    let mut folded: HashMap<String, (u64, u64)> = HashMap::new();
+    for (_, (key, (n, total))) in rows.take() {
+        let entry = folded.entry(key).or_default();
+        entry.0 += n;
+        entry.1 += total;
+    }
+    folded
+}

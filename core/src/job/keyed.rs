@@ -1,7 +1,7 @@
 //! Keyed aggregation: one hash table per key partition, filled in place
 //! (the combiner) and merged on the key's owner.
 
-use std::fmt::Debug;
+use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
@@ -9,6 +9,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 use rustc_hash::FxBuildHasher;
 
 use super::hot::{HotKeySampler, HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, SAMPLE_EVERY};
+use super::key::{Key, KeyFn};
 use super::{Aggregator, Job, Partitioner, Pipe, Placement};
 use crate::progress::HotKey;
 
@@ -90,9 +91,9 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
 impl<R, P, F, K, Pt, A> KeyedJob<R, P, F, Pt, A>
 where
     P: Pipe<R>,
-    F: Fn(&P::Out) -> K,
-    K: Hash,
-    Pt: Partitioner<K>,
+    F: KeyFn<P::Out, Key = K>,
+    K: Key + Borrow<F::Lookup>,
+    Pt: Partitioner<F::Lookup>,
 {
     /// Salts `keys`: each record of one of them goes to the next partition
     /// in turn (not to the key's owner), so that every worker folds a
@@ -168,10 +169,9 @@ where
         &self,
         records: &[R],
         parts: &mut [KeyedPart<K, A::State>],
-        mut choose: impl FnMut(&K, u64, usize) -> usize,
+        mut choose: impl FnMut(&F::Lookup, u64, usize) -> usize,
     ) where
         A: Aggregator<P::Out>,
-        K: Eq,
     {
         let partitions = parts.len();
         let mut countdown = parts.first().map_or(SAMPLE_EVERY, |part| part.countdown) as usize;
@@ -180,13 +180,13 @@ where
             let (window, after) = rest.split_at(countdown.min(rest.len()));
             for record in window {
                 self.pipe.feed(record, |item| {
-                    let key = (self.key)(item);
-                    let hash = self.hasher.hash_one(&key);
-                    let partition = choose(&key, hash, partitions);
+                    let key = self.key.key(item);
+                    let hash = self.hasher.hash_one(F::lookup(&key));
+                    let partition = choose(F::lookup(&key), hash, partitions);
                     let Some(part) = parts.get_mut(partition) else {
                         out_of_range(partition, partitions);
                     };
-                    upsert(
+                    upsert::<_, F, _>(
                         &mut part.table,
                         &self.hasher,
                         &self.aggregator,
@@ -211,7 +211,7 @@ where
     }
 
     #[inline(always)]
-    fn partition_of(&self, key: &K, hash: u64, partitions: usize) -> usize {
+    fn partition_of(&self, key: &F::Lookup, hash: u64, partitions: usize) -> usize {
         if partitions == 1 {
             0
         } else {
@@ -225,9 +225,9 @@ where
     fn sample<S>(&self, record: &R, parts: &mut [KeyedPart<K, S>]) {
         let partitions = parts.len();
         self.pipe.feed(record, |item| {
-            let key = (self.key)(item);
-            let hash = self.hasher.hash_one(&key);
-            let partition = self.partition_of(&key, hash, partitions);
+            let key = self.key.key(item);
+            let hash = self.hasher.hash_one(F::lookup(&key));
+            let partition = self.partition_of(F::lookup(&key), hash, partitions);
             if let Some(part) = parts.get_mut(partition) {
                 part.sampler.sample(hash);
             }
@@ -268,32 +268,36 @@ pub(crate) fn merge_entry<'t, T, K: Hash + Eq, A: Aggregator<T>>(
 
 /// Folds `item` into `table` under `key`, whose hash is `hash`.
 #[inline(always)]
-fn upsert<T, K: Hash + Eq, A: Aggregator<T>>(
-    table: &mut HashTable<(K, A::State)>,
+fn upsert<'a, T, F: KeyFn<T>, A: Aggregator<T>>(
+    table: &mut HashTable<(F::Key, A::State)>,
     hasher: &FxBuildHasher,
     aggregator: &A,
     hash: u64,
-    key: K,
+    key: F::Ref<'a>,
     item: &T,
 ) {
     // A plain probe for the common hit; the entry API would also look for
-    // an insert slot on every probe.
-    if let Some(entry) = table.find_mut(hash, |entry| entry.0 == key) {
+    // an insert slot on every probe. A borrowed key is owned only here,
+    // when the epoch first sees it.
+    let lookup = F::lookup(&key);
+    if let Some(entry) = table.find_mut(hash, |entry| entry.0.borrow() == lookup) {
         aggregator.update(&mut entry.1, item);
         return;
     }
     let mut state = aggregator.init();
     aggregator.update(&mut state, item);
-    table.insert_unique(hash, (key, state), |entry| hasher.hash_one(&entry.0));
+    table.insert_unique(hash, (F::own(key), state), |entry| {
+        hasher.hash_one(&entry.0)
+    });
 }
 
 impl<R, P, F, K, Pt, A> Job<R> for KeyedJob<R, P, F, Pt, A>
 where
     R: 'static,
     P: Pipe<R>,
-    F: Fn(&P::Out) -> K + Send + Sync + 'static,
-    K: Hash + Eq + Debug + Send + 'static,
-    Pt: Partitioner<K>,
+    F: KeyFn<P::Out, Key = K>,
+    K: Key + Borrow<F::Lookup>,
+    Pt: Partitioner<F::Lookup>,
     A: Aggregator<P::Out>,
 {
     type Part = KeyedPart<K, A::State>;
@@ -379,7 +383,7 @@ where
         let found = std::cell::Cell::new((0u64, 0usize));
         let moving = first.table.extract_if(|(key, _)| {
             let hash = hasher.hash_one(&*key);
-            let partition = self.partition_of(key, hash, partitions);
+            let partition = self.partition_of((*key).borrow(), hash, partitions);
             found.set((hash, partition));
             partition != 0
         });

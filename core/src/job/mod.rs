@@ -26,10 +26,12 @@
 
 mod aggregate;
 mod boxed;
+mod columns;
 mod global;
 pub(crate) mod hot;
 #[doc(hidden)]
 pub mod kernels;
+mod key;
 mod keyed;
 mod partition;
 mod pipe;
@@ -42,7 +44,9 @@ use std::marker::PhantomData;
 
 pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum};
 pub use boxed::BoxedJob;
+pub use columns::Columns;
 pub use global::{GlobalJob, GlobalPart};
+pub use key::{ByRef, Key, KeyFn};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
@@ -260,10 +264,17 @@ impl<R, P: Pipe<R>> Stream<R, P> {
     }
 
     /// Groups items by `key`; keys are spread over the workers by hash
-    /// unless [`KeyedStream::partition_by`] says otherwise.
+    /// unless [`KeyedStream::partition_by`] says otherwise. The key is
+    /// made per item; to group by a field the item owns (a `String`), use
+    /// [`key_by_ref`](Stream::key_by_ref), which owns a key only when an
+    /// epoch first sees it.
+    ///
+    /// A key is [`Key`]: `Hash + Eq + Debug + Send + 'static` (`Debug`
+    /// because hot keys are named in the progress reports).
     pub fn key_by<F, K>(self, key: F) -> KeyedStream<R, P, F, HashPartitioner>
     where
         F: Fn(&P::Out) -> K + Send + Sync + 'static,
+        K: Key,
     {
         KeyedStream {
             pipe: self.pipe,
@@ -273,9 +284,61 @@ impl<R, P: Pipe<R>> Stream<R, P> {
         }
     }
 
+    /// Groups items by a key borrowed from the item (`|r| r.path.as_str()`):
+    /// the fold hashes and compares the borrowed key and owns it
+    /// (`to_owned`, e.g. a `String` from a `&str`) only when the epoch
+    /// first sees it, not per item. Rows carry the owned key.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// struct Request { path: String, micros: u64 }
+    ///
+    /// let per_path = job::records::<Request>()
+    ///     .key_by_ref(|r| r.path.as_str())
+    ///     .aggregate(count());
+    /// let (sink, rows) = CollectSink::new();
+    /// let requests = (0..100u64).map(|i| Request { path: format!("/p{}", i % 3), micros: i });
+    /// let engine = Engine::builder(per_path, sink)
+    ///     .workers(2)
+    ///     .interval(None)
+    ///     .source(IterSource::new(requests))
+    ///     .start()?;
+    /// engine.finish()?;
+    /// let mut rows: Vec<(String, u64)> = rows.take().into_iter().map(|(_, row)| row).collect();
+    /// rows.sort();
+    /// assert_eq!(rows, [("/p0".into(), 34), ("/p1".into(), 33), ("/p2".into(), 33)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn key_by_ref<G, Q>(self, key: G) -> KeyedStream<R, P, ByRef<G>, HashPartitioner>
+    where
+        G: for<'a> Fn(&'a P::Out) -> &'a Q + Send + Sync + 'static,
+        Q: ?Sized + std::hash::Hash + Eq + ToOwned + 'static,
+        Q::Owned: Key,
+    {
+        KeyedStream {
+            pipe: self.pipe,
+            key: ByRef(key),
+            partitioner: HashPartitioner,
+            _records: PhantomData,
+        }
+    }
+
     /// Reduces every item of an epoch to one row, on worker 0.
     pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> GlobalJob<R, P, A> {
         GlobalJob::new(self.pipe, aggregator)
+    }
+
+    /// [`aggregate`](Stream::aggregate) with the aggregator built from
+    /// [`Columns`], whose column closures need no type annotation.
+    pub fn aggregate_with<A: Aggregator<P::Out>>(
+        self,
+        build: impl FnOnce(Columns<P::Out>) -> A,
+    ) -> GlobalJob<R, P, A> {
+        self.aggregate(build(Columns::new()))
     }
 }
 
@@ -287,12 +350,14 @@ pub struct KeyedStream<R, P, F, Pt> {
     _records: PhantomData<fn(&R)>,
 }
 
-impl<R, P: Pipe<R>, F, K, Pt> KeyedStream<R, P, F, Pt>
-where
-    F: Fn(&P::Out) -> K + Send + Sync + 'static,
-{
-    /// Assigns keys to workers with `partitioner` instead of by hash.
-    pub fn partition_by<Q: Partitioner<K>>(self, partitioner: Q) -> KeyedStream<R, P, F, Q> {
+impl<R, P: Pipe<R>, F: KeyFn<P::Out>, Pt> KeyedStream<R, P, F, Pt> {
+    /// Assigns keys to workers with `partitioner` instead of by hash. A
+    /// [`key_by_ref`](Stream::key_by_ref) key is partitioned by its
+    /// borrowed form (`str` for a `String`).
+    pub fn partition_by<Q: Partitioner<F::Lookup>>(
+        self,
+        partitioner: Q,
+    ) -> KeyedStream<R, P, F, Q> {
         KeyedStream {
             pipe: self.pipe,
             key: self.key,
@@ -305,9 +370,22 @@ where
     pub fn aggregate<A>(self, aggregator: A) -> KeyedJob<R, P, F, Pt, A>
     where
         A: Aggregator<P::Out>,
-        K: std::hash::Hash + Eq + Send + 'static,
-        Pt: Partitioner<K>,
+        Pt: Partitioner<F::Lookup>,
     {
         KeyedJob::new(self.pipe, self.key, self.partitioner, aggregator)
+    }
+
+    /// [`aggregate`](KeyedStream::aggregate) with the aggregator built
+    /// from [`Columns`], whose column closures need no type annotation:
+    /// `.aggregate_with(|c| (c.count(), c.sum(|r| r.1)))`.
+    pub fn aggregate_with<A>(
+        self,
+        build: impl FnOnce(Columns<P::Out>) -> A,
+    ) -> KeyedJob<R, P, F, Pt, A>
+    where
+        A: Aggregator<P::Out>,
+        Pt: Partitioner<F::Lookup>,
+    {
+        self.aggregate(build(Columns::new()))
     }
 }

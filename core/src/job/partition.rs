@@ -6,7 +6,7 @@
 ///
 /// A result outside `0..partitions` is a bug in the partitioner: the worker
 /// that met it stops with an error naming the key's partition.
-pub trait Partitioner<K>: Send + Sync + 'static {
+pub trait Partitioner<K: ?Sized>: Send + Sync + 'static {
     /// The partition of `key`, whose 64-bit hash is `hash`. Hot path.
     fn partition(&self, key: &K, hash: u64, partitions: usize) -> usize;
 
@@ -24,7 +24,7 @@ pub trait Partitioner<K>: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HashPartitioner;
 
-impl<K> Partitioner<K> for HashPartitioner {
+impl<K: ?Sized> Partitioner<K> for HashPartitioner {
     #[inline(always)]
     fn partition(&self, _: &K, hash: u64, partitions: usize) -> usize {
         let bits = (hash >> 24) & 0xFFFF_FFFF;
@@ -115,7 +115,7 @@ impl<K: Ord + Send + Sync + std::fmt::Debug + 'static> Partitioner<K> for RangeP
 #[derive(Debug, Clone, Copy)]
 pub struct FnPartitioner<F>(pub F);
 
-impl<K, F> Partitioner<K> for FnPartitioner<F>
+impl<K: ?Sized, F> Partitioner<K> for FnPartitioner<F>
 where
     F: Fn(&K, usize) -> usize + Send + Sync + 'static,
 {

@@ -12,7 +12,6 @@
 //! a resumed run rebuilds them by replaying the log from its first epoch.
 
 use std::fmt::Debug;
-use std::hash::Hash;
 
 use hashbrown::hash_table::HashTable;
 use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
@@ -23,6 +22,7 @@ use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use rustc_hash::FxBuildHasher;
 
+use super::key::{Key, KeyFn};
 use super::keyed::merge_entry;
 use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe, Placement};
 use crate::progress::HotKey;
@@ -194,9 +194,9 @@ where
     C: TotalsCodec<K, A::State>,
     R: 'static,
     P: Pipe<R>,
-    F: Fn(&P::Out) -> K + Send + Sync + 'static,
-    K: Hash + Eq + Clone + Debug + Send + 'static,
-    Pt: Partitioner<K>,
+    F: KeyFn<P::Out, Key = K>,
+    K: Key + Clone + std::borrow::Borrow<F::Lookup>,
+    Pt: Partitioner<F::Lookup>,
     A: Aggregator<P::Out>,
     A::State: Clone,
 {
