@@ -251,7 +251,8 @@ pub(crate) fn recover<R, J: Job<R>>(
     worker: usize,
 ) -> Result<Recovered, Unrecovered> {
     let mut message = batch.failed.take().unwrap_or_default();
-    for _ in 0..handler.retries {
+    for attempt in 1..=handler.retries {
+        tracing::warn!(target: "microbatch", epoch, worker, attempt, panic = %message, "a batch panicked; folding it again");
         match refold(job, parts, &batch.retained) {
             Ok(()) => return Ok(Recovered::Retried),
             Err(again) => message = again,
@@ -297,5 +298,13 @@ pub(crate) fn recover<R, J: Job<R>>(
         attempts: handler.retries + 2,
         message,
     })?;
+    tracing::warn!(
+        target: "microbatch",
+        epoch,
+        worker,
+        records = poison.len(),
+        file = %letters.path.display(),
+        "records that panic were quarantined as dead letters"
+    );
     Ok(Recovered::Quarantined(poison.len() as u64))
 }

@@ -71,6 +71,8 @@ pub mod sink;
 pub mod source;
 mod sync;
 mod telemetry;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod worker;
 
 pub use config::{
@@ -78,7 +80,7 @@ pub use config::{
 };
 pub use engine::{Engine, EngineBuilder, ShutdownError, Summary};
 pub use error::EngineError;
-pub use input::{Closed, Producer, PushError, Sent};
+pub use input::{Closed, Producer, PushError, Sent, SharedProducer};
 pub use runtime::ProgressListener;
 
 /// The engine's building blocks, for its loom models and benchmarks: the

@@ -34,13 +34,20 @@ pub enum SealReason {
     Shutdown,
 }
 
-impl std::fmt::Display for SealReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl SealReason {
+    /// Its name: `interval`, `count` or `shutdown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             SealReason::Interval => "interval",
             SealReason::Count => "count",
             SealReason::Shutdown => "shutdown",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for SealReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -156,6 +163,11 @@ pub struct EpochProgress {
     /// adaptive placement reads it (see
     /// [`Placement`](crate::job::Placement)).
     pub waited_per_worker: Vec<Duration>,
+    /// The most records one producer ring held when a worker came to take
+    /// from it, over the epoch's batches: how far the producers ran ahead
+    /// (against [`Config::ring_capacity`](crate::Config::ring_capacity), how
+    /// near they came to waiting).
+    pub ring_backlog: usize,
     /// Of `records`, those a worker took from another worker's producer
     /// rings (work stealing; see [`Config::work_stealing`](crate::Config::work_stealing)).
     pub records_stolen: u64,

@@ -19,9 +19,10 @@ use crate::input::Lanes;
 use crate::job::Job;
 use crate::progress::{EpochProgress, LatencySummary, Progress};
 use crate::sink::Sink;
-use crate::sync::cold::{lock, Condvar, Mutex, MutexGuard};
+use crate::sync::cold::{lock, Condvar, Mutex, MutexGuard, OnceLock};
 use crate::sync::wait::Idle;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::telemetry::Telemetry;
 
 /// A callback for each completed epoch's progress.
 pub type ProgressListener = Box<dyn Fn(&EpochProgress) + Send + Sync>;
@@ -46,6 +47,16 @@ pub(crate) struct Runtime<R, J: Job<R>> {
     pub(crate) final_epoch: AtomicU64,
     pub(crate) failed: AtomicBool,
     pub(crate) failure: Mutex<Option<EngineError>>,
+    /// The first failure's message, kept after `failure` is taken.
+    pub(crate) cause: OnceLock<String>,
+    /// The metric handles, registered at start.
+    pub(crate) telemetry: Telemetry,
+    /// Worker threads started and not yet returned.
+    pub(crate) running: AtomicUsize,
+    /// Notified (all waiters) when the engine fails and when a worker
+    /// thread returns: what the async shutdown and failure future await.
+    #[cfg(feature = "tokio")]
+    pub(crate) changed: ::tokio::sync::Notify,
     /// Records taken in so far, per worker.
     pub(crate) taken: Box<[CachePadded<AtomicU64>]>,
     /// Workers whose built-in source is not exhausted.
@@ -95,6 +106,8 @@ impl<R, J: Job<R>> Runtime<R, J> {
     pub(crate) fn fail(&self, error: EngineError) {
         let mut failure = lock(&self.failure);
         if failure.is_none() {
+            tracing::error!(target: "microbatch", error = %error, "the engine failed; it stops taking records");
+            let _ = self.cause.set(error.to_string());
             *failure = Some(error);
         }
         drop(failure);
@@ -102,11 +115,20 @@ impl<R, J: Job<R>> Runtime<R, J> {
         self.lanes.close();
         self.sink.close();
         self.wake_source_waiters();
+        #[cfg(feature = "tokio")]
+        self.changed.notify_waiters();
     }
 
     /// The first failure's message, if the engine failed.
     pub(crate) fn failure(&self) -> Option<String> {
-        lock(&self.failure).as_ref().map(ToString::to_string)
+        self.cause.get().cloned()
+    }
+
+    /// A worker thread returns (after its final drain or its failure).
+    pub(crate) fn worker_returned(&self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(feature = "tokio")]
+        self.changed.notify_waiters();
     }
 
     /// A worker's built-in source is exhausted (or dropped at the drain).
@@ -151,7 +173,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
             now,
             committed,
         );
-        crate::telemetry::epoch_completed(
+        self.telemetry.epoch_completed(
             &progress,
             &runs,
             self.records_taken(),
@@ -277,6 +299,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
     }
 
     pub(crate) fn note_unpinned(&self, note: String) {
+        tracing::warn!(target: "microbatch", %note, "a worker runs unpinned");
         lock(&self.pinning_note).get_or_insert(note);
     }
 

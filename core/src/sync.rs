@@ -26,7 +26,7 @@ pub(crate) use std::sync::{PoisonError, TryLockError};
 /// taken per record.
 pub(crate) mod cold {
     pub(crate) use std::sync::mpsc;
-    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard, Once};
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard, Once, OnceLock};
     pub(crate) use std::thread::{available_parallelism, Builder as ThreadBuilder, JoinHandle};
 
     use super::PoisonError;

@@ -1,8 +1,10 @@
 //! What the engine reports through the [`metrics`] facade, so that the
 //! host picks the exporter (Prometheus, StatsD, ...) as it picks a
 //! `tracing` subscriber; with no recorder installed every call here is a
-//! no-op. Called once per completed epoch, on the thread that completes
-//! it: never per record.
+//! no-op. The handles are registered once, when the engine starts (so a
+//! recorder must be installed before it starts to see them), and updated
+//! once per completed epoch on the thread that completes it: never per
+//! record, and no allocation.
 //!
 //! | name | kind | what |
 //! | --- | --- | --- |
@@ -16,40 +18,100 @@
 //! | `microbatch_record_latency_seconds` | histogram | record latency, from the push (or due time) to the epoch's result: one sample per run of records taken together (at most 1024 per worker and epoch), so its quantiles are over runs |
 //! | `microbatch_epoch_record_latency_p99_seconds` | gauge | the last epoch's record-latency p99, over its records |
 //! | `microbatch_worker_waiting_microseconds_total{worker}` | counter | time each worker spent in its wait loop |
+//! | `microbatch_ring_backlog_records` | gauge | the last epoch's most records waiting in one producer ring when a worker came to take (`EpochProgress::ring_backlog`) |
+//! | `microbatch_ring_occupancy_ratio` | gauge | that backlog over the ring capacity: near 1, producers are about to wait (or shed) |
 
-use crate::progress::EpochProgress;
+use metrics::{Counter, Gauge, Histogram};
 
-/// Reports the completed epoch of `progress`, whose records arrived in
-/// `runs` of `(latency µs, records)`; `accepted` and `shed` are the run's
-/// totals so far.
-pub(crate) fn epoch_completed(
-    progress: &EpochProgress,
-    runs: &[(u64, u64)],
-    accepted: u64,
-    shed: u64,
-) {
-    metrics::counter!("microbatch_records_accepted_total").absolute(accepted);
-    metrics::counter!("microbatch_records_shed_total").absolute(shed);
-    metrics::counter!("microbatch_records_in_results_total").increment(progress.records);
-    metrics::counter!("microbatch_records_dead_lettered_total").increment(progress.dead_letters);
-    metrics::counter!("microbatch_rows_total").increment(progress.rows);
-    metrics::counter!("microbatch_epochs_total", "reason" => progress.seal_reason.to_string())
-        .increment(1);
-    metrics::histogram!("microbatch_seal_to_result_seconds")
-        .record(progress.seal_to_result.as_secs_f64());
-    // One sample per run, not per record: a recorder may keep every
-    // sample, and an epoch holds millions of records.
-    let latency = metrics::histogram!("microbatch_record_latency_seconds");
-    for &(micros, _) in runs {
-        latency.record(micros as f64 / 1e6);
+use crate::progress::{EpochProgress, SealReason};
+
+/// The engine's metric handles, registered once.
+pub(crate) struct Telemetry {
+    accepted: Counter,
+    shed: Counter,
+    in_results: Counter,
+    dead_lettered: Counter,
+    rows: Counter,
+    /// By [`SealReason`]: interval, count, shutdown.
+    epochs: [Counter; 3],
+    seal_to_result: Histogram,
+    record_latency: Histogram,
+    epoch_p99: Gauge,
+    ring_backlog: Gauge,
+    ring_occupancy: Gauge,
+    /// Each producer ring's capacity, for the occupancy.
+    ring_capacity: f64,
+    /// One per worker.
+    waiting: Box<[Counter]>,
+}
+
+impl Telemetry {
+    /// Registers the handles of an engine of `workers` workers with the
+    /// recorder installed now (a no-op one if none is). Cold.
+    pub(crate) fn register(workers: usize, ring_capacity: usize) -> Self {
+        let epochs = |reason: SealReason| metrics::counter!("microbatch_epochs_total", "reason" => reason.as_str());
+        Telemetry {
+            accepted: metrics::counter!("microbatch_records_accepted_total"),
+            shed: metrics::counter!("microbatch_records_shed_total"),
+            in_results: metrics::counter!("microbatch_records_in_results_total"),
+            dead_lettered: metrics::counter!("microbatch_records_dead_lettered_total"),
+            rows: metrics::counter!("microbatch_rows_total"),
+            epochs: [
+                epochs(SealReason::Interval),
+                epochs(SealReason::Count),
+                epochs(SealReason::Shutdown),
+            ],
+            seal_to_result: metrics::histogram!("microbatch_seal_to_result_seconds"),
+            record_latency: metrics::histogram!("microbatch_record_latency_seconds"),
+            epoch_p99: metrics::gauge!("microbatch_epoch_record_latency_p99_seconds"),
+            ring_backlog: metrics::gauge!("microbatch_ring_backlog_records"),
+            ring_occupancy: metrics::gauge!("microbatch_ring_occupancy_ratio"),
+            ring_capacity: ring_capacity.max(1) as f64,
+            waiting: (0..workers)
+                .map(|worker| {
+                    metrics::counter!(
+                        "microbatch_worker_waiting_microseconds_total",
+                        "worker" => worker.to_string()
+                    )
+                })
+                .collect(),
+        }
     }
-    metrics::gauge!("microbatch_epoch_record_latency_p99_seconds")
-        .set(progress.latency.p99_micros as f64 / 1e6);
-    for (worker, waited) in progress.waited_per_worker.iter().enumerate() {
-        metrics::counter!(
-            "microbatch_worker_waiting_microseconds_total",
-            "worker" => worker.to_string()
-        )
-        .increment(waited.as_micros() as u64);
+
+    /// Reports the completed epoch of `progress`, whose records arrived in
+    /// `runs` of `(latency µs, records)`; `accepted` and `shed` are the
+    /// run's totals so far.
+    pub(crate) fn epoch_completed(
+        &self,
+        progress: &EpochProgress,
+        runs: &[(u64, u64)],
+        accepted: u64,
+        shed: u64,
+    ) {
+        self.accepted.absolute(accepted);
+        self.shed.absolute(shed);
+        self.in_results.increment(progress.records);
+        self.dead_lettered.increment(progress.dead_letters);
+        self.rows.increment(progress.rows);
+        let reason = match progress.seal_reason {
+            SealReason::Interval => 0,
+            SealReason::Count => 1,
+            SealReason::Shutdown => 2,
+        };
+        self.epochs[reason].increment(1);
+        self.seal_to_result
+            .record(progress.seal_to_result.as_secs_f64());
+        // One sample per run, not per record: a recorder may keep every
+        // sample, and an epoch holds millions of records.
+        for &(micros, _) in runs {
+            self.record_latency.record(micros as f64 / 1e6);
+        }
+        self.epoch_p99.set(progress.latency.p99_micros as f64 / 1e6);
+        self.ring_backlog.set(progress.ring_backlog as f64);
+        self.ring_occupancy
+            .set(progress.ring_backlog as f64 / self.ring_capacity);
+        for (counter, waited) in self.waiting.iter().zip(&progress.waited_per_worker) {
+            counter.increment(waited.as_micros() as u64);
+        }
     }
 }

@@ -15,7 +15,7 @@ use microbatch::source::IterSource;
 use microbatch::{Config, ConfigError, Engine, EngineError, OnPanic};
 
 mod common;
-use common::{count_and_sum, Row};
+use common::{count_and_sum, held_engine, HeldSink, Row};
 
 /// Long enough that only a hang exceeds it on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -55,25 +55,6 @@ fn after_a_failure_the_channel_reader_ends_and_the_cause_is_reachable() {
 }
 
 /// A sink whose commit of epoch 0 waits until it is let go.
-struct HeldSink {
-    release: Mutex<mpsc::Receiver<()>>,
-    entered: Mutex<mpsc::Sender<()>>,
-}
-
-impl Sink<Row> for HeldSink {
-    fn write(&self, _: u64, _: usize, _: &mut Vec<Row>) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
-        if epoch == 0 {
-            let _ = self.entered.lock().unwrap().send(());
-            let _ = self.release.lock().unwrap().recv();
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn progress_answers_while_the_sink_is_slow() {
     let (release, held) = mpsc::channel();
@@ -222,22 +203,15 @@ fn a_panic_policy_in_the_settings_needs_the_builders_policy() {
 
 #[test]
 fn a_service_sheds_load_instead_of_waiting_when_it_asks_to() {
-    let (release, held) = mpsc::channel();
-    let (entered, in_sink) = mpsc::channel();
-    let sink = HeldSink {
-        release: Mutex::new(held),
-        entered: Mutex::new(entered),
-    };
     // One worker, which stalls in the sink's commit of epoch 0: its ring
     // fills, and what does not fit is shed, not waited for.
-    let engine = Engine::builder(count_and_sum(), sink)
-        .workers(1)
-        .pin(false)
-        .interval(None)
-        .max_batch_records(Some(100))
-        .max_epochs_in_flight(1)
-        .ring_capacity(64)
-        .overload(microbatch::Overload::DropNewest)
+    let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::clone(&backlog);
+    let (builder, release, in_sink) = held_engine(microbatch::Overload::DropNewest);
+    let engine = builder
+        .on_progress(move |epoch| {
+            most.fetch_max(epoch.ring_backlog, std::sync::atomic::Ordering::Relaxed);
+        })
         .start()
         .unwrap();
     let mut producer = engine.producer();
@@ -266,4 +240,6 @@ fn a_service_sheds_load_instead_of_waiting_when_it_asks_to() {
         10_100,
         "every record is in or shed, once"
     );
+    // The worker came back to a full ring: the progress says so.
+    assert_eq!(backlog.load(std::sync::atomic::Ordering::Relaxed), 64);
 }

@@ -1,7 +1,8 @@
 //! Workspace automation, run as `cargo xtask <command>` (an alias in
 //! `.cargo/config.toml`). Std only, so it builds in a second.
 //!
-//! - `cargo xtask test`: unit, integration and doc tests of the workspace,
+//! - `cargo xtask test`: unit, integration and doc tests of the workspace
+//!   with every feature (the tokio side and its example service included),
 //!   then the loom models (built with `--cfg loom` in their own target
 //!   directory, so the two builds do not evict each other).
 
@@ -71,7 +72,8 @@ impl Tally {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
-    let mut args = vec!["test", "--workspace"];
+    // Every feature: the tokio side's tests and example run too.
+    let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
     let tally = cargo(&args, &[])?.add(loom_tally(&[])?);
     // One plain closing line over both runs.

@@ -20,8 +20,9 @@ use crate::input::Lanes;
 use crate::job::Job;
 use crate::runtime::Runtime;
 use crate::source::{EpochPlan, Source};
-use crate::sync::cold::{Mutex, ThreadBuilder};
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize};
+use crate::sync::cold::{Mutex, OnceLock, ThreadBuilder};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::telemetry::Telemetry;
 use crate::worker::{thread_main, Worker};
 
 /// Where the run starts, as [`resume`] finds it.
@@ -166,6 +167,11 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         final_epoch: AtomicU64::new(u64::MAX),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
+        cause: OnceLock::new(),
+        telemetry: Telemetry::register(workers, config.ring_capacity),
+        running: AtomicUsize::new(0),
+        #[cfg(feature = "tokio")]
+        changed: ::tokio::sync::Notify::new(),
         taken: (0..workers)
             .map(|_| CachePadded::new(AtomicU64::new(0)))
             .collect(),
@@ -202,12 +208,15 @@ fn spawn<R: Send + 'static, J: Job<R>>(
             sources[id].take(),
             totals,
         );
+        // Counted before the thread can return, uncounted if it never ran.
+        runtime.running.fetch_add(1, Ordering::AcqRel);
         let spawned = ThreadBuilder::new()
             .name(format!("microbatch-worker-{id}"))
             .spawn(move || thread_main(worker, core));
         match spawned {
             Ok(handle) => engine.threads.push(handle),
             Err(source) => {
+                runtime.running.fetch_sub(1, Ordering::AcqRel);
                 runtime.fail(EngineError::Spawn { worker: id, source });
                 return Err(engine
                     .stop()
@@ -216,6 +225,17 @@ fn spawn<R: Send + 'static, J: Job<R>>(
             }
         }
     }
+    let config = &runtime.config;
+    tracing::info!(
+        target: "microbatch",
+        workers,
+        pin = config.pin,
+        interval = ?config.interval,
+        max_batch_records = ?config.max_batch_records,
+        ring_capacity = config.ring_capacity,
+        first_epoch = runtime.first_epoch,
+        "the engine started"
+    );
     Ok(engine)
 }
 

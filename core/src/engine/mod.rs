@@ -3,6 +3,8 @@
 //! the builder in `builder`; what the handle shares with the workers is the
 //! `Runtime`.
 
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod builder;
 mod launch;
 
@@ -15,7 +17,7 @@ pub use self::builder::EngineBuilder;
 use crate::config::Config;
 use crate::error::EngineError;
 use crate::fault::panic_message;
-use crate::input::Producer;
+use crate::input::{Producer, SharedProducer};
 use crate::job::Job;
 use crate::progress::{LatencySummary, Progress};
 use crate::runtime::Runtime;
@@ -89,21 +91,13 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
     /// records taken so far (two handles made at the same moment may pick
     /// the same worker). Handles can be made while the engine runs; after
     /// shutdown their pushes return `Closed`.
+    ///
+    /// Each handle owns a ring of [`Config::ring_capacity`] records (see
+    /// `docs/embedding.md` for the memory): one per long-lived thread, not
+    /// per request. Many short-lived callers share a
+    /// [`shared_producer`](Engine::shared_producer).
     pub fn producer(&self) -> Producer<R> {
-        let lanes = &self.runtime.lanes;
-        let worker = (0..self.runtime.workers)
-            .min_by_key(|&w| {
-                (
-                    lanes.workers[w].producers.load(Ordering::Relaxed),
-                    self.runtime.taken[w].load(Ordering::Relaxed),
-                )
-            })
-            .unwrap_or(0);
-        Producer::attach(
-            Arc::clone(&self.runtime.lanes),
-            worker,
-            self.runtime.config.ring_capacity,
-        )
+        self.attach(self.least_loaded_worker(), false)
     }
 
     /// A handle pushing into a new ring attached to `worker`.
@@ -114,11 +108,67 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
                 workers: self.runtime.workers,
             });
         }
-        Ok(Producer::attach(
+        Ok(self.attach(worker, false))
+    }
+
+    /// A `Clone + Sync` handle for many callers (request handlers, short
+    /// tasks), pushing into `rings` rings (at least one), each a
+    /// [`producer`](Engine::producer) attached to the least-loaded worker
+    /// in turn. A clone costs an `Arc` clone and no memory of its own; the
+    /// rings are freed when the last clone is dropped.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::sink::DiscardSink;
+    /// use microbatch::Engine;
+    ///
+    /// let engine = Engine::builder(job::records::<u32>().key_by(|r| *r).aggregate(count()), DiscardSink)
+    ///     .embedded()
+    ///     .start()?;
+    /// let shared = engine.shared_producer(2);
+    /// std::thread::scope(|scope| {
+    ///     for caller in 0..8u32 {
+    ///         let shared = shared.clone();
+    ///         scope.spawn(move || shared.push(caller).expect("the engine runs"));
+    ///     }
+    /// });
+    /// assert_eq!(engine.shutdown()?.records_in_results, 8);
+    /// # Ok::<(), microbatch::EngineError>(())
+    /// ```
+    pub fn shared_producer(&self, rings: usize) -> SharedProducer<R> {
+        SharedProducer::new(self.attach_rings(rings, false))
+    }
+
+    /// `rings` (at least one) new producer rings, each attached to the
+    /// least-loaded worker when it is made.
+    pub(crate) fn attach_rings(&self, rings: usize, wakes: bool) -> Vec<Producer<R>> {
+        (0..rings.max(1))
+            .map(|_| self.attach(self.least_loaded_worker(), wakes))
+            .collect()
+    }
+
+    /// The worker with the fewest live handles, then the fewest records
+    /// taken so far.
+    fn least_loaded_worker(&self) -> usize {
+        let lanes = &self.runtime.lanes;
+        (0..self.runtime.workers)
+            .min_by_key(|&w| {
+                (
+                    lanes.workers[w].producers.load(Ordering::Relaxed),
+                    self.runtime.taken[w].load(Ordering::Relaxed),
+                )
+            })
+            .unwrap_or(0)
+    }
+
+    /// A new ring attached to `worker`; `wakes`: an async producer's.
+    fn attach(&self, worker: usize, wakes: bool) -> Producer<R> {
+        Producer::attach(
             Arc::clone(&self.runtime.lanes),
             worker,
             self.runtime.config.ring_capacity,
-        ))
+            wakes,
+        )
     }
 
     /// The settings the engine runs with.
@@ -212,6 +262,14 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
         }
         self.runtime.sink.close();
         let summary = self.summary();
+        tracing::info!(
+            target: "microbatch",
+            records_in_results = summary.records_in_results,
+            epochs = summary.epochs,
+            records_shed = summary.records_shed,
+            elapsed = ?summary.elapsed,
+            "the engine shut down"
+        );
         match lock(&self.runtime.failure).take() {
             Some(error) => Err(ShutdownError {
                 error,

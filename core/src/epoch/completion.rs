@@ -96,6 +96,7 @@ impl Completion {
             records_stolen: slot.stolen,
             combined_batches: slot.combined,
             dead_letters: slot.dead_letters,
+            ring_backlog: slot.ring_backlog,
             rows: slot.rows,
             opened,
             sealed,

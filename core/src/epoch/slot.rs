@@ -24,6 +24,8 @@ pub(crate) struct EpochSlot {
     /// Workers whose batch of the epoch was folded combined.
     pub(crate) combined: usize,
     pub(crate) dead_letters: u64,
+    /// The most records a producer ring held when a worker came to take.
+    pub(crate) ring_backlog: usize,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     /// Every worker's arrival marks of the epoch: `(µs, records)`.
@@ -47,6 +49,7 @@ impl EpochSlot {
             stolen: 0,
             combined: 0,
             dead_letters: 0,
+            ring_backlog: 0,
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * MARKS_PER_WORKER),
@@ -68,6 +71,7 @@ impl EpochSlot {
             self.stolen = 0;
             self.combined = 0;
             self.dead_letters = 0;
+            self.ring_backlog = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();

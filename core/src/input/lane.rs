@@ -35,6 +35,11 @@ pub(crate) struct Lane<R> {
     /// them, so that two workers fold the records of one hot ring at once.
     /// Stored only when it changes.
     pub(super) wanted: AtomicBool,
+    /// An async producer's wait for room: notified after each chunk taken
+    /// from the ring, and at close. `None` for a blocking producer's lane,
+    /// whose takers pay nothing for it.
+    #[cfg(feature = "tokio")]
+    pub(crate) room: Option<::tokio::sync::Notify>,
 }
 
 /// What a claim of a lane gives access to.
@@ -47,14 +52,32 @@ pub(super) struct LaneRing<R> {
 }
 
 impl<R> Lane<R> {
-    /// A lane around the consumer end of a new ring.
-    pub(super) fn new(consumer: ringbuf::Consumer<R>) -> Self {
+    /// A lane around the consumer end of a new ring; `wakes`: its producer
+    /// awaits room (an async producer), so takers notify it.
+    pub(super) fn new(consumer: ringbuf::Consumer<R>, wakes: bool) -> Self {
+        #[cfg(not(feature = "tokio"))]
+        let _ = wakes;
         Lane {
             ring: Mutex::new(LaneRing { consumer, epoch: 0 }),
             pushed: CachePadded::new(AtomicU64::new(0)),
             retired: AtomicBool::new(false),
             backlog: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
+            #[cfg(feature = "tokio")]
+            room: wakes.then(::tokio::sync::Notify::new),
+        }
+    }
+
+    /// Tells an async producer waiting for room that a chunk left the
+    /// ring (or that the engine closed). The notification is stored if
+    /// nobody waits yet, so a producer that enables its wait and then
+    /// finds the ring still full cannot miss it. Once per chunk, only on
+    /// an async producer's lane.
+    #[inline]
+    pub(crate) fn signal_room(&self) {
+        #[cfg(feature = "tokio")]
+        if let Some(room) = &self.room {
+            room.notify_one();
         }
     }
 
@@ -101,6 +124,7 @@ impl<R> Lane<R> {
         take(second, pushed);
         let taken = chunk.len();
         chunk.commit_all();
+        self.signal_room();
         self.note_backlog(!ring.consumer.is_empty());
         taken
     }
@@ -124,6 +148,7 @@ impl<R> Lane<R> {
         ring.epoch = epoch;
         let pushed = self.take_stamp();
         chunk.move_into(out);
+        self.signal_room();
         self.note_backlog(!ring.consumer.is_empty());
         pushed
     }
@@ -168,6 +193,10 @@ pub(crate) struct WorkerLanes<R> {
     /// Producer handles attached to the worker and not dropped: its load,
     /// for placing new handles.
     pub(crate) producers: AtomicUsize,
+    /// Notified once `finished` is set: an async producer whose push raced
+    /// the close awaits it before taking its record back.
+    #[cfg(feature = "tokio")]
+    pub(crate) drained: ::tokio::sync::Notify,
 }
 
 /// The intake side of an engine, shared by its producers and workers.
@@ -197,6 +226,8 @@ impl<R> Lanes<R> {
                     arrivals: Queue::new(),
                     finished: AtomicBool::new(false),
                     producers: AtomicUsize::new(0),
+                    #[cfg(feature = "tokio")]
+                    drained: ::tokio::sync::Notify::new(),
                 })
                 .collect(),
             all: Mutex::new(Vec::new()),
@@ -231,8 +262,19 @@ impl<R> Lanes<R> {
         self.version.fetch_add(1, Ordering::Release);
     }
 
+    /// Closes the intake: every push from now on returns `Closed`, and
+    /// async producers waiting for room wake to see it. Cold: once.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        #[cfg(feature = "tokio")]
+        for (_, lane) in self
+            .all
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            lane.signal_room();
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {

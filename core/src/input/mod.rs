@@ -35,17 +35,26 @@
 //! that next round).
 //!
 //! The pieces: `lane` (a producer ring as the workers see it, and the
-//! registry of every worker's lanes), `producer` (the public handle) and
-//! `reader` (a worker's side: taking from its own lanes, stealing from
-//! others', its half of the closing protocol).
+//! registry of every worker's lanes), `producer` (the public handle),
+//! `shared` (a `Clone` handle over a few rings, for many callers),
+//! `awaiting` (the async handle, with the `tokio` feature) and `reader` (a
+//! worker's side: taking from its own lanes, stealing from others', its
+//! half of the closing protocol).
 
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod lane;
+mod patience;
 mod producer;
 mod reader;
+mod shared;
 
+#[cfg(feature = "tokio")]
+pub use awaiting::AsyncProducer;
 pub(crate) use lane::Lanes;
 pub use producer::{Producer, Sent};
 pub(crate) use reader::LaneReader;
+pub use shared::SharedProducer;
 
 /// Records taken from one ring per visit: enough to amortize the visit,
 /// small enough to keep the other rings and the clock served.

@@ -26,7 +26,7 @@ fn drain_until_closed(mut inputs: LaneReader<u32>) -> Vec<u32> {
 fn push_racing_close_is_taken_or_handed_back() {
     loom::model(|| {
         let lanes = Arc::new(Lanes::new(1, Instant::now(), Overload::Block));
-        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2);
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2, false);
         let worker = loom::thread::spawn({
             let inputs = LaneReader::new(0, Arc::clone(&lanes));
             move || drain_until_closed(inputs)
@@ -49,7 +49,7 @@ fn push_racing_close_is_taken_or_handed_back() {
 fn slice_racing_close_hands_back_a_suffix() {
     loom::model(|| {
         let lanes = Arc::new(Lanes::new(1, Instant::now(), Overload::Block));
-        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1, false);
         let worker = loom::thread::spawn({
             let inputs = LaneReader::new(0, Arc::clone(&lanes));
             move || drain_until_closed(inputs)
@@ -74,7 +74,7 @@ fn slice_racing_close_hands_back_a_suffix() {
 fn steal_racing_close_and_final_drain_takes_each_record_once() {
     loom::model(|| {
         let lanes = Arc::new(Lanes::new(2, Instant::now(), Overload::Block));
-        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1);
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 1, false);
         let thief = loom::thread::spawn({
             let mut inputs = LaneReader::new(1, Arc::clone(&lanes));
             move || {
@@ -103,5 +103,39 @@ fn steal_racing_close_and_final_drain_takes_each_record_once() {
         all.extend(thief.join().unwrap());
         all.extend(pusher.join().unwrap());
         assert_eq!(all, [7], "the record once");
+    });
+}
+
+/// Two callers of one shared ring race the close: the claim serializes
+/// their stores, so the ring holds at most one record stored after the
+/// close, and each caller's record is taken by the final drain or handed
+/// back to it, once. (The closing thread runs the final drain.)
+#[test]
+fn shared_ring_callers_racing_close_each_get_their_own_record_back() {
+    use super::SharedProducer;
+    loom::model(|| {
+        let lanes = Arc::new(Lanes::new(1, Instant::now(), Overload::Block));
+        let shared = SharedProducer::new(vec![Producer::attach(Arc::clone(&lanes), 0, 2, false)]);
+        let callers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|record| {
+                let shared = shared.clone();
+                loom::thread::spawn(move || match shared.try_push(record) {
+                    Ok(()) => None,
+                    Err(PushError::Closed(back)) => {
+                        assert_eq!(back, record, "a caller gets its own record back");
+                        Some(back)
+                    }
+                    Err(PushError::Full(_)) => unreachable!("the ring has room for both"),
+                })
+            })
+            .collect();
+        lanes.close();
+        let mut all = drain_until_closed(LaneReader::new(0, Arc::clone(&lanes)));
+        for caller in callers {
+            all.extend(caller.join().unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, [1, 2], "each record once");
     });
 }

@@ -4,10 +4,10 @@
 use microbatch_ringbuf::{self as ringbuf, Full};
 
 use super::lane::{Lane, Lanes};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::patience::{count_shed, push_waiting, retry_while_full, send_by_policy};
 use super::{Closed, PushError};
-use crate::config::Overload;
 use crate::sync::wait::Idle;
 use crate::sync::{fence, Arc, Ordering};
 
@@ -21,6 +21,17 @@ pub enum Sent {
     /// dropped and counted in
     /// [`Progress::records_shed`](crate::progress::Progress::records_shed).
     Shed,
+}
+
+/// What [`Producer::try_store`] did.
+pub(crate) enum Stored<R> {
+    /// In the ring, and the engine was open after the store: accepted.
+    Accepted,
+    /// Not stored: the ring was full or the engine closed.
+    Refused(PushError<R>),
+    /// In the ring, but the engine closed meanwhile: once the worker has
+    /// drained, [`Producer::reclaim_one`] says whether the drain took it.
+    RacedClose,
 }
 
 /// A handle that pushes records into the engine through its own SPSC ring,
@@ -37,10 +48,16 @@ pub struct Producer<R> {
 }
 
 impl<R> Producer<R> {
-    /// A ring of `capacity` for `worker`, registered with it.
-    pub(crate) fn attach(lanes: Arc<Lanes<R>>, worker: usize, capacity: usize) -> Self {
+    /// A ring of `capacity` for `worker`, registered with it; `wakes`: the
+    /// handle will await room (an async producer), so takers notify it.
+    pub(crate) fn attach(
+        lanes: Arc<Lanes<R>>,
+        worker: usize,
+        capacity: usize,
+        wakes: bool,
+    ) -> Self {
         let (ring, consumer) = ringbuf::ring(capacity);
-        let lane = Arc::new(Lane::new(consumer));
+        let lane = Arc::new(Lane::new(consumer, wakes));
         lanes.register(worker, Arc::clone(&lane));
         Producer {
             ring,
@@ -58,40 +75,62 @@ impl<R> Producer<R> {
     /// Pushes `record` if the ring has room. Hot path: one ring push, one
     /// fence and two flag loads.
     pub fn try_push(&mut self, record: R) -> Result<(), PushError<R>> {
+        match self.try_store(record) {
+            Stored::Accepted => Ok(()),
+            Stored::Refused(refused) => Err(refused),
+            Stored::RacedClose => {
+                self.wait_for_drain();
+                self.reclaim_one()
+            }
+        }
+    }
+
+    /// Stores `record` in the ring if the engine is open and the ring has
+    /// room, then checks that the engine was still open after the store.
+    /// Hot path: one ring push, one fence and two flag loads.
+    #[inline]
+    pub(crate) fn try_store(&mut self, record: R) -> Stored<R> {
         if self.lanes.is_closed() {
-            return Err(PushError::Closed(record));
+            return Stored::Refused(PushError::Closed(record));
         }
         self.stamp();
-        self.ring
-            .try_push(record)
-            .map_err(|Full(r)| PushError::Full(r))?;
-        match self.confirm(1).pop() {
+        if let Err(Full(record)) = self.ring.try_push(record) {
+            return Stored::Refused(PushError::Full(record));
+        }
+        fence(Ordering::SeqCst);
+        if self.lanes.closed.load(Ordering::Relaxed) {
+            Stored::RacedClose
+        } else {
+            Stored::Accepted
+        }
+    }
+
+    /// After [`Stored::RacedClose`] and the worker's drain: `Ok` if the
+    /// drain took the record, else the record handed back.
+    pub(crate) fn reclaim_one(&mut self) -> Result<(), PushError<R>> {
+        match self.reclaim(1).pop() {
             None => Ok(()),
             Some(record) => Err(PushError::Closed(record)),
         }
+    }
+
+    /// Whether this handle's worker has finished its final drain.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.lanes.workers[self.worker]
+            .finished
+            .load(Ordering::Acquire)
+    }
+
+    /// The engine's intake this handle pushes into.
+    pub(super) fn lanes(&self) -> &Arc<Lanes<R>> {
+        &self.lanes
     }
 
     /// Pushes `record`, waiting up to `timeout` (spin, yield, short sleeps)
     /// for room; [`PushError::Full`] hands it back if the ring stayed full
     /// that long. For a service that bounds its own latency.
     pub fn push_timeout(&mut self, record: R, timeout: Duration) -> Result<(), PushError<R>> {
-        let mut record = match self.try_push(record) {
-            Err(PushError::Full(back)) => back,
-            done => return done,
-        };
-        // The wait path: the clock is read only once the ring is full.
-        let deadline = Instant::now() + timeout;
-        let idle = Idle::new();
-        loop {
-            if Instant::now() >= deadline {
-                return Err(PushError::Full(record));
-            }
-            idle.step();
-            record = match self.try_push(record) {
-                Err(PushError::Full(back)) => back,
-                done => return done,
-            };
-        }
+        retry_while_full(|record| self.try_push(record), record, Some(timeout))
     }
 
     /// Pushes `record` as the engine's [`Overload`](crate::Overload) policy
@@ -100,48 +139,32 @@ impl<R> Producer<R> {
     /// (`DropNewest`, [`Sent::Shed`]). [`PushError::Closed`] hands it back
     /// once the engine shuts down.
     pub fn send(&mut self, record: R) -> Result<Sent, PushError<R>> {
-        match self.lanes.overload {
-            Overload::Block => self
-                .push(record)
-                .map(|()| Sent::Accepted)
-                .map_err(|Closed(back)| PushError::Closed(back)),
-            Overload::Fail => self.try_push(record).map(|()| Sent::Accepted),
-            Overload::DropNewest => match self.try_push(record) {
-                Ok(()) => Ok(Sent::Accepted),
-                Err(PushError::Full(_)) => {
-                    self.lanes.shed.fetch_add(1, Ordering::Relaxed);
-                    Ok(Sent::Shed)
-                }
-                Err(closed) => Err(closed),
-            },
-        }
+        let sent = send_by_policy(self.lanes.overload, |record| self.try_push(record), record);
+        count_shed(&self.lanes, &sent);
+        sent
     }
 
     /// Pushes `record`, waiting (spin, yield, short sleeps) while the ring
     /// is full. Fails only when the engine shuts down.
     pub fn push(&mut self, record: R) -> Result<(), Closed<R>> {
-        let mut record = record;
+        push_waiting(|record| self.try_push(record), record)
+    }
+
+    /// Waits (spin, yield, short sleeps) for the worker's final drain,
+    /// after a push raced the close.
+    #[cold]
+    fn wait_for_drain(&self) {
         let idle = Idle::new();
-        loop {
-            match self.try_push(record) {
-                Ok(()) => return Ok(()),
-                Err(PushError::Closed(back)) => return Err(Closed(back)),
-                Err(PushError::Full(back)) => record = back,
-            }
+        while !self.is_drained() {
             idle.step();
         }
     }
 
-    /// After records were stored in the ring: if the engine closed, wait
-    /// for the worker's final drain and take back what it left of the last
-    /// `pushed` records (the newest ones), oldest first.
+    /// After the worker's final drain: takes back what it left of the last
+    /// `pushed` records stored (the newest ones), oldest first.
     #[cold]
-    fn take_back(&mut self, pushed: usize) -> Vec<R> {
-        let finished = &self.lanes.workers[self.worker].finished;
-        let idle = Idle::new();
-        while !finished.load(Ordering::Acquire) {
-            idle.step();
-        }
+    fn reclaim(&mut self, pushed: usize) -> Vec<R> {
+        debug_assert!(self.is_drained());
         let mut back = Vec::new();
         {
             let mut ring = self.lane.claim();
@@ -174,7 +197,8 @@ impl<R> Producer<R> {
     fn confirm(&mut self, pushed: usize) -> Vec<R> {
         fence(Ordering::SeqCst);
         if self.lanes.closed.load(Ordering::Relaxed) {
-            self.take_back(pushed)
+            self.wait_for_drain();
+            self.reclaim(pushed)
         } else {
             Vec::new()
         }

@@ -28,6 +28,9 @@ pub(crate) struct Round {
     /// records of a newer epoch than the taker's. Nothing can be concluded
     /// about it being empty.
     pub(crate) skipped: bool,
+    /// The most records one of the rings held when the round came to it:
+    /// how far the producers are ahead.
+    pub(crate) backlog: usize,
 }
 
 /// One worker's side of the lanes: the rings it reads, the rings it may
@@ -99,6 +102,7 @@ impl<R> LaneReader<R> {
         let mut round = Round {
             records: 0,
             skipped: false,
+            backlog: 0,
         };
         let mut index = 0;
         while index < self.own.len() && round.records < budget {
@@ -115,6 +119,7 @@ impl<R> LaneReader<R> {
                 index += 1;
                 continue;
             }
+            round.backlog = round.backlog.max(ring.consumer.len());
             let max = usize::try_from(budget - round.records).unwrap_or(usize::MAX);
             let taken = if lane.wanted.load(Ordering::Relaxed) {
                 // A thief helps with this ring: fold after giving it up.
@@ -238,8 +243,9 @@ impl<R> LaneReader<R> {
     pub(crate) fn release(&mut self) {
         self.own.clear();
         self.victims.clear();
-        self.lanes.workers[self.id]
-            .finished
-            .store(true, Ordering::Release);
+        let lanes = &self.lanes.workers[self.id];
+        lanes.finished.store(true, Ordering::Release);
+        #[cfg(feature = "tokio")]
+        lanes.drained.notify_waiters();
     }
 }

@@ -13,7 +13,7 @@ fn a_run_counts_from_the_earliest_push_not_yet_accounted_for() {
     // An engine "started" 10 s ago: push stamps read about 10 s.
     let start = Instant::now() - Duration::from_secs(10);
     let lanes = Arc::new(Lanes::<u32>::new(1, start, Overload::Block));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64, false);
     let mut inputs = LaneReader::new(0, Arc::clone(&lanes));
     let mut runs: Vec<(usize, Option<u64>)> = Vec::new();
 
@@ -49,7 +49,7 @@ fn a_run_counts_from_the_earliest_push_not_yet_accounted_for() {
 #[test]
 fn a_thief_takes_from_other_rings_and_the_owner_does_not_go_back_an_epoch() {
     let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64, false);
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let collect = |inputs: &mut LaneReader<u32>, epoch| {
@@ -81,7 +81,7 @@ fn a_thief_takes_from_other_rings_and_the_owner_does_not_go_back_an_epoch() {
 #[test]
 fn a_thief_leaves_a_ring_that_holds_less_than_a_chunk_to_its_owner() {
     let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2 * CHUNK);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2 * CHUNK, false);
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let records: Vec<u32> = (0..CHUNK as u32).collect();
     producer.push_slice(&records[1..]).unwrap();
@@ -100,7 +100,7 @@ fn a_thief_leaves_a_ring_that_holds_less_than_a_chunk_to_its_owner() {
 #[test]
 fn a_thief_without_room_takes_nothing_and_leaves_the_rings_hints() {
     let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK, false);
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let records: Vec<u32> = (0..2 * CHUNK as u32).collect();
     producer.push_slice(&records).unwrap();
@@ -116,7 +116,7 @@ fn a_thief_without_room_takes_nothing_and_leaves_the_rings_hints() {
 #[test]
 fn a_taker_folds_outside_the_claim_while_a_thief_wants_the_ring() {
     let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 4 * CHUNK, false);
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
     let records: Vec<u32> = (0..3 * CHUNK as u32).collect();
@@ -158,8 +158,8 @@ fn a_drained_ring_of_a_dropped_producer_leaves_the_thieves_list() {
     let lanes = Arc::new(Lanes::<u32>::new(2, Instant::now(), Overload::Block));
     let mut owner = LaneReader::new(0, Arc::clone(&lanes));
     let mut thief = LaneReader::new(1, Arc::clone(&lanes));
-    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64);
-    let _other = Producer::attach(Arc::clone(&lanes), 0, 64);
+    let mut producer = Producer::attach(Arc::clone(&lanes), 0, 64, false);
+    let _other = Producer::attach(Arc::clone(&lanes), 0, 64, false);
     producer.push_slice(&[1, 2]).unwrap();
     assert_eq!(thief.steal(1, 0, |_, _| {}), 1);
     assert_eq!(thief.victims.len(), 2);
@@ -184,7 +184,7 @@ fn a_full_ring_hands_the_record_back_after_the_timeout_or_by_the_policy() {
     // No reader: a ring of two fills with two records.
     let full = |overload| {
         let lanes = Arc::new(Lanes::<u32>::new(1, Instant::now(), overload));
-        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2);
+        let mut producer = Producer::attach(Arc::clone(&lanes), 0, 2, false);
         producer.push_slice(&[1, 2]).unwrap();
         (lanes, producer)
     };

@@ -2,18 +2,22 @@
 //! rows of its partition of an epoch, then once per epoch when every
 //! partition is out, in epoch order.
 
+mod channel;
 mod file;
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "tokio")]
+pub(crate) use channel::Handoff;
+pub use channel::{ChannelSink, EpochResult};
 pub use file::{FileFormat, FileSink};
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use crate::progress::EpochProgress;
-use crate::sync::cold::{lock, mpsc, Mutex};
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::sync::cold::{lock, Mutex};
+use crate::sync::Arc;
 
 /// A sink could not take an epoch's results. The engine stops with this
 /// error rather than drop them.
@@ -140,99 +144,6 @@ where
     fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
         (self.0)(epoch, partition, rows);
         Ok(())
-    }
-}
-
-/// One epoch's whole result, delivered by a [`ChannelSink`].
-#[derive(Debug, Clone)]
-pub struct EpochResult<Row> {
-    /// The epoch.
-    pub epoch: u64,
-    /// Its rows, from every partition.
-    pub rows: Vec<Row>,
-    /// Its progress figures.
-    pub progress: EpochProgress,
-}
-
-/// Gathers each epoch's rows and sends the whole epoch down a channel.
-/// Empty epochs are sent too: one message per epoch.
-pub struct ChannelSink<Row> {
-    gathering: Gathering<Row>,
-    /// Taken (dropped) by [`Sink::close`], which ends the receiver's
-    /// iteration once it has read what was sent.
-    sender: Mutex<Option<Sender<Row>>>,
-    /// `close` was called while a send held `sender`: the sender drops it.
-    closed: AtomicBool,
-}
-
-enum Sender<Row> {
-    Bounded(mpsc::SyncSender<EpochResult<Row>>),
-    Unbounded(mpsc::Sender<EpochResult<Row>>),
-}
-
-impl<Row: Send + 'static> ChannelSink<Row> {
-    /// A sink and its receiver; at most `capacity` epochs wait in the
-    /// channel before the engine waits for the receiver (backpressure).
-    pub fn bounded(capacity: usize) -> (Self, mpsc::Receiver<EpochResult<Row>>) {
-        let (sender, receiver) = mpsc::sync_channel(capacity);
-        let sink = ChannelSink {
-            gathering: Gathering::new(),
-            sender: Mutex::new(Some(Sender::Bounded(sender))),
-            closed: AtomicBool::new(false),
-        };
-        (sink, receiver)
-    }
-
-    /// A sink and its receiver, with no bound on the epochs waiting in the
-    /// channel: the engine never waits, and memory grows if the receiver
-    /// falls behind.
-    pub fn unbounded() -> (Self, mpsc::Receiver<EpochResult<Row>>) {
-        let (sender, receiver) = mpsc::channel();
-        let sink = ChannelSink {
-            gathering: Gathering::new(),
-            sender: Mutex::new(Some(Sender::Unbounded(sender))),
-            closed: AtomicBool::new(false),
-        };
-        (sink, receiver)
-    }
-}
-
-impl<Row: Send + 'static> Sink<Row> for ChannelSink<Row> {
-    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        self.gathering.add(epoch, rows);
-        Ok(())
-    }
-
-    fn epoch_complete(&self, epoch: u64, progress: &EpochProgress) -> Result<(), SinkError> {
-        let rows = self.gathering.take(epoch);
-        let result = EpochResult {
-            epoch,
-            rows,
-            progress: progress.clone(),
-        };
-        let mut sender = lock(&self.sender);
-        let sent = match sender.as_ref() {
-            Some(Sender::Bounded(sender)) => sender.send(result).is_ok(),
-            Some(Sender::Unbounded(sender)) => sender.send(result).is_ok(),
-            None => false,
-        };
-        if self.closed.load(Ordering::Acquire) {
-            sender.take();
-        }
-        if sent {
-            Ok(())
-        } else {
-            Err(SinkError::Disconnected { epoch })
-        }
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        // A send in flight (a reader that does not read) holds the lock:
-        // it drops the sender itself once its send returns.
-        if let Ok(mut sender) = self.sender.try_lock() {
-            sender.take();
-        }
     }
 }
 

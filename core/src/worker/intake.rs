@@ -35,6 +35,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             self.open
                 .ring_runs(&self.runtime.job, self.runtime.panic_handler.as_ref(), now),
         );
+        self.open_backlog = self.open_backlog.max(round.backlog);
         let mut budget = room - round.records;
         // A draining planned source still hands out the rest of the open
         // epoch, all of it due at once (a replay rate does not hold up the

@@ -79,6 +79,9 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// Time this worker spent waiting (no input, or no room) in the open
     /// batch: spinning, yielding or parked.
     open_idle: Duration,
+    /// The most records a ring of this worker held when it came to take,
+    /// while the batch was open.
+    open_backlog: usize,
     /// When the open batch opened (this worker's previous seal).
     open_since: Instant,
     /// How the open batch is folded.
@@ -144,6 +147,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_dead: 0,
             open_reduce: Duration::ZERO,
             open_idle: Duration::ZERO,
+            open_backlog: 0,
             open_since: Instant::now(),
             placement,
             taken_total: 0,
@@ -264,4 +268,6 @@ pub(crate) fn thread_main<R: Send + 'static, J: Job<R>>(
         }),
     }
     worker.release_intake();
+    drop(worker);
+    runtime.worker_returned();
 }

@@ -108,6 +108,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.taken_total += records + dead;
         self.runtime.taken[self.id].store(self.taken_total, Ordering::Relaxed);
         let reduce = std::mem::take(&mut self.open_reduce);
+        let backlog = std::mem::take(&mut self.open_backlog);
         let (id, marks) = (self.id, self.open.arrivals.as_slice());
         self.runtime.with_slot(epoch, |slot| {
             slot.records[id] = records;
@@ -115,6 +116,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             slot.stolen += stolen;
             slot.combined += usize::from(combined);
             slot.dead_letters += dead;
+            slot.ring_backlog = slot.ring_backlog.max(backlog);
             keep_max(&mut slot.durations.reduce, reduce);
             slot.marks.extend_from_slice(marks);
             if slot.sealed_micros == 0 {
