@@ -13,11 +13,13 @@
 //! produced, with the command.
 
 mod ab;
+mod async_push;
 mod balance;
 mod batch_vs_microbatch;
 mod boxed;
 mod end_to_end;
 mod engine_only;
+mod key_by_ref;
 mod log;
 mod log_read;
 mod profile;
@@ -91,6 +93,14 @@ const SUBCOMMANDS: &[Subcommand] = &[
     ("ui", "the live page's cost: the profile with and without --ui: [PROFILE] [ROUNDS] [KEY=VALUE ...]", |a| ui::main(a).exit_code()),
     ("boxed", "a job behind Box<dyn Job> against its own type: [ROUNDS] [RECORDS]", |a| {
         boxed::main(a);
+        ExitCode::SUCCESS
+    }),
+    ("async_push", "a push by handle: blocking, shared, async: [ROUNDS] [RECORDS]", |a| {
+        async_push::main(a);
+        ExitCode::SUCCESS
+    }),
+    ("key_by_ref", "a key borrowed from the record against one made per record: [ROUNDS] [RECORDS]", |a| {
+        key_by_ref::main(a);
         ExitCode::SUCCESS
     }),
     ("engine_only", "the engine alone, for profilers: WORKERS RECORDS", |a| {
