@@ -180,6 +180,21 @@ pub struct EpochProgress {
     /// user code panicked on them (see
     /// [`PanicPolicy`](crate::PanicPolicy)); not in `records`.
     pub dead_letters: u64,
+    /// Records an event-time job dropped as late, behind its watermark
+    /// (see [`job::Windows`](crate::job::Windows)): taken in the epoch, so
+    /// counted in `records`, but folded into no row. A record a worker
+    /// drops counts once; one that reaches an owner after some of its
+    /// windows went out counts once per such window (several only for
+    /// hopping windows).
+    pub late_records: u64,
+    /// An event-time job's frontier when the epoch was finished: the least
+    /// over the workers of the newest event time (ms) each had folded (its
+    /// watermark is this less its delay); `None` for other jobs, and until
+    /// every worker has folded a record.
+    pub event_time_frontier_ms: Option<u64>,
+    /// Windows an event-time job holds open after the epoch, over its
+    /// owners: its state, which closing windows keeps bounded.
+    pub open_windows: usize,
     /// Rows of the result.
     pub rows: u64,
     /// When the epoch opened, since the engine started.
@@ -221,6 +236,10 @@ pub struct Progress {
     pub records_stolen: u64,
     /// Records quarantined in the dead-letter file so far.
     pub dead_letters: u64,
+    /// Records dropped as late by an event-time job so far.
+    pub late_records: u64,
+    /// The most windows an event-time job held open after an epoch.
+    pub open_windows_max: usize,
     /// Records [`Producer::send`](crate::Producer::send) dropped because
     /// their ring was full, under
     /// [`Overload::DropNewest`](crate::Overload::DropNewest); never

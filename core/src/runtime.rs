@@ -49,6 +49,9 @@ pub(crate) struct Runtime<R, J: Job<R>> {
     pub(crate) failure: Mutex<Option<EngineError>>,
     /// The first failure's message, kept after `failure` is taken.
     pub(crate) cause: OnceLock<String>,
+    /// The newest event-time frontier an owner finished an epoch at, plus
+    /// one (0: none yet): what a worker's next batch counts late by.
+    pub(crate) frontier: AtomicU64,
     /// The metric handles, registered at start.
     pub(crate) telemetry: Telemetry,
     /// Worker threads started and not yet returned.
@@ -117,6 +120,11 @@ impl<R, J: Job<R>> Runtime<R, J> {
         self.wake_source_waiters();
         #[cfg(feature = "tokio")]
         self.changed.notify_waiters();
+    }
+
+    /// The newest event-time frontier an epoch was finished at.
+    pub(crate) fn frontier(&self) -> Option<u64> {
+        self.frontier.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// The first failure's message, if the engine failed.

@@ -11,6 +11,7 @@
 //! | `microbatch_records_accepted_total` | counter | records the workers took in |
 //! | `microbatch_records_in_results_total` | counter | records counted in emitted results |
 //! | `microbatch_records_dead_lettered_total` | counter | records quarantined by the panic policy |
+//! | `microbatch_records_late_total` | counter | records an event-time job dropped as late |
 //! | `microbatch_records_shed_total` | counter | records `Producer::send` dropped under `Overload::DropNewest` |
 //! | `microbatch_epochs_total{reason}` | counter | epochs completed, by what sealed them (`interval`, `count`, `shutdown`) |
 //! | `microbatch_rows_total` | counter | result rows emitted |
@@ -31,6 +32,7 @@ pub(crate) struct Telemetry {
     shed: Counter,
     in_results: Counter,
     dead_lettered: Counter,
+    late: Counter,
     rows: Counter,
     /// By [`SealReason`]: interval, count, shutdown.
     epochs: [Counter; 3],
@@ -55,6 +57,7 @@ impl Telemetry {
             shed: metrics::counter!("microbatch_records_shed_total"),
             in_results: metrics::counter!("microbatch_records_in_results_total"),
             dead_lettered: metrics::counter!("microbatch_records_dead_lettered_total"),
+            late: metrics::counter!("microbatch_records_late_total"),
             rows: metrics::counter!("microbatch_rows_total"),
             epochs: [
                 epochs(SealReason::Interval),
@@ -92,6 +95,7 @@ impl Telemetry {
         self.shed.absolute(shed);
         self.in_results.increment(progress.records);
         self.dead_lettered.increment(progress.dead_letters);
+        self.late.increment(progress.late_records);
         self.rows.increment(progress.rows);
         let reason = match progress.seal_reason {
             SealReason::Interval => 0,

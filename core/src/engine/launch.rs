@@ -168,6 +168,7 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
         cause: OnceLock::new(),
+        frontier: AtomicU64::new(0),
         telemetry: Telemetry::register(workers, config.ring_capacity),
         running: AtomicUsize::new(0),
         #[cfg(feature = "tokio")]

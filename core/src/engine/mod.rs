@@ -49,6 +49,13 @@ pub struct Summary {
     /// [`EngineBuilder::on_panic`]): `records_accepted` equals
     /// `records_in_results` plus these after a clean shutdown.
     pub records_dead_lettered: u64,
+    /// Records an event-time job dropped as late, behind its watermark:
+    /// counted in `records_in_results` (taken in an epoch that completed)
+    /// but in no row; see
+    /// [`EpochProgress::late_records`](crate::progress::EpochProgress::late_records).
+    pub late_records: u64,
+    /// The most windows an event-time job held open after an epoch.
+    pub open_windows_max: usize,
     /// Records [`Producer::send`](crate::Producer::send) dropped under
     /// [`Overload::DropNewest`](crate::Overload::DropNewest): never
     /// accepted.
@@ -287,6 +294,8 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             records_in_results: progress.records_in_results,
             records_stolen: progress.records_stolen,
             records_dead_lettered: progress.dead_letters,
+            late_records: progress.late_records,
+            open_windows_max: progress.open_windows_max,
             records_shed: progress.records_shed,
             epochs: progress.epochs_completed,
             rows: progress.rows,

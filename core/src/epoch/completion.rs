@@ -96,6 +96,9 @@ impl Completion {
             records_stolen: slot.stolen,
             combined_batches: slot.combined,
             dead_letters: slot.dead_letters,
+            late_records: slot.late_records,
+            event_time_frontier_ms: slot.frontier,
+            open_windows: slot.open_windows,
             ring_backlog: slot.ring_backlog,
             rows: slot.rows,
             opened,
@@ -146,6 +149,8 @@ impl Completion {
         totals.records_in_results += progress.records;
         totals.records_stolen += progress.records_stolen;
         totals.dead_letters += progress.dead_letters;
+        totals.late_records += progress.late_records;
+        totals.open_windows_max = totals.open_windows_max.max(progress.open_windows);
         totals.rows += progress.rows;
         self.opened_micros = progress.sealed.as_micros() as u64;
         totals.last = Some(progress);

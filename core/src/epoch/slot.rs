@@ -26,6 +26,15 @@ pub(crate) struct EpochSlot {
     pub(crate) dead_letters: u64,
     /// The most records a producer ring held when a worker came to take.
     pub(crate) ring_backlog: usize,
+    /// Each worker's newest event time folded up to this epoch, and
+    /// whether it was idle past the job's idle timeout (event-time jobs).
+    pub(crate) event_times: Vec<(Option<u64>, bool)>,
+    /// Records the owners dropped as late (behind the watermark).
+    pub(crate) late_records: u64,
+    /// The event-time frontier the owners finished the epoch at.
+    pub(crate) frontier: Option<u64>,
+    /// Windows the owners hold open after the epoch.
+    pub(crate) open_windows: usize,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     /// Every worker's arrival marks of the epoch: `(µs, records)`.
@@ -50,6 +59,10 @@ impl EpochSlot {
             combined: 0,
             dead_letters: 0,
             ring_backlog: 0,
+            event_times: vec![(None, false); workers],
+            late_records: 0,
+            frontier: None,
+            open_windows: 0,
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * MARKS_PER_WORKER),
@@ -72,6 +85,10 @@ impl EpochSlot {
             self.combined = 0;
             self.dead_letters = 0;
             self.ring_backlog = 0;
+            self.event_times.fill((None, false));
+            self.late_records = 0;
+            self.frontier = None;
+            self.open_windows = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();

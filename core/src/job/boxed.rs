@@ -4,7 +4,7 @@
 //! chunk of records (and per part at a seal), never per record, so the
 //! virtual calls cost nothing measurable (`measure boxed`).
 
-use super::{Job, Placement};
+use super::{EpochTime, Job, Placement};
 use crate::progress::HotKey;
 
 /// A job behind a box, its closures' types erased; its parts, rows and
@@ -106,5 +106,35 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         rows: &mut Vec<Self::Row>,
     ) {
         (**self).finish_with_totals(part, totals, rows)
+    }
+
+    fn finish_at(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        time: EpochTime,
+    ) {
+        (**self).finish_at(part, totals, rows, time)
+    }
+
+    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+        (**self).batch_event_time(parts)
+    }
+
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        (**self).idle_timeout()
+    }
+
+    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+        (**self).open_batch(parts, frontier)
+    }
+
+    fn open_state(&self, totals: &Self::Totals) -> usize {
+        (**self).open_state(totals)
+    }
+
+    fn take_late(&self, part: &mut Self::Part) -> u64 {
+        (**self).take_late(part)
     }
 }

@@ -39,6 +39,7 @@ pub(crate) mod placement;
 mod running;
 mod sketch;
 mod value;
+mod window;
 
 use std::marker::PhantomData;
 
@@ -57,6 +58,10 @@ pub use sketch::{
     distinct, quantiles, top_k, Distinct, QuantileSummary, Quantiles, SpaceSaving, TopK,
 };
 pub use value::Value;
+pub use window::{
+    OpenWindows, TimedStream, WholeWindowJob, Window, WindowedJob, WindowedKeyedStream,
+    WindowedPart, WindowedStream, Windows,
+};
 
 /// A computation the engine runs on every epoch.
 ///
@@ -178,6 +183,72 @@ pub trait Job<R>: Send + Sync + 'static {
         let _ = totals;
         self.finish(part, rows);
     }
+
+    /// What the engine calls on the owner once per partition and epoch:
+    /// [`finish_with_totals`](Job::finish_with_totals), told where event
+    /// time stands (`time`). An event-time job emits the windows the
+    /// watermark closed; by default `time` is not needed.
+    fn finish_at(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        time: EpochTime,
+    ) {
+        let _ = time;
+        self.finish_with_totals(part, totals, rows);
+    }
+
+    /// The newest event time (ms) a worker's batch in `parts` folded, at
+    /// its seal: the engine keeps each worker's newest and tells every
+    /// owner the least of them ([`EpochTime::frontier`]). `None` (the
+    /// default): the job has no event time, or the batch had no record.
+    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+        let _ = parts;
+        None
+    }
+
+    /// How long a worker whose batches bring no new event time still holds
+    /// the frontier back; `None` (the default): for as long as it is idle.
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Tells the parts of a batch about to open where event time stands
+    /// (the frontier as of the last epoch emitted), so that records behind
+    /// the job's watermark are counted late rather than folded. By default
+    /// nothing.
+    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+        let _ = (parts, frontier);
+    }
+
+    /// How many entries of state `totals` holds after an epoch (an
+    /// event-time job's open windows), for the progress report. By
+    /// default 0.
+    fn open_state(&self, totals: &Self::Totals) -> usize {
+        let _ = totals;
+        0
+    }
+
+    /// Takes the count of records a merged `part` dropped as late (behind
+    /// the watermark), after [`finish_at`](Job::finish_at). By default 0.
+    fn take_late(&self, part: &mut Self::Part) -> u64 {
+        let _ = part;
+        0
+    }
+}
+
+/// Where event time stands when an owner finishes an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EpochTime {
+    /// The least, over the workers, of the newest event time (ms) each has
+    /// folded up to this epoch (idle workers left out, see
+    /// [`Job::idle_timeout`]); `None` until every worker has folded one.
+    /// A job's watermark is this less its delay.
+    pub frontier: Option<u64>,
+    /// The last epoch: the input has ended, every window closes.
+    pub last: bool,
 }
 
 /// The start of a job over records of type `R`.
@@ -323,6 +394,53 @@ impl<R, P: Pipe<R>> Stream<R, P> {
             pipe: self.pipe,
             key: ByRef(key),
             partitioner: HashPartitioner,
+            _records: PhantomData,
+        }
+    }
+
+    /// Gives each item an event time, in ms since the Unix epoch, for
+    /// windows over event time rather than over epochs (see
+    /// [`TimedStream::window`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use microbatch::job::{self, count, Window, Windows};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// #[derive(Clone, Copy)]
+    /// struct Click { user: u32, at_ms: u64 }
+    ///
+    /// // Clicks per user in 10 s windows; events up to 2 s out of order.
+    /// let per_user = job::records::<Click>()
+    ///     .event_time(|c| c.at_ms)
+    ///     .window(Windows::tumbling(Duration::from_secs(10)))
+    ///     .watermark_delay(Duration::from_secs(2))
+    ///     .key_by(|c| c.user)
+    ///     .aggregate(count());
+    /// let clicks = (0..100u64).map(|i| Click { user: (i % 2) as u32, at_ms: i * 250 });
+    /// let (sink, rows) = CollectSink::new();
+    /// let engine = Engine::builder(per_user, sink)
+    ///     .workers(2)
+    ///     .interval(Some(Duration::from_millis(1)))
+    ///     .source(IterSource::new(clicks))
+    ///     .start()?;
+    /// assert_eq!(engine.finish()?.late_records, 0);
+    /// let mut rows: Vec<_> = rows.take().into_iter().map(|(_, row)| row).collect();
+    /// rows.sort();
+    /// let first = Window { start_ms: 0, end_ms: 10_000 };
+    /// assert_eq!(rows[0], (first, 0, 20));
+    /// assert_eq!(rows.len(), 6, "three windows of 10 s, two users each");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn event_time<E>(self, time: E) -> TimedStream<R, P, E>
+    where
+        E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
+    {
+        TimedStream {
+            pipe: self.pipe,
+            time,
             _records: PhantomData,
         }
     }

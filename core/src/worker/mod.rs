@@ -82,6 +82,12 @@ pub(crate) struct Worker<R, J: Job<R>> {
     /// The most records a ring of this worker held when it came to take,
     /// while the batch was open.
     open_backlog: usize,
+    /// The newest event time this worker has folded, and when it last
+    /// moved (event-time jobs).
+    newest_event: Option<u64>,
+    newest_event_at: Instant,
+    /// The event-time frontier this owner last finished an epoch at.
+    frontier: Option<u64>,
     /// When the open batch opened (this worker's previous seal).
     open_since: Instant,
     /// How the open batch is folded.
@@ -129,6 +135,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             _ => Placement::Partitioned,
         };
         let placement = runtime.job.place(&mut parts, placement);
+        runtime.job.open_batch(&mut parts, None);
         let idle = match runtime.config.idle {
             IdleStrategy::Backoff => Idle::new(),
             IdleStrategy::Yield => Idle::yielding(),
@@ -148,6 +155,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_reduce: Duration::ZERO,
             open_idle: Duration::ZERO,
             open_backlog: 0,
+            newest_event: None,
+            newest_event_at: Instant::now(),
+            frontier: None,
             open_since: Instant::now(),
             placement,
             taken_total: 0,

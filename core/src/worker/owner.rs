@@ -9,8 +9,9 @@ use super::Worker;
 use crate::checkpoint::CheckpointError;
 use crate::epoch::slot::keep_max;
 use crate::error::EngineError;
-use crate::job::Job;
+use crate::job::{EpochTime, Job};
 use crate::shuffle::{Endpoint, Message};
+use crate::sync::Ordering;
 
 /// An epoch the owner is gathering parts for.
 pub(super) struct Pending<P> {
@@ -89,6 +90,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn emit(&mut self, mut pending: Pending<J::Part>) -> Result<(), EngineError> {
         let epoch = pending.epoch;
         self.emitting = Some(epoch);
+        let time = self.epoch_time(epoch);
         let runtime = &*self.runtime;
         let shuffle_wait = pending.own_seal.map(|t| t.elapsed()).unwrap_or_default();
         runtime
@@ -106,7 +108,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         }
         runtime
             .job
-            .finish_with_totals(&mut pending.merged, &mut self.totals, &mut self.rows);
+            .finish_at(&mut pending.merged, &mut self.totals, &mut self.rows, time);
+        let late = runtime.job.take_late(&mut pending.merged);
+        let open = runtime.job.open_state(&self.totals);
         self.spare.push(pending.merged);
         let state = self.save_totals(epoch)?;
         let runtime = &*self.runtime;
@@ -125,6 +129,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let partitions = runtime.partitions;
         let complete = runtime.with_slot(epoch, |slot| {
             slot.rows += rows;
+            slot.late_records += late;
+            slot.open_windows += open;
+            slot.frontier = time.frontier;
             slot.hot_keys.append(&mut self.hot_keys);
             keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);
             keep_max(&mut slot.durations.merge, pending.merge_time);
@@ -140,6 +147,33 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.next_emit += 1;
         self.emitting = None;
         Ok(())
+    }
+
+    /// Where event time stands for `epoch`: the least newest event time
+    /// over the workers that are not idle (all of them if every one is),
+    /// `None` while one of those has folded none; never back from what
+    /// this owner finished the last epoch at. Every owner reads the same
+    /// figures from the epoch's slot, so all finish it at the same
+    /// frontier. Once per partition and epoch.
+    fn epoch_time(&mut self, epoch: u64) -> EpochTime {
+        let runtime = &*self.runtime;
+        let frontier = runtime.with_slot(epoch, |slot| {
+            let times = &slot.event_times;
+            let active = times.iter().filter(|(_, idle)| !idle);
+            if times.iter().all(|(_, idle)| *idle) {
+                times.iter().filter_map(|(newest, _)| *newest).max()
+            } else {
+                active.map(|(newest, _)| *newest).min().flatten()
+            }
+        });
+        self.frontier = self.frontier.max(frontier);
+        if let Some(frontier) = self.frontier {
+            runtime.frontier.fetch_max(frontier + 1, Ordering::AcqRel);
+        }
+        EpochTime {
+            frontier: self.frontier,
+            last: runtime.final_epoch.load(Ordering::Acquire) == epoch,
+        }
     }
 
     /// This partition's totals after `epoch`, encoded, if a snapshot is

@@ -84,12 +84,20 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         // per record.
         let started = Instant::now();
         let keys = self.runtime.job.split(&mut self.open.parts);
+        if let Some(t) = self.runtime.job.batch_event_time(&self.open.parts) {
+            if self.newest_event < Some(t) {
+                self.newest_event = Some(t);
+                self.newest_event_at = Instant::now();
+            }
+        }
         self.open_reduce += started.elapsed();
         self.epoch_end = false;
         let epoch = self.open_epoch;
         self.report_batch(epoch, now, keys);
         self.send_parts(epoch)?;
         self.placement = self.runtime.job.place(&mut self.open.parts, self.placement);
+        let frontier = self.runtime.frontier();
+        self.runtime.job.open_batch(&mut self.open.parts, frontier);
         self.open_epoch += 1;
         Ok(())
     }
@@ -109,6 +117,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.runtime.taken[self.id].store(self.taken_total, Ordering::Relaxed);
         let reduce = std::mem::take(&mut self.open_reduce);
         let backlog = std::mem::take(&mut self.open_backlog);
+        let idle = self
+            .runtime
+            .job
+            .idle_timeout()
+            .is_some_and(|timeout| self.newest_event_at.elapsed() > timeout);
+        let event_time = (self.newest_event, idle);
         let (id, marks) = (self.id, self.open.arrivals.as_slice());
         self.runtime.with_slot(epoch, |slot| {
             slot.records[id] = records;
@@ -117,6 +131,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             slot.combined += usize::from(combined);
             slot.dead_letters += dead;
             slot.ring_backlog = slot.ring_backlog.max(backlog);
+            slot.event_times[id] = event_time;
             keep_max(&mut slot.durations.reduce, reduce);
             slot.marks.extend_from_slice(marks);
             if slot.sealed_micros == 0 {

@@ -1,0 +1,511 @@
+//! Event-time windows: records carry an event time
+//! ([`Stream::event_time`](super::Stream::event_time)), fall into tumbling
+//! or hopping windows aligned to the Unix epoch, and a window's row goes
+//! out once, when the watermark (the engine's event-time frontier less
+//! the job's delay) passes its end; records behind the watermark are
+//! dropped and counted ([`EpochProgress::late_records`](crate::progress::EpochProgress::late_records)).
+//!
+//! Where the state lives: each worker folds an epoch's records into parts
+//! keyed by `(key, window start)`, as a keyed job does; the owner of an
+//! entry merges it into its open windows (the job's totals), emits the
+//! windows the watermark closed and evicts them. So memory is bounded by
+//! the open windows, not by the run. The frontier is the least, over the
+//! workers, of the newest event time each has folded, the same on every
+//! owner for an epoch, so a window closes only once every worker is past
+//! its end; the last epoch closes every window.
+//!
+//! The invariant, property-tested in `core/tests/windows.rs`: while the
+//! input's disorder stays within the delay, the window rows equal a
+//! single-threaded fold's, whatever the interval, the batch size, the
+//! number of workers or work stealing.
+
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use hashbrown::hash_table::HashTable;
+use rustc_hash::FxBuildHasher;
+
+use super::key::Key;
+use super::{Aggregator, Columns, EpochTime, HashPartitioner, Job, Partitioner, Pipe};
+
+/// How records fall into windows: each window covers `[start, start +
+/// size)` ms of event time, with `start` a multiple of `slide` (tumbling:
+/// `slide == size`, one window per record; hopping: `size / slide`
+/// windows per record, rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    size_ms: u64,
+    slide_ms: u64,
+}
+
+impl Windows {
+    /// Back-to-back windows of `size` (at least 1 ms).
+    pub fn tumbling(size: Duration) -> Self {
+        let size_ms = (size.as_millis() as u64).max(1);
+        Windows {
+            size_ms,
+            slide_ms: size_ms,
+        }
+    }
+
+    /// Windows of `size` starting every `slide` (at least 1 ms, at most
+    /// `size`): a record is in each of the windows that cover it.
+    pub fn hopping(size: Duration, slide: Duration) -> Self {
+        let size_ms = (size.as_millis() as u64).max(1);
+        let slide_ms = (slide.as_millis() as u64).clamp(1, size_ms);
+        Windows { size_ms, slide_ms }
+    }
+
+    /// The length of a window, in ms.
+    pub fn size_ms(&self) -> u64 {
+        self.size_ms
+    }
+
+    /// The starts of the windows that cover event time `t`, newest first.
+    #[inline]
+    fn starts(&self, t: u64) -> impl Iterator<Item = u64> {
+        let newest = t - t % self.slide_ms;
+        let (size, slide) = (self.size_ms, self.slide_ms);
+        (0..size.div_ceil(slide))
+            .map(move |k| newest.checked_sub(k * slide))
+            .map_while(move |start| start.filter(|&start| start + size > t))
+    }
+}
+
+/// One window of event time, `[start_ms, end_ms)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Window {
+    /// Its first millisecond.
+    pub start_ms: u64,
+    /// The millisecond after its last.
+    pub end_ms: u64,
+}
+
+/// A stream whose items carry an event time; see
+/// [`Stream::event_time`](super::Stream::event_time).
+pub struct TimedStream<R, P, E> {
+    pub(super) pipe: P,
+    pub(super) time: E,
+    pub(super) _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P: Pipe<R>, E: Fn(&P::Out) -> u64 + Send + Sync + 'static> TimedStream<R, P, E> {
+    /// Cuts the stream into `windows`, with a watermark delay of zero
+    /// until [`watermark_delay`](WindowedStream::watermark_delay) says
+    /// otherwise.
+    pub fn window(self, windows: Windows) -> WindowedStream<R, P, E> {
+        WindowedStream {
+            pipe: self.pipe,
+            time: self.time,
+            settings: Settings {
+                windows,
+                delay_ms: 0,
+                idle: None,
+            },
+            _records: PhantomData,
+        }
+    }
+}
+
+/// What a windowed job closes windows by.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    windows: Windows,
+    /// The watermark is the frontier less this.
+    delay_ms: u64,
+    idle: Option<Duration>,
+}
+
+/// A windowed stream; group it by key, or aggregate it whole.
+pub struct WindowedStream<R, P, E> {
+    pipe: P,
+    time: E,
+    settings: Settings,
+    _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P: Pipe<R>, E> WindowedStream<R, P, E>
+where
+    E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
+    P::Out: 'static,
+{
+    /// Bounded out-of-orderness: the watermark trails the frontier (the
+    /// least, over the workers, of the newest event time each has seen)
+    /// by `delay`. A record more than `delay` behind the newest event time
+    /// may be late: dropped and counted, never folded into a window that
+    /// has gone out.
+    pub fn watermark_delay(mut self, delay: Duration) -> Self {
+        self.settings.delay_ms = delay.as_millis() as u64;
+        self
+    }
+
+    /// A worker whose input brings no newer event time for `timeout` no
+    /// longer holds the frontier back (as Flink's `withIdleness`); by
+    /// default it holds it for as long as it is idle, and the end of the
+    /// input closes every window.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.idle = Some(timeout);
+        self
+    }
+
+    /// Groups each window's items by `key`.
+    pub fn key_by<F, K>(self, key: F) -> WindowedKeyedStream<R, P, E, F>
+    where
+        F: Fn(&P::Out) -> K + Send + Sync + 'static,
+        K: Key + Clone,
+    {
+        WindowedKeyedStream {
+            pipe: self.pipe,
+            time: self.time,
+            key,
+            settings: self.settings,
+            _records: PhantomData,
+        }
+    }
+
+    /// Reduces each window's items to one row `(window, (), output)`.
+    pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> WholeWindowJob<R, P, E, A> {
+        self.key_by(whole::<P::Out> as fn(&P::Out))
+            .aggregate(aggregator)
+    }
+
+    /// [`aggregate`](WindowedStream::aggregate) with the aggregator built
+    /// from [`Columns`].
+    pub fn aggregate_with<A: Aggregator<P::Out>>(
+        self,
+        build: impl FnOnce(Columns<P::Out>) -> A,
+    ) -> WholeWindowJob<R, P, E, A> {
+        self.aggregate(build(Columns::new()))
+    }
+}
+
+/// A windowed job without keys: one row `(window, (), output)` per window.
+pub type WholeWindowJob<R, P, E, A> = WindowedJob<R, P, E, fn(&<P as Pipe<R>>::Out), A>;
+
+/// The key of a window aggregated whole: one, `()`, per window.
+fn whole<T>(_: &T) {}
+
+/// A windowed stream grouped by key.
+pub struct WindowedKeyedStream<R, P, E, F> {
+    pipe: P,
+    time: E,
+    key: F,
+    settings: Settings,
+    _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
+    /// Reduces the items of each key in each window to one row `(window,
+    /// key, output)`, emitted once the watermark passes the window's end.
+    pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> WindowedJob<R, P, E, F, A> {
+        WindowedJob {
+            pipe: self.pipe,
+            time: self.time,
+            key: self.key,
+            settings: self.settings,
+            aggregator,
+            hasher: FxBuildHasher,
+            _records: PhantomData,
+        }
+    }
+
+    /// [`aggregate`](WindowedKeyedStream::aggregate) with the aggregator
+    /// built from [`Columns`].
+    pub fn aggregate_with<A: Aggregator<P::Out>>(
+        self,
+        build: impl FnOnce(Columns<P::Out>) -> A,
+    ) -> WindowedJob<R, P, E, F, A> {
+        self.aggregate(build(Columns::new()))
+    }
+}
+
+/// A job over event-time windows; see the [module docs](self).
+pub struct WindowedJob<R, P, E, F, A> {
+    pipe: P,
+    time: E,
+    key: F,
+    settings: Settings,
+    aggregator: A,
+    hasher: FxBuildHasher,
+    _records: PhantomData<fn(&R)>,
+}
+
+/// One window of one key: the key, the window's start, its state and the
+/// records folded into it (to count them if the window turns out late).
+type Entry<K, S> = (K, u64, S, u64);
+
+/// A worker's or an owner's windows of one partition for one epoch.
+pub struct WindowedPart<K, S> {
+    table: HashTable<Entry<K, S>>,
+    /// The newest event time folded.
+    newest: Option<u64>,
+    /// Records dropped as late.
+    late: u64,
+    /// The watermark when the batch opened: records behind it are late.
+    watermark: Option<u64>,
+}
+
+/// An owner's open windows, and how far it has closed them.
+pub struct OpenWindows<K, S> {
+    table: HashTable<Entry<K, S>>,
+    /// Windows ending at or before this are out; an entry for one is late.
+    closed_through: Option<u64>,
+}
+
+impl<K, S> OpenWindows<K, S> {
+    /// Windows open (with records, not yet emitted).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no window is open.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+impl<R, P, E, F, K, A> WindowedJob<R, P, E, F, A>
+where
+    P: Pipe<R>,
+    F: Fn(&P::Out) -> K,
+    K: Key + Clone,
+    A: Aggregator<P::Out>,
+{
+    /// Folds `state` and `records` of `key`'s window at `start` into
+    /// `table`, whose hash of it is `hash`.
+    #[inline]
+    fn merge_into(
+        &self,
+        table: &mut HashTable<Entry<K, A::State>>,
+        (key, start, state, records): Entry<K, A::State>,
+    ) {
+        let hash = self.hasher.hash_one((&key, start));
+        match table.find_mut(hash, |e| e.1 == start && e.0 == key) {
+            Some(entry) => {
+                self.aggregator.merge(&mut entry.2, state);
+                entry.3 += records;
+            }
+            None => {
+                let hasher = &self.hasher;
+                table.insert_unique(hash, (key, start, state, records), |e| {
+                    hasher.hash_one((&e.0, e.1))
+                });
+            }
+        }
+    }
+}
+
+impl<R, P, E, F, K, A> Job<R> for WindowedJob<R, P, E, F, A>
+where
+    R: 'static,
+    P: Pipe<R>,
+    E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
+    F: Fn(&P::Out) -> K + Send + Sync + 'static,
+    K: Key + Clone,
+    A: Aggregator<P::Out>,
+{
+    type Part = WindowedPart<K, A::State>;
+    type Row = (Window, K, A::Output);
+    type Totals = OpenWindows<K, A::State>;
+
+    fn partitions(&self, workers: usize) -> usize {
+        workers
+    }
+
+    fn new_part(&self) -> Self::Part {
+        WindowedPart {
+            table: HashTable::new(),
+            newest: None,
+            late: 0,
+            watermark: None,
+        }
+    }
+
+    fn new_totals(&self) -> Self::Totals {
+        OpenWindows {
+            table: HashTable::new(),
+            closed_through: None,
+        }
+    }
+
+    /// A window's row depends on the epochs before: a resumed run replays
+    /// them.
+    fn keeps_totals(&self) -> bool {
+        true
+    }
+
+    // Hot path: per record, the event time, the watermark check, the key,
+    // then per window covering it one hash and an update in place.
+    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+        let partitions = parts.len();
+        let Some(watermark) = parts.first().map(|part| part.watermark) else {
+            return;
+        };
+        let (mut newest, mut late) = (None, 0);
+        for record in records {
+            self.pipe.feed(record, |item| {
+                let t = (self.time)(item);
+                if watermark.is_some_and(|watermark| t < watermark) {
+                    late += 1;
+                    return;
+                }
+                newest = newest.max(Some(t));
+                let key = (self.key)(item);
+                for start in self.settings.windows.starts(t) {
+                    let hash = self.hasher.hash_one((&key, start));
+                    let partition = if partitions == 1 {
+                        0
+                    } else {
+                        Partitioner::<K>::partition(&HashPartitioner, &key, hash, partitions)
+                    };
+                    let table = &mut parts[partition].table;
+                    if let Some(entry) = table.find_mut(hash, |e| e.1 == start && e.0 == key) {
+                        self.aggregator.update(&mut entry.2, item);
+                        entry.3 += 1;
+                        continue;
+                    }
+                    let mut state = self.aggregator.init();
+                    self.aggregator.update(&mut state, item);
+                    let hasher = &self.hasher;
+                    table.insert_unique(hash, (key.clone(), start, state, 1), |e| {
+                        hasher.hash_one((&e.0, e.1))
+                    });
+                }
+            });
+        }
+        if let Some(first) = parts.first_mut() {
+            first.newest = first.newest.max(newest);
+            first.late += late;
+        }
+    }
+
+    fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
+        into.newest = into.newest.max(from.newest.take());
+        into.late += std::mem::take(&mut from.late);
+        if into.table.is_empty() {
+            std::mem::swap(&mut into.table, &mut from.table);
+            return;
+        }
+        for entry in from.table.drain() {
+            self.merge_into(&mut into.table, entry);
+        }
+    }
+
+    /// The part's windows as they are, every one: what the job emits for
+    /// an epoch when nothing says where event time stands.
+    fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
+        let size = self.settings.windows.size_ms;
+        rows.extend(part.table.drain().map(|(key, start, state, _)| {
+            let window = Window {
+                start_ms: start,
+                end_ms: start + size,
+            };
+            (window, key, self.aggregator.finish(state))
+        }));
+    }
+
+    fn finish_with_totals(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+    ) {
+        self.finish_at(part, totals, rows, EpochTime::default());
+    }
+
+    fn finish_at(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        time: EpochTime,
+    ) {
+        let size = self.settings.windows.size_ms;
+        // Entries of windows already out arrived behind the watermark.
+        for entry in part.table.drain() {
+            if totals.closed_through.is_some_and(|c| entry.1 + size <= c) {
+                part.late += entry.3;
+            } else {
+                self.merge_into(&mut totals.table, entry);
+            }
+        }
+        let watermark = if time.last {
+            Some(u64::MAX)
+        } else {
+            time.frontier
+                .map(|frontier| frontier.saturating_sub(self.settings.delay_ms))
+        };
+        let Some(watermark) = watermark else {
+            return;
+        };
+        let closed = totals
+            .table
+            .extract_if(|entry| entry.1.saturating_add(size) <= watermark);
+        rows.extend(closed.map(|(key, start, state, _)| {
+            let window = Window {
+                start_ms: start,
+                end_ms: start + size,
+            };
+            (window, key, self.aggregator.finish(state))
+        }));
+        totals.closed_through = totals.closed_through.max(Some(watermark));
+    }
+
+    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+        parts.iter().filter_map(|part| part.newest).max()
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        self.settings.idle
+    }
+
+    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+        let watermark = frontier.map(|frontier| frontier.saturating_sub(self.settings.delay_ms));
+        for part in parts {
+            part.watermark = watermark;
+            part.newest = None;
+        }
+    }
+
+    fn open_state(&self, totals: &Self::Totals) -> usize {
+        totals.len()
+    }
+
+    fn take_late(&self, part: &mut Self::Part) -> u64 {
+        std::mem::take(&mut part.late)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned_to_the_epoch_and_cover_each_time_once_per_slide() {
+        let tumbling = Windows::tumbling(Duration::from_secs(10));
+        assert_eq!(tumbling.starts(0).collect::<Vec<_>>(), [0]);
+        assert_eq!(tumbling.starts(9_999).collect::<Vec<_>>(), [0]);
+        assert_eq!(tumbling.starts(10_000).collect::<Vec<_>>(), [10_000]);
+        let hopping = Windows::hopping(Duration::from_secs(10), Duration::from_secs(2));
+        assert_eq!(
+            hopping.starts(13_500).collect::<Vec<_>>(),
+            [12_000, 10_000, 8_000, 6_000, 4_000]
+        );
+        // Near the start of time, only the windows that begin at or after 0.
+        assert_eq!(hopping.starts(1_000).collect::<Vec<_>>(), [0]);
+        assert_eq!(hopping.starts(2_000).collect::<Vec<_>>(), [2_000, 0]);
+        // A slide that does not divide the size: ceil(size / slide) at most.
+        let uneven = Windows::hopping(Duration::from_millis(10), Duration::from_millis(4));
+        for t in 0..100u64 {
+            for start in uneven.starts(t) {
+                assert!(
+                    start % 4 == 0 && start <= t && t < start + 10,
+                    "{t} {start}"
+                );
+            }
+            let expected = (0..=t).filter(|s| s % 4 == 0 && t < s + 10).count();
+            assert_eq!(uneven.starts(t).count(), expected, "t = {t}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Event-time windows against a single-threaded reference: while the
+//! input's disorder stays within the watermark delay, the rows are the
+//! same whatever the interval, the batch size, the number of workers, and
+//! nothing is late; records behind the watermark are dropped and counted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use microbatch::job::{self, count, sum, Window, Windows};
+use microbatch::sink::CollectSink;
+use microbatch::source::IterSource;
+use microbatch::Engine;
+use proptest::prelude::*;
+
+/// `(key, value, event time ms)`.
+type Timed = (u64, u64, u64);
+
+/// Per `(window start, key)`: count and sum.
+type Folded = BTreeMap<(u64, u64), (u64, u64)>;
+
+/// Per `(window start, key)`: count and sum, folded one record at a time.
+fn reference(records: &[Timed], windows: &[(u64, u64)]) -> Folded {
+    let (size, slide) = windows[0];
+    let mut out = BTreeMap::new();
+    for &(key, value, t) in records {
+        let mut start = t - t % slide;
+        loop {
+            if start + size > t {
+                let entry: &mut (u64, u64) = out.entry((start, key)).or_default();
+                entry.0 += 1;
+                entry.1 += value;
+            }
+            if start < slide {
+                break;
+            }
+            start -= slide;
+            if start + size <= t {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Records whose event time trails their place in the stream by up to
+/// `disorder` ms: record `i` is generated at `i * step` ms.
+fn timed(draws: &[(u64, u64, u64)], step: u64, disorder: u64) -> Vec<Timed> {
+    draws
+        .iter()
+        .enumerate()
+        .map(|(i, &(key, value, behind))| {
+            let generated = i as u64 * step + disorder;
+            (key, value, generated - behind % (disorder + 1))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    workers: usize,
+    interval_ms: Option<u64>,
+    max_batch_records: Option<u64>,
+}
+
+fn run_strategy() -> impl Strategy<Value = Run> {
+    (
+        1usize..4,
+        prop_oneof![Just(None), (1u64..6).prop_map(Some)],
+        prop_oneof![Just(None), (20u64..400).prop_map(Some)],
+    )
+        .prop_map(|(workers, interval_ms, max_batch_records)| Run {
+            workers,
+            interval_ms,
+            max_batch_records,
+        })
+}
+
+fn windowed(records: &[Timed], size: u64, slide: u64, delay: u64, run: &Run) -> (Folded, u64) {
+    let windows = if size == slide {
+        Windows::tumbling(Duration::from_millis(size))
+    } else {
+        Windows::hopping(Duration::from_millis(size), Duration::from_millis(slide))
+    };
+    let job = job::records::<Timed>()
+        .event_time(|r| r.2)
+        .window(windows)
+        .watermark_delay(Duration::from_millis(delay))
+        .key_by(|r| r.0)
+        .aggregate((count(), sum(|r: &Timed| r.1)));
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(job, sink)
+        .workers(run.workers)
+        .pin(false)
+        .interval(run.interval_ms.map(Duration::from_millis))
+        .max_batch_records(run.max_batch_records)
+        .source(IterSource::new(records.to_vec()))
+        .start()
+        .unwrap();
+    let summary = engine.finish().unwrap();
+    assert_eq!(summary.records_in_results, records.len() as u64);
+    let mut out = BTreeMap::new();
+    for (_, (window, key, (n, total))) in rows.take() {
+        let Window { start_ms, end_ms } = window;
+        assert_eq!(end_ms, start_ms + size);
+        let previous = out.insert((start_ms, key), (n, total));
+        assert!(
+            previous.is_none(),
+            "window {start_ms} of key {key} emitted twice"
+        );
+    }
+    (out, summary.late_records)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn windows_within_the_delay_equal_the_reference_for_any_run(
+        draws in prop::collection::vec((0u64..5, 0u64..100, any::<u64>()), 0..1500),
+        step in 1u64..20,
+        disorder in 0u64..300,
+        (size, slide) in prop_oneof![
+            (50u64..2000).prop_map(|size| (size, size)),
+            (1u64..8, 20u64..300).prop_map(|(per, slide)| (per * slide, slide)),
+        ],
+        extra_delay in 0u64..100,
+        run in run_strategy(),
+    ) {
+        let records = timed(&draws, step, disorder);
+        let expected = reference(&records, &[(size, slide)]);
+        let (rows, late) = windowed(&records, size, slide, disorder + extra_delay, &run);
+        prop_assert_eq!(late, 0, "nothing is late within the delay");
+        prop_assert_eq!(rows, expected);
+    }
+}
+
+#[test]
+fn a_record_behind_the_watermark_is_dropped_and_counted() {
+    // Events every 100 ms for 10 s, then one from t = 0: by then the
+    // watermark is seconds past the end of its 1 s window.
+    let mut records: Vec<Timed> = (0..100u64).map(|i| (i % 3, 1, i * 100)).collect();
+    records.push((0, 1000, 0));
+    let run = Run {
+        workers: 1,
+        interval_ms: None,
+        max_batch_records: Some(10),
+    };
+    let (rows, late) = windowed(&records, 1000, 1000, 0, &run);
+    assert_eq!(late, 1);
+    let expected = reference(&records[..100], &[(1000, 1000)]);
+    assert_eq!(rows, expected, "the late record is in no window");
+}
+
+#[test]
+fn a_whole_window_aggregate_has_one_row_per_window() {
+    let records: Vec<Timed> = (0..1000u64).map(|i| (i % 7, i, i)).collect();
+    let job = job::records::<Timed>()
+        .event_time(|r| r.2)
+        .window(Windows::tumbling(Duration::from_millis(100)))
+        .aggregate_with(|c| (c.count(), c.max(|r| r.1)));
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(job, sink)
+        .workers(2)
+        .pin(false)
+        .interval(Some(Duration::from_millis(1)))
+        .source(IterSource::new(records))
+        .start()
+        .unwrap();
+    engine.finish().unwrap();
+    let mut rows: Vec<_> = rows.take().into_iter().map(|(_, row)| row).collect();
+    rows.sort_by_key(|(window, _, _)| *window);
+    assert_eq!(rows.len(), 10);
+    for (i, (window, (), (n, max))) in rows.into_iter().enumerate() {
+        let i = i as u64;
+        assert_eq!(window.start_ms, i * 100);
+        assert_eq!((n, max), (100, i * 100 + 99));
+    }
+}
+
+#[test]
+fn closed_windows_leave_the_state_so_it_stays_bounded() {
+    // 100 s of event time in 100 ms windows, 5 keys: 5 000 windows in all.
+    let records: Vec<Timed> = (0..100_000u64).map(|i| (i % 5, 1, i)).collect();
+    let job = job::records::<Timed>()
+        .event_time(|r| r.2)
+        .window(Windows::tumbling(Duration::from_millis(100)))
+        .key_by(|r| r.0)
+        .aggregate(count());
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(job, sink)
+        .workers(2)
+        .pin(false)
+        .interval(None)
+        .max_batch_records(Some(1000))
+        .source(IterSource::new(records))
+        .start()
+        .unwrap();
+    let summary = engine.finish().unwrap();
+    assert_eq!(rows.take().len(), 5_000);
+    // Epochs of 1 000 records are 1 s of event time: 50 windows each. The
+    // owners hold the few epochs in flight, never the run.
+    assert!(
+        (1..=1_000).contains(&summary.open_windows_max),
+        "open windows at most {}",
+        summary.open_windows_max
+    );
+}
