@@ -30,6 +30,7 @@ mod single_only;
 mod skew_keys;
 mod skew_producer;
 mod ui;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -101,6 +102,10 @@ const SUBCOMMANDS: &[Subcommand] = &[
     }),
     ("key_by_ref", "a key borrowed from the record against one made per record: [ROUNDS] [RECORDS]", |a| {
         key_by_ref::main(a);
+        ExitCode::SUCCESS
+    }),
+    ("windows", "a keyed count per window (tumbling, hopping) against unwindowed: [ROUNDS] [RECORDS]", |a| {
+        windows::main(a);
         ExitCode::SUCCESS
     }),
     ("engine_only", "the engine alone, for profilers: WORKERS RECORDS", |a| {
