@@ -139,6 +139,17 @@ pub struct RunReport {
     /// `microbatch::job::hot`; a key counts only in the epochs that
     /// reported it).
     pub hot_keys: Vec<HotKeyShare>,
+    /// Windowed jobs: records dropped behind the watermark, over the run.
+    pub late_records: u64,
+    /// Windowed jobs: windows emitted (rows), over the run; 0 otherwise.
+    pub windows_emitted: u64,
+    /// Windowed jobs: the most windows held open after an epoch.
+    pub open_windows_max: usize,
+    /// Windowed jobs: how far the watermark trailed the newest event time
+    /// folded, ms, median over the measured epochs.
+    pub watermark_lag_ms_p50: Option<u64>,
+    /// The same, 99th percentile.
+    pub watermark_lag_ms_p99: Option<u64>,
     /// CPU time of the process in the measured window, seconds (Linux).
     pub cpu_s: Option<f64>,
     /// From the engine's start to its first epoch's result, seconds (none
@@ -401,6 +412,18 @@ impl RunReport {
                     .collect::<Vec<_>>()
                     .join(", "),
             );
+        }
+        if self.windows_emitted > 0 || self.open_windows_max > 0 {
+            line(
+                "windows",
+                format!(
+                    "{} emitted, at most {} open, {} late records dropped",
+                    self.windows_emitted, self.open_windows_max, self.late_records
+                ),
+            );
+        }
+        if let (Some(p50), Some(p99)) = (self.watermark_lag_ms_p50, self.watermark_lag_ms_p99) {
+            line("watermark lag", format!("{p50} ms / {p99} ms (p50 / p99)"));
         }
         let batches = self.records_per_worker.len() as u64 * self.epochs_measured;
         line(

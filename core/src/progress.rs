@@ -192,6 +192,9 @@ pub struct EpochProgress {
     /// watermark is this less its delay); `None` for other jobs, and until
     /// every worker has folded a record.
     pub event_time_frontier_ms: Option<u64>,
+    /// The newest event time (ms) any worker had folded by the epoch's
+    /// seal; with the frontier, how far behind the watermark runs.
+    pub event_time_newest_ms: Option<u64>,
     /// Windows an event-time job holds open after the epoch, over its
     /// owners: its state, which closing windows keeps bounded.
     pub open_windows: usize,

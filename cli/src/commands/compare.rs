@@ -29,7 +29,7 @@ use crate::driver::error::RunError;
 use crate::driver::input::{open_input, split_sources};
 use crate::driver::{Observer, RunFiles};
 use crate::jobs::case_of;
-use crate::jobs::event::{with_aggregator, with_job, Columns, Reduced, WithAggregator, WithJob};
+use crate::jobs::event::{with_aggregator, with_job, Grouped, Reduced, WithAggregator, WithJob};
 use crate::profile::schema::{JobKind, OutputKind, Profile, Rate};
 use crate::report::{percentiles_line, rate, round_rate, Percentiles, RunReport};
 
@@ -271,7 +271,7 @@ struct SingleThread<'a>(&'a Profile);
 impl WithJob for SingleThread<'_> {
     type Out = Result<Design, RunError>;
 
-    fn with<J: Job<Event>>(self, job: J, _: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out {
+    fn with<J: Job<Event>>(self, job: J, _: fn(J::Row) -> Grouped) -> Self::Out {
         let mut source = baseline_sources(self.0, 1)?.remove(0);
         let mut parts: Vec<J::Part> = (0..job.partitions(1)).map(|_| job.new_part()).collect();
         let mut chunk = Vec::with_capacity(CHUNK);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use microbatch::job::Job;
 use microbatch::log::LogSource;
-use microbatch::source::{Event, Generator, IterSource, Poll};
+use microbatch::source::{Event, Generator, IterSource, Poll, SourceSpec};
 use microbatch::{Engine, EngineBuilder};
 
 use super::error::RunError;
@@ -38,6 +38,33 @@ pub(crate) trait Feed<R>: Sized {
         started: Instant,
         stop: &Arc<AtomicBool>,
     ) -> Result<Producers, RunError>;
+}
+
+/// Records from a built-in source `S` in the workers, never from producer
+/// threads: the click stream's, the timed generator's.
+pub(crate) struct InWorkers<S>(pub(crate) Option<S>);
+
+impl<R: Send + 'static, S: SourceSpec<R> + 'static> Feed<R> for InWorkers<S> {
+    fn attach<J: Job<R>>(
+        &mut self,
+        builder: EngineBuilder<R, J>,
+        _: &Workload,
+    ) -> EngineBuilder<R, J> {
+        match self.0.take() {
+            Some(source) => builder.source(source),
+            None => builder,
+        }
+    }
+
+    fn spawn<J: Job<R>>(
+        self,
+        _: &Engine<R, J>,
+        _: &Workload,
+        _: Instant,
+        _: &Arc<AtomicBool>,
+    ) -> Result<Producers, RunError> {
+        Ok(Producers::default())
+    }
 }
 
 /// A run's producer threads, and how many of them have not ended.

@@ -10,7 +10,7 @@ use microbatch::progress::{EpochProgress, SealReason};
 use microbatch::{Engine, Summary};
 
 use crate::cpu;
-use crate::profile::schema::Profile;
+use crate::profile::schema::{Profile, WindowKind};
 use crate::report::{EpochsByReason, HotKeyShare, Percentiles, RunReport};
 
 /// What is known when the warm-up ends.
@@ -151,6 +151,7 @@ pub(super) fn report(
     let seal_to_result: Vec<Duration> = measured.iter().map(|epoch| epoch.seal_to_result).collect();
     let elapsed_s = ending.ended.duration_since(snapshot.at).as_secs_f64();
     let records_measured = summary.records_accepted - snapshot.records;
+    let lag = watermark_lag(&measured, profile.job.watermark_delay);
     let config = &profile.engine;
     let report = RunReport {
         profile: name.to_owned(),
@@ -200,6 +201,15 @@ pub(super) fn report(
             .map(|epoch| epoch.combined_batches as u64)
             .sum(),
         hot_keys: HotKeyShare::over(measured.iter().copied()),
+        late_records: summary.late_records,
+        windows_emitted: if profile.job.window == WindowKind::None {
+            0
+        } else {
+            summary.rows
+        },
+        open_windows_max: summary.open_windows_max,
+        watermark_lag_ms_p50: lag.0,
+        watermark_lag_ms_p99: lag.1,
         cpu_s: match (snapshot.cpu, ending.cpu) {
             (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
             _ => None,
@@ -209,4 +219,25 @@ pub(super) fn report(
         notes,
     };
     (report, snapshot.since_start)
+}
+
+/// The median and 99th percentile over `epochs` of how far the watermark
+/// (the frontier less `delay`) trailed the newest event time folded, ms;
+/// `None` when no epoch has both (unwindowed jobs).
+fn watermark_lag(epochs: &[&EpochProgress], delay: Duration) -> (Option<u64>, Option<u64>) {
+    let delay = delay.as_millis() as u64;
+    let mut lags: Vec<u64> = epochs
+        .iter()
+        .filter_map(|epoch| {
+            let newest = epoch.event_time_newest_ms?;
+            let watermark = epoch.event_time_frontier_ms?.saturating_sub(delay);
+            Some(newest.saturating_sub(watermark))
+        })
+        .collect();
+    if lags.is_empty() {
+        return (None, None);
+    }
+    lags.sort_unstable();
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    (Some(at(0.5)), Some(at(0.99)))
 }

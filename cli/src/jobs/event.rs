@@ -21,10 +21,12 @@ use microbatch::sink::{DiscardSink, FileFormat, FileSink};
 use super::case::JobCase;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
-use crate::driver::feed::EventFeed;
+use crate::driver::feed::{EventFeed, Feed};
 use crate::driver::input::{open_input, Input};
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{JobKind, JobSpec, OutputKind, OutputModeSpec, Profile, Reduction};
+use crate::profile::schema::{
+    JobKind, JobSpec, OutputKind, OutputModeSpec, Profile, Reduction, WindowKind,
+};
 
 /// The value column of an [`Event`].
 fn value_of(event: &Event) -> u64 {
@@ -109,8 +111,8 @@ pub fn with_aggregator<W: WithAggregator>(spec: &JobSpec, action: W) -> W::Out {
 pub trait WithJob {
     /// What it gives back.
     type Out;
-    /// Does it with `job`, whose rows `row` turns into a key and columns.
-    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out;
+    /// Does it with `job`, whose rows `row` turns into groups.
+    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out;
 }
 
 /// Calls `action` with the job `spec` describes.
@@ -126,7 +128,11 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
             RkyvSnapshots: TotalsCodec<u64, A::State>,
         {
             let keyed = job::records::<Event>().key_by(key_of);
-            let keyed_row = |(key, output): (u64, A::Output)| (Some(key), output.columns());
+            let keyed_row = |(key, output): (u64, A::Output)| Grouped {
+                window: None,
+                key: Some(key),
+                columns: output.columns(),
+            };
             match (self.0, self.1) {
                 (JobKind::Keyed, OutputModeSpec::Epoch) => {
                     self.2.with(keyed.aggregate(aggregator), keyed_row)
@@ -145,13 +151,19 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
                         .snapshotted(),
                     keyed_row,
                 ),
-                (JobKind::Clickstream, _) => {
-                    unreachable!("the registry hands only keyed and global jobs to EventJobs")
+                // Profile::check sends windowed jobs (the only ones in
+                // append mode) to `windowed`, the click stream elsewhere.
+                (JobKind::Keyed, OutputModeSpec::Append) | (JobKind::Clickstream, _) => {
+                    unreachable!("the registry hands only unwindowed keyed and global jobs here")
                 }
                 // Profile::check refuses running totals of a global job.
                 (JobKind::Global, _) => self.2.with(
                     job::records::<Event>().aggregate(aggregator),
-                    |output: A::Output| (None, output.columns()),
+                    |output: A::Output| Grouped {
+                        window: None,
+                        key: None,
+                        columns: output.columns(),
+                    },
                 ),
             }
         }
@@ -159,10 +171,29 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
     with_aggregator(spec, Build(spec.kind, spec.output_mode, action))
 }
 
-/// A result row as written to files: the key (keyed jobs) and the
-/// reductions asked for, in the profile's column names.
+/// One group of a result: its window (windowed jobs), its key (keyed
+/// jobs) and its reductions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grouped {
+    /// `[start, end)` in ms of event time.
+    pub window: Option<(u64, u64)>,
+    /// The key.
+    pub key: Option<u64>,
+    /// The reductions.
+    pub columns: Columns,
+}
+
+/// A result row as written to files: the window (windowed jobs), the key
+/// (keyed jobs) and the reductions asked for, in the profile's column
+/// names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutRow {
+    /// The window's first millisecond of event time (windowed jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_start_ms: Option<u64>,
+    /// The millisecond after the window's last (windowed jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_end_ms: Option<u64>,
     /// The group's key; absent for a global job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<u64>,
@@ -205,10 +236,17 @@ impl Wanted {
         }
     }
 
-    /// The row of `key` with `columns`, keeping the wanted ones.
-    pub fn row(self, key: Option<u64>, columns: Columns) -> OutRow {
+    /// The row of `group`, keeping the wanted columns.
+    pub fn row(self, group: Grouped) -> OutRow {
+        let Grouped {
+            window,
+            key,
+            columns,
+        } = group;
         let keep = |wanted: bool, value: Option<u64>| if wanted { value } else { None };
         OutRow {
+            window_start_ms: window.map(|(start, _)| start),
+            window_end_ms: window.map(|(_, end)| end),
             key,
             count: keep(self.count, Some(columns.count)),
             sum: keep(self.sum, Some(columns.sum)),
@@ -225,12 +263,12 @@ impl Wanted {
 pub struct OutputSink<Row, S> {
     inner: S,
     wanted: Wanted,
-    row: fn(Row) -> (Option<u64>, Columns),
+    row: fn(Row) -> Grouped,
 }
 
 impl<Row, S: Sink<OutRow>> OutputSink<Row, S> {
     /// Feeds `inner` with the `wanted` columns of each row.
-    pub fn new(inner: S, wanted: Wanted, row: fn(Row) -> (Option<u64>, Columns)) -> Self {
+    pub fn new(inner: S, wanted: Wanted, row: fn(Row) -> Grouped) -> Self {
         OutputSink { inner, wanted, row }
     }
 }
@@ -239,10 +277,7 @@ impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
     fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
         let mut out: Vec<OutRow> = rows
             .drain(..)
-            .map(|row| {
-                let (key, columns) = (self.row)(row);
-                self.wanted.row(key, columns)
-            })
+            .map(|row| self.wanted.row((self.row)(row)))
             .collect();
         self.inner.write(epoch, partition, &mut out)
     }
@@ -257,9 +292,15 @@ impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
 }
 
 impl Wanted {
-    /// The SQLite columns of rows with these columns (`key` when `keyed`).
-    pub fn sql_columns(self, keyed: bool) -> Vec<Column> {
+    /// The SQLite columns of rows with these columns (`key` when `keyed`;
+    /// the window's bounds first when `windowed`, which with the key make
+    /// the primary key).
+    pub fn sql_columns(self, keyed: bool, windowed: bool) -> Vec<Column> {
         let mut columns = Vec::new();
+        if windowed {
+            columns.push(Column::new("window_start_ms", SqlType::Integer, true));
+            columns.push(Column::new("window_end_ms", SqlType::Integer, true));
+        }
         if keyed {
             columns.push(Column::new("key", SqlType::Integer, true));
         }
@@ -289,6 +330,8 @@ pub fn sql_values(row: &OutRow, values: &mut Vec<SqlValue>) -> Result<(), String
             .map_err(|_| format!("{name} {value} exceeds SQLite's INTEGER range"))
     };
     for (name, value) in [
+        ("window_start_ms", row.window_start_ms),
+        ("window_end_ms", row.window_end_ms),
         ("key", row.key),
         ("count", row.count),
         ("sum", row.sum),
@@ -318,6 +361,9 @@ impl JobCase for EventJobs {
     }
 
     fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
+        if runner.profile.job.window != WindowKind::None {
+            return super::windowed::run(runner);
+        }
         let input = open_input(&runner.profile.workload)?;
         run_with_input(runner, input)
     }
@@ -343,52 +389,70 @@ struct RunJob<'a> {
 impl WithJob for RunJob<'_> {
     type Out = Result<RunOutcome, RunError>;
 
-    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> (Option<u64>, Columns)) -> Self::Out {
+    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
         let RunJob { runner, input } = self;
-        let feed = EventFeed(Some(input));
-        let output = &runner.profile.output;
-        let path = output.path();
-        let fail = |message: String| RunError::Output {
-            what: path.display().to_string(),
-            message,
-        };
-        let wanted = Wanted::of(&runner.profile.job);
-        let checkpoint = checkpoint_of(&runner)?;
-        let earlier_run = |epochs: Vec<u64>, place: String| {
-            refuse_another_run(checkpoint.as_ref(), &epochs, &place, &path)
-        };
-        let files = |format| {
-            let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
-            let committed = sink.committed().map_err(|error| fail(error.to_string()))?;
-            earlier_run(committed, "the directory".into())?;
-            Ok::<_, RunError>(sink)
-        };
-        match output.kind {
-            OutputKind::None => runner.drive(job, DiscardSink, checkpoint, feed),
-            OutputKind::Csv => {
-                let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
-                runner.drive(job, sink, checkpoint, feed)
-            }
-            OutputKind::Jsonl => {
-                let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
-                runner.drive(job, sink, checkpoint, feed)
-            }
-            OutputKind::Sqlite => {
-                let keyed = runner.profile.job.kind == JobKind::Keyed;
-                let database =
-                    SqliteSink::open(&path, &output.table, wanted.sql_columns(keyed), sql_values)
-                        .map_err(|error| fail(error.to_string()))?;
-                let committed = database
-                    .committed()
-                    .map_err(|error| fail(error.to_string()))?;
-                earlier_run(committed, format!("table `{}`", output.table))?;
-                runner.drive(
-                    job,
-                    OutputSink::new(database, wanted, row),
-                    checkpoint,
-                    feed,
-                )
-            }
+        let keyed = runner.profile.job.kind == JobKind::Keyed;
+        drive_to_output(runner, job, EventFeed(Some(input)), row, keyed, false)
+    }
+}
+
+/// Runs `job` fed by `feed` into the profile's output: nowhere, per-epoch
+/// files, or an SQLite table, each row the `wanted` columns of `row`'s
+/// group (with `key` when `keyed`, the window's bounds when `windowed`).
+pub(crate) fn drive_to_output<R, J, F>(
+    runner: Runner<'_>,
+    job: J,
+    feed: F,
+    row: fn(J::Row) -> Grouped,
+    keyed: bool,
+    windowed: bool,
+) -> Result<RunOutcome, RunError>
+where
+    R: Clone + Serialize + Send + 'static,
+    J: Job<R>,
+    F: Feed<R>,
+{
+    let output = &runner.profile.output;
+    let path = output.path();
+    let fail = |message: String| RunError::Output {
+        what: path.display().to_string(),
+        message,
+    };
+    let wanted = Wanted::of(&runner.profile.job);
+    let checkpoint = checkpoint_of(&runner)?;
+    let earlier_run = |epochs: Vec<u64>, place: String| {
+        refuse_another_run(checkpoint.as_ref(), &epochs, &place, &path)
+    };
+    let files = |format| {
+        let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
+        let committed = sink.committed().map_err(|error| fail(error.to_string()))?;
+        earlier_run(committed, "the directory".into())?;
+        Ok::<_, RunError>(sink)
+    };
+    match output.kind {
+        OutputKind::None => runner.drive(job, DiscardSink, checkpoint, feed),
+        OutputKind::Csv => {
+            let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
+            runner.drive(job, sink, checkpoint, feed)
+        }
+        OutputKind::Jsonl => {
+            let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
+            runner.drive(job, sink, checkpoint, feed)
+        }
+        OutputKind::Sqlite => {
+            let columns = wanted.sql_columns(keyed, windowed);
+            let database = SqliteSink::open(&path, &output.table, columns, sql_values)
+                .map_err(|error| fail(error.to_string()))?;
+            let committed = database
+                .committed()
+                .map_err(|error| fail(error.to_string()))?;
+            earlier_run(committed, format!("table `{}`", output.table))?;
+            runner.drive(
+                job,
+                OutputSink::new(database, wanted, row),
+                checkpoint,
+                feed,
+            )
         }
     }
 }
@@ -408,11 +472,7 @@ mod tests {
         struct Fold<'a>(&'a [&'a [Event]], Wanted);
         impl WithJob for Fold<'_> {
             type Out = Vec<OutRow>;
-            fn with<J: Job<Event>>(
-                self,
-                job: J,
-                row: fn(J::Row) -> (Option<u64>, Columns),
-            ) -> Vec<OutRow> {
+            fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Vec<OutRow> {
                 let mut totals = job.new_totals();
                 let mut rows = Vec::new();
                 for events in self.0 {
@@ -424,13 +484,7 @@ mod tests {
                         job.finish_with_totals(part, &mut totals, &mut rows);
                     }
                 }
-                let mut out: Vec<OutRow> = rows
-                    .into_iter()
-                    .map(|r| {
-                        let (key, columns) = row(r);
-                        self.1.row(key, columns)
-                    })
-                    .collect();
+                let mut out: Vec<OutRow> = rows.into_iter().map(|r| self.1.row(row(r))).collect();
                 out.sort_by_key(|r| r.key);
                 out
             }
@@ -451,6 +505,7 @@ mod tests {
             kind: JobKind::Keyed,
             reductions: vec![Reduction::Count, Reduction::Mean, Reduction::Max],
             output_mode: OutputModeSpec::Epoch,
+            ..JobSpec::default()
         };
         let rows = reduce(&spec, &events());
         assert_eq!(rows.len(), 2);
@@ -471,6 +526,7 @@ mod tests {
             kind: JobKind::Keyed,
             reductions: vec![Reduction::Count, Reduction::Sum],
             output_mode,
+            ..JobSpec::default()
         };
         let counts = |rows: Vec<OutRow>| -> Vec<(Option<u64>, Option<u64>, Option<u64>)> {
             rows.into_iter().map(|r| (r.key, r.count, r.sum)).collect()
@@ -495,11 +551,14 @@ mod tests {
             kind: JobKind::Global,
             reductions: vec![Reduction::Sum, Reduction::Min],
             output_mode: OutputModeSpec::Epoch,
+            ..JobSpec::default()
         };
         let rows = reduce(&spec, &events());
         assert_eq!(
             rows,
             vec![OutRow {
+                window_start_ms: None,
+                window_end_ms: None,
                 key: None,
                 count: None,
                 sum: Some(54),

@@ -4,13 +4,15 @@
 //! `compare` can run it. Adding a job is adding a case here.
 //!
 //! - [`event`]: the generic `key,value` jobs (`keyed`, `global`), with the
-//!   reductions a profile names.
+//!   reductions a profile names; with a `job.window`, over event-time
+//!   windows of the generator's timed records (`windowed`).
 //! - [`clickstream`]: the worked case (`clickstream`), its own record
 //!   type, generator, job and three-table SQLite sink.
 
 mod case;
 pub mod clickstream;
 pub mod event;
+mod windowed;
 
 pub use self::case::JobCase;
 use crate::profile::schema::JobKind;

@@ -183,6 +183,7 @@ impl Profile {
                 .to_lowercase(),
             ));
         }
+        self.check_window()?;
         // What the job itself cannot run with: its registered case says.
         case_of(self.job.kind).check(self)?;
         for (key, value) in [

@@ -6,9 +6,10 @@
 //! [workload]          # what goes in: generator or file, rate, producers
 //! keys = 100000
 //! rate = "max"
-//! [job]               # keyed or global; the reductions
+//! [job]               # keyed or global; the reductions; event-time windows
 //! kind = "keyed"
 //! reductions = ["count", "sum"]
+//! window = "none"     # or "tumbling" / "hopping", with window_size, ...
 //! [run]               # warm-up, then the measured duration
 //! duration = "10s"
 //! [output]            # none, csv, jsonl (a directory) or sqlite (a file)
@@ -21,10 +22,12 @@
 //! key before the profile is checked.
 
 //!
-//! The structs are in `schema`, reading and checking in `load`.
+//! The structs are in `schema`, reading and checking in `load`, the
+//! window keys' checks in `windows`.
 
 mod load;
 pub mod schema;
+mod windows;
 
 use std::path::PathBuf;
 

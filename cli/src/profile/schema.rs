@@ -172,6 +172,10 @@ pub struct Workload {
     pub hot_worker_share: Option<f64>,
     /// The generator's seed. Default 42.
     pub seed: u64,
+    /// How far behind the time it was made a generated record's event
+    /// time may be, drawn uniformly (windowed jobs). Default `0s`.
+    #[serde(with = "humantime_serde")]
+    pub disorder: Duration,
 }
 
 impl Default for Workload {
@@ -190,6 +194,7 @@ impl Default for Workload {
             producers: 0,
             hot_worker_share: None,
             seed: generator.seed,
+            disorder: Duration::ZERO,
         }
     }
 }
@@ -263,8 +268,59 @@ pub struct JobSpec {
     /// Which reductions; default `["count", "sum"]`.
     pub reductions: Vec<Reduction>,
     /// `epoch` (default): each epoch's own rows; `update` / `complete`:
-    /// running totals since the start (keyed jobs).
+    /// running totals since the start (keyed jobs); `append`: each event-time
+    /// window once, when the watermark closes it (windowed jobs, for which
+    /// `epoch` means the same).
     pub output_mode: OutputModeSpec,
+    /// `none` (default): epochs of processing time; `tumbling` or
+    /// `hopping`: windows of event time (the generator's records then carry
+    /// one, see `workload.disorder`); `session` is not built yet.
+    pub window: WindowKind,
+    /// A window's length (tumbling, hopping).
+    #[serde(with = "humantime_serde")]
+    pub window_size: Option<Duration>,
+    /// How far apart hopping windows start (at most `window_size`).
+    #[serde(with = "humantime_serde")]
+    pub window_slide: Option<Duration>,
+    /// The gap that ends a session (session windows, not built yet).
+    #[serde(with = "humantime_serde")]
+    pub session_gap: Option<Duration>,
+    /// How far the watermark trails the newest event time. Default `0s`.
+    #[serde(with = "humantime_serde")]
+    pub watermark_delay: Duration,
+    /// How long after its end a window still takes late records. Only
+    /// `0s` (the default) is built yet.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// What happens to a record behind the watermark: `drop` (default,
+    /// counted); `dead_letters` is not built yet.
+    pub late: LatePolicy,
+}
+
+/// How a job cuts time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Epochs of processing time.
+    #[default]
+    None,
+    /// Back-to-back windows of `window_size`.
+    Tumbling,
+    /// Windows of `window_size` starting every `window_slide`.
+    Hopping,
+    /// Per key, activity separated by `session_gap` (not built yet).
+    Session,
+}
+
+/// What a windowed job does with a record behind its watermark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePolicy {
+    /// Drop it and count it (`late_records`).
+    #[default]
+    Drop,
+    /// Into the dead-letter file (not built yet).
+    DeadLetters,
 }
 
 impl Default for JobSpec {
@@ -273,6 +329,13 @@ impl Default for JobSpec {
             kind: JobKind::Keyed,
             reductions: vec![Reduction::Count, Reduction::Sum],
             output_mode: OutputModeSpec::Epoch,
+            window: WindowKind::None,
+            window_size: None,
+            window_slide: None,
+            session_gap: None,
+            watermark_delay: Duration::ZERO,
+            allowed_lateness: Duration::ZERO,
+            late: LatePolicy::Drop,
         }
     }
 }
@@ -288,6 +351,8 @@ pub enum OutputModeSpec {
     Update,
     /// Every key seen so far, with its totals, every epoch.
     Complete,
+    /// Each event-time window once, when the watermark closes it.
+    Append,
 }
 
 impl JobSpec {

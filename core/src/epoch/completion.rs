@@ -98,6 +98,7 @@ impl Completion {
             dead_letters: slot.dead_letters,
             late_records: slot.late_records,
             event_time_frontier_ms: slot.frontier,
+            event_time_newest_ms: slot.event_times.iter().filter_map(|(t, _)| *t).max(),
             open_windows: slot.open_windows,
             ring_backlog: slot.ring_backlog,
             rows: slot.rows,

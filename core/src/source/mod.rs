@@ -1,15 +1,18 @@
 //! Sources that run inside the worker threads (no thread of their own):
-//! a deterministic seeded [`Generator`] (in `generator`), [`IterSource`]
+//! a deterministic seeded [`Generator`] (in `generator`) and its records
+//! with event times ([`TimedGenerator`], in `timed`), [`IterSource`]
 //! over any `IntoIterator`, and the record log's
 //! [`LogSource`](crate::log::LogSource). A [`SourceSpec`] splits itself
 //! into one part per worker.
 
 mod generator;
+mod timed;
 
 pub use generator::{
     ArchivedEvent, Event, Generator, GeneratorConfig, GeneratorPart, KeyDistribution,
     ValueDistribution, MAX_ZIPF_KEYS,
 };
+pub use timed::{ArchivedTimedEvent, TimedEvent, TimedGenerator, TimedPart};
 
 use crate::config::ConfigError;
 use crate::sync::cold::{lock, Mutex};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use microbatch::log::{LogReader, LogSource};
 use microbatch::sink::DiscardSink;
 use microbatch::source::{EpochPlan, SourceParts, SourceSpec};
-use microbatch::{ConfigError, Engine, EngineBuilder};
+use microbatch::ConfigError;
 
 use super::click::Click;
 use super::generator::{ClickConfig, ClickGenerator};
@@ -14,7 +14,7 @@ use super::job::clickstream_job;
 use super::sink::ClickstreamSink;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
-use crate::driver::feed::{Feed, Producers};
+use crate::driver::feed::InWorkers;
 use crate::driver::{RunOutcome, Runner};
 use crate::jobs::case::JobCase;
 use crate::profile::schema::{
@@ -66,32 +66,6 @@ impl SourceSpec<Click> for ClickSource {
             ClickSource::Generator(generator) => generator.split_planned(workers, plan),
             ClickSource::Log(log) => log.split_planned(workers, plan),
         }
-    }
-}
-
-/// The clicks' feed: a source in the workers, never producer threads.
-struct ClickFeed(Option<ClickSource>);
-
-impl Feed<Click> for ClickFeed {
-    fn attach<J: microbatch::job::Job<Click>>(
-        &mut self,
-        builder: EngineBuilder<Click, J>,
-        _: &Workload,
-    ) -> EngineBuilder<Click, J> {
-        match self.0.take() {
-            Some(source) => builder.source(source),
-            None => builder,
-        }
-    }
-
-    fn spawn<J: microbatch::job::Job<Click>>(
-        self,
-        _: &Engine<Click, J>,
-        _: &Workload,
-        _: std::time::Instant,
-        _: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Producers, RunError> {
-        Ok(Producers::default())
     }
 }
 
@@ -158,7 +132,7 @@ impl JobCase for Clickstream {
                 ClickSource::Generator(ClickGenerator::new(click_config(workload)))
             }
         };
-        let feed = ClickFeed(Some(source));
+        let feed = InWorkers(Some(source));
         let checkpoint = checkpoint_of(&runner)?;
         let job = clickstream_job();
         match profile.output.kind {

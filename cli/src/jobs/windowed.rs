@@ -1,0 +1,84 @@
+//! `[job] window = "tumbling" | "hopping"`: the keyed or global count-and-
+//! more over event-time windows of the generator's records, each with an
+//! event time up to `workload.disorder` behind the time it was made. Rows
+//! carry the window's bounds; each window goes out once, when the watermark
+//! (`job.watermark_delay` behind the workers' event-time frontier) passes
+//! its end.
+
+use microbatch::job::{self, count, max, min, sum, Aggregator, Window, Windows};
+use microbatch::source::{TimedEvent, TimedGenerator};
+
+use super::event::{drive_to_output, Grouped, Reduced};
+use crate::driver::error::RunError;
+use crate::driver::feed::InWorkers;
+use crate::driver::{RunOutcome, Runner};
+use crate::profile::schema::{JobKind, JobSpec, Reduction, WindowKind};
+
+/// The value column of a [`TimedEvent`].
+fn value_of(event: &TimedEvent) -> u64 {
+    event.value
+}
+
+/// Runs the windowed job of `runner`'s profile (checked: a tumbling or
+/// hopping window, a generator in the workers).
+pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
+    let spec = &runner.profile.job;
+    let value = value_of;
+    if spec.wants(Reduction::Min) || spec.wants(Reduction::Max) {
+        run_with(runner, (count(), sum(value), min(value), max(value)))
+    } else {
+        run_with(runner, (count(), sum(value)))
+    }
+}
+
+/// The windows `spec` asks for.
+fn windows_of(spec: &JobSpec) -> Windows {
+    let size = spec.window_size.unwrap_or_default();
+    match (spec.window, spec.window_slide) {
+        (WindowKind::Hopping, Some(slide)) => Windows::hopping(size, slide),
+        _ => Windows::tumbling(size),
+    }
+}
+
+fn run_with<A>(runner: Runner<'_>, aggregator: A) -> Result<RunOutcome, RunError>
+where
+    A: Aggregator<TimedEvent>,
+    A::Output: Reduced,
+{
+    let profile = runner.profile;
+    let spec = &profile.job;
+    let feed = InWorkers(Some(TimedGenerator::new(
+        profile.workload.generator(),
+        profile.workload.disorder,
+    )));
+    let stream = job::records::<TimedEvent>()
+        .event_time(|e| e.event_time_ms)
+        .window(windows_of(spec))
+        .watermark_delay(spec.watermark_delay);
+    match spec.kind {
+        JobKind::Global => drive_to_output(
+            runner,
+            stream.aggregate(aggregator),
+            feed,
+            |(window, (), output): (Window, (), A::Output)| Grouped {
+                window: Some((window.start_ms, window.end_ms)),
+                key: None,
+                columns: output.columns(),
+            },
+            false,
+            true,
+        ),
+        _ => drive_to_output(
+            runner,
+            stream.key_by(|e| e.key).aggregate(aggregator),
+            feed,
+            |(window, key, output): (Window, u64, A::Output)| Grouped {
+                window: Some((window.start_ms, window.end_ms)),
+                key: Some(key),
+                columns: output.columns(),
+            },
+            true,
+            true,
+        ),
+    }
+}

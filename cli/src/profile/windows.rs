@@ -1,0 +1,143 @@
+//! The checks of a windowed profile: the `[job]` window keys, and what a
+//! windowed job needs of the rest (`Profile::check` calls them).
+
+use std::time::Duration;
+
+use super::schema::{JobKind, LatePolicy, OutputModeSpec, Profile, SourceKind, WindowKind};
+
+impl Profile {
+    /// The `[job]` window keys, and what a windowed job needs of the rest.
+    pub(super) fn check_window(&self) -> Result<(), (String, String)> {
+        let job = &self.job;
+        let fail = |key: &str, message: String| Err((key.to_owned(), message));
+        let zero = |key: &str, value: Duration| {
+            if value.is_zero() {
+                Ok(())
+            } else {
+                fail(
+                    key,
+                    format!(
+                        "{}, but the job has no window; accepted: 0s, or set job.window",
+                        humantime::format_duration(value)
+                    ),
+                )
+            }
+        };
+        if job.window == WindowKind::None {
+            if job.output_mode == OutputModeSpec::Append {
+                return fail(
+                    "job.output_mode",
+                    "\"append\", but the job has no window; accepted: \"epoch\", \"update\" or \"complete\", or set job.window".into(),
+                );
+            }
+            for (key, set) in [
+                ("job.window_size", job.window_size.is_some()),
+                ("job.window_slide", job.window_slide.is_some()),
+                ("job.session_gap", job.session_gap.is_some()),
+            ] {
+                if set {
+                    return fail(
+                        key,
+                        "set, but job.window = \"none\"; accepted: no key, or set job.window"
+                            .into(),
+                    );
+                }
+            }
+            zero("job.watermark_delay", job.watermark_delay)?;
+            zero("job.allowed_lateness", job.allowed_lateness)?;
+            return zero("workload.disorder", self.workload.disorder);
+        }
+        if job.window == WindowKind::Session {
+            return fail(
+                "job.window",
+                "\"session\" is not built yet; accepted: \"none\", \"tumbling\" or \"hopping\""
+                    .into(),
+            );
+        }
+        if job.kind == JobKind::Clickstream {
+            return fail(
+                "job.window",
+                "set, but the click-stream job cuts epochs, not windows; accepted: \"none\" with kind = \"clickstream\"".into(),
+            );
+        }
+        if !matches!(
+            job.output_mode,
+            OutputModeSpec::Epoch | OutputModeSpec::Append
+        ) {
+            return fail(
+                "job.output_mode",
+                format!(
+                    "{:?}, but a windowed job emits each window once; accepted: \"append\"",
+                    job.output_mode
+                )
+                .to_lowercase(),
+            );
+        }
+        let size = match job.window_size {
+            Some(size) if size >= Duration::from_millis(1) => size,
+            Some(size) => {
+                return fail(
+                    "job.window_size",
+                    format!(
+                        "{}; accepted: at least 1ms",
+                        humantime::format_duration(size)
+                    ),
+                )
+            }
+            None => {
+                return fail(
+                    "job.window_size",
+                    "missing; a windowed job needs its windows' length, such as \"10s\"".into(),
+                )
+            }
+        };
+        match (job.window, job.window_slide) {
+            (WindowKind::Hopping, None) => {
+                return fail("job.window_slide", "missing; hopping windows need how far apart they start, such as \"2s\"".into())
+            }
+            (WindowKind::Hopping, Some(slide)) if slide < Duration::from_millis(1) || slide > size => {
+                return fail(
+                    "job.window_slide",
+                    format!(
+                        "{}; accepted: from 1ms to window_size ({})",
+                        humantime::format_duration(slide),
+                        humantime::format_duration(size)
+                    ),
+                )
+            }
+            (WindowKind::Tumbling, Some(_)) => {
+                return fail("job.window_slide", "set, but tumbling windows start where the last ended; accepted: no key, or window = \"hopping\"".into())
+            }
+            _ => {}
+        }
+        if job.session_gap.is_some() {
+            return fail(
+                "job.session_gap",
+                "set, but the window is not a session; accepted: no key".into(),
+            );
+        }
+        if !job.allowed_lateness.is_zero() {
+            return fail(
+                "job.allowed_lateness",
+                format!(
+                    "{}: updating a window after it went out is not built yet; accepted: 0s",
+                    humantime::format_duration(job.allowed_lateness)
+                ),
+            );
+        }
+        if job.late == LatePolicy::DeadLetters {
+            return fail(
+                "job.late",
+                "\"dead_letters\" is not built yet; accepted: \"drop\" (late records are counted in late_records)".into(),
+            );
+        }
+        let workload = &self.workload;
+        if workload.source != SourceKind::Generator || workload.producers > 0 {
+            return fail(
+                "workload.source",
+                "a windowed job reads the generator in the workers for now (records with event times); accepted: source = \"generator\" with producers = 0".into(),
+            );
+        }
+        Ok(())
+    }
+}
