@@ -75,7 +75,7 @@ fn window_settings_that_cannot_run_are_refused_with_their_key() {
         args.extend(short("profiles/windowed.toml", &extra));
         assert_fails(&microbatch(&args), 2, needles);
     };
-    refused(&["job.window=session"], &["job.window", "not built yet"]);
+    refused(&["job.window=session"], &["job.window_size", "session"]);
     refused(&["job.window=hopping"], &["job.window_slide", "missing"]);
     refused(
         &["job.window=hopping", "job.window_slide=20s"],
@@ -101,4 +101,63 @@ fn window_settings_that_cannot_run_are_refused_with_their_key() {
             &[set.split('=').next().unwrap(), "no window"],
         );
     }
+}
+
+#[test]
+fn a_session_run_counts_every_record_in_sessions_that_do_not_meet() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("sessions.db");
+    let json = dir.path().join("summary.json");
+    let path = format!("output.path=\"{}\"", database.display());
+    // The windowed profile, with a session of a 3 ms gap for its windows.
+    let profile = dir.path().join("sessions.toml");
+    let text = std::fs::read_to_string(common::workspace().join("profiles/windowed.toml"))
+        .unwrap()
+        .replace(
+            "window = \"tumbling\"\nwindow_size = \"10s\"",
+            "window = \"session\"\nsession_gap = \"3ms\"",
+        );
+    std::fs::write(&profile, text).unwrap();
+    let profile = profile.to_str().unwrap().to_owned();
+    let mut args = vec!["run"];
+    // 20 000 records over a second, 50 keys: a key's records are about
+    // 2.5 ms apart, so sessions of a 3 ms gap end and start again.
+    args.extend(short(
+        &profile,
+        &[
+            "--set",
+            "run.duration=30s",
+            "--set",
+            "workload.records=20000",
+            "--set",
+            "workload.rate=20000",
+            "--set",
+            "workload.keys=50",
+            "--set",
+            "workload.disorder=20ms",
+            "--set",
+            "job.watermark_delay=20ms",
+            "--set",
+            "output.kind=sqlite",
+            "--set",
+            &path,
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    ));
+    assert_success(&microbatch(&args));
+    let db = Connection::open(&database).unwrap();
+    let one = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    assert_eq!(one("SELECT SUM(count) FROM results"), 20_000);
+    assert_eq!(
+        one("SELECT COUNT(*) FROM results a JOIN results b ON a.key = b.key AND a.window_start_ms < b.window_start_ms AND b.window_start_ms < a.window_end_ms"),
+        0,
+        "a key's sessions do not meet"
+    );
+    let rows = one("SELECT COUNT(*) FROM results");
+    assert!(rows > 50, "sessions end and start again: {rows}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["late_records"], 0);
+    assert_eq!(summary["windows_emitted"], rows);
 }

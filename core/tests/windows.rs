@@ -18,6 +18,9 @@ type Timed = (u64, u64, u64);
 /// Per `(window start, key)`: count and sum.
 type Folded = BTreeMap<(u64, u64), (u64, u64)>;
 
+/// Per `(session start, session end, key)`: count and sum.
+type FoldedSessions = BTreeMap<(u64, u64, u64), (u64, u64)>;
+
 /// Per `(window start, key)`: count and sum, folded one record at a time.
 fn reference(records: &[Timed], windows: &[(u64, u64)]) -> Folded {
     let (size, slide) = windows[0];
@@ -204,4 +207,104 @@ fn closed_windows_leave_the_state_so_it_stays_bounded() {
         "open windows at most {}",
         summary.open_windows_max
     );
+}
+
+/// Per key, sessions of `gap` folded one record at a time over the records
+/// in event-time order: `(start, end, key) -> (count, sum)`.
+fn sessions_reference(records: &[Timed], gap: u64) -> FoldedSessions {
+    let mut by_key: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for &(key, value, t) in records {
+        by_key.entry(key).or_default().push((t, value));
+    }
+    let mut out = BTreeMap::new();
+    for (key, mut events) in by_key {
+        events.sort_unstable();
+        let mut current: Option<(u64, u64, u64, u64)> = None;
+        for (t, value) in events {
+            current = match current {
+                Some((start, end, n, total)) if t < end => {
+                    Some((start, end.max(t + gap), n + 1, total + value))
+                }
+                done => {
+                    if let Some((start, end, n, total)) = done {
+                        out.insert((start, end, key), (n, total));
+                    }
+                    Some((t, t + gap, 1, value))
+                }
+            };
+        }
+        if let Some((start, end, n, total)) = current {
+            out.insert((start, end, key), (n, total));
+        }
+    }
+    out
+}
+
+fn sessions(records: &[Timed], gap: u64, delay: u64, run: &Run) -> (FoldedSessions, u64, usize) {
+    let job = job::records::<Timed>()
+        .event_time(|r| r.2)
+        .session(Duration::from_millis(gap))
+        .watermark_delay(Duration::from_millis(delay))
+        .key_by(|r| r.0)
+        .aggregate((count(), sum(|r: &Timed| r.1)));
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(job, sink)
+        .workers(run.workers)
+        .pin(false)
+        .interval(run.interval_ms.map(Duration::from_millis))
+        .max_batch_records(run.max_batch_records)
+        .source(IterSource::new(records.to_vec()))
+        .start()
+        .unwrap();
+    let summary = engine.finish().unwrap();
+    let mut out = BTreeMap::new();
+    for (_, (window, key, (n, total))) in rows.take() {
+        let previous = out.insert((window.start_ms, window.end_ms, key), (n, total));
+        assert!(
+            previous.is_none(),
+            "session {window:?} of key {key} emitted twice"
+        );
+    }
+    (out, summary.late_records, summary.open_windows_max)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn sessions_within_the_delay_equal_the_reference_for_any_run(
+        draws in prop::collection::vec((0u64..4, 0u64..100, any::<u64>()), 0..1200),
+        step in 1u64..30,
+        disorder in 0u64..200,
+        gap in 1u64..400,
+        run in run_strategy(),
+    ) {
+        let records = timed(&draws, step, disorder);
+        let expected = sessions_reference(&records, gap);
+        let (rows, late, _) = sessions(&records, gap, disorder, &run);
+        prop_assert_eq!(late, 0);
+        prop_assert_eq!(rows, expected);
+    }
+}
+
+#[test]
+fn sessions_close_as_the_watermark_passes_them() {
+    // Bursts of 10 records 1 ms apart every second, per key: sessions of
+    // 10 ms with a 100 ms gap; 100 s of them.
+    let records: Vec<Timed> = (0..100_000u64)
+        .map(|i| (i % 5, 1, (i / 50) * 1000 + (i % 50) / 5))
+        .collect();
+    let run = Run {
+        workers: 2,
+        interval_ms: None,
+        max_batch_records: Some(1000),
+    };
+    let (rows, late, open_max) = sessions(&records, 100, 0, &run);
+    assert_eq!(late, 0);
+    assert_eq!(rows.len(), 2000 * 5);
+    assert!(
+        rows.values().all(|&(n, _)| n == 10),
+        "ten records a session"
+    );
+    assert!(open_max <= 500, "open sessions at most {open_max}");
 }

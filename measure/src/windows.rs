@@ -3,8 +3,9 @@
 //! event-time millisecond, in order, as a 1 M events/s stream replayed;
 //! 2 workers, 100 ms epochs, records
 //! from an iterator in the workers), unwindowed (`key_by`), in 1 s tumbling
-//! windows, and in 10 s windows hopping by 2 s (five windows per record),
-//! the order rotating each round:
+//! windows, in 10 s windows hopping by 2 s (five windows per record), and
+//! in sessions of a 100 ms gap (one per key: a key's records are about
+//! 10 ms apart), the order rotating each round:
 //!
 //! ```text
 //! windows [ROUNDS] [RECORDS]
@@ -79,47 +80,52 @@ fn variant(index: usize, records: u64) -> f64 {
     }
 }
 
-const NAMES: [&str; 3] = ["unwindowed", "tumbling 1 s", "hopping 10 s / 2 s"];
+const NAMES: [&str; 4] = [
+    "unwindowed",
+    "tumbling 1 s",
+    "hopping 10 s / 2 s",
+    "session 100 ms",
+];
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) {
     let args: Vec<u64> = crate::ab::numbers(args);
     let rounds = args.first().copied().unwrap_or(5).max(1) as usize;
     let records = args.get(1).copied().unwrap_or(20_000_000);
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-    let mut ratios = [Vec::new(), Vec::new()];
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 3] = Default::default();
     for round in 0..rounds {
-        let mut rate = [0.0; 3];
-        for step in 0..3 {
-            let v = (round + step) % 3;
+        let mut rate = [0.0; 4];
+        for step in 0..4 {
+            let v = (round + step) % 4;
             rate[v] = variant(v, records);
         }
-        println!(
-            "round {round}: {} {:.1} M/s, {} {:.1} M/s ({:.3}x), {} {:.1} M/s ({:.3}x)",
-            NAMES[0],
-            rate[0] / 1e6,
-            NAMES[1],
-            rate[1] / 1e6,
-            rate[1] / rate[0],
-            NAMES[2],
-            rate[2] / 1e6,
-            rate[2] / rate[0]
-        );
-        for v in 0..3 {
+        let mut line = format!("round {round}: {} {:.1} M/s", NAMES[0], rate[0] / 1e6);
+        for v in 1..4 {
+            line.push_str(&format!(
+                ", {} {:.1} M/s ({:.3}x)",
+                NAMES[v],
+                rate[v] / 1e6,
+                rate[v] / rate[0]
+            ));
+            ratios[v - 1].push(rate[v] / rate[0]);
+        }
+        println!("{line}");
+        for v in 0..4 {
             rates[v].push(rate[v]);
         }
-        ratios[0].push(rate[1] / rate[0]);
-        ratios[1].push(rate[2] / rate[0]);
     }
-    println!(
-        "median: {} {:.1} M/s, {} {:.1} M/s, {} {:.1} M/s; paired ratios against unwindowed: {:.3} and {:.3}",
-        NAMES[0],
-        median(&mut rates[0]) / 1e6,
-        NAMES[1],
-        median(&mut rates[1]) / 1e6,
-        NAMES[2],
-        median(&mut rates[2]) / 1e6,
-        median(&mut ratios[0]),
-        median(&mut ratios[1]),
-    );
+    let mut line = String::from("median:");
+    for v in 0..4 {
+        line.push_str(&format!(
+            " {} {:.1} M/s;",
+            NAMES[v],
+            median(&mut rates[v]) / 1e6
+        ));
+    }
+    line.push_str(" paired ratios against unwindowed:");
+    for v in 1..4 {
+        line.push_str(&format!(" {:.3}", median(&mut ratios[v - 1])));
+    }
+    println!("{line}");
 }

@@ -1,9 +1,9 @@
-//! `[job] window = "tumbling" | "hopping"`: the keyed or global count-and-
-//! more over event-time windows of the generator's records, each with an
-//! event time up to `workload.disorder` behind the time it was made. Rows
-//! carry the window's bounds; each window goes out once, when the watermark
-//! (`job.watermark_delay` behind the workers' event-time frontier) passes
-//! its end.
+//! `[job] window = "tumbling" | "hopping" | "session"`: the keyed or
+//! global count-and-more over event-time windows of the generator's
+//! records, each with an event time up to `workload.disorder` behind the
+//! time it was made. Rows carry the window's bounds; each window goes out
+//! once, when the watermark (`job.watermark_delay` behind the workers'
+//! event-time frontier) passes its end.
 
 use microbatch::job::{self, count, max, min, sum, Aggregator, Window, Windows};
 use microbatch::source::{TimedEvent, TimedGenerator};
@@ -19,8 +19,8 @@ fn value_of(event: &TimedEvent) -> u64 {
     event.value
 }
 
-/// Runs the windowed job of `runner`'s profile (checked: a tumbling or
-/// hopping window, a generator in the workers).
+/// Runs the windowed job of `runner`'s profile (checked: a tumbling,
+/// hopping or session window, a generator in the workers).
 pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
     let spec = &runner.profile.job;
     let value = value_of;
@@ -51,34 +51,76 @@ where
         profile.workload.generator(),
         profile.workload.disorder,
     )));
-    let stream = job::records::<TimedEvent>()
-        .event_time(|e| e.event_time_ms)
+    let timed = job::records::<TimedEvent>().event_time(|e| e.event_time_ms);
+    let keyed = spec.kind != JobKind::Global;
+    if spec.window == WindowKind::Session {
+        let gap = spec.session_gap.unwrap_or_default();
+        let sessions = timed.session(gap).watermark_delay(spec.watermark_delay);
+        return if keyed {
+            drive_to_output(
+                runner,
+                sessions.key_by(|e| e.key).aggregate(aggregator),
+                feed,
+                keyed_row::<A>,
+                true,
+                true,
+            )
+        } else {
+            drive_to_output(
+                runner,
+                sessions.key_by(whole).aggregate(aggregator),
+                feed,
+                whole_row::<A>,
+                false,
+                true,
+            )
+        };
+    }
+    let windowed = timed
         .window(windows_of(spec))
         .watermark_delay(spec.watermark_delay);
-    match spec.kind {
-        JobKind::Global => drive_to_output(
+    if keyed {
+        drive_to_output(
             runner,
-            stream.aggregate(aggregator),
+            windowed.key_by(|e| e.key).aggregate(aggregator),
             feed,
-            |(window, (), output): (Window, (), A::Output)| Grouped {
-                window: Some((window.start_ms, window.end_ms)),
-                key: None,
-                columns: output.columns(),
-            },
+            keyed_row::<A>,
+            true,
+            true,
+        )
+    } else {
+        drive_to_output(
+            runner,
+            windowed.aggregate(aggregator),
+            feed,
+            whole_row::<A>,
             false,
             true,
-        ),
-        _ => drive_to_output(
-            runner,
-            stream.key_by(|e| e.key).aggregate(aggregator),
-            feed,
-            |(window, key, output): (Window, u64, A::Output)| Grouped {
-                window: Some((window.start_ms, window.end_ms)),
-                key: Some(key),
-                columns: output.columns(),
-            },
-            true,
-            true,
-        ),
+        )
+    }
+}
+
+/// No key: one group per window.
+fn whole(_: &TimedEvent) {}
+
+fn keyed_row<A: Aggregator<TimedEvent>>((window, key, output): (Window, u64, A::Output)) -> Grouped
+where
+    A::Output: Reduced,
+{
+    Grouped {
+        window: Some((window.start_ms, window.end_ms)),
+        key: Some(key),
+        columns: output.columns(),
+    }
+}
+
+fn whole_row<A: Aggregator<TimedEvent>>((window, (), output): (Window, (), A::Output)) -> Grouped
+where
+    A::Output: Reduced,
+{
+    Grouped {
+        window: Some((window.start_ms, window.end_ms)),
+        key: None,
+        columns: output.columns(),
     }
 }

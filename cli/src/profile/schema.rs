@@ -272,9 +272,9 @@ pub struct JobSpec {
     /// window once, when the watermark closes it (windowed jobs, for which
     /// `epoch` means the same).
     pub output_mode: OutputModeSpec,
-    /// `none` (default): epochs of processing time; `tumbling` or
-    /// `hopping`: windows of event time (the generator's records then carry
-    /// one, see `workload.disorder`); `session` is not built yet.
+    /// `none` (default): epochs of processing time; `tumbling`, `hopping`
+    /// or `session`: windows of event time (the generator's records then
+    /// carry one, see `workload.disorder`).
     pub window: WindowKind,
     /// A window's length (tumbling, hopping).
     #[serde(with = "humantime_serde")]
@@ -282,7 +282,7 @@ pub struct JobSpec {
     /// How far apart hopping windows start (at most `window_size`).
     #[serde(with = "humantime_serde")]
     pub window_slide: Option<Duration>,
-    /// The gap that ends a session (session windows, not built yet).
+    /// The gap without a record that ends a session (session windows).
     #[serde(with = "humantime_serde")]
     pub session_gap: Option<Duration>,
     /// How far the watermark trails the newest event time. Default `0s`.
@@ -308,7 +308,7 @@ pub enum WindowKind {
     Tumbling,
     /// Windows of `window_size` starting every `window_slide`.
     Hopping,
-    /// Per key, activity separated by `session_gap` (not built yet).
+    /// Per key, runs of records less than `session_gap` apart.
     Session,
 }
 

@@ -47,13 +47,6 @@ impl Profile {
             zero("job.allowed_lateness", job.allowed_lateness)?;
             return zero("workload.disorder", self.workload.disorder);
         }
-        if job.window == WindowKind::Session {
-            return fail(
-                "job.window",
-                "\"session\" is not built yet; accepted: \"none\", \"tumbling\" or \"hopping\""
-                    .into(),
-            );
-        }
         if job.kind == JobKind::Clickstream {
             return fail(
                 "job.window",
@@ -73,49 +66,7 @@ impl Profile {
                 .to_lowercase(),
             );
         }
-        let size = match job.window_size {
-            Some(size) if size >= Duration::from_millis(1) => size,
-            Some(size) => {
-                return fail(
-                    "job.window_size",
-                    format!(
-                        "{}; accepted: at least 1ms",
-                        humantime::format_duration(size)
-                    ),
-                )
-            }
-            None => {
-                return fail(
-                    "job.window_size",
-                    "missing; a windowed job needs its windows' length, such as \"10s\"".into(),
-                )
-            }
-        };
-        match (job.window, job.window_slide) {
-            (WindowKind::Hopping, None) => {
-                return fail("job.window_slide", "missing; hopping windows need how far apart they start, such as \"2s\"".into())
-            }
-            (WindowKind::Hopping, Some(slide)) if slide < Duration::from_millis(1) || slide > size => {
-                return fail(
-                    "job.window_slide",
-                    format!(
-                        "{}; accepted: from 1ms to window_size ({})",
-                        humantime::format_duration(slide),
-                        humantime::format_duration(size)
-                    ),
-                )
-            }
-            (WindowKind::Tumbling, Some(_)) => {
-                return fail("job.window_slide", "set, but tumbling windows start where the last ended; accepted: no key, or window = \"hopping\"".into())
-            }
-            _ => {}
-        }
-        if job.session_gap.is_some() {
-            return fail(
-                "job.session_gap",
-                "set, but the window is not a session; accepted: no key".into(),
-            );
-        }
+        check_shape(&self.job)?;
         if !job.allowed_lateness.is_zero() {
             return fail(
                 "job.allowed_lateness",
@@ -140,4 +91,86 @@ impl Profile {
         }
         Ok(())
     }
+}
+
+/// The keys that shape the windows: a size (and a slide, hopping) for
+/// aligned windows, a gap for sessions, and none of the other kind's.
+fn check_shape(job: &super::schema::JobSpec) -> Result<(), (String, String)> {
+    fn fail<T>(key: &str, message: String) -> Result<T, (String, String)> {
+        Err((key.to_owned(), message))
+    }
+    let at_least_1ms = |key: &str, value: Duration| {
+        if value >= Duration::from_millis(1) {
+            Ok(value)
+        } else {
+            fail(
+                key,
+                format!(
+                    "{}; accepted: at least 1ms",
+                    humantime::format_duration(value)
+                ),
+            )
+        }
+    };
+    if job.window == WindowKind::Session {
+        for (key, set) in [
+            ("job.window_size", job.window_size.is_some()),
+            ("job.window_slide", job.window_slide.is_some()),
+        ] {
+            if set {
+                return fail(
+                    key,
+                    "set, but a session's window is as long as its records and gap; accepted: no key, with session_gap".into(),
+                );
+            }
+        }
+        return match job.session_gap {
+            Some(gap) => at_least_1ms("job.session_gap", gap).map(drop),
+            None => fail(
+                "job.session_gap",
+                "missing; session windows need the gap that ends a session, such as \"30s\"".into(),
+            ),
+        };
+    }
+    let size = match job.window_size {
+        Some(size) => at_least_1ms("job.window_size", size)?,
+        None => {
+            return fail(
+                "job.window_size",
+                "missing; a windowed job needs its windows' length, such as \"10s\"".into(),
+            )
+        }
+    };
+    match (job.window, job.window_slide) {
+        (WindowKind::Hopping, None) => {
+            return fail(
+                "job.window_slide",
+                "missing; hopping windows need how far apart they start, such as \"2s\"".into(),
+            )
+        }
+        (WindowKind::Hopping, Some(slide)) if slide < Duration::from_millis(1) || slide > size => {
+            return fail(
+                "job.window_slide",
+                format!(
+                    "{}; accepted: from 1ms to window_size ({})",
+                    humantime::format_duration(slide),
+                    humantime::format_duration(size)
+                ),
+            )
+        }
+        (WindowKind::Tumbling, Some(_)) => {
+            return fail(
+                "job.window_slide",
+                "set, but tumbling windows start where the last ended; accepted: no key, or window = \"hopping\"".into(),
+            )
+        }
+        _ => {}
+    }
+    if job.session_gap.is_some() {
+        return fail(
+            "job.session_gap",
+            "set, but the window is not a session; accepted: no key".into(),
+        );
+    }
+    Ok(())
 }

@@ -37,6 +37,7 @@ mod partition;
 mod pipe;
 pub(crate) mod placement;
 mod running;
+mod session;
 mod sketch;
 mod value;
 mod window;
@@ -54,6 +55,7 @@ pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub(crate) use placement::adaptive_placement;
 pub use placement::Placement;
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
+pub use session::{OpenSessions, SessionJob, SessionKeyedStream, SessionPart, SessionStream};
 pub use sketch::{
     distinct, quantiles, top_k, Distinct, QuantileSummary, Quantiles, SpaceSaving, TopK,
 };
