@@ -101,7 +101,8 @@ struct LogWriteArgs {
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=u64::from(u32::MAX)))]
     block_records: usize,
-    /// The records' type: `event` (`key,value`) or `clickstream`
+    /// The records' type: `event` (`key,value`), `timed`
+    /// (`key,value,event_time_ms`, for windowed jobs) or `clickstream`
     /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
     /// add_to_cart or purchase).
     #[arg(long, value_enum, default_value = "event")]
@@ -590,6 +591,7 @@ fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
 fn log_inspect_command(args: LogInspectArgs) -> anyhow::Result<()> {
     match args.schema {
         Schema::Event => inspect::<Event>(&args.dir),
+        Schema::Timed => inspect::<microbatch::source::TimedEvent>(&args.dir),
         Schema::Clickstream => inspect::<Click>(&args.dir),
     }
 }

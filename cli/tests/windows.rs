@@ -161,3 +161,97 @@ fn a_session_run_counts_every_record_in_sessions_that_do_not_meet() {
     assert_eq!(summary["late_records"], 0);
     assert_eq!(summary["windows_emitted"], rows);
 }
+
+#[test]
+fn a_timed_log_is_windowed_exactly_as_a_reference_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    // 30 000 records over 3 s of event time, up to 40 ms out of order.
+    let csv = dir.path().join("timed.csv");
+    let mut text = String::from("key,value,event_time_ms\n");
+    let mut expected = std::collections::BTreeMap::<(u64, u64), (i64, i64)>::new();
+    for i in 0..30_000u64 {
+        let (key, value) = (i % 7, i % 13);
+        let t = 1_700_000_000_000 + i / 10 + 40 - (i * 7919) % 41;
+        text.push_str(&format!("{key},{value},{t}\n"));
+        let entry = expected.entry((t - t % 100, key)).or_default();
+        entry.0 += 1;
+        entry.1 += value as i64;
+    }
+    std::fs::write(&csv, text).unwrap();
+    let log = dir.path().join("log");
+    let written = microbatch(&[
+        "log",
+        "write",
+        "--schema",
+        "timed",
+        "--from",
+        csv.to_str().unwrap(),
+        "--to",
+        log.to_str().unwrap(),
+    ]);
+    assert_success(&written);
+    assert_success(&microbatch(&[
+        "log",
+        "inspect",
+        "--schema",
+        "timed",
+        log.to_str().unwrap(),
+    ]));
+    // The wrong schema is refused, naming the log's type.
+    assert_fails(
+        &microbatch(&["log", "inspect", log.to_str().unwrap()]),
+        1,
+        &["records of another type"],
+    );
+
+    let database = dir.path().join("windows.db");
+    let source = format!("workload.path=\"{}\"", log.display());
+    let output = format!("output.path=\"{}\"", database.display());
+    let mut args = vec!["run"];
+    args.extend(short(
+        "profiles/windowed.toml",
+        &[
+            "--set",
+            "run.duration=30s",
+            "--set",
+            "workload.source=log",
+            "--set",
+            &source,
+            "--set",
+            "workload.disorder=0s",
+            "--set",
+            "engine.max_batch_records=2000",
+            "--set",
+            "job.window_size=100ms",
+            "--set",
+            "job.watermark_delay=40ms",
+            "--set",
+            "output.kind=sqlite",
+            "--set",
+            &output,
+        ],
+    ));
+    assert_success(&microbatch(&args));
+    let db = Connection::open(&database).unwrap();
+    let mut statement = db
+        .prepare("SELECT window_start_ms, window_end_ms, key, count, sum FROM results")
+        .unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (start, end, key, n, total) = row.unwrap();
+        assert_eq!(end - start, 100);
+        got.insert((start as u64, key as u64), (n, total));
+    }
+    assert_eq!(got, expected);
+}

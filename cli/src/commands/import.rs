@@ -1,6 +1,6 @@
 //! `microbatch log write`: turns a CSV or JSON-lines file of records (the
-//! CLI's `key,value` events, or with `--schema clickstream` clicks) into a
-//! record log. A bad line stops the import with its line number, or (with
+//! CLI's `key,value` events, with `--schema timed` the same with an event
+//! time, or with `--schema clickstream` clicks) into a record log. A bad line stops the import with its line number, or (with
 //! `BadLines::Skip`) goes to `rejects.txt` in the log's directory, with its
 //! line number and why.
 
@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use microbatch::log::{LogError, LogOptions, LogRecord, LogWriter};
-use microbatch::source::Event;
+use microbatch::source::{Event, TimedEvent};
 use serde::de::DeserializeOwned;
 
 use crate::jobs::clickstream::{Click, CSV_HEADER};
@@ -44,6 +44,30 @@ impl TextRecord for Event {
     }
 }
 
+impl TextRecord for TimedEvent {
+    const COLUMNS: &'static [&'static str] = &["key", "value", "event_time_ms"];
+    const JSON_SHAPE: &'static str = "{\"key\":…,\"value\":…,\"event_time_ms\":…}";
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        if fields.len() != 3 {
+            return Err(format!(
+                "{} fields; expected 3 (key,value,event_time_ms)",
+                fields.len()
+            ));
+        }
+        let number = |name: &str, field: &str| {
+            field
+                .parse::<u64>()
+                .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
+        };
+        Ok(TimedEvent {
+            key: number("key", fields[0])?,
+            value: number("value", fields[1])?,
+            event_time_ms: number("event_time_ms", fields[2])?,
+        })
+    }
+}
+
 impl TextRecord for Click {
     const COLUMNS: &'static [&'static str] = &CSV_HEADER;
     const JSON_SHAPE: &'static str =
@@ -60,6 +84,9 @@ pub enum Schema {
     /// `key,value`: two unsigned integers (the CLI's generic record).
     #[default]
     Event,
+    /// `key,value,event_time_ms`: the generic record with an event time
+    /// (ms since the Unix epoch), for windowed jobs.
+    Timed,
     /// `user,page,event_time_ms,dwell_ms,action`: the click stream.
     Clickstream,
 }
@@ -167,6 +194,7 @@ pub fn import_schema(
 ) -> Result<ImportSummary, ImportError> {
     match schema {
         Schema::Event => import::<Event>(from, to, bad_lines, options),
+        Schema::Timed => import::<TimedEvent>(from, to, bad_lines, options),
         Schema::Clickstream => import::<Click>(from, to, bad_lines, options),
     }
 }

@@ -9,9 +9,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use microbatch::job::Job;
-use microbatch::log::LogSource;
-use microbatch::source::{Event, Generator, IterSource, Poll, SourceSpec};
-use microbatch::{Engine, EngineBuilder};
+use microbatch::log::{LogReader, LogRecord, LogSource};
+use microbatch::source::{EpochPlan, Event, Generator, IterSource, Poll, SourceParts, SourceSpec};
+use microbatch::{ConfigError, Engine, EngineBuilder};
 
 use super::error::RunError;
 use super::input::{split_sources, Input};
@@ -64,6 +64,63 @@ impl<R: Send + 'static, S: SourceSpec<R> + 'static> Feed<R> for InWorkers<S> {
         _: &Arc<AtomicBool>,
     ) -> Result<Producers, RunError> {
         Ok(Producers::default())
+    }
+}
+
+/// Records from a generator `G` or a record log of `R`s: the sources of
+/// the click stream and of windowed jobs.
+pub(crate) enum GeneratorOrLog<G, R: LogRecord> {
+    Generator(G),
+    Log(LogSource<R>),
+}
+
+impl<G, R> GeneratorOrLog<G, R>
+where
+    R: LogRecord,
+{
+    /// The log at `workload.path`, replayed at `workload.rate`.
+    pub(crate) fn log(workload: &Workload) -> Result<Self, RunError> {
+        let path = workload.path.clone().unwrap_or_default();
+        let reader = LogReader::<R>::open(&path).map_err(|error| RunError::Input {
+            path: path.clone(),
+            message: error.to_string(),
+        })?;
+        Ok(GeneratorOrLog::Log(LogSource::new(
+            reader,
+            workload.rate.per_second(),
+        )))
+    }
+}
+
+impl<G, R> SourceSpec<R> for GeneratorOrLog<G, R>
+where
+    G: SourceSpec<R>,
+    R: LogRecord + Clone,
+    LogSource<R>: SourceSpec<R>,
+{
+    fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
+        match self {
+            GeneratorOrLog::Generator(generator) => generator.split(workers),
+            GeneratorOrLog::Log(log) => log.split(workers),
+        }
+    }
+
+    fn identity(&self) -> Option<String> {
+        match self {
+            GeneratorOrLog::Generator(generator) => generator.identity(),
+            GeneratorOrLog::Log(log) => log.identity(),
+        }
+    }
+
+    fn split_planned(
+        self,
+        workers: usize,
+        plan: EpochPlan,
+    ) -> Option<Result<SourceParts<R>, ConfigError>> {
+        match self {
+            GeneratorOrLog::Generator(generator) => generator.split_planned(workers, plan),
+            GeneratorOrLog::Log(log) => log.split_planned(workers, plan),
+        }
     }
 }
 

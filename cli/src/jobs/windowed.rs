@@ -1,7 +1,8 @@
 //! `[job] window = "tumbling" | "hopping" | "session"`: the keyed or
 //! global count-and-more over event-time windows of the generator's
 //! records, each with an event time up to `workload.disorder` behind the
-//! time it was made. Rows carry the window's bounds; each window goes out
+//! time it was made, or of a log of timed records (`log write --schema
+//! timed`). Rows carry the window's bounds; each window goes out
 //! once, when the watermark (`job.watermark_delay` behind the workers'
 //! event-time frontier) passes its end.
 
@@ -10,9 +11,9 @@ use microbatch::source::{TimedEvent, TimedGenerator};
 
 use super::event::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
-use crate::driver::feed::InWorkers;
+use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{JobKind, JobSpec, Reduction, WindowKind};
+use crate::profile::schema::{JobKind, JobSpec, Reduction, SourceKind, WindowKind};
 
 /// The value column of a [`TimedEvent`].
 fn value_of(event: &TimedEvent) -> u64 {
@@ -47,10 +48,15 @@ where
 {
     let profile = runner.profile;
     let spec = &profile.job;
-    let feed = InWorkers(Some(TimedGenerator::new(
-        profile.workload.generator(),
-        profile.workload.disorder,
-    )));
+    let workload = &profile.workload;
+    let source = match workload.source {
+        SourceKind::Log => GeneratorOrLog::<TimedGenerator, TimedEvent>::log(workload)?,
+        // Profile::check refuses the other sources for windowed jobs.
+        _ => {
+            GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder))
+        }
+    };
+    let feed = InWorkers(Some(source));
     let timed = job::records::<TimedEvent>().event_time(|e| e.event_time_ms);
     let keyed = spec.kind != JobKind::Global;
     if spec.window == WindowKind::Session {

@@ -83,10 +83,10 @@ impl Profile {
             );
         }
         let workload = &self.workload;
-        if workload.source != SourceKind::Generator || workload.producers > 0 {
+        if workload.source == SourceKind::File || workload.producers > 0 {
             return fail(
                 "workload.source",
-                "a windowed job reads the generator in the workers for now (records with event times); accepted: source = \"generator\" with producers = 0".into(),
+                "a windowed job reads records with event times in the workers: the generator, or a log written with `log write --schema timed`; accepted: source = \"generator\" or \"log\" with producers = 0".into(),
             );
         }
         Ok(())

@@ -12,7 +12,11 @@
 //! the open windows, not by the run. The frontier is the least, over the
 //! workers, of the newest event time each has folded, the same on every
 //! owner for an epoch, so a window closes only once every worker is past
-//! its end; the last epoch closes every window.
+//! its end; the last epoch closes every window. Under a checkpoint (one
+//! log cut into epochs by position) it is the newest over all workers
+//! instead, which a replay reproduces exactly: the log's own order then
+//! bounds the disorder, and a resumed run closes each window in the epoch
+//! the first run did (`core/tests/checkpoint_windows.rs`).
 //!
 //! The invariant, property-tested in `core/tests/windows.rs`: while the
 //! input's disorder stays within the delay, the window rows equal a

@@ -155,12 +155,19 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     /// this owner finished the last epoch at. Every owner reads the same
     /// figures from the epoch's slot, so all finish it at the same
     /// frontier. Once per partition and epoch.
+    ///
+    /// Under a checkpoint the epochs are prefixes of one log, cut by
+    /// position, but which worker reads which block of an epoch is not
+    /// fixed: the frontier is then the newest event time over every
+    /// worker, the same in a replay as in the first run, so a resumed
+    /// run closes each window in the epoch the first run did.
     fn epoch_time(&mut self, epoch: u64) -> EpochTime {
         let runtime = &*self.runtime;
+        let planned = runtime.planned;
         let frontier = runtime.with_slot(epoch, |slot| {
             let times = &slot.event_times;
             let active = times.iter().filter(|(_, idle)| !idle);
-            if times.iter().all(|(_, idle)| *idle) {
+            if planned || times.iter().all(|(_, idle)| *idle) {
                 times.iter().filter_map(|(newest, _)| *newest).max()
             } else {
                 active.map(|(newest, _)| *newest).min().flatten()

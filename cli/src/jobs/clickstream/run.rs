@@ -3,10 +3,7 @@
 
 use std::path::PathBuf;
 
-use microbatch::log::{LogReader, LogSource};
 use microbatch::sink::DiscardSink;
-use microbatch::source::{EpochPlan, SourceParts, SourceSpec};
-use microbatch::ConfigError;
 
 use super::click::Click;
 use super::generator::{ClickConfig, ClickGenerator};
@@ -14,7 +11,7 @@ use super::job::clickstream_job;
 use super::sink::ClickstreamSink;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
-use crate::driver::feed::InWorkers;
+use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
 use crate::jobs::case::JobCase;
 use crate::profile::schema::{
@@ -33,39 +30,6 @@ pub fn click_config(workload: &Workload) -> ClickConfig {
         events: workload.records,
         seed: workload.seed,
         ..ClickConfig::default()
-    }
-}
-
-/// Where the clicks come from.
-enum ClickSource {
-    Generator(ClickGenerator),
-    Log(LogSource<Click>),
-}
-
-impl SourceSpec<Click> for ClickSource {
-    fn split(self, workers: usize) -> Result<SourceParts<Click>, ConfigError> {
-        match self {
-            ClickSource::Generator(generator) => generator.split(workers),
-            ClickSource::Log(log) => log.split(workers),
-        }
-    }
-
-    fn identity(&self) -> Option<String> {
-        match self {
-            ClickSource::Generator(generator) => generator.identity(),
-            ClickSource::Log(log) => log.identity(),
-        }
-    }
-
-    fn split_planned(
-        self,
-        workers: usize,
-        plan: EpochPlan,
-    ) -> Option<Result<SourceParts<Click>, ConfigError>> {
-        match self {
-            ClickSource::Generator(generator) => generator.split_planned(workers, plan),
-            ClickSource::Log(log) => log.split_planned(workers, plan),
-        }
     }
 }
 
@@ -119,17 +83,10 @@ impl JobCase for Clickstream {
         let profile = runner.profile;
         let workload = &profile.workload;
         let source = match workload.source {
-            SourceKind::Log => {
-                let path = workload.path.clone().unwrap_or_default();
-                let reader = LogReader::<Click>::open(&path).map_err(|error| RunError::Input {
-                    path: path.clone(),
-                    message: error.to_string(),
-                })?;
-                ClickSource::Log(LogSource::new(reader, workload.rate.per_second()))
-            }
+            SourceKind::Log => GeneratorOrLog::<_, Click>::log(workload)?,
             // Profile::check refuses a file source for this job.
             SourceKind::Generator | SourceKind::File => {
-                ClickSource::Generator(ClickGenerator::new(click_config(workload)))
+                GeneratorOrLog::Generator(ClickGenerator::new(click_config(workload)))
             }
         };
         let feed = InWorkers(Some(source));

@@ -1,0 +1,153 @@
+//! A windowed job under a checkpoint: stopped at any epoch and resumed,
+//! it commits exactly the rows, epoch for epoch, of a run never stopped:
+//! the replay of the committed epochs closes each window where the first
+//! run did.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use microbatch::checkpoint::Checkpoint;
+use microbatch::job::{self, count, sum, Job, Window, Windows};
+use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
+use microbatch::progress::EpochProgress;
+use microbatch::sink::{Sink, SinkError};
+use microbatch::source::TimedEvent;
+use microbatch::{Engine, EngineError};
+
+type Row = (Window, u64, (u64, u64));
+type Committed = Arc<Mutex<BTreeMap<u64, Vec<Row>>>>;
+
+/// Commits each epoch whole, once; fails at `fail_at` before committing.
+struct CommitSink {
+    pending: Mutex<BTreeMap<u64, Vec<Row>>>,
+    committed: Committed,
+    fail_at: Option<u64>,
+}
+
+impl Sink<Row> for CommitSink {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        self.pending
+            .lock()
+            .unwrap()
+            .entry(epoch)
+            .or_default()
+            .append(rows);
+        Ok(())
+    }
+
+    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
+        let mut rows = self
+            .pending
+            .lock()
+            .unwrap()
+            .remove(&epoch)
+            .unwrap_or_default();
+        if self.fail_at == Some(epoch) {
+            return Err(SinkError::Custom(format!("injected failure at {epoch}")));
+        }
+        rows.sort();
+        let previous = self.committed.lock().unwrap().insert(epoch, rows);
+        assert!(previous.is_none(), "epoch {epoch} committed twice");
+        Ok(())
+    }
+}
+
+const RECORDS: u64 = 60_000;
+const PER_EPOCH: u64 = 3_000;
+
+/// Records over 6 s of event time, each up to 50 ms behind the newest
+/// before it in the log.
+fn write_log(dir: &Path) {
+    let options = LogOptions {
+        block_records: 500,
+        ..LogOptions::default()
+    };
+    let mut writer = LogWriter::create(dir, options).unwrap();
+    for i in 0..RECORDS {
+        writer
+            .append(TimedEvent {
+                key: i % 11,
+                value: i % 17,
+                event_time_ms: event_time(i),
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// The event time of record `i`: ten records a millisecond, up to 50 ms
+/// late.
+fn event_time(i: u64) -> u64 {
+    i / 10 + 50 - (i * 7919) % 51
+}
+
+fn windowed() -> impl Job<TimedEvent, Row = Row> {
+    job::records::<TimedEvent>()
+        .event_time(|e| e.event_time_ms)
+        .window(Windows::hopping(
+            Duration::from_millis(300),
+            Duration::from_millis(100),
+        ))
+        .watermark_delay(Duration::from_millis(50))
+        .key_by(|e| e.key)
+        .aggregate((count(), sum(|e: &TimedEvent| e.value)))
+}
+
+fn go(
+    log: &Path,
+    checkpoint: &Path,
+    committed: &Committed,
+    fail_at: Option<u64>,
+) -> Result<(), EngineError> {
+    let sink = CommitSink {
+        pending: Mutex::default(),
+        committed: Arc::clone(committed),
+        fail_at,
+    };
+    Engine::builder(windowed(), sink)
+        .workers(2)
+        .pin(false)
+        .interval(None)
+        .max_epochs_in_flight(2)
+        .source(LogSource::new(LogReader::open(log).unwrap(), None))
+        .checkpoint(Checkpoint::open(checkpoint, PER_EPOCH).unwrap())
+        .start()?
+        .finish()
+        .map(drop)
+        .map_err(EngineError::from)
+}
+
+#[test]
+fn a_windowed_run_stopped_at_any_epoch_resumes_to_the_uninterrupted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let reference: Committed = Arc::default();
+    go(&log, &dir.path().join("reference"), &reference, None).unwrap();
+    let expected = reference.lock().unwrap().clone();
+    let counted: u64 = expected.values().flatten().map(|row| row.2 .0).sum();
+    // Each record is in three windows, fewer near time 0.
+    let windows_per_record: u64 = (0..RECORDS).map(|i| (event_time(i) / 100 + 1).min(3)).sum();
+    assert_eq!(
+        counted, windows_per_record,
+        "each record in each of its windows"
+    );
+    assert!(
+        expected.values().filter(|rows| !rows.is_empty()).count() > 5,
+        "windows go out over the run, not all at its end"
+    );
+
+    let stopped: Committed = Arc::default();
+    let checkpoint = dir.path().join("stopped");
+    for fail_at in [0, 4, 5, 11] {
+        let error = go(&log, &checkpoint, &stopped, Some(fail_at)).unwrap_err();
+        assert!(
+            matches!(error, EngineError::Sink { epoch, .. } if epoch == fail_at),
+            "{error}"
+        );
+    }
+    go(&log, &checkpoint, &stopped, None).unwrap();
+    assert_eq!(*stopped.lock().unwrap(), expected);
+}
