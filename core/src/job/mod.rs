@@ -27,6 +27,7 @@
 mod aggregate;
 mod boxed;
 mod columns;
+mod event_time;
 mod global;
 pub(crate) mod hot;
 #[doc(hidden)]

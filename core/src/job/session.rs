@@ -18,9 +18,10 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::event_time::{closing_watermark, partition_of, PartClock};
 use super::key::Key;
 use super::window::{TimedStream, Window};
-use super::{Aggregator, Columns, EpochTime, HashPartitioner, Job, Partitioner, Pipe};
+use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
 /// One session: `[start, end)` (end: the last record's time plus the gap),
 /// its state and the records folded into it.
@@ -130,9 +131,8 @@ pub struct SessionJob<R, P, E, F, A> {
 /// A worker's or an owner's sessions of one partition for one epoch.
 pub struct SessionPart<K, S> {
     table: HashTable<(K, Sessions<S>)>,
-    newest: Option<u64>,
-    late: u64,
-    watermark: Option<u64>,
+    /// Event time: the newest folded, the late, the batch's watermark.
+    clock: PartClock,
 }
 
 /// An owner's open sessions, and how far it has closed them.
@@ -214,9 +214,7 @@ where
     fn new_part(&self) -> Self::Part {
         SessionPart {
             table: HashTable::new(),
-            newest: None,
-            late: 0,
-            watermark: None,
+            clock: PartClock::default(),
         }
     }
 
@@ -238,26 +236,21 @@ where
     // merge into the key's sorted sessions.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
-        let Some(watermark) = parts.first().map(|part| part.watermark) else {
+        let Some(watermark) = parts.first().map(|part| part.clock.watermark()) else {
             return;
         };
         let (mut newest, mut late) = (None, 0);
         for record in records {
             self.pipe.feed(record, |item| {
                 let t = (self.time)(item);
-                if watermark.is_some_and(|watermark| t < watermark) {
+                if PartClock::is_late(watermark, t) {
                     late += 1;
                     return;
                 }
                 newest = newest.max(Some(t));
                 let key = (self.key)(item);
                 let hash = self.hasher.hash_one(&key);
-                let partition = if partitions == 1 {
-                    0
-                } else {
-                    Partitioner::<K>::partition(&HashPartitioner, &key, hash, partitions)
-                };
-                let table = &mut parts[partition].table;
+                let table = &mut parts[partition_of(hash, partitions)].table;
                 let hasher = &self.hasher;
                 let sessions = match table.find_mut(hash, |entry| entry.0 == key) {
                     Some(entry) => &mut entry.1,
@@ -287,14 +280,12 @@ where
             });
         }
         if let Some(first) = parts.first_mut() {
-            first.newest = first.newest.max(newest);
-            first.late += late;
+            first.clock.note(newest, late);
         }
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
-        into.newest = into.newest.max(from.newest.take());
-        into.late += std::mem::take(&mut from.late);
+        into.clock.absorb(&mut from.clock);
         if into.table.is_empty() {
             std::mem::swap(&mut into.table, &mut from.table);
             return;
@@ -340,7 +331,7 @@ where
                 sessions.retain(|session| {
                     let keep = session.start >= closed;
                     if !keep {
-                        part.late += session.records;
+                        part.clock.late += session.records;
                     }
                     keep
                 });
@@ -350,13 +341,7 @@ where
                 totals.open = totals.open.saturating_add_signed(change);
             }
         }
-        let watermark = if time.last {
-            Some(u64::MAX)
-        } else {
-            time.frontier
-                .map(|frontier| frontier.saturating_sub(self.delay_ms))
-        };
-        let Some(watermark) = watermark else {
+        let Some(watermark) = closing_watermark(time, self.delay_ms) else {
             return;
         };
         let mut closed = 0;
@@ -379,14 +364,12 @@ where
     }
 
     fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
-        parts.iter().filter_map(|part| part.newest).max()
+        PartClock::newest(parts.iter().map(|part| &part.clock))
     }
 
     fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
-        let watermark = frontier.map(|frontier| frontier.saturating_sub(self.delay_ms));
         for part in parts {
-            part.watermark = watermark;
-            part.newest = None;
+            part.clock.open(frontier, self.delay_ms);
         }
     }
 
@@ -395,6 +378,6 @@ where
     }
 
     fn take_late(&self, part: &mut Self::Part) -> u64 {
-        std::mem::take(&mut part.late)
+        part.clock.take_late()
     }
 }

@@ -30,8 +30,9 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use super::event_time::{closing_watermark, partition_of, PartClock};
 use super::key::Key;
-use super::{Aggregator, Columns, EpochTime, HashPartitioner, Job, Partitioner, Pipe};
+use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
 /// How records fall into windows: each window covers `[start, start +
 /// size)` ms of event time, with `start` a multiple of `slide` (tumbling:
@@ -242,12 +243,8 @@ type Entry<K, S> = (K, u64, S, u64);
 /// A worker's or an owner's windows of one partition for one epoch.
 pub struct WindowedPart<K, S> {
     table: HashTable<Entry<K, S>>,
-    /// The newest event time folded.
-    newest: Option<u64>,
-    /// Records dropped as late.
-    late: u64,
-    /// The watermark when the batch opened: records behind it are late.
-    watermark: Option<u64>,
+    /// Event time: the newest folded, the late, the batch's watermark.
+    clock: PartClock,
 }
 
 /// An owner's open windows, and how far it has closed them.
@@ -320,9 +317,7 @@ where
     fn new_part(&self) -> Self::Part {
         WindowedPart {
             table: HashTable::new(),
-            newest: None,
-            late: 0,
-            watermark: None,
+            clock: PartClock::default(),
         }
     }
 
@@ -343,14 +338,14 @@ where
     // then per window covering it one hash and an update in place.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
-        let Some(watermark) = parts.first().map(|part| part.watermark) else {
+        let Some(watermark) = parts.first().map(|part| part.clock.watermark()) else {
             return;
         };
         let (mut newest, mut late) = (None, 0);
         for record in records {
             self.pipe.feed(record, |item| {
                 let t = (self.time)(item);
-                if watermark.is_some_and(|watermark| t < watermark) {
+                if PartClock::is_late(watermark, t) {
                     late += 1;
                     return;
                 }
@@ -358,12 +353,7 @@ where
                 let key = (self.key)(item);
                 for start in self.settings.windows.starts(t) {
                     let hash = self.hasher.hash_one((&key, start));
-                    let partition = if partitions == 1 {
-                        0
-                    } else {
-                        Partitioner::<K>::partition(&HashPartitioner, &key, hash, partitions)
-                    };
-                    let table = &mut parts[partition].table;
+                    let table = &mut parts[partition_of(hash, partitions)].table;
                     if let Some(entry) = table.find_mut(hash, |e| e.1 == start && e.0 == key) {
                         self.aggregator.update(&mut entry.2, item);
                         entry.3 += 1;
@@ -379,14 +369,12 @@ where
             });
         }
         if let Some(first) = parts.first_mut() {
-            first.newest = first.newest.max(newest);
-            first.late += late;
+            first.clock.note(newest, late);
         }
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
-        into.newest = into.newest.max(from.newest.take());
-        into.late += std::mem::take(&mut from.late);
+        into.clock.absorb(&mut from.clock);
         if into.table.is_empty() {
             std::mem::swap(&mut into.table, &mut from.table);
             return;
@@ -429,18 +417,12 @@ where
         // Entries of windows already out arrived behind the watermark.
         for entry in part.table.drain() {
             if totals.closed_through.is_some_and(|c| entry.1 + size <= c) {
-                part.late += entry.3;
+                part.clock.late += entry.3;
             } else {
                 self.merge_into(&mut totals.table, entry);
             }
         }
-        let watermark = if time.last {
-            Some(u64::MAX)
-        } else {
-            time.frontier
-                .map(|frontier| frontier.saturating_sub(self.settings.delay_ms))
-        };
-        let Some(watermark) = watermark else {
+        let Some(watermark) = closing_watermark(time, self.settings.delay_ms) else {
             return;
         };
         let closed = totals
@@ -457,7 +439,7 @@ where
     }
 
     fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
-        parts.iter().filter_map(|part| part.newest).max()
+        PartClock::newest(parts.iter().map(|part| &part.clock))
     }
 
     fn idle_timeout(&self) -> Option<Duration> {
@@ -465,10 +447,8 @@ where
     }
 
     fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
-        let watermark = frontier.map(|frontier| frontier.saturating_sub(self.settings.delay_ms));
         for part in parts {
-            part.watermark = watermark;
-            part.newest = None;
+            part.clock.open(frontier, self.settings.delay_ms);
         }
     }
 
@@ -477,7 +457,7 @@ where
     }
 
     fn take_late(&self, part: &mut Self::Part) -> u64 {
-        std::mem::take(&mut part.late)
+        part.clock.take_late()
     }
 }
 

@@ -1,0 +1,79 @@
+//! What a part of an event-time job keeps of event time, the same for
+//! aligned windows and sessions: the newest event time folded, the records
+//! dropped as late, and the watermark the batch opened with.
+
+use super::{EpochTime, HashPartitioner, Partitioner};
+
+/// A part's event-time bookkeeping.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PartClock {
+    /// The newest event time folded.
+    newest: Option<u64>,
+    /// Records dropped as late.
+    pub(super) late: u64,
+    /// The watermark when the batch opened: records behind it are late.
+    watermark: Option<u64>,
+}
+
+impl PartClock {
+    /// A batch opens: the watermark is `frontier` less `delay_ms`.
+    pub(super) fn open(&mut self, frontier: Option<u64>, delay_ms: u64) {
+        self.watermark = frontier.map(|frontier| frontier.saturating_sub(delay_ms));
+        self.newest = None;
+    }
+
+    /// Whether a record of time `t` is behind the batch's watermark.
+    #[inline(always)]
+    pub(super) fn is_late(watermark: Option<u64>, t: u64) -> bool {
+        watermark.is_some_and(|watermark| t < watermark)
+    }
+
+    /// The watermark the batch opened with.
+    pub(super) fn watermark(&self) -> Option<u64> {
+        self.watermark
+    }
+
+    /// A run of records folded, the newest at `newest`, `late` dropped.
+    pub(super) fn note(&mut self, newest: Option<u64>, late: u64) {
+        self.newest = self.newest.max(newest);
+        self.late += late;
+    }
+
+    /// Takes `from`'s figures in (a merge of parts).
+    pub(super) fn absorb(&mut self, from: &mut PartClock) {
+        self.newest = self.newest.max(from.newest.take());
+        self.late += std::mem::take(&mut from.late);
+    }
+
+    /// The newest event time folded into `clocks`.
+    pub(super) fn newest<'a>(clocks: impl Iterator<Item = &'a PartClock>) -> Option<u64> {
+        clocks.filter_map(|clock| clock.newest).max()
+    }
+
+    /// Takes the count of late records.
+    pub(super) fn take_late(&mut self) -> u64 {
+        std::mem::take(&mut self.late)
+    }
+}
+
+/// The watermark an owner closes windows by for `time`: everything at the
+/// last epoch, else the frontier less `delay_ms`; `None` before there is
+/// a frontier.
+pub(super) fn closing_watermark(time: EpochTime, delay_ms: u64) -> Option<u64> {
+    if time.last {
+        Some(u64::MAX)
+    } else {
+        time.frontier
+            .map(|frontier| frontier.saturating_sub(delay_ms))
+    }
+}
+
+/// The partition of an entry whose hash is `hash`, of `partitions`.
+#[inline(always)]
+pub(super) fn partition_of(hash: u64, partitions: usize) -> usize {
+    if partitions == 1 {
+        0
+    } else {
+        Partitioner::<()>::partition(&HashPartitioner, &(), hash, partitions)
+    }
+}
