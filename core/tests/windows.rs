@@ -125,6 +125,8 @@ proptest! {
         (size, slide) in prop_oneof![
             (50u64..2000).prop_map(|size| (size, size)),
             (1u64..8, 20u64..300).prop_map(|(per, slide)| (per * slide, slide)),
+            // A slide that does not divide the size: panes of their gcd.
+            (20u64..600, 20u64..600).prop_map(|(a, b)| (a.max(b), a.min(b))),
         ],
         extra_delay in 0u64..100,
         run in run_strategy(),

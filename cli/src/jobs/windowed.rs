@@ -44,6 +44,7 @@ fn windows_of(spec: &JobSpec) -> Windows {
 fn run_with<A>(runner: Runner<'_>, aggregator: A) -> Result<RunOutcome, RunError>
 where
     A: Aggregator<TimedEvent>,
+    A::State: Clone,
     A::Output: Reduced,
 {
     let profile = runner.profile;

@@ -5,10 +5,13 @@
 //! the job's delay) passes its end; records behind the watermark are
 //! dropped and counted ([`EpochProgress::late_records`](crate::progress::EpochProgress::late_records)).
 //!
-//! Where the state lives: each worker folds an epoch's records into parts
-//! keyed by `(key, window start)`, as a keyed job does; the owner of an
-//! entry merges it into its open windows (the job's totals), emits the
-//! windows the watermark closed and evicts them. So memory is bounded by
+//! Where the state lives: each worker folds an epoch's records into panes
+//! keyed by `(key, pane start)`, a pane being the greatest common divisor
+//! of the window's size and slide (the window itself for tumbling
+//! windows), so a record costs one update however many windows it is in;
+//! the owner of a key merges its panes into its open panes (the job's
+//! totals), and when the watermark passes a window's end combines the
+//! window's panes into its row, and evicts the panes no open window needs. So memory is bounded by
 //! the open windows, not by the run. The frontier is the least, over the
 //! workers, of the newest event time each has folded, the same on every
 //! owner for an epoch, so a window closes only once every worker is past
@@ -65,6 +68,16 @@ impl Windows {
     /// The length of a window, in ms.
     pub fn size_ms(&self) -> u64 {
         self.size_ms
+    }
+
+    /// The length of a pane: the greatest common divisor of the size and
+    /// the slide, so that every window is a whole number of panes.
+    fn pane_ms(&self) -> u64 {
+        let (mut a, mut b) = (self.size_ms, self.slide_ms);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
     }
 
     /// The starts of the windows that cover event time `t`, newest first.
@@ -236,31 +249,40 @@ pub struct WindowedJob<R, P, E, F, A> {
     _records: PhantomData<fn(&R)>,
 }
 
-/// One window of one key: the key, the window's start, its state and the
-/// records folded into it (to count them if the window turns out late).
+/// One pane of one key: the key, the pane's start, its state and the
+/// records folded into it (to count them if it turns out late).
 type Entry<K, S> = (K, u64, S, u64);
 
-/// A worker's or an owner's windows of one partition for one epoch.
+/// The hash of the pane at `pane` of the key whose hash is `key_hash`: the
+/// key's hash places the entry's partition (a window's panes share their
+/// owner), the pane's start tells the panes of a key apart.
+#[inline(always)]
+fn pane_hash(key_hash: u64, pane: u64) -> u64 {
+    (key_hash ^ pane.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// A worker's or an owner's panes of one partition for one epoch.
 pub struct WindowedPart<K, S> {
     table: HashTable<Entry<K, S>>,
     /// Event time: the newest folded, the late, the batch's watermark.
     clock: PartClock,
 }
 
-/// An owner's open windows, and how far it has closed them.
+/// An owner's open panes, and how far it has closed windows.
 pub struct OpenWindows<K, S> {
     table: HashTable<Entry<K, S>>,
-    /// Windows ending at or before this are out; an entry for one is late.
+    /// Windows ending at or before this are out.
     closed_through: Option<u64>,
 }
 
 impl<K, S> OpenWindows<K, S> {
-    /// Windows open (with records, not yet emitted).
+    /// Panes open (with records, needed by a window not yet emitted): the
+    /// windows' state.
     pub fn len(&self) -> usize {
         self.table.len()
     }
 
-    /// Whether no window is open.
+    /// Whether no pane is open.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
@@ -273,24 +295,28 @@ where
     K: Key + Clone,
     A: Aggregator<P::Out>,
 {
-    /// Folds `state` and `records` of `key`'s window at `start` into
-    /// `table`, whose hash of it is `hash`.
+    /// The hash of `key`'s pane at `pane`.
+    #[inline(always)]
+    fn entry_hash(&self, key: &K, pane: u64) -> u64 {
+        pane_hash(self.hasher.hash_one(key), pane)
+    }
+
+    /// Folds `state` and `records` of `key`'s pane at `start` into `table`.
     #[inline]
     fn merge_into(
         &self,
         table: &mut HashTable<Entry<K, A::State>>,
         (key, start, state, records): Entry<K, A::State>,
     ) {
-        let hash = self.hasher.hash_one((&key, start));
+        let hash = self.entry_hash(&key, start);
         match table.find_mut(hash, |e| e.1 == start && e.0 == key) {
             Some(entry) => {
                 self.aggregator.merge(&mut entry.2, state);
                 entry.3 += records;
             }
             None => {
-                let hasher = &self.hasher;
                 table.insert_unique(hash, (key, start, state, records), |e| {
-                    hasher.hash_one((&e.0, e.1))
+                    self.entry_hash(&e.0, e.1)
                 });
             }
         }
@@ -305,6 +331,8 @@ where
     F: Fn(&P::Out) -> K + Send + Sync + 'static,
     K: Key + Clone,
     A: Aggregator<P::Out>,
+    // A pane is in several windows: each combines a copy of it.
+    A::State: Clone,
 {
     type Part = WindowedPart<K, A::State>;
     type Row = (Window, K, A::Output);
@@ -335,12 +363,13 @@ where
     }
 
     // Hot path: per record, the event time, the watermark check, the key,
-    // then per window covering it one hash and an update in place.
+    // its hash and an update in place of its pane.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
         let Some(watermark) = parts.first().map(|part| part.clock.watermark()) else {
             return;
         };
+        let pane_ms = self.settings.windows.pane_ms();
         let (mut newest, mut late) = (None, 0);
         for record in records {
             self.pipe.feed(record, |item| {
@@ -351,21 +380,18 @@ where
                 }
                 newest = newest.max(Some(t));
                 let key = (self.key)(item);
-                for start in self.settings.windows.starts(t) {
-                    let hash = self.hasher.hash_one((&key, start));
-                    let table = &mut parts[partition_of(hash, partitions)].table;
-                    if let Some(entry) = table.find_mut(hash, |e| e.1 == start && e.0 == key) {
-                        self.aggregator.update(&mut entry.2, item);
-                        entry.3 += 1;
-                        continue;
-                    }
-                    let mut state = self.aggregator.init();
-                    self.aggregator.update(&mut state, item);
-                    let hasher = &self.hasher;
-                    table.insert_unique(hash, (key.clone(), start, state, 1), |e| {
-                        hasher.hash_one((&e.0, e.1))
-                    });
+                let pane = t - t % pane_ms;
+                let key_hash = self.hasher.hash_one(&key);
+                let hash = pane_hash(key_hash, pane);
+                let table = &mut parts[partition_of(key_hash, partitions)].table;
+                if let Some(entry) = table.find_mut(hash, |e| e.1 == pane && e.0 == key) {
+                    self.aggregator.update(&mut entry.2, item);
+                    entry.3 += 1;
+                    return;
                 }
+                let mut state = self.aggregator.init();
+                self.aggregator.update(&mut state, item);
+                table.insert_unique(hash, (key, pane, state, 1), |e| self.entry_hash(&e.0, e.1));
             });
         }
         if let Some(first) = parts.first_mut() {
@@ -384,17 +410,15 @@ where
         }
     }
 
-    /// The part's windows as they are, every one: what the job emits for
-    /// an epoch when nothing says where event time stands.
+    /// The part's windows as its panes make them, every one: what the job
+    /// emits for an epoch when nothing says where event time stands.
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
-        let size = self.settings.windows.size_ms;
-        rows.extend(part.table.drain().map(|(key, start, state, _)| {
-            let window = Window {
-                start_ms: start,
-                end_ms: start + size,
-            };
-            (window, key, self.aggregator.finish(state))
-        }));
+        let mut totals = self.new_totals();
+        let last = EpochTime {
+            frontier: None,
+            last: true,
+        };
+        self.finish_at(part, &mut totals, rows, last);
     }
 
     fn finish_with_totals(
@@ -413,29 +437,52 @@ where
         rows: &mut Vec<Self::Row>,
         time: EpochTime,
     ) {
-        let size = self.settings.windows.size_ms;
-        // Entries of windows already out arrived behind the watermark.
+        let windows = self.settings.windows;
+        let size = windows.size_ms;
+        let closed = totals.closed_through;
+        let out = |start: u64| closed.is_some_and(|closed| start + size <= closed);
         for entry in part.table.drain() {
-            if totals.closed_through.is_some_and(|c| entry.1 + size <= c) {
-                part.clock.late += entry.3;
-            } else {
+            // The windows of this pane already out missed its records.
+            let missed = windows.starts(entry.1).filter(|&start| out(start)).count() as u64;
+            part.clock.late += missed * entry.3;
+            if missed < windows.starts(entry.1).count() as u64 {
                 self.merge_into(&mut totals.table, entry);
             }
         }
         let Some(watermark) = closing_watermark(time, self.settings.delay_ms) else {
             return;
         };
-        let closed = totals
-            .table
-            .extract_if(|entry| entry.1.saturating_add(size) <= watermark);
-        rows.extend(closed.map(|(key, start, state, _)| {
+        // The windows that close now and hold a record, once each.
+        let closing = |start: u64| !out(start) && start.saturating_add(size) <= watermark;
+        let mut due = hashbrown::HashSet::with_hasher(FxBuildHasher);
+        for entry in totals.table.iter() {
+            for start in windows.starts(entry.1).filter(|&start| closing(start)) {
+                due.insert((entry.0.clone(), start));
+            }
+        }
+        let pane_ms = windows.pane_ms();
+        for (key, start) in due {
+            let key_hash = self.hasher.hash_one(&key);
+            let mut state = self.aggregator.init();
+            for pane in (start..start + size).step_by(pane_ms as usize) {
+                let hash = pane_hash(key_hash, pane);
+                if let Some(entry) = totals.table.find(hash, |e| e.1 == pane && e.0 == key) {
+                    self.aggregator.merge(&mut state, entry.2.clone());
+                }
+            }
             let window = Window {
                 start_ms: start,
                 end_ms: start + size,
             };
-            (window, key, self.aggregator.finish(state))
-        }));
-        totals.closed_through = totals.closed_through.max(Some(watermark));
+            rows.push((window, key, self.aggregator.finish(state)));
+        }
+        // A pane goes once the last window it is in is out.
+        let slide = windows.slide_ms;
+        let evicted = totals
+            .table
+            .extract_if(|entry| (entry.1 - entry.1 % slide).saturating_add(size) <= watermark);
+        evicted.for_each(drop);
+        totals.closed_through = closed.max(Some(watermark));
     }
 
     fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
