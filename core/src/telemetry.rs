@@ -4,7 +4,10 @@
 //! no-op. The handles are registered once, when the engine starts (so a
 //! recorder must be installed before it starts to see them), and updated
 //! once per completed epoch on the thread that completes it: never per
-//! record, and no allocation.
+//! record, and no allocation. An engine given a name
+//! ([`EngineBuilder::metrics_name`](crate::EngineBuilder::metrics_name))
+//! labels every metric `engine = name`, so that several engines in one
+//! process report apart.
 //!
 //! | name | kind | what |
 //! | --- | --- | --- |
@@ -22,7 +25,7 @@
 //! | `microbatch_ring_backlog_records` | gauge | the last epoch's most records waiting in one producer ring when a worker came to take (`EpochProgress::ring_backlog`) |
 //! | `microbatch_ring_occupancy_ratio` | gauge | that backlog over the ring capacity: near 1, producers are about to wait (or shed) |
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Gauge, Histogram, Label};
 
 use crate::progress::{EpochProgress, SealReason};
 
@@ -49,32 +52,50 @@ pub(crate) struct Telemetry {
 
 impl Telemetry {
     /// Registers the handles of an engine of `workers` workers with the
-    /// recorder installed now (a no-op one if none is). Cold.
-    pub(crate) fn register(workers: usize, ring_capacity: usize) -> Self {
-        let epochs = |reason: SealReason| metrics::counter!("microbatch_epochs_total", "reason" => reason.as_str());
+    /// recorder installed now (a no-op one if none is), each labelled
+    /// `engine = name` when the engine has a name. Cold.
+    pub(crate) fn register(workers: usize, ring_capacity: usize, name: Option<&str>) -> Self {
+        let base: Vec<Label> = name
+            .map(|name| Label::new("engine", name.to_owned()))
+            .into_iter()
+            .collect();
+        let with = |key: &'static str, value: String| {
+            let mut labels = base.clone();
+            labels.push(Label::new(key, value));
+            labels
+        };
+        let counter = |metric: &'static str| metrics::counter!(metric, base.clone());
+        let gauge = |metric: &'static str| metrics::gauge!(metric, base.clone());
+        let histogram = |metric: &'static str| metrics::histogram!(metric, base.clone());
+        let epochs = |reason: SealReason| {
+            metrics::counter!(
+                "microbatch_epochs_total",
+                with("reason", reason.as_str().into())
+            )
+        };
         Telemetry {
-            accepted: metrics::counter!("microbatch_records_accepted_total"),
-            shed: metrics::counter!("microbatch_records_shed_total"),
-            in_results: metrics::counter!("microbatch_records_in_results_total"),
-            dead_lettered: metrics::counter!("microbatch_records_dead_lettered_total"),
-            late: metrics::counter!("microbatch_records_late_total"),
-            rows: metrics::counter!("microbatch_rows_total"),
+            accepted: counter("microbatch_records_accepted_total"),
+            shed: counter("microbatch_records_shed_total"),
+            in_results: counter("microbatch_records_in_results_total"),
+            dead_lettered: counter("microbatch_records_dead_lettered_total"),
+            late: counter("microbatch_records_late_total"),
+            rows: counter("microbatch_rows_total"),
             epochs: [
                 epochs(SealReason::Interval),
                 epochs(SealReason::Count),
                 epochs(SealReason::Shutdown),
             ],
-            seal_to_result: metrics::histogram!("microbatch_seal_to_result_seconds"),
-            record_latency: metrics::histogram!("microbatch_record_latency_seconds"),
-            epoch_p99: metrics::gauge!("microbatch_epoch_record_latency_p99_seconds"),
-            ring_backlog: metrics::gauge!("microbatch_ring_backlog_records"),
-            ring_occupancy: metrics::gauge!("microbatch_ring_occupancy_ratio"),
+            seal_to_result: histogram("microbatch_seal_to_result_seconds"),
+            record_latency: histogram("microbatch_record_latency_seconds"),
+            epoch_p99: gauge("microbatch_epoch_record_latency_p99_seconds"),
+            ring_backlog: gauge("microbatch_ring_backlog_records"),
+            ring_occupancy: gauge("microbatch_ring_occupancy_ratio"),
             ring_capacity: ring_capacity.max(1) as f64,
             waiting: (0..workers)
                 .map(|worker| {
                     metrics::counter!(
                         "microbatch_worker_waiting_microseconds_total",
-                        "worker" => worker.to_string()
+                        with("worker", worker.to_string())
                     )
                 })
                 .collect(),

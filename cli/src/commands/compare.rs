@@ -29,7 +29,8 @@ use crate::driver::error::RunError;
 use crate::driver::input::{open_input, split_sources};
 use crate::driver::{Observer, RunFiles};
 use crate::jobs::case_of;
-use crate::jobs::event::{with_aggregator, with_job, Grouped, Reduced, WithAggregator, WithJob};
+use crate::jobs::event::{with_aggregator, with_job, WithAggregator, WithJob};
+use crate::jobs::output::{Grouped, Reduced};
 use crate::profile::schema::{JobKind, OutputKind, Profile, Rate};
 use crate::report::{percentiles_line, rate, round_rate, Percentiles, RunReport};
 

@@ -5,13 +5,15 @@
 //!
 //! - [`event`]: the generic `key,value` jobs (`keyed`, `global`), with the
 //!   reductions a profile names; with a `job.window`, over event-time
-//!   windows of the generator's timed records (`windowed`).
+//!   windows of timed records (`windowed`). [`output`]: where their rows
+//!   go.
 //! - [`clickstream`]: the worked case (`clickstream`), its own record
 //!   type, generator, job and three-table SQLite sink.
 
 mod case;
 pub mod clickstream;
 pub mod event;
+pub mod output;
 mod windowed;
 
 pub use self::case::JobCase;

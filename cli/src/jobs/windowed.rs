@@ -9,7 +9,7 @@
 use microbatch::job::{self, count, max, min, sum, Aggregator, Window, Windows};
 use microbatch::source::{TimedEvent, TimedGenerator};
 
-use super::event::{drive_to_output, Grouped, Reduced};
+use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};

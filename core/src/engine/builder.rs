@@ -33,6 +33,8 @@ pub struct EngineBuilder<R, J: Job<R>> {
     /// The panic policy, with its dead-letter file opened (or the error
     /// opening it gave, reported by `start`).
     pub(super) panic_handler: Option<Result<PanicHandler<R>, ConfigError>>,
+    /// Labels every metric `engine = name`.
+    pub(super) metrics_name: Option<String>,
     pub(super) _records: PhantomData<fn(R)>,
 }
 
@@ -114,6 +116,28 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
     /// input from the source only.
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
         self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Labels every metric the engine reports `engine = name`, so that
+    /// several engines in one process report apart (without a name, two
+    /// engines add to the same series).
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::sink::DiscardSink;
+    /// use microbatch::Engine;
+    ///
+    /// let per_key = job::records::<u64>().key_by(|r| *r).aggregate(count());
+    /// let engine = Engine::builder(per_key, DiscardSink)
+    ///     .embedded()
+    ///     .metrics_name("requests")
+    ///     .start()?;
+    /// engine.shutdown()?;
+    /// # Ok::<(), microbatch::EngineError>(())
+    /// ```
+    pub fn metrics_name(mut self, name: impl Into<String>) -> Self {
+        self.metrics_name = Some(name.into());
         self
     }
 

@@ -131,6 +131,7 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         source,
         listener,
         checkpoint,
+        metrics_name,
         ..
     } = builder;
     let workers = config.workers;
@@ -169,7 +170,7 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         failure: Mutex::new(None),
         cause: OnceLock::new(),
         frontier: AtomicU64::new(0),
-        telemetry: Telemetry::register(workers, config.ring_capacity),
+        telemetry: Telemetry::register(workers, config.ring_capacity, metrics_name.as_deref()),
         running: AtomicUsize::new(0),
         #[cfg(feature = "tokio")]
         changed: ::tokio::sync::Notify::new(),

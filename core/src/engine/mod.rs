@@ -89,6 +89,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             listener: None,
             checkpoint: None,
             panic_handler: None,
+            metrics_name: None,
             _records: std::marker::PhantomData,
         }
     }

@@ -38,7 +38,10 @@ type Sessions<S> = Vec<Session<S>>;
 
 impl<R, P: Pipe<R>, E: Fn(&P::Out) -> u64 + Send + Sync + 'static> TimedStream<R, P, E> {
     /// Cuts each key's records into sessions that end after `gap` without
-    /// a record; see the [module docs](super::session).
+    /// a record: a session is a run of a key's records each less than
+    /// `gap` after the one before, its window `[first, last + gap)`;
+    /// sessions that come to meet merge, so the result does not depend on
+    /// the order the records are folded in. See [`SessionJob`].
     pub fn session(self, gap: Duration) -> SessionStream<R, P, E> {
         SessionStream {
             pipe: self.pipe,
@@ -116,7 +119,11 @@ impl<R, P: Pipe<R>, E, F> SessionKeyedStream<R, P, E, F> {
     }
 }
 
-/// A job over session windows; see the [module docs](super::session).
+/// A job over session windows, made by
+/// [`TimedStream::session`](super::TimedStream::session): each key holds its
+/// open sessions, sorted by start; a session goes out once, when the
+/// watermark passes its end, and records behind the watermark are dropped
+/// and counted, as for aligned windows ([`WindowedJob`](super::WindowedJob)).
 pub struct SessionJob<R, P, E, F, A> {
     pipe: P,
     time: E,

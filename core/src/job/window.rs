@@ -238,7 +238,13 @@ impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
     }
 }
 
-/// A job over event-time windows; see the [module docs](self).
+/// A job over event-time windows, made by
+/// [`WindowedStream::aggregate`] or [`WindowedKeyedStream::aggregate`]:
+/// each window's row goes out once, when the watermark (the workers'
+/// event-time frontier less the delay) passes its end; records behind it
+/// are dropped and counted; records fold into panes (the gcd of size and
+/// slide), combined when a window closes. See
+/// [`Stream::event_time`](super::Stream::event_time).
 pub struct WindowedJob<R, P, E, F, A> {
     pipe: P,
     time: E,
