@@ -67,11 +67,13 @@ impl<R: Send + 'static, S: SourceSpec<R> + 'static> Feed<R> for InWorkers<S> {
     }
 }
 
-/// Records from a generator `G` or a record log of `R`s: the sources of
-/// the click stream and of windowed jobs.
+/// Records from a generator `G`, a record log of `R`s or records read
+/// beforehand (a CSV file), all in the workers: the sources of the click
+/// stream and of windowed jobs.
 pub(crate) enum GeneratorOrLog<G, R: LogRecord> {
     Generator(G),
     Log(LogSource<R>),
+    Records(IterSource<std::vec::IntoIter<R>>),
 }
 
 impl<G, R> GeneratorOrLog<G, R>
@@ -102,6 +104,7 @@ where
         match self {
             GeneratorOrLog::Generator(generator) => generator.split(workers),
             GeneratorOrLog::Log(log) => log.split(workers),
+            GeneratorOrLog::Records(records) => records.split(workers),
         }
     }
 
@@ -109,6 +112,7 @@ where
         match self {
             GeneratorOrLog::Generator(generator) => generator.identity(),
             GeneratorOrLog::Log(log) => log.identity(),
+            GeneratorOrLog::Records(records) => records.identity(),
         }
     }
 
@@ -120,6 +124,7 @@ where
         match self {
             GeneratorOrLog::Generator(generator) => generator.split_planned(workers, plan),
             GeneratorOrLog::Log(log) => log.split_planned(workers, plan),
+            GeneratorOrLog::Records(records) => records.split_planned(workers, plan),
         }
     }
 }

@@ -45,20 +45,32 @@ pub fn open_input(workload: &Workload) -> Result<Input, RunError> {
 
 /// Reads a CSV file with the header `key,value` (at most `limit` records).
 pub fn read_events(path: &Path, limit: Option<u64>) -> Result<Vec<Event>, RunError> {
+    read_records(path, limit, &["key", "value"])
+}
+
+/// Reads a CSV file of `R`s whose header is `columns` (at most `limit`
+/// records), every column an unsigned integer.
+pub fn read_records<R: serde::de::DeserializeOwned>(
+    path: &Path,
+    limit: Option<u64>,
+    columns: &[&str],
+) -> Result<Vec<R>, RunError> {
     let fail = |message: String| RunError::Input {
         path: path.to_owned(),
         message,
     };
     let mut reader = csv::Reader::from_path(path).map_err(|error| fail(error.to_string()))?;
     let headers = reader.headers().map_err(|error| fail(error.to_string()))?;
-    if headers.iter().map(str::trim).collect::<Vec<_>>() != ["key", "value"] {
+    if headers.iter().map(str::trim).collect::<Vec<_>>() != columns {
         return Err(fail(format!(
-            "the header is `{}`; accepted: `key,value` followed by rows of two unsigned integers",
-            headers.iter().collect::<Vec<_>>().join(",")
+            "the header is `{}`; accepted: `{}` followed by rows of {} unsigned integers",
+            headers.iter().collect::<Vec<_>>().join(","),
+            columns.join(","),
+            columns.len()
         )));
     }
     let mut events = Vec::new();
-    for row in reader.deserialize::<Event>() {
+    for row in reader.deserialize::<R>() {
         if limit.is_some_and(|limit| events.len() as u64 >= limit) {
             break;
         }

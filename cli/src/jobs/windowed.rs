@@ -1,17 +1,19 @@
 //! `[job] window = "tumbling" | "hopping" | "session"`: the keyed or
 //! global count-and-more over event-time windows of the generator's
 //! records, each with an event time up to `workload.disorder` behind the
-//! time it was made, or of a log of timed records (`log write --schema
-//! timed`). Rows carry the window's bounds; each window goes out
+//! time it was made, of a log of timed records (`log write --schema
+//! timed`), or of a CSV file of them (`key,value,event_time_ms`), read
+//! whole and handed to the workers in its order. Rows carry the window's bounds; each window goes out
 //! once, when the watermark (`job.watermark_delay` behind the workers'
 //! event-time frontier) passes its end.
 
 use microbatch::job::{self, count, max, min, sum, Aggregator, Window, Windows};
-use microbatch::source::{TimedEvent, TimedGenerator};
+use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
 use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
+use crate::driver::input::read_records;
 use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::{JobKind, JobSpec, Reduction, SourceKind, WindowKind};
 
@@ -52,8 +54,13 @@ where
     let workload = &profile.workload;
     let source = match workload.source {
         SourceKind::Log => GeneratorOrLog::<TimedGenerator, TimedEvent>::log(workload)?,
-        // Profile::check refuses the other sources for windowed jobs.
-        _ => {
+        SourceKind::File => {
+            let path = workload.path.clone().unwrap_or_default();
+            let columns = ["key", "value", "event_time_ms"];
+            let records = read_records::<TimedEvent>(&path, workload.records, &columns)?;
+            GeneratorOrLog::Records(IterSource::new(records))
+        }
+        SourceKind::Generator => {
             GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder))
         }
     };

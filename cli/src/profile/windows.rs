@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::schema::{JobKind, LatePolicy, OutputModeSpec, Profile, SourceKind, WindowKind};
+use super::schema::{JobKind, LatePolicy, OutputModeSpec, Profile, WindowKind};
 
 impl Profile {
     /// The `[job]` window keys, and what a windowed job needs of the rest.
@@ -83,10 +83,13 @@ impl Profile {
             );
         }
         let workload = &self.workload;
-        if workload.source == SourceKind::File || workload.producers > 0 {
+        if workload.producers > 0 {
             return fail(
-                "workload.source",
-                "a windowed job reads records with event times in the workers: the generator, or a log written with `log write --schema timed`; accepted: source = \"generator\" or \"log\" with producers = 0".into(),
+                "workload.producers",
+                format!(
+                    "{}, but a windowed job reads its records in the workers, in their order; accepted: 0",
+                    workload.producers
+                ),
             );
         }
         Ok(())
