@@ -56,6 +56,16 @@ fn a_windowed_run_writes_each_window_once_with_its_bounds() {
         rows,
         "each window of each key once"
     );
+    // The primary key is the window's bounds and the key, not the epoch.
+    let mut pk = db
+        .prepare("SELECT name FROM pragma_table_info('results') WHERE pk > 0 ORDER BY pk")
+        .unwrap();
+    let pk: Vec<String> = pk
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pk, ["window_start_ms", "window_end_ms", "key"]);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["late_records"], 0);

@@ -277,8 +277,10 @@ where
         }
         OutputKind::Sqlite => {
             let columns = wanted.sql_columns(keyed, windowed);
-            let database = SqliteSink::open(&path, &output.table, columns, sql_values)
-                .map_err(|error| fail(error.to_string()))?;
+            // A window goes out once: its bounds and key alone key it.
+            let database =
+                SqliteSink::open_keyed(&path, &output.table, columns, sql_values, !windowed)
+                    .map_err(|error| fail(error.to_string()))?;
             let committed = database
                 .committed()
                 .map_err(|error| fail(error.to_string()))?;

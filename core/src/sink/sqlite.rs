@@ -104,12 +104,27 @@ pub const COMMITS_TABLE: &str = "microbatch_commits";
 
 impl<Row: Send + 'static> SqliteSink<Row> {
     /// Opens (or creates) the database at `path` and the table `table`
-    /// with an `epoch` column followed by `columns`.
+    /// with an `epoch` column followed by `columns`; the primary key is
+    /// `epoch` and the key columns.
     pub fn open(
         path: impl AsRef<Path>,
         table: &str,
         columns: Vec<Column>,
         to_values: ToValues<Row>,
+    ) -> Result<Self, SinkError> {
+        Self::open_keyed(path, table, columns, to_values, true)
+    }
+
+    /// As [`open`](SqliteSink::open), with `epoch` in the primary key only
+    /// when `epoch_in_key`: rows whose key columns are unique over the
+    /// whole run (the windows of an event-time job, each emitted once) are
+    /// keyed by those columns alone.
+    pub fn open_keyed(
+        path: impl AsRef<Path>,
+        table: &str,
+        columns: Vec<Column>,
+        to_values: ToValues<Row>,
+        epoch_in_key: bool,
     ) -> Result<Self, SinkError> {
         for name in std::iter::once(table).chain(columns.iter().map(|c| c.name.as_str())) {
             if !valid_name(name) || name == "epoch" && name != table {
@@ -125,10 +140,14 @@ impl<Row: Send + 'static> SqliteSink<Row> {
                 .iter()
                 .map(|c| format!("{} {}", c.name, c.sql_type.sql())),
         );
-        let key: Vec<&str> = std::iter::once("epoch")
+        let key: Vec<&str> = epoch_in_key
+            .then_some("epoch")
+            .into_iter()
             .chain(columns.iter().filter(|c| c.key).map(|c| c.name.as_str()))
             .collect();
-        definition.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        if !key.is_empty() {
+            definition.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        }
         database.execute_batch(
             &format!(
                 "CREATE TABLE IF NOT EXISTS {table} ({});",
