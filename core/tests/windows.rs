@@ -203,9 +203,10 @@ fn closed_windows_leave_the_state_so_it_stays_bounded() {
     let summary = engine.finish().unwrap();
     assert_eq!(rows.take().len(), 5_000);
     // Epochs of 1 000 records are 1 s of event time: 50 windows each. The
-    // owners hold the few epochs in flight, never the run.
+    // owners hold the few epochs in flight and the workers' lag (they take
+    // the input in runs of 4 096 records, 205 windows), never the run.
     assert!(
-        (1..=1_000).contains(&summary.open_windows_max),
+        (1..=1_500).contains(&summary.open_windows_max),
         "open windows at most {}",
         summary.open_windows_max
     );
@@ -308,5 +309,8 @@ fn sessions_close_as_the_watermark_passes_them() {
         rows.values().all(|&(n, _)| n == 10),
         "ten records a session"
     );
-    assert!(open_max <= 500, "open sessions at most {open_max}");
+    // The workers take the input in runs of 4 096 records (82 bursts), so
+    // the least newest event time over them trails by up to a couple of
+    // runs, and the epochs in flight: well under the run's 10 000.
+    assert!(open_max <= 2_500, "open sessions at most {open_max}");
 }
