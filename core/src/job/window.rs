@@ -58,7 +58,12 @@ impl Windows {
     }
 
     /// Windows of `size` starting every `slide` (at least 1 ms, at most
-    /// `size`): a record is in each of the windows that cover it.
+    /// `size`): a record is in each of the windows that cover it. Records
+    /// fold into panes as long as the greatest common divisor of the two,
+    /// and a window is combined from its panes when it closes: a slide
+    /// that divides the size keeps panes long (10 s / 2 s: panes of 2 s);
+    /// one that does not makes them short (10 s / 3 s: 1 s), down to 1 ms,
+    /// and each window then combines that many more.
     pub fn hopping(size: Duration, slide: Duration) -> Self {
         let size_ms = (size.as_millis() as u64).max(1);
         let slide_ms = (slide.as_millis() as u64).clamp(1, size_ms);
