@@ -114,10 +114,13 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.spare.push(pending.merged);
         let state = self.save_totals(epoch)?;
         let runtime = &*self.runtime;
-        let rows = self.rows.len() as u64;
+        let mut rows = self.rows.len() as u64;
         let started = Instant::now();
         if !runtime.has_output(epoch) {
+            // A replayed epoch, committed before the restart: its rows
+            // rebuild the totals and go nowhere, so they are not counted.
             self.rows.clear();
+            rows = 0;
         } else if rows > 0 {
             runtime
                 .sink
