@@ -2,7 +2,7 @@
 //! aligned windows and sessions: the newest event time folded, the records
 //! dropped as late, and the watermark the batch opened with.
 
-use super::{EpochTime, HashPartitioner, Partitioner};
+use super::{EpochTime, HashPartitioner, Partitioner, Pipe};
 
 /// A part's event-time bookkeeping.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,19 +22,8 @@ impl PartClock {
         self.newest = None;
     }
 
-    /// Whether a record of time `t` is behind the batch's watermark.
-    #[inline(always)]
-    pub(super) fn is_late(watermark: Option<u64>, t: u64) -> bool {
-        watermark.is_some_and(|watermark| t < watermark)
-    }
-
-    /// The watermark the batch opened with.
-    pub(super) fn watermark(&self) -> Option<u64> {
-        self.watermark
-    }
-
     /// A run of records folded, the newest at `newest`, `late` dropped.
-    pub(super) fn note(&mut self, newest: Option<u64>, late: u64) {
+    fn note(&mut self, newest: Option<u64>, late: u64) {
         self.newest = self.newest.max(newest);
         self.late += late;
     }
@@ -53,6 +42,40 @@ impl PartClock {
     /// Takes the count of late records.
     pub(super) fn take_late(&mut self) -> u64 {
         std::mem::take(&mut self.late)
+    }
+}
+
+/// Feeds `records` through `pipe` into `parts`, the one loop of every
+/// event-time job: each item behind the batch's watermark is counted late,
+/// every other goes to `fold` with its event time (`time`), and the
+/// newest time and the late count are noted in the first part's clock
+/// (`clock`). Hot path: per item, its time, one comparison, and `fold`.
+#[inline(always)]
+pub(super) fn fold_on_time<R, P: Pipe<R>, Part>(
+    records: &[R],
+    pipe: &P,
+    time: &impl Fn(&P::Out) -> u64,
+    parts: &mut [Part],
+    clock: fn(&mut Part) -> &mut PartClock,
+    mut fold: impl FnMut(&P::Out, u64, &mut [Part]),
+) {
+    let Some(watermark) = parts.first_mut().map(|part| clock(part).watermark) else {
+        return;
+    };
+    let (mut newest, mut late) = (None, 0);
+    for record in records {
+        pipe.feed(record, |item| {
+            let t = time(item);
+            if watermark.is_some_and(|watermark| t < watermark) {
+                late += 1;
+                return;
+            }
+            newest = newest.max(Some(t));
+            fold(item, t, parts);
+        });
+    }
+    if let Some(first) = parts.first_mut() {
+        clock(first).note(newest, late);
     }
 }
 

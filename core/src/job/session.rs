@@ -18,7 +18,7 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::event_time::{closing_watermark, partition_of, PartClock};
+use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
 use super::window::{TimedStream, Window};
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
@@ -243,18 +243,14 @@ where
     // merge into the key's sorted sessions.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
-        let Some(watermark) = parts.first().map(|part| part.clock.watermark()) else {
-            return;
-        };
-        let (mut newest, mut late) = (None, 0);
-        for record in records {
-            self.pipe.feed(record, |item| {
-                let t = (self.time)(item);
-                if PartClock::is_late(watermark, t) {
-                    late += 1;
-                    return;
-                }
-                newest = newest.max(Some(t));
+        let clock: fn(&mut Self::Part) -> &mut PartClock = |part| &mut part.clock;
+        fold_on_time(
+            records,
+            &self.pipe,
+            &self.time,
+            parts,
+            clock,
+            |item, t, parts| {
                 let key = (self.key)(item);
                 let hash = self.hasher.hash_one(&key);
                 let table = &mut parts[partition_of(hash, partitions)].table;
@@ -284,11 +280,8 @@ where
                     records: 1,
                 };
                 self.add(sessions, session);
-            });
-        }
-        if let Some(first) = parts.first_mut() {
-            first.clock.note(newest, late);
-        }
+            },
+        );
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {

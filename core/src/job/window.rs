@@ -33,7 +33,7 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::event_time::{closing_watermark, partition_of, PartClock};
+use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
@@ -377,19 +377,15 @@ where
     // its hash and an update in place of its pane.
     fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
         let partitions = parts.len();
-        let Some(watermark) = parts.first().map(|part| part.clock.watermark()) else {
-            return;
-        };
         let pane_ms = self.settings.windows.pane_ms();
-        let (mut newest, mut late) = (None, 0);
-        for record in records {
-            self.pipe.feed(record, |item| {
-                let t = (self.time)(item);
-                if PartClock::is_late(watermark, t) {
-                    late += 1;
-                    return;
-                }
-                newest = newest.max(Some(t));
+        let clock: fn(&mut Self::Part) -> &mut PartClock = |part| &mut part.clock;
+        fold_on_time(
+            records,
+            &self.pipe,
+            &self.time,
+            parts,
+            clock,
+            |item, t, parts| {
                 let key = (self.key)(item);
                 let pane = t - t % pane_ms;
                 let key_hash = self.hasher.hash_one(&key);
@@ -403,11 +399,8 @@ where
                 let mut state = self.aggregator.init();
                 self.aggregator.update(&mut state, item);
                 table.insert_unique(hash, (key, pane, state, 1), |e| self.entry_hash(&e.0, e.1));
-            });
-        }
-        if let Some(first) = parts.first_mut() {
-            first.clock.note(newest, late);
-        }
+            },
+        );
     }
 
     fn merge(&self, into: &mut Self::Part, from: &mut Self::Part) {
