@@ -4,9 +4,12 @@
 //! line and runs of the examples whose input is such records.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use microbatch::job::Job;
+use microbatch::sink::DiscardSink;
 use microbatch::source::{Event, Generator, GeneratorConfig, Poll, SourceSpec};
+use microbatch::{Engine, Summary};
 
 use microbatch_cli::commands::run::run_with_input;
 use microbatch_cli::driver::error::RunError;
@@ -112,6 +115,29 @@ pub fn checked(
         return Err((format!("{name}: records accepted and in results differ"), 3));
     }
     Ok(report)
+}
+
+/// Runs `job` over `source`'s `records` records in the workers, on two
+/// workers with 100 ms epochs and no count trigger, DiscardSink; the
+/// records per second from the start to the end of the shutdown, and the
+/// summary, every record checked to be in the results.
+pub fn rate_over<R, J, S>(job: J, source: S, records: u64) -> (f64, Summary)
+where
+    R: Send + 'static,
+    J: Job<R>,
+    S: SourceSpec<R> + 'static,
+{
+    let started = Instant::now();
+    let engine = Engine::builder(job, DiscardSink)
+        .workers(2)
+        .interval(Some(Duration::from_millis(100)))
+        .max_batch_records(None)
+        .source(source)
+        .start()
+        .expect("valid settings");
+    let summary = engine.finish().expect("a clean run");
+    assert_eq!(summary.records_in_results, records);
+    (records as f64 / started.elapsed().as_secs_f64(), summary)
 }
 
 /// The median of `values` (the upper one of an even count); sorts them.

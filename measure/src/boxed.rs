@@ -9,28 +9,14 @@
 //!
 //! Defaults: 5 rounds of 200 M records.
 
-use std::time::{Duration, Instant};
-
-use crate::ab::median;
+use crate::ab::{median, rate_over};
 use microbatch::job::{BoxedJob, Job};
-use microbatch::sink::DiscardSink;
 use microbatch::source::{Event, Generator};
-use microbatch::Engine;
 use microbatch_bench::end_to_end::{count_and_sum, workload};
 
 /// Records per second of one run of `job` over `records` records.
 fn run<J: Job<Event>>(job: J, records: u64) -> f64 {
-    let started = Instant::now();
-    let engine = Engine::builder(job, DiscardSink)
-        .workers(2)
-        .interval(Some(Duration::from_millis(100)))
-        .max_batch_records(None)
-        .source(Generator::new(workload(records, None)))
-        .start()
-        .expect("the end_to_end settings are valid");
-    let summary = engine.finish().expect("the end_to_end job runs cleanly");
-    assert_eq!(summary.records_in_results, records);
-    records as f64 / started.elapsed().as_secs_f64()
+    rate_over(job, Generator::new(workload(records, None)), records).0
 }
 
 /// Runs it; `args` are the command line from this subcommand's name on.

@@ -10,30 +10,16 @@
 //!
 //! Defaults: 5 rounds of 20 M records.
 
-use std::time::{Duration, Instant};
-
-use crate::ab::median;
+use crate::ab::{median, rate_over};
 use microbatch::job::{self, Job};
-use microbatch::sink::DiscardSink;
 use microbatch::source::IterSource;
-use microbatch::Engine;
 
 type Record = (&'static str, u64);
 
 /// Records per second of `job` over `records` records of `paths`.
 fn run<J: Job<Record>>(job: J, paths: &'static [&'static str], records: u64) -> f64 {
-    let started = Instant::now();
     let feed = (0..records).map(move |i| (paths[(i % paths.len() as u64) as usize], i));
-    let engine = Engine::builder(job, DiscardSink)
-        .workers(2)
-        .interval(Some(Duration::from_millis(100)))
-        .max_batch_records(None)
-        .source(IterSource::new(feed))
-        .start()
-        .expect("valid settings");
-    let summary = engine.finish().expect("a clean run");
-    assert_eq!(summary.records_in_results, records);
-    records as f64 / started.elapsed().as_secs_f64()
+    rate_over(job, IterSource::new(feed), records).0
 }
 
 /// Runs it; `args` are the command line from this subcommand's name on.

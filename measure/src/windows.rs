@@ -13,13 +13,11 @@
 //!
 //! Defaults: 5 rounds of 20 M records.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::ab::median;
+use crate::ab::{median, rate_over};
 use microbatch::job::{self, Job, Windows};
-use microbatch::sink::DiscardSink;
 use microbatch::source::IterSource;
-use microbatch::Engine;
 
 type Timed = (u64, u64, u64);
 
@@ -28,7 +26,6 @@ const KEYS: u64 = 10_000;
 /// Records per second of `job` over `records` records, 1 000 per
 /// event-time millisecond.
 fn run<J: Job<Timed>>(job: J, records: u64) -> f64 {
-    let started = Instant::now();
     let feed = (0..records).map(|i| {
         (
             i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS,
@@ -36,17 +33,9 @@ fn run<J: Job<Timed>>(job: J, records: u64) -> f64 {
             i / 1_000,
         )
     });
-    let engine = Engine::builder(job, DiscardSink)
-        .workers(2)
-        .interval(Some(Duration::from_millis(100)))
-        .max_batch_records(None)
-        .source(IterSource::new(feed))
-        .start()
-        .expect("valid settings");
-    let summary = engine.finish().expect("a clean run");
-    assert_eq!(summary.records_in_results, records);
+    let (rate, summary) = rate_over(job, IterSource::new(feed), records);
     assert_eq!(summary.late_records, 0);
-    records as f64 / started.elapsed().as_secs_f64()
+    rate
 }
 
 fn variant(index: usize, records: u64) -> f64 {
