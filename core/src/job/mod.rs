@@ -37,6 +37,8 @@ mod keyed;
 mod partition;
 mod pipe;
 pub(crate) mod placement;
+mod regroup;
+mod rows;
 mod running;
 mod session;
 mod sketch;
@@ -55,6 +57,8 @@ pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitione
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub(crate) use placement::adaptive_placement;
 pub use placement::Placement;
+pub use regroup::Regrouped;
+pub use rows::RowsJob;
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
 pub use session::{OpenSessions, SessionJob, SessionKeyedStream, SessionPart, SessionStream};
 pub use sketch::{
@@ -239,6 +243,53 @@ pub trait Job<R>: Send + Sync + 'static {
         let _ = part;
         0
     }
+
+    /// A second aggregation over this job's rows: each epoch's rows, from
+    /// every partition, grouped by `key` and reduced by `aggregator`, one
+    /// row `(key, output)` per group per epoch, as Nexmark's q5 counts
+    /// bids per auction and window, then takes each window's greatest
+    /// count. The first job's rows are not emitted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use microbatch::job::{self, count, max, Job, Window, Windows};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// #[derive(Clone, Copy)]
+    /// struct Bid { auction: u64, at_ms: u64 }
+    ///
+    /// // Per 10 s window: the most bids any one auction had.
+    /// let hottest = job::records::<Bid>()
+    ///     .event_time(|b| b.at_ms)
+    ///     .window(Windows::tumbling(Duration::from_secs(10)))
+    ///     .key_by(|b| b.auction)
+    ///     .aggregate(count())
+    ///     .regroup(|(window, _, _)| *window, max(|(_, _, bids): &(Window, u64, u64)| *bids));
+    /// // Auction i % 3 bids at i seconds: auction 0 has 4 bids in [0 s, 10 s).
+    /// let bids = (0..20u64).map(|i| Bid { auction: i % 3, at_ms: i * 1000 });
+    /// let (sink, rows) = CollectSink::new();
+    /// let engine = Engine::builder(hottest, sink)
+    ///     .workers(2)
+    ///     .source(IterSource::new(bids))
+    ///     .start()?;
+    /// engine.finish()?;
+    /// let mut rows: Vec<_> = rows.take().into_iter().map(|(_, row)| row).collect();
+    /// rows.sort();
+    /// let window = |start_ms| Window { start_ms, end_ms: start_ms + 10_000 };
+    /// assert_eq!(rows, [(window(0), 4), (window(10_000), 4)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn regroup<F, K, A>(self, key: F, aggregator: A) -> Regrouped<Self, F, A, K, A::State>
+    where
+        Self: Sized,
+        F: Fn(&Self::Row) -> K + Send + Sync + 'static,
+        K: std::hash::Hash + Eq + Send + 'static,
+        A: Aggregator<Self::Row>,
+    {
+        Regrouped::new(self, key, aggregator)
+    }
 }
 
 /// Where event time stands when an owner finishes an epoch.
@@ -252,6 +303,12 @@ pub struct EpochTime {
     pub frontier: Option<u64>,
     /// The last epoch: the input has ended, every window closes.
     pub last: bool,
+    /// The epoch being finished.
+    pub epoch: u64,
+    /// How many owners finish this epoch, one partition each (the job's
+    /// [`partitions`](Job::partitions)): a job that gathers every owner's
+    /// share of an epoch (see [`Job::regroup`]) knows when it has them all.
+    pub partitions: usize,
 }
 
 /// The start of a job over records of type `R`.
@@ -444,6 +501,39 @@ impl<R, P: Pipe<R>> Stream<R, P> {
         TimedStream {
             pipe: self.pipe,
             time,
+            _records: PhantomData,
+        }
+    }
+
+    /// Emits every item as a row of its epoch, with no aggregation: a
+    /// map or a filter over the stream. Each owner emits a share of the
+    /// epoch's rows.
+    ///
+    /// ```
+    /// use microbatch::job;
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::source::IterSource;
+    /// use microbatch::Engine;
+    ///
+    /// // The even numbers, doubled.
+    /// let doubled = job::records::<u64>().filter(|n| n % 2 == 0).map(|n| n * 2).rows();
+    /// let (sink, rows) = CollectSink::new();
+    /// let engine = Engine::builder(doubled, sink)
+    ///     .workers(2)
+    ///     .source(IterSource::new(0..10u64))
+    ///     .start()?;
+    /// engine.finish()?;
+    /// let mut rows: Vec<u64> = rows.take().into_iter().map(|(_, row)| row).collect();
+    /// rows.sort();
+    /// assert_eq!(rows, [0, 4, 8, 12, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rows(self) -> RowsJob<R, P>
+    where
+        P::Out: Clone,
+    {
+        RowsJob {
+            pipe: self.pipe,
             _records: PhantomData,
         }
     }

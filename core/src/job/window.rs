@@ -419,8 +419,8 @@ where
     fn finish(&self, part: &mut Self::Part, rows: &mut Vec<Self::Row>) {
         let mut totals = self.new_totals();
         let last = EpochTime {
-            frontier: None,
             last: true,
+            ..EpochTime::default()
         };
         self.finish_at(part, &mut totals, rows, last);
     }

@@ -183,6 +183,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         EpochTime {
             frontier: self.frontier,
             last: runtime.final_epoch.load(Ordering::Acquire) == epoch,
+            epoch,
+            partitions: runtime.partitions,
         }
     }
 
