@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use microbatch::log::{LogOptions, LogReader, LogRecord};
-use microbatch::source::Event;
 use microbatch_cli::commands::compare::compare;
-use microbatch_cli::commands::import::{import_schema, BadLines, Schema};
+use microbatch_cli::commands::import::{LogCommand, LogInspectArgs, LogWriteArgs};
+use microbatch_cli::commands::nexmark::{GenerateArgs, NexmarkCommand};
 use microbatch_cli::commands::run::run;
 use microbatch_cli::commands::sweep::{
     parse_intervals, parse_max_batch_records, parse_rates, sweep, SweepPlan,
@@ -22,7 +21,6 @@ use microbatch_cli::commands::sweep::{
 use microbatch_cli::driver::error::RunError;
 use microbatch_cli::driver::RunFiles;
 use microbatch_cli::exporter::MetricsServer;
-use microbatch_cli::jobs::clickstream::Click;
 use microbatch_cli::paths::{check_outputs, PathError};
 use microbatch_cli::plot;
 use microbatch_cli::profile::{Profile, ProfileError};
@@ -74,48 +72,9 @@ enum Command {
     /// records (a profile reads one with workload.source = "log").
     #[command(subcommand)]
     Log(LogCommand),
-}
-
-#[derive(Subcommand)]
-enum LogCommand {
-    /// Turn a CSV file (`key,value` lines, header optional) or a JSON-lines
-    /// file ({"key":…,"value":…}) into a record log in a new directory.
-    Write(LogWriteArgs),
-    /// Check every block of a record log and print what it holds.
-    Inspect(LogInspectArgs),
-}
-
-#[derive(Args)]
-struct LogWriteArgs {
-    /// The input: FILE.csv or FILE.jsonl.
-    #[arg(long, value_name = "FILE")]
-    from: PathBuf,
-    /// The log's directory (created; it must hold no log).
-    #[arg(long, value_name = "DIR")]
-    to: PathBuf,
-    /// What to do with a line that is not a record: stop the import (and
-    /// keep nothing), or skip it into DIR/rejects.txt.
-    #[arg(long, value_enum, default_value = "stop")]
-    bad_lines: BadLines,
-    /// Records per block, at least 1.
-    #[arg(long, value_name = "N", default_value_t = 4096,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=u64::from(u32::MAX)))]
-    block_records: usize,
-    /// The records' type: `event` (`key,value`), `timed`
-    /// (`key,value,event_time_ms`, for windowed jobs) or `clickstream`
-    /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
-    /// add_to_cart or purchase).
-    #[arg(long, value_enum, default_value = "event")]
-    schema: Schema,
-}
-
-#[derive(Args)]
-struct LogInspectArgs {
-    /// The log's directory.
-    dir: PathBuf,
-    /// The records' type the log must hold.
-    #[arg(long, value_enum, default_value = "event")]
-    schema: Schema,
+    /// The Nexmark benchmark's events: write them into a record log.
+    #[command(subcommand)]
+    Nexmark(NexmarkCommand),
 }
 
 #[derive(Args)]
@@ -207,6 +166,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare_command(args),
         Command::Log(LogCommand::Write(args)) => log_write_command(args),
         Command::Log(LogCommand::Inspect(args)) => log_inspect_command(args),
+        Command::Nexmark(NexmarkCommand::Generate(args)) => nexmark_generate_command(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -566,11 +526,7 @@ fn compare_command(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
-    let options = LogOptions {
-        block_records: args.block_records,
-        ..LogOptions::default()
-    };
-    let summary = import_schema(args.schema, &args.from, &args.to, args.bad_lines, options)?;
+    let summary = args.write()?;
     say!(
         "wrote {} records in {} blocks, {} segment(s), to {}",
         summary.records,
@@ -589,21 +545,23 @@ fn log_write_command(args: LogWriteArgs) -> anyhow::Result<()> {
 }
 
 fn log_inspect_command(args: LogInspectArgs) -> anyhow::Result<()> {
-    match args.schema {
-        Schema::Event => inspect::<Event>(&args.dir),
-        Schema::Timed => inspect::<microbatch::source::TimedEvent>(&args.dir),
-        Schema::Clickstream => inspect::<Click>(&args.dir),
-    }
+    say!("{}", args.inspect()?);
+    Ok(())
 }
 
-fn inspect<R: LogRecord>(dir: &Path) -> anyhow::Result<()> {
-    let reader = LogReader::<R>::open(dir)?;
+fn nexmark_generate_command(args: GenerateArgs) -> anyhow::Result<()> {
+    let written = args.generate()?;
     say!(
-        "{}: {} records in {} blocks, {} segment(s); every block checked",
-        dir.display(),
-        reader.records(),
-        reader.blocks(),
-        reader.segments()
+        "wrote {} Nexmark events ({} bids, event times {} to {} ms) in {} blocks to {}",
+        written.events,
+        written.bids,
+        written.first_ms,
+        written.last_ms,
+        written.blocks,
+        args.to.display()
     );
+    if let Some(csv) = &args.csv {
+        say!("bids as CSV: {}", csv.display());
+    }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use microbatch::log::{LogError, LogOptions, LogRecord, LogWriter};
+use microbatch::log::{LogError, LogOptions, LogReader, LogRecord, LogWriter};
 use microbatch::source::{Event, TimedEvent};
 use serde::de::DeserializeOwned;
 
@@ -76,6 +76,84 @@ impl TextRecord for Click {
     fn from_fields(fields: &[&str]) -> Result<Self, String> {
         Click::from_csv_fields(fields)
     }
+}
+
+/// `microbatch log …`.
+#[derive(clap::Subcommand)]
+pub enum LogCommand {
+    /// Turn a CSV file (`key,value` lines, header optional) or a JSON-lines
+    /// file ({"key":…,"value":…}) into a record log in a new directory.
+    Write(LogWriteArgs),
+    /// Check every block of a record log and print what it holds.
+    Inspect(LogInspectArgs),
+}
+
+/// `microbatch log write`.
+#[derive(clap::Args)]
+pub struct LogWriteArgs {
+    /// The input: FILE.csv or FILE.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// The log's directory (created; it must hold no log).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// What to do with a line that is not a record: stop the import (and
+    /// keep nothing), or skip it into DIR/rejects.txt.
+    #[arg(long, value_enum, default_value = "stop")]
+    pub bad_lines: BadLines,
+    /// Records per block, at least 1.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=u64::from(u32::MAX)))]
+    pub block_records: usize,
+    /// The records' type: `event` (`key,value`), `timed`
+    /// (`key,value,event_time_ms`, for windowed jobs) or `clickstream`
+    /// (`user,page,event_time_ms,dwell_ms,action`; action is view, click,
+    /// add_to_cart or purchase).
+    #[arg(long, value_enum, default_value = "event")]
+    pub schema: Schema,
+}
+
+/// `microbatch log inspect`.
+#[derive(clap::Args)]
+pub struct LogInspectArgs {
+    /// The log's directory.
+    pub dir: PathBuf,
+    /// The records' type the log must hold.
+    #[arg(long, value_enum, default_value = "event")]
+    pub schema: Schema,
+}
+
+impl LogWriteArgs {
+    /// Imports the file into the log these arguments name.
+    pub fn write(&self) -> Result<ImportSummary, ImportError> {
+        let options = LogOptions {
+            block_records: self.block_records,
+            ..LogOptions::default()
+        };
+        import_schema(self.schema, &self.from, &self.to, self.bad_lines, options)
+    }
+}
+
+impl LogInspectArgs {
+    /// Checks every block of the log and says what it holds.
+    pub fn inspect(&self) -> Result<String, LogError> {
+        match self.schema {
+            Schema::Event => inspect::<Event>(&self.dir),
+            Schema::Timed => inspect::<TimedEvent>(&self.dir),
+            Schema::Clickstream => inspect::<Click>(&self.dir),
+        }
+    }
+}
+
+fn inspect<R: LogRecord>(dir: &Path) -> Result<String, LogError> {
+    let reader = LogReader::<R>::open(dir)?;
+    Ok(format!(
+        "{}: {} records in {} blocks, {} segment(s); every block checked",
+        dir.display(),
+        reader.records(),
+        reader.blocks(),
+        reader.segments()
+    ))
 }
 
 /// The record types `log write --schema` knows.

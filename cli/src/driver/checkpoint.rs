@@ -7,7 +7,7 @@ use microbatch::checkpoint::Checkpoint;
 
 use super::error::RunError;
 use super::Runner;
-use crate::profile::schema::{Profile, SourceKind};
+use crate::profile::schema::{JobKind, Profile, SourceKind};
 
 /// Opens `profile`'s checkpoint directory `dir`. Only a record log read
 /// by the engine itself (`workload.source = "log"`, no producer threads)
@@ -57,8 +57,12 @@ fn bound_settings(profile: &Profile) -> String {
     let job = &profile.job;
     let output = &profile.output;
     let path = std::path::absolute(output.path()).unwrap_or_else(|_| output.path());
+    let query = match job.kind {
+        JobKind::Nexmark => format!(", query {}", job.query.name()),
+        _ => String::new(),
+    };
     format!(
-        "job: kind {:?}, reductions {:?}, output_mode {:?}; output: kind {:?}, path {}, table {}",
+        "job: kind {:?}{query}, reductions {:?}, output_mode {:?}; output: kind {:?}, path {}, table {}",
         job.kind,
         job.reductions,
         job.output_mode,

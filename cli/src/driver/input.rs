@@ -33,6 +33,12 @@ pub fn open_input(workload: &Workload) -> Result<Input, RunError> {
     };
     Ok(match workload.source {
         SourceKind::Generator => Input::Generator,
+        // Profile::check gives the Nexmark generator to the Nexmark job only.
+        SourceKind::Nexmark => {
+            return Err(RunError::Unsupported(
+                "workload.source = \"nexmark\" feeds job.kind = \"nexmark\" only".into(),
+            ))
+        }
         SourceKind::File => Input::Events(read_events(path()?, workload.records)?),
         SourceKind::Log => {
             Input::Log(LogReader::open(path()?).map_err(|error| RunError::Input {

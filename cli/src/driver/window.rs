@@ -10,7 +10,7 @@ use microbatch::progress::{EpochProgress, SealReason};
 use microbatch::{Engine, Summary};
 
 use crate::cpu;
-use crate::profile::schema::{Profile, WindowKind};
+use crate::profile::schema::Profile;
 use crate::report::{EpochsByReason, HotKeyShare, Percentiles, RunReport};
 
 /// What is known when the warm-up ends.
@@ -202,10 +202,10 @@ pub(super) fn report(
             .sum(),
         hot_keys: HotKeyShare::over(measured.iter().copied()),
         late_records: summary.late_records,
-        windows_emitted: if profile.job.window == WindowKind::None {
-            0
-        } else {
+        windows_emitted: if profile.job.emits_windows() {
             summary.rows
+        } else {
+            0
         },
         open_windows_max: summary.open_windows_max,
         watermark_lag_ms_p50: lag.0,

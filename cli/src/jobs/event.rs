@@ -103,8 +103,10 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
                     keyed_row,
                 ),
                 // Profile::check sends windowed jobs (the only ones in
-                // append mode) to `windowed`, the click stream elsewhere.
-                (JobKind::Keyed, OutputModeSpec::Append) | (JobKind::Clickstream, _) => {
+                // append mode) to `windowed`, the click stream and Nexmark
+                // elsewhere.
+                (JobKind::Keyed, OutputModeSpec::Append)
+                | (JobKind::Clickstream | JobKind::Nexmark, _) => {
                     unreachable!("the registry hands only unwindowed keyed and global jobs here")
                 }
                 // Profile::check refuses running totals of a global job.

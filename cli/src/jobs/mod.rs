@@ -9,10 +9,13 @@
 //!   go.
 //! - [`clickstream`]: the worked case (`clickstream`), its own record
 //!   type, generator, job and three-table SQLite sink.
+//! - [`nexmark`]: the Nexmark queries (`nexmark`) over Nexmark's events.
 
 mod case;
 pub mod clickstream;
 pub mod event;
+mod morsels;
+pub mod nexmark;
 pub mod output;
 mod windowed;
 
@@ -20,7 +23,11 @@ pub use self::case::JobCase;
 use crate::profile::schema::JobKind;
 
 /// Every job the CLI can run.
-pub static CASES: &[&dyn JobCase] = &[&event::EventJobs, &clickstream::Clickstream];
+pub static CASES: &[&dyn JobCase] = &[
+    &event::EventJobs,
+    &clickstream::Clickstream,
+    &nexmark::Nexmark,
+];
 
 /// The case that runs `kind`.
 pub fn case_of(kind: JobKind) -> &'static dyn JobCase {
@@ -37,7 +44,12 @@ mod tests {
 
     #[test]
     fn every_job_kind_has_exactly_one_case() {
-        for kind in [JobKind::Keyed, JobKind::Global, JobKind::Clickstream] {
+        for kind in [
+            JobKind::Keyed,
+            JobKind::Global,
+            JobKind::Clickstream,
+            JobKind::Nexmark,
+        ] {
             let cases = CASES
                 .iter()
                 .filter(|case| case.kinds().contains(&kind))

@@ -60,7 +60,8 @@ where
             let records = read_records::<TimedEvent>(&path, workload.records, &columns)?;
             GeneratorOrLog::Records(IterSource::new(records))
         }
-        SourceKind::Generator => {
+        // Profile::check gives the Nexmark source to the Nexmark job only.
+        SourceKind::Generator | SourceKind::Nexmark => {
             GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder))
         }
     };

@@ -106,13 +106,19 @@ impl Profile {
                     "missing; a `file` source needs a CSV file with the header `key,value`, a `log` source a record log directory".into(),
                 ))
             }
-            (SourceKind::Generator, Some(_)) => {
+            (SourceKind::Generator | SourceKind::Nexmark, Some(_)) => {
                 return Err((
                     "workload.path".into(),
-                    "set, but the source is `generator`; accepted: a path only with source = \"file\" or \"log\"".into(),
+                    "set, but the source generates its records; accepted: a path only with source = \"file\" or \"log\"".into(),
                 ))
             }
             _ => {}
+        }
+        if workload.source == SourceKind::Nexmark && self.job.kind != JobKind::Nexmark {
+            return Err((
+                "workload.source".into(),
+                "\"nexmark\", but the Nexmark generator's events feed job.kind = \"nexmark\" only; accepted: \"generator\", \"file\" or \"log\"".into(),
+            ));
         }
         if workload.source == SourceKind::File && workload.rate != Rate::Max {
             return Err((

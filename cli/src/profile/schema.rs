@@ -39,6 +39,10 @@ pub enum SourceKind {
     /// A record log directory (`microbatch log write`), checked when opened
     /// and read in place; `rate` replays it at a fixed pace.
     Log,
+    /// The Nexmark event generator (persons, auctions and bids), live in
+    /// the workers at `rate`, `records` events in all (`job.kind =
+    /// "nexmark"`).
+    Nexmark,
 }
 
 /// How keys are drawn.
@@ -241,6 +245,54 @@ pub enum JobKind {
     /// and per page views, into SQLite (`user_stats`, `page_stats`,
     /// `user_totals`). `reductions` and `output_mode` do not apply.
     Clickstream,
+    /// A Nexmark query (`query`) over Nexmark events, from the Nexmark
+    /// generator or a Nexmark log (`microbatch nexmark generate`).
+    Nexmark,
+}
+
+/// The Nexmark queries the `nexmark` job runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NexmarkQuery {
+    /// Pass-through: every bid.
+    #[default]
+    Q0,
+    /// Currency conversion: every bid, its price in euros.
+    Q1,
+    /// Selection: the bids on auctions whose id is a multiple of 123.
+    Q2,
+    /// Hot items: per hopping window (10 s, every 2 s) the auctions with
+    /// the most bids.
+    Q5,
+    /// Highest bid: per tumbling window of 10 s the bids at its highest
+    /// price.
+    Q7,
+    /// Processing-time windows: bids per bidder per epoch.
+    Q12,
+}
+
+impl NexmarkQuery {
+    /// Every query, in order.
+    pub const ALL: [NexmarkQuery; 6] = [
+        NexmarkQuery::Q0,
+        NexmarkQuery::Q1,
+        NexmarkQuery::Q2,
+        NexmarkQuery::Q5,
+        NexmarkQuery::Q7,
+        NexmarkQuery::Q12,
+    ];
+
+    /// Its name in profiles: `q0`, `q1`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            NexmarkQuery::Q0 => "q0",
+            NexmarkQuery::Q1 => "q1",
+            NexmarkQuery::Q2 => "q2",
+            NexmarkQuery::Q5 => "q5",
+            NexmarkQuery::Q7 => "q7",
+            NexmarkQuery::Q12 => "q12",
+        }
+    }
 }
 
 /// One reduction of the values.
@@ -295,6 +347,9 @@ pub struct JobSpec {
     /// What happens to a record behind the watermark: `drop` (default,
     /// counted); `dead_letters` is not built yet.
     pub late: LatePolicy,
+    /// The Nexmark query of a `nexmark` job: `q0` (default), `q1`, `q2`,
+    /// `q5`, `q7` or `q12`.
+    pub query: NexmarkQuery,
 }
 
 /// How a job cuts time.
@@ -336,6 +391,7 @@ impl Default for JobSpec {
             watermark_delay: Duration::ZERO,
             allowed_lateness: Duration::ZERO,
             late: LatePolicy::Drop,
+            query: NexmarkQuery::Q0,
         }
     }
 }
@@ -356,6 +412,15 @@ pub enum OutputModeSpec {
 }
 
 impl JobSpec {
+    /// Whether each row is an event-time window's: a `window` is set, or
+    /// the Nexmark query is q5 or q7.
+    pub fn emits_windows(&self) -> bool {
+        match self.kind {
+            JobKind::Nexmark => matches!(self.query, NexmarkQuery::Q5 | NexmarkQuery::Q7),
+            _ => self.window != WindowKind::None,
+        }
+    }
+
     /// Whether the job asks for `reduction`.
     pub fn wants(&self, reduction: Reduction) -> bool {
         self.reductions.contains(&reduction)

@@ -1,10 +1,7 @@
 //! A seeded generator of realistic click streams: Zipf-skewed users,
 //! sessions of related pages, exponential dwell times.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use microbatch::source::{Poll, Source, SourceParts, SourceSpec};
+use microbatch::source::{SourceParts, SourceSpec};
 use microbatch::ConfigError;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, SeedableRng};
@@ -12,9 +9,7 @@ use rand_distr::{Distribution, Zipf};
 use serde::{Deserialize, Serialize};
 
 use super::click::{Action, Click};
-
-/// Events per morsel: the unit a worker claims and draws at once.
-const MORSEL: u64 = 4096;
+use crate::jobs::morsels::{self, Morsels, MORSEL};
 /// Event times advance at this pace when the generator runs at full speed.
 const NOMINAL_RATE: u64 = 100_000;
 
@@ -112,7 +107,6 @@ struct Draw {
     config: ClickConfig,
     users: Zipf<f64>,
     pages: Zipf<f64>,
-    next: AtomicU64,
 }
 
 impl ClickGenerator {
@@ -126,13 +120,8 @@ impl ClickGenerator {
         let total = self.config.events.ok_or_else(|| {
             ConfigError::new("events", "none", "a number, to draw them all at once")
         })?;
-        let draw = self.draw()?;
         let mut out = Vec::with_capacity(total as usize);
-        let mut morsel = Vec::new();
-        for index in 0..total.div_ceil(MORSEL) {
-            draw.morsel(index, &mut morsel);
-            out.extend_from_slice(&morsel);
-        }
+        morsels::draw_all(&self.draw()?, |morsel| out.extend_from_slice(morsel));
         Ok(out)
     }
 
@@ -147,26 +136,22 @@ impl ClickGenerator {
             config,
             users,
             pages,
-            next: AtomicU64::new(0),
         })
     }
 }
 
-impl Draw {
+impl Morsels for Draw {
+    type Record = Click;
+
     fn total(&self) -> u64 {
         self.config.events.unwrap_or(u64::MAX)
     }
 
-    /// When event `index` is due, µs after the start.
-    fn due_micros(&self, index: u64) -> Option<u64> {
-        self.config
-            .rate
-            .map(|rate| (u128::from(index) * 1_000_000 / u128::from(rate)) as u64)
+    fn rate(&self) -> Option<u64> {
+        self.config.rate
     }
 
-    /// Draws morsel `index` into `out` (cleared first).
-    fn morsel(&self, index: u64, out: &mut Vec<Click>) {
-        out.clear();
+    fn draw(&self, index: u64, out: &mut Vec<Click>) {
         let first = index * MORSEL;
         let end = (first + MORSEL).min(self.total());
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(
@@ -216,77 +201,7 @@ impl Draw {
 
 impl SourceSpec<Click> for ClickGenerator {
     fn split(self, workers: usize) -> Result<SourceParts<Click>, ConfigError> {
-        let draw = Arc::new(self.draw()?);
-        Ok((0..workers.max(1))
-            .map(|_| {
-                Box::new(ClickPart {
-                    draw: Arc::clone(&draw),
-                    morsel: Vec::with_capacity(MORSEL as usize),
-                    first: 0,
-                    served: 0,
-                }) as Box<dyn Source<Click>>
-            })
-            .collect())
-    }
-}
-
-/// One worker's part: the morsel it drew and how much of it is served.
-struct ClickPart {
-    draw: Arc<Draw>,
-    morsel: Vec<Click>,
-    /// Index of the morsel's first event.
-    first: u64,
-    served: usize,
-}
-
-impl Source<Click> for ClickPart {
-    fn poll(&mut self, now_micros: u64, out: &mut Vec<Click>, max: usize) -> Poll {
-        if self.served == self.morsel.len() {
-            let draw = &self.draw;
-            let index = draw.next.load(Ordering::Relaxed);
-            let first = index.saturating_mul(MORSEL);
-            if first >= draw.total() {
-                return Poll::Exhausted;
-            }
-            if draw.due_micros(first).is_some_and(|due| due > now_micros) {
-                return Poll::Idle;
-            }
-            // One atomic per morsel; a lost race tries again next poll.
-            if draw
-                .next
-                .compare_exchange(index, index + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-            {
-                return Poll::Idle;
-            }
-            draw.morsel(index, &mut self.morsel);
-            self.first = first;
-            self.served = 0;
-        }
-        let position = self.first + self.served as u64;
-        let due = match self.draw.config.rate {
-            Some(rate) => {
-                let due_until = (u128::from(now_micros) * u128::from(rate) / 1_000_000 + 1) as u64;
-                due_until.saturating_sub(position) as usize
-            }
-            None => usize::MAX,
-        };
-        // Only once a millisecond's worth is due (or the morsel's rest), so
-        // that the worker waits in its backoff between runs instead of
-        // spinning on a click at a time.
-        let left = self.morsel.len() - self.served;
-        let run = self.draw.config.rate.map_or(1, |rate| {
-            usize::try_from(rate / 1000).unwrap_or(usize::MAX).max(1)
-        });
-        if due < run.min(left).min(max) {
-            return Poll::Idle;
-        }
-        let count = left.min(max).min(due);
-        out.extend_from_slice(&self.morsel[self.served..self.served + count]);
-        self.served += count;
-        Poll::Ready {
-            intended_micros: self.draw.due_micros(position),
-        }
+        Ok(morsels::split(self.draw()?, workers))
     }
 }
 
@@ -307,19 +222,8 @@ mod tests {
         let expected = ClickGenerator::new(config(20_000)).events().unwrap();
         assert_eq!(expected.len(), 20_000);
         for workers in [1, 3] {
-            let mut parts = ClickGenerator::new(config(20_000)).split(workers).unwrap();
-            let mut got = Vec::new();
-            let mut chunk = Vec::new();
-            let mut done = vec![false; workers];
-            while done.iter().any(|d| !d) {
-                for (w, part) in parts.iter_mut().enumerate() {
-                    chunk.clear();
-                    if let Poll::Exhausted = part.poll(0, &mut chunk, 1000) {
-                        done[w] = true;
-                    }
-                    got.extend_from_slice(&chunk);
-                }
-            }
+            let got =
+                morsels::poll_all(ClickGenerator::new(config(20_000)).split(workers).unwrap());
             let key = |c: &Click| (c.event_time_ms, c.user, c.page, c.dwell_ms);
             let mut got_sorted = got.clone();
             got_sorted.sort_by_key(key);

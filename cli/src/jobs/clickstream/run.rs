@@ -84,8 +84,8 @@ impl JobCase for Clickstream {
         let workload = &profile.workload;
         let source = match workload.source {
             SourceKind::Log => GeneratorOrLog::<_, Click>::log(workload)?,
-            // Profile::check refuses a file source for this job.
-            SourceKind::Generator | SourceKind::File => {
+            // Profile::check refuses a file or Nexmark source for this job.
+            SourceKind::Generator | SourceKind::File | SourceKind::Nexmark => {
                 GeneratorOrLog::Generator(ClickGenerator::new(click_config(workload)))
             }
         };
