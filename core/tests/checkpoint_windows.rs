@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use microbatch::checkpoint::Checkpoint;
-use microbatch::job::{self, count, sum, Job, Window, Windows};
+use microbatch::job::{self, count, sum, Count, Identity, Job, Sum, Window, WindowedJob, Windows};
 use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
 use microbatch::progress::EpochProgress;
 use microbatch::sink::{Sink, SinkError};
@@ -83,49 +83,117 @@ fn event_time(i: u64) -> u64 {
     i / 10 + 50 - (i * 7919) % 51
 }
 
-fn windowed() -> impl Job<TimedEvent, Row = Row> {
+/// A column of a record.
+type Column = fn(&TimedEvent) -> u64;
+
+/// The job, named so that it can be made `snapshotted` or not.
+type Hopping = WindowedJob<TimedEvent, Identity, Column, Column, (Count, Sum<Column>)>;
+
+fn windowed() -> Hopping {
     job::records::<TimedEvent>()
-        .event_time(|e| e.event_time_ms)
+        .event_time(event_time_of as Column)
         .window(Windows::hopping(
             Duration::from_millis(300),
             Duration::from_millis(100),
         ))
         .watermark_delay(Duration::from_millis(50))
-        .key_by(|e| e.key)
-        .aggregate((count(), sum(|e: &TimedEvent| e.value)))
+        .key_by(key_of as Column)
+        .aggregate((count(), sum(value_of as Column)))
 }
 
+fn event_time_of(e: &TimedEvent) -> u64 {
+    e.event_time_ms
+}
+
+fn key_of(e: &TimedEvent) -> u64 {
+    e.key
+}
+
+fn value_of(e: &TimedEvent) -> u64 {
+    e.value
+}
+
+/// How the open windows survive a stop: rebuilt by replaying from the
+/// first epoch, or loaded from a snapshot taken every other epoch.
+#[derive(Clone, Copy, PartialEq)]
+enum Resume {
+    Replay,
+    Snapshot,
+}
+
+/// Runs the job over `log` under `checkpoint`; returns the records the
+/// run read.
 fn go(
+    resume: Resume,
     log: &Path,
     checkpoint: &Path,
     committed: &Committed,
     fail_at: Option<u64>,
-) -> Result<(), EngineError> {
+) -> Result<u64, EngineError> {
+    match resume {
+        Resume::Replay => run(windowed(), log, checkpoint, committed, fail_at),
+        Resume::Snapshot => run(
+            windowed().snapshotted(),
+            log,
+            checkpoint,
+            committed,
+            fail_at,
+        ),
+    }
+}
+
+fn run<J: Job<TimedEvent, Row = Row>>(
+    job: J,
+    log: &Path,
+    checkpoint: &Path,
+    committed: &Committed,
+    fail_at: Option<u64>,
+) -> Result<u64, EngineError> {
     let sink = CommitSink {
         pending: Mutex::default(),
         committed: Arc::clone(committed),
         fail_at,
     };
-    Engine::builder(windowed(), sink)
+    Engine::builder(job, sink)
         .workers(2)
         .pin(false)
         .interval(None)
         .max_epochs_in_flight(2)
         .source(LogSource::new(LogReader::open(log).unwrap(), None))
-        .checkpoint(Checkpoint::open(checkpoint, PER_EPOCH).unwrap())
+        .checkpoint(
+            Checkpoint::open(checkpoint, PER_EPOCH)
+                .unwrap()
+                .snapshot_every(2),
+        )
         .start()?
         .finish()
-        .map(drop)
+        .map(|summary| summary.records_accepted)
         .map_err(EngineError::from)
 }
 
 #[test]
 fn a_windowed_run_stopped_at_any_epoch_resumes_to_the_uninterrupted_rows() {
+    stopped_and_resumed(Resume::Replay);
+}
+
+#[test]
+fn a_snapshotted_windowed_run_resumes_from_its_snapshot_to_the_same_rows() {
+    stopped_and_resumed(Resume::Snapshot);
+}
+
+fn stopped_and_resumed(resume: Resume) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     write_log(&log);
     let reference: Committed = Arc::default();
-    go(&log, &dir.path().join("reference"), &reference, None).unwrap();
+    go(
+        resume,
+        &log,
+        &dir.path().join("reference"),
+        &reference,
+        None,
+    )
+    .unwrap();
     let expected = reference.lock().unwrap().clone();
     let counted: u64 = expected.values().flatten().map(|row| row.2 .0).sum();
     // Each record is in three windows, fewer near time 0.
@@ -142,12 +210,20 @@ fn a_windowed_run_stopped_at_any_epoch_resumes_to_the_uninterrupted_rows() {
     let stopped: Committed = Arc::default();
     let checkpoint = dir.path().join("stopped");
     for fail_at in [0, 4, 5, 11] {
-        let error = go(&log, &checkpoint, &stopped, Some(fail_at)).unwrap_err();
+        let error = go(resume, &log, &checkpoint, &stopped, Some(fail_at)).unwrap_err();
         assert!(
             matches!(error, EngineError::Sink { epoch, .. } if epoch == fail_at),
             "{error}"
         );
     }
-    go(&log, &checkpoint, &stopped, None).unwrap();
+    let read = go(resume, &log, &checkpoint, &stopped, None).unwrap();
     assert_eq!(*stopped.lock().unwrap(), expected);
+    // The last start commits from epoch 11 on (the stop at 11 failed it):
+    // a replay reads the log from its start, a snapshot (after every other
+    // epoch: 1, 3, …, 9) from epoch 10.
+    let from = match resume {
+        Resume::Replay => 0,
+        Resume::Snapshot => 10 * PER_EPOCH,
+    };
+    assert_eq!(read, RECORDS - from, "where the last start read from");
 }

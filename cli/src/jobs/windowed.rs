@@ -7,7 +7,9 @@
 //! once, when the watermark (`job.watermark_delay` behind the workers'
 //! event-time frontier) passes its end.
 
-use microbatch::job::{self, count, max, min, sum, Aggregator, Window, Windows};
+use microbatch::job::{
+    self, count, max, min, sum, Aggregator, RkyvSnapshots, TotalsCodec, Window, Windows,
+};
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
 use super::output::{drive_to_output, Grouped, Reduced};
@@ -48,6 +50,9 @@ where
     A: Aggregator<TimedEvent>,
     A::State: Clone,
     A::Output: Reduced,
+    // Tumbling and hopping windows' panes go into the checkpoint's state
+    // snapshots, so a resumed run starts from the last one.
+    RkyvSnapshots: TotalsCodec<u64, (u64, A::State, u64)> + TotalsCodec<(), (u64, A::State, u64)>,
 {
     let profile = runner.profile;
     let spec = &profile.job;
@@ -97,7 +102,10 @@ where
     if keyed {
         drive_to_output(
             runner,
-            windowed.key_by(|e| e.key).aggregate(aggregator),
+            windowed
+                .key_by(|e| e.key)
+                .aggregate(aggregator)
+                .snapshotted(),
             feed,
             keyed_row::<A>,
             true,
@@ -106,7 +114,7 @@ where
     } else {
         drive_to_output(
             runner,
-            windowed.aggregate(aggregator),
+            windowed.aggregate(aggregator).snapshotted(),
             feed,
             whole_row::<A>,
             false,

@@ -44,6 +44,7 @@ mod session;
 mod sketch;
 mod value;
 mod window;
+mod window_snapshot;
 
 use std::marker::PhantomData;
 
@@ -235,6 +236,14 @@ pub trait Job<R>: Send + Sync + 'static {
     fn open_state(&self, totals: &Self::Totals) -> usize {
         let _ = totals;
         0
+    }
+
+    /// The event-time frontier `totals` (loaded from a snapshot) were
+    /// saved at, so that a resumed run's owners go on from it: a job that
+    /// snapshots open windows keeps it. By default `None`.
+    fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
+        let _ = totals;
+        None
     }
 
     /// Takes the count of records a merged `part` dropped as late (behind
@@ -508,26 +517,7 @@ impl<R, P: Pipe<R>> Stream<R, P> {
     /// Emits every item as a row of its epoch, with no aggregation: a
     /// map or a filter over the stream. Each owner emits a share of the
     /// epoch's rows.
-    ///
-    /// ```
-    /// use microbatch::job;
-    /// use microbatch::sink::CollectSink;
-    /// use microbatch::source::IterSource;
-    /// use microbatch::Engine;
-    ///
-    /// // The even numbers, doubled.
-    /// let doubled = job::records::<u64>().filter(|n| n % 2 == 0).map(|n| n * 2).rows();
-    /// let (sink, rows) = CollectSink::new();
-    /// let engine = Engine::builder(doubled, sink)
-    ///     .workers(2)
-    ///     .source(IterSource::new(0..10u64))
-    ///     .start()?;
-    /// engine.finish()?;
-    /// let mut rows: Vec<u64> = rows.take().into_iter().map(|(_, row)| row).collect();
-    /// rows.sort();
-    /// assert_eq!(rows, [0, 4, 8, 12, 16]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// See [`RowsJob`] for an example.
     pub fn rows(self) -> RowsJob<R, P>
     where
         P::Out: Clone,

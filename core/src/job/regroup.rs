@@ -249,6 +249,10 @@ where
         self.first.open_state(&totals.first)
     }
 
+    fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
+        self.first.restored_frontier(&totals.first)
+    }
+
     fn take_late(&self, part: &mut J::Part) -> u64 {
         self.first.take_late(part)
     }

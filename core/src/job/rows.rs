@@ -8,6 +8,26 @@ use super::{Job, Pipe};
 /// Each item of the stages `P` over records `R` is a row of the epoch it
 /// was folded in; see [`Stream::rows`](super::Stream::rows). Rows carry no
 /// order across workers; within a worker's batch they keep the records'.
+///
+/// ```
+/// use microbatch::job;
+/// use microbatch::sink::CollectSink;
+/// use microbatch::source::IterSource;
+/// use microbatch::Engine;
+///
+/// // The even numbers, doubled.
+/// let doubled = job::records::<u64>().filter(|n| n % 2 == 0).map(|n| n * 2).rows();
+/// let (sink, rows) = CollectSink::new();
+/// let engine = Engine::builder(doubled, sink)
+///     .workers(2)
+///     .source(IterSource::new(0..10u64))
+///     .start()?;
+/// engine.finish()?;
+/// let mut rows: Vec<u64> = rows.take().into_iter().map(|(_, row)| row).collect();
+/// rows.sort();
+/// assert_eq!(rows, [0, 4, 8, 12, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RowsJob<R, P> {
     pub(super) pipe: P,
     pub(super) _records: PhantomData<fn(&R)>,

@@ -66,6 +66,12 @@ pub trait TotalsCodec<K, S>: Send + Sync + 'static {
 
     /// The entries `save` encoded, checked.
     fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String>;
+
+    /// Whether `save` writes anything: `false` lets a job skip gathering
+    /// its entries. By default true.
+    fn snapshots(&self) -> bool {
+        true
+    }
 }
 
 /// Totals that are not snapshotted: a resumed run replays from the first
@@ -84,6 +90,10 @@ impl<K, S> TotalsCodec<K, S> for NoSnapshots {
 
     fn load(&self, _: &[u8]) -> Result<Vec<(K, S)>, String> {
         Err("this job's totals are not snapshotted".into())
+    }
+
+    fn snapshots(&self) -> bool {
+        false
     }
 }
 

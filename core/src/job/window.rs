@@ -19,7 +19,9 @@
 //! log cut into epochs by position) it is the newest over all workers
 //! instead, which a replay reproduces exactly: the log's own order then
 //! bounds the disorder, and a resumed run closes each window in the epoch
-//! the first run did (`core/tests/checkpoint_windows.rs`).
+//! the first run did (`core/tests/checkpoint_windows.rs`): replaying from
+//! the first epoch, or, [`snapshotted`](WindowedJob::snapshotted), from the
+//! open windows of the last state snapshot (`window_snapshot.rs`).
 //!
 //! The invariant, property-tested in `core/tests/windows.rs`: while the
 //! input's disorder stays within the delay, the window rows equal a
@@ -35,6 +37,8 @@ use rustc_hash::FxBuildHasher;
 
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
+use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
+use super::window_snapshot::{load_open_windows, save_open_windows};
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
 /// How records fall into windows: each window covers `[start, start +
@@ -229,6 +233,7 @@ impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
             settings: self.settings,
             aggregator,
             hasher: FxBuildHasher,
+            codec: NoSnapshots,
             _records: PhantomData,
         }
     }
@@ -249,20 +254,45 @@ impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
 /// event-time frontier less the delay) passes its end; records behind it
 /// are dropped and counted; records fold into panes (the gcd of size and
 /// slide), combined when a window closes. See
-/// [`Stream::event_time`](super::Stream::event_time).
-pub struct WindowedJob<R, P, E, F, A> {
+/// [`Stream::event_time`](super::Stream::event_time). `C` says how its
+/// open windows are snapshotted under a checkpoint: [`NoSnapshots`] (a
+/// resumed run replays from the first epoch) or, after
+/// [`snapshotted`](WindowedJob::snapshotted), [`RkyvSnapshots`].
+pub struct WindowedJob<R, P, E, F, A, C = NoSnapshots> {
     pipe: P,
     time: E,
     key: F,
     settings: Settings,
     aggregator: A,
     hasher: FxBuildHasher,
+    codec: C,
     _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P, E, F, A> WindowedJob<R, P, E, F, A> {
+    /// Snapshots the open windows with rkyv under a checkpoint (keys and
+    /// states must be rkyv-archivable: the built-in aggregators' states
+    /// are), with how far windows are closed and the event-time frontier,
+    /// so that a resumed run starts from the last snapshot instead of the
+    /// first epoch and still commits exactly the rows of a run never
+    /// stopped. See [`Checkpoint::snapshot_every`](crate::checkpoint::Checkpoint::snapshot_every).
+    pub fn snapshotted(self) -> WindowedJob<R, P, E, F, A, RkyvSnapshots> {
+        WindowedJob {
+            pipe: self.pipe,
+            time: self.time,
+            key: self.key,
+            settings: self.settings,
+            aggregator: self.aggregator,
+            hasher: self.hasher,
+            codec: RkyvSnapshots,
+            _records: PhantomData,
+        }
+    }
 }
 
 /// One pane of one key: the key, the pane's start, its state and the
 /// records folded into it (to count them if it turns out late).
-type Entry<K, S> = (K, u64, S, u64);
+pub(super) type Entry<K, S> = (K, u64, S, u64);
 
 /// The hash of the pane at `pane` of the key whose hash is `key_hash`: the
 /// key's hash places the entry's partition (a window's panes share their
@@ -279,11 +309,14 @@ pub struct WindowedPart<K, S> {
     clock: PartClock,
 }
 
-/// An owner's open panes, and how far it has closed windows.
+/// An owner's open panes, how far it has closed windows, and the
+/// frontier it last finished an epoch at.
 pub struct OpenWindows<K, S> {
-    table: HashTable<Entry<K, S>>,
+    pub(super) table: HashTable<Entry<K, S>>,
     /// Windows ending at or before this are out.
-    closed_through: Option<u64>,
+    pub(super) closed_through: Option<u64>,
+    /// The event-time frontier of the last epoch finished.
+    pub(super) frontier: Option<u64>,
 }
 
 impl<K, S> OpenWindows<K, S> {
@@ -299,7 +332,7 @@ impl<K, S> OpenWindows<K, S> {
     }
 }
 
-impl<R, P, E, F, K, A> WindowedJob<R, P, E, F, A>
+impl<R, P, E, F, K, A, C> WindowedJob<R, P, E, F, A, C>
 where
     P: Pipe<R>,
     F: Fn(&P::Out) -> K,
@@ -334,8 +367,9 @@ where
     }
 }
 
-impl<R, P, E, F, K, A> Job<R> for WindowedJob<R, P, E, F, A>
+impl<R, P, E, F, K, A, C> Job<R> for WindowedJob<R, P, E, F, A, C>
 where
+    C: TotalsCodec<K, (u64, A::State, u64)>,
     R: 'static,
     P: Pipe<R>,
     E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
@@ -364,6 +398,7 @@ where
         OpenWindows {
             table: HashTable::new(),
             closed_through: None,
+            frontier: None,
         }
     }
 
@@ -371,6 +406,18 @@ where
     /// them.
     fn keeps_totals(&self) -> bool {
         true
+    }
+
+    fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
+        save_open_windows(&self.codec, totals, out)
+    }
+
+    fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
+        load_open_windows(&self.codec, bytes, |e| self.entry_hash(&e.0, e.1))
+    }
+
+    fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
+        totals.frontier
     }
 
     // Hot path: per record, the event time, the watermark check, the key,
@@ -443,6 +490,7 @@ where
     ) {
         let windows = self.settings.windows;
         let size = windows.size_ms;
+        totals.frontier = totals.frontier.max(time.frontier);
         let closed = totals.closed_through;
         let out = |start: u64| closed.is_some_and(|closed| start + size <= closed);
         for entry in part.table.drain() {

@@ -135,7 +135,15 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             _ => Placement::Partitioned,
         };
         let placement = runtime.job.place(&mut parts, placement);
-        runtime.job.open_batch(&mut parts, None);
+        // A run resumed from a snapshot of open windows goes on from the
+        // frontier it was saved at; a fresh one knows none yet.
+        let frontier = totals
+            .as_ref()
+            .and_then(|totals| runtime.job.restored_frontier(totals));
+        if let Some(frontier) = frontier {
+            runtime.frontier.fetch_max(frontier + 1, Ordering::AcqRel);
+        }
+        runtime.job.open_batch(&mut parts, frontier);
         let idle = match runtime.config.idle {
             IdleStrategy::Backoff => Idle::new(),
             IdleStrategy::Yield => Idle::yielding(),
@@ -157,7 +165,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             open_backlog: 0,
             newest_event: None,
             newest_event_at: Instant::now(),
-            frontier: None,
+            frontier,
             open_since: Instant::now(),
             placement,
             taken_total: 0,
