@@ -119,6 +119,8 @@ fn value_of(e: &TimedEvent) -> u64 {
 enum Resume {
     Replay,
     Snapshot,
+    /// Session windows (of a 1 ms gap), snapshotted.
+    SessionSnapshot,
 }
 
 /// Runs the job over `log` under `checkpoint`; returns the records the
@@ -139,6 +141,16 @@ fn go(
             committed,
             fail_at,
         ),
+        Resume::SessionSnapshot => {
+            let sessions = job::records::<TimedEvent>()
+                .event_time(event_time_of)
+                .session(Duration::from_millis(1))
+                .watermark_delay(Duration::from_millis(50))
+                .key_by(key_of)
+                .aggregate((count(), sum(value_of)))
+                .snapshotted();
+            run(sessions, log, checkpoint, committed, fail_at)
+        }
     }
 }
 
@@ -181,6 +193,11 @@ fn a_snapshotted_windowed_run_resumes_from_its_snapshot_to_the_same_rows() {
     stopped_and_resumed(Resume::Snapshot);
 }
 
+#[test]
+fn a_snapshotted_session_run_resumes_from_its_snapshot_to_the_same_rows() {
+    stopped_and_resumed(Resume::SessionSnapshot);
+}
+
 fn stopped_and_resumed(resume: Resume) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
@@ -196,8 +213,11 @@ fn stopped_and_resumed(resume: Resume) {
     .unwrap();
     let expected = reference.lock().unwrap().clone();
     let counted: u64 = expected.values().flatten().map(|row| row.2 .0).sum();
-    // Each record is in three windows, fewer near time 0.
-    let windows_per_record: u64 = (0..RECORDS).map(|i| (event_time(i) / 100 + 1).min(3)).sum();
+    // Each record is in three windows, fewer near time 0; in one session.
+    let windows_per_record: u64 = match resume {
+        Resume::SessionSnapshot => RECORDS,
+        _ => (0..RECORDS).map(|i| (event_time(i) / 100 + 1).min(3)).sum(),
+    };
     assert_eq!(
         counted, windows_per_record,
         "each record in each of its windows"
@@ -223,7 +243,7 @@ fn stopped_and_resumed(resume: Resume) {
     // epoch: 1, 3, …, 9) from epoch 10.
     let from = match resume {
         Resume::Replay => 0,
-        Resume::Snapshot => 10 * PER_EPOCH,
+        Resume::Snapshot | Resume::SessionSnapshot => 10 * PER_EPOCH,
     };
     assert_eq!(read, RECORDS - from, "where the last start read from");
 }

@@ -8,7 +8,7 @@
 //! event-time frontier) passes its end.
 
 use microbatch::job::{
-    self, count, max, min, sum, Aggregator, RkyvSnapshots, TotalsCodec, Window, Windows,
+    self, count, max, min, sum, Aggregator, RkyvSnapshots, Session, TotalsCodec, Window, Windows,
 };
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
@@ -50,9 +50,12 @@ where
     A: Aggregator<TimedEvent>,
     A::State: Clone,
     A::Output: Reduced,
-    // Tumbling and hopping windows' panes go into the checkpoint's state
-    // snapshots, so a resumed run starts from the last one.
-    RkyvSnapshots: TotalsCodec<u64, (u64, A::State, u64)> + TotalsCodec<(), (u64, A::State, u64)>,
+    // Open panes and sessions go into the checkpoint's state snapshots, so
+    // a resumed run starts from the last one.
+    RkyvSnapshots: TotalsCodec<u64, (u64, A::State, u64)>
+        + TotalsCodec<(), (u64, A::State, u64)>
+        + TotalsCodec<u64, Session<A::State>>
+        + TotalsCodec<(), Session<A::State>>,
 {
     let profile = runner.profile;
     let spec = &profile.job;
@@ -79,7 +82,10 @@ where
         return if keyed {
             drive_to_output(
                 runner,
-                sessions.key_by(|e| e.key).aggregate(aggregator),
+                sessions
+                    .key_by(|e| e.key)
+                    .aggregate(aggregator)
+                    .snapshotted(),
                 feed,
                 keyed_row::<A>,
                 true,
@@ -88,7 +94,7 @@ where
         } else {
             drive_to_output(
                 runner,
-                sessions.key_by(whole).aggregate(aggregator),
+                sessions.key_by(whole).aggregate(aggregator).snapshotted(),
                 feed,
                 whole_row::<A>,
                 false,

@@ -61,7 +61,9 @@ pub use placement::Placement;
 pub use regroup::Regrouped;
 pub use rows::RowsJob;
 pub use running::{NoSnapshots, OutputMode, RkyvSnapshots, RunningKeyedJob, Totals, TotalsCodec};
-pub use session::{OpenSessions, SessionJob, SessionKeyedStream, SessionPart, SessionStream};
+pub use session::{
+    OpenSessions, Session, SessionJob, SessionKeyedStream, SessionPart, SessionStream,
+};
 pub use sketch::{
     distinct, quantiles, top_k, Distinct, QuantileSummary, Quantiles, SpaceSaving, TopK,
 };

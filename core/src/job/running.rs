@@ -72,6 +72,13 @@ pub trait TotalsCodec<K, S>: Send + Sync + 'static {
     fn snapshots(&self) -> bool {
         true
     }
+
+    /// A copy of an entry for `save`, for a job whose states need not be
+    /// `Clone` unless snapshotted; `None` by default (no copy is made).
+    fn copied(&self, key: &K, value: &S) -> Option<(K, S)> {
+        let _ = (key, value);
+        None
+    }
 }
 
 /// Totals that are not snapshotted: a resumed run replays from the first
@@ -123,6 +130,10 @@ where
         let bytes = rkyv::to_bytes::<Error>(&entries).map_err(|e| e.to_string())?;
         out.extend_from_slice(&bytes);
         Ok(true)
+    }
+
+    fn copied(&self, key: &K, value: &S) -> Option<(K, S)> {
+        Some((key.clone(), value.clone()))
     }
 
     fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String> {

@@ -20,13 +20,16 @@ use rustc_hash::FxBuildHasher;
 
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
+use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
 use super::window::{TimedStream, Window};
+use super::window_snapshot::{load_open, save_open, Closed};
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
-/// One session: `[start, end)` (end: the last record's time plus the gap),
-/// its state and the records folded into it.
-#[derive(Debug, Clone)]
-struct Session<S> {
+/// One open session: `[start, end)` (end: the last record's time plus the
+/// gap), its state and the records folded into it; what a state snapshot
+/// of a [`snapshotted`](SessionJob::snapshotted) job holds per session.
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Session<S> {
     start: u64,
     end: u64,
     state: S,
@@ -105,6 +108,7 @@ impl<R, P: Pipe<R>, E, F> SessionKeyedStream<R, P, E, F> {
             delay_ms,
             aggregator,
             hasher: FxBuildHasher,
+            codec: NoSnapshots,
             _records: PhantomData,
         }
     }
@@ -124,7 +128,11 @@ impl<R, P: Pipe<R>, E, F> SessionKeyedStream<R, P, E, F> {
 /// open sessions, sorted by start; a session goes out once, when the
 /// watermark passes its end, and records behind the watermark are dropped
 /// and counted, as for aligned windows ([`WindowedJob`](super::WindowedJob)).
-pub struct SessionJob<R, P, E, F, A> {
+///
+/// `C` says how its open sessions are snapshotted under a checkpoint:
+/// [`NoSnapshots`] (a resumed run replays from the first epoch) or, after
+/// [`snapshotted`](SessionJob::snapshotted), [`RkyvSnapshots`].
+pub struct SessionJob<R, P, E, F, A, C = NoSnapshots> {
     pipe: P,
     time: E,
     key: F,
@@ -132,7 +140,29 @@ pub struct SessionJob<R, P, E, F, A> {
     delay_ms: u64,
     aggregator: A,
     hasher: FxBuildHasher,
+    codec: C,
     _records: PhantomData<fn(&R)>,
+}
+
+impl<R, P, E, F, A> SessionJob<R, P, E, F, A> {
+    /// Snapshots the open sessions with rkyv under a checkpoint (keys and
+    /// states must be rkyv-archivable), with how far sessions are closed
+    /// and the event-time frontier, so that a resumed run starts from the
+    /// last snapshot instead of the first epoch; see
+    /// [`WindowedJob::snapshotted`](super::WindowedJob::snapshotted).
+    pub fn snapshotted(self) -> SessionJob<R, P, E, F, A, RkyvSnapshots> {
+        SessionJob {
+            pipe: self.pipe,
+            time: self.time,
+            key: self.key,
+            gap_ms: self.gap_ms,
+            delay_ms: self.delay_ms,
+            aggregator: self.aggregator,
+            hasher: self.hasher,
+            codec: RkyvSnapshots,
+            _records: PhantomData,
+        }
+    }
 }
 
 /// A worker's or an owner's sessions of one partition for one epoch.
@@ -149,9 +179,11 @@ pub struct OpenSessions<K, S> {
     closed_through: Option<u64>,
     /// Sessions held, over the keys.
     open: usize,
+    /// The event-time frontier of the last epoch finished.
+    frontier: Option<u64>,
 }
 
-impl<R, P, E, F, K, A> SessionJob<R, P, E, F, A>
+impl<R, P, E, F, K, A, C> SessionJob<R, P, E, F, A, C>
 where
     P: Pipe<R>,
     F: Fn(&P::Out) -> K,
@@ -201,8 +233,9 @@ where
     }
 }
 
-impl<R, P, E, F, K, A> Job<R> for SessionJob<R, P, E, F, A>
+impl<R, P, E, F, K, A, C> Job<R> for SessionJob<R, P, E, F, A, C>
 where
+    C: TotalsCodec<K, Session<A::State>>,
     R: 'static,
     P: Pipe<R>,
     E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
@@ -230,11 +263,44 @@ where
             table: HashTable::new(),
             closed_through: None,
             open: 0,
+            frontier: None,
         }
     }
 
     fn keeps_totals(&self) -> bool {
         true
+    }
+
+    fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
+        let closed = Closed {
+            through: totals.closed_through,
+            frontier: totals.frontier,
+        };
+        let codec = &self.codec;
+        let sessions = || {
+            let keys = totals.table.iter();
+            keys.flat_map(|(key, sessions)| sessions.iter().filter_map(|s| codec.copied(key, s)))
+                .collect()
+        };
+        save_open(&self.codec, closed, sessions, out)
+    }
+
+    fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
+        let (closed, sessions) = load_open(&self.codec, bytes)?;
+        let mut totals = OpenSessions {
+            closed_through: closed.through,
+            frontier: closed.frontier,
+            ..self.new_totals()
+        };
+        for (key, session) in sessions {
+            let change = self.merge_key(&mut totals.table, key, vec![session]);
+            totals.open = totals.open.saturating_add_signed(change);
+        }
+        Ok(totals)
+    }
+
+    fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
+        totals.frontier
     }
 
     // Hot path: per record, its time, the watermark check, the key's
@@ -324,6 +390,7 @@ where
         rows: &mut Vec<Self::Row>,
         time: EpochTime,
     ) {
+        totals.frontier = totals.frontier.max(time.frontier);
         for (key, mut sessions) in part.table.drain() {
             // A session that starts behind what went out holds a record
             // behind the watermark: it is late, whole.

@@ -38,7 +38,7 @@ use rustc_hash::FxBuildHasher;
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
-use super::window_snapshot::{load_open_windows, save_open_windows};
+use super::window_snapshot::{load_open, save_open, Closed};
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
 /// How records fall into windows: each window covers `[start, start +
@@ -292,7 +292,7 @@ impl<R, P, E, F, A> WindowedJob<R, P, E, F, A> {
 
 /// One pane of one key: the key, the pane's start, its state and the
 /// records folded into it (to count them if it turns out late).
-pub(super) type Entry<K, S> = (K, u64, S, u64);
+type Entry<K, S> = (K, u64, S, u64);
 
 /// The hash of the pane at `pane` of the key whose hash is `key_hash`: the
 /// key's hash places the entry's partition (a window's panes share their
@@ -312,11 +312,11 @@ pub struct WindowedPart<K, S> {
 /// An owner's open panes, how far it has closed windows, and the
 /// frontier it last finished an epoch at.
 pub struct OpenWindows<K, S> {
-    pub(super) table: HashTable<Entry<K, S>>,
+    table: HashTable<Entry<K, S>>,
     /// Windows ending at or before this are out.
-    pub(super) closed_through: Option<u64>,
+    closed_through: Option<u64>,
     /// The event-time frontier of the last epoch finished.
-    pub(super) frontier: Option<u64>,
+    frontier: Option<u64>,
 }
 
 impl<K, S> OpenWindows<K, S> {
@@ -409,11 +409,32 @@ where
     }
 
     fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
-        save_open_windows(&self.codec, totals, out)
+        let closed = Closed {
+            through: totals.closed_through,
+            frontier: totals.frontier,
+        };
+        let panes = || {
+            let panes = totals.table.iter();
+            panes
+                .map(|(key, pane, state, records)| (key.clone(), (*pane, state.clone(), *records)))
+                .collect()
+        };
+        save_open(&self.codec, closed, panes, out)
     }
 
     fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
-        load_open_windows(&self.codec, bytes, |e| self.entry_hash(&e.0, e.1))
+        let (closed, panes) = load_open(&self.codec, bytes)?;
+        let mut table = HashTable::with_capacity(panes.len());
+        let hash = |e: &Entry<K, A::State>| self.entry_hash(&e.0, e.1);
+        for (key, (pane, state, records)) in panes {
+            let entry = (key, pane, state, records);
+            table.insert_unique(hash(&entry), entry, hash);
+        }
+        Ok(OpenWindows {
+            table,
+            closed_through: closed.through,
+            frontier: closed.frontier,
+        })
     }
 
     fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {

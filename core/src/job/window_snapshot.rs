@@ -1,53 +1,47 @@
-//! An owner's open windows in a checkpoint's state snapshot: a 16-byte
-//! header (how far windows are closed, then the event-time frontier, each
-//! a little-endian u64, `u64::MAX` for none) and the open panes as
-//! `(key, (pane start, state, records))` entries in the job's
-//! [`TotalsCodec`]. Every few epochs, on the owner; it allocates.
-
-use std::hash::Hash;
-
-use hashbrown::hash_table::HashTable;
+//! An owner's open event-time state in a checkpoint's state snapshot: a
+//! 16-byte header (how far windows are closed, then the event-time
+//! frontier, each a little-endian u64, `u64::MAX` for none) and the open
+//! entries, `(key, value)`, in the job's [`TotalsCodec`]: the panes of
+//! aligned windows as `(key, (pane start, state, records))`, sessions as
+//! `(key, (start, end, state, records))`. Every few epochs, on the owner;
+//! it allocates.
 
 use super::running::TotalsCodec;
-use super::window::{Entry, OpenWindows};
 
 const NONE: u64 = u64::MAX;
 const HEADER: usize = 16;
 
-/// Encodes `totals` into `out`; `Ok(false)` if `codec` does not snapshot.
-pub(super) fn save_open_windows<C, K, S>(
+/// How far an owner has closed windows and the frontier it reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Closed {
+    pub(super) through: Option<u64>,
+    pub(super) frontier: Option<u64>,
+}
+
+/// Encodes `closed` and the `entries` it makes into `out`; `Ok(false)` if
+/// `codec` does not snapshot (then `entries` is not called).
+pub(super) fn save_open<C, K, V>(
     codec: &C,
-    totals: &OpenWindows<K, S>,
+    closed: Closed,
+    entries: impl FnOnce() -> Vec<(K, V)>,
     out: &mut Vec<u8>,
 ) -> Result<bool, String>
 where
-    C: TotalsCodec<K, (u64, S, u64)>,
-    K: Clone,
-    S: Clone,
+    C: TotalsCodec<K, V>,
 {
     if !codec.snapshots() {
         return Ok(false);
     }
-    let entries: Vec<(K, (u64, S, u64))> = totals
-        .table
-        .iter()
-        .map(|(key, pane, state, records)| (key.clone(), (*pane, state.clone(), *records)))
-        .collect();
-    out.extend_from_slice(&totals.closed_through.unwrap_or(NONE).to_le_bytes());
-    out.extend_from_slice(&totals.frontier.unwrap_or(NONE).to_le_bytes());
+    let entries = entries();
+    out.extend_from_slice(&closed.through.unwrap_or(NONE).to_le_bytes());
+    out.extend_from_slice(&closed.frontier.unwrap_or(NONE).to_le_bytes());
     codec.save(entries.iter(), out)
 }
 
-/// The open windows `save_open_windows` encoded, checked; `hash` places a
-/// pane in the table as the job does.
-pub(super) fn load_open_windows<C, K, S>(
-    codec: &C,
-    bytes: &[u8],
-    hash: impl Fn(&Entry<K, S>) -> u64,
-) -> Result<OpenWindows<K, S>, String>
+/// What `save_open` encoded, checked.
+pub(super) fn load_open<C, K, V>(codec: &C, bytes: &[u8]) -> Result<(Closed, Vec<(K, V)>), String>
 where
-    C: TotalsCodec<K, (u64, S, u64)>,
-    K: Hash + Eq,
+    C: TotalsCodec<K, V>,
 {
     if bytes.len() < HEADER {
         return Err(format!(
@@ -60,15 +54,9 @@ where
         word.copy_from_slice(&bytes[at..at + 8]);
         Some(u64::from_le_bytes(word)).filter(|&value| value != NONE)
     };
-    let mut table = HashTable::new();
-    for (key, (pane, state, records)) in codec.load(&bytes[HEADER..])? {
-        let entry = (key, pane, state, records);
-        let at = hash(&entry);
-        table.insert_unique(at, entry, &hash);
-    }
-    Ok(OpenWindows {
-        table,
-        closed_through: word(0),
+    let closed = Closed {
+        through: word(0),
         frontier: word(8),
-    })
+    };
+    Ok((closed, codec.load(&bytes[HEADER..])?))
 }
