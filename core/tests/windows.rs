@@ -1,15 +1,16 @@
 //! Event-time windows against a single-threaded reference: while the
 //! input's disorder stays within the watermark delay, the rows are the
-//! same whatever the interval, the batch size, the number of workers, and
-//! nothing is late; records behind the watermark are dropped and counted.
+//! same whatever the interval, the batch size (one batch, with neither),
+//! the number of workers, records read in the workers or pushed by a
+//! producer with work stealing on or off, and nothing is late; records behind the watermark are dropped and counted.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use microbatch::job::{self, count, sum, Window, Windows};
+use microbatch::job::{self, count, sum, Job, Window, Windows};
 use microbatch::sink::CollectSink;
 use microbatch::source::IterSource;
-use microbatch::Engine;
+use microbatch::{Config, Engine, Summary};
 use proptest::prelude::*;
 
 /// `(key, value, event time ms)`.
@@ -63,6 +64,9 @@ struct Run {
     workers: usize,
     interval_ms: Option<u64>,
     max_batch_records: Option<u64>,
+    /// Pushed by one producer thread, with work stealing on or off
+    /// (`Some`), rather than read by the workers from an iterator.
+    producer: Option<bool>,
 }
 
 fn run_strategy() -> impl Strategy<Value = Run> {
@@ -70,12 +74,43 @@ fn run_strategy() -> impl Strategy<Value = Run> {
         1usize..4,
         prop_oneof![Just(None), (1u64..6).prop_map(Some)],
         prop_oneof![Just(None), (20u64..400).prop_map(Some)],
+        prop_oneof![Just(None), any::<bool>().prop_map(Some)],
     )
-        .prop_map(|(workers, interval_ms, max_batch_records)| Run {
+        .prop_map(|(workers, interval_ms, max_batch_records, producer)| Run {
             workers,
             interval_ms,
             max_batch_records,
+            producer,
         })
+}
+
+/// Runs `job` over `records` as `run` says; returns the summary and the
+/// rows.
+fn run_job<J: Job<Timed>>(job: J, records: &[Timed], run: &Run) -> (Summary, Vec<(u64, J::Row)>) {
+    let (sink, rows) = CollectSink::new();
+    let stealing = run.producer.unwrap_or(true);
+    let builder = Engine::builder(job, sink)
+        .config(Config::default().with_work_stealing(stealing))
+        .workers(run.workers)
+        .pin(false)
+        .interval(run.interval_ms.map(Duration::from_millis))
+        .max_batch_records(run.max_batch_records);
+    let summary = match run.producer {
+        None => {
+            let source = IterSource::new(records.to_vec());
+            builder.source(source).start().unwrap().finish().unwrap()
+        }
+        Some(_) => {
+            let engine = builder.start().unwrap();
+            let mut producer = engine.producer();
+            for record in records {
+                producer.push(*record).unwrap();
+            }
+            drop(producer);
+            engine.finish().unwrap()
+        }
+    };
+    (summary, rows.take())
 }
 
 fn windowed(records: &[Timed], size: u64, slide: u64, delay: u64, run: &Run) -> (Folded, u64) {
@@ -90,19 +125,10 @@ fn windowed(records: &[Timed], size: u64, slide: u64, delay: u64, run: &Run) -> 
         .watermark_delay(Duration::from_millis(delay))
         .key_by(|r| r.0)
         .aggregate((count(), sum(|r: &Timed| r.1)));
-    let (sink, rows) = CollectSink::new();
-    let engine = Engine::builder(job, sink)
-        .workers(run.workers)
-        .pin(false)
-        .interval(run.interval_ms.map(Duration::from_millis))
-        .max_batch_records(run.max_batch_records)
-        .source(IterSource::new(records.to_vec()))
-        .start()
-        .unwrap();
-    let summary = engine.finish().unwrap();
+    let (summary, rows) = run_job(job, records, run);
     assert_eq!(summary.records_in_results, records.len() as u64);
     let mut out = BTreeMap::new();
-    for (_, (window, key, (n, total))) in rows.take() {
+    for (_, (window, key, (n, total))) in rows {
         let Window { start_ms, end_ms } = window;
         assert_eq!(end_ms, start_ms + size);
         let previous = out.insert((start_ms, key), (n, total));
@@ -149,6 +175,7 @@ fn a_record_behind_the_watermark_is_dropped_and_counted() {
         workers: 1,
         interval_ms: None,
         max_batch_records: Some(10),
+        producer: None,
     };
     let (rows, late) = windowed(&records, 1000, 1000, 0, &run);
     assert_eq!(late, 1);
@@ -250,18 +277,9 @@ fn sessions(records: &[Timed], gap: u64, delay: u64, run: &Run) -> (FoldedSessio
         .watermark_delay(Duration::from_millis(delay))
         .key_by(|r| r.0)
         .aggregate((count(), sum(|r: &Timed| r.1)));
-    let (sink, rows) = CollectSink::new();
-    let engine = Engine::builder(job, sink)
-        .workers(run.workers)
-        .pin(false)
-        .interval(run.interval_ms.map(Duration::from_millis))
-        .max_batch_records(run.max_batch_records)
-        .source(IterSource::new(records.to_vec()))
-        .start()
-        .unwrap();
-    let summary = engine.finish().unwrap();
+    let (summary, rows) = run_job(job, records, run);
     let mut out = BTreeMap::new();
-    for (_, (window, key, (n, total))) in rows.take() {
+    for (_, (window, key, (n, total))) in rows {
         let previous = out.insert((window.start_ms, window.end_ms, key), (n, total));
         assert!(
             previous.is_none(),
@@ -301,6 +319,7 @@ fn sessions_close_as_the_watermark_passes_them() {
         workers: 2,
         interval_ms: None,
         max_batch_records: Some(1000),
+        producer: None,
     };
     let (rows, late, open_max) = sessions(&records, 100, 0, &run);
     assert_eq!(late, 0);
