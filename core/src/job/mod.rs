@@ -45,6 +45,7 @@ mod sketch;
 mod value;
 mod window;
 mod window_snapshot;
+mod windows;
 
 use std::marker::PhantomData;
 
@@ -69,9 +70,10 @@ pub use sketch::{
 };
 pub use value::Value;
 pub use window::{
-    OpenWindows, TimedStream, WholeWindowJob, Window, WindowedJob, WindowedKeyedStream,
-    WindowedPart, WindowedStream, Windows,
+    OpenWindows, TimedStream, WholeWindowJob, WindowedJob, WindowedKeyedStream, WindowedPart,
+    WindowedStream,
 };
+pub use windows::{Window, Windows};
 
 /// A computation the engine runs on every epoch.
 ///

@@ -21,7 +21,8 @@ use rustc_hash::FxBuildHasher;
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
-use super::window::{TimedStream, Window};
+use super::window::TimedStream;
+use super::windows::Window;
 use super::window_snapshot::{load_open, save_open, Closed};
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
