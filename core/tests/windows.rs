@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use microbatch::job::{self, count, sum, Job, Window, Windows};
+use microbatch::job::{self, count, sum, Firing, Job, Window, Windows};
 use microbatch::sink::CollectSink;
 use microbatch::source::IterSource;
 use microbatch::{Config, Engine, Summary};
@@ -332,4 +332,151 @@ fn sessions_close_as_the_watermark_passes_them() {
     // the least newest event time over them trails by up to a couple of
     // runs, and the epochs in flight: well under the run's 10 000.
     assert!(open_max <= 2_500, "open sessions at most {open_max}");
+}
+
+/// Per `(window start, key)`: the rows a marked job emitted, in order
+/// (epoch, then firing), as `(firing, count, sum)`.
+type Fired = BTreeMap<(u64, u64), Vec<(Firing, u64, u64)>>;
+
+#[allow(clippy::too_many_arguments)]
+fn marked(
+    records: &[Timed],
+    size: u64,
+    delay: u64,
+    lateness: u64,
+    updates: bool,
+    run: &Run,
+) -> (Fired, u64) {
+    let windowed = job::records::<Timed>()
+        .event_time(|r| r.2)
+        .window(Windows::tumbling(Duration::from_millis(size)))
+        .watermark_delay(Duration::from_millis(delay))
+        .allowed_lateness(Duration::from_millis(lateness));
+    let windowed = if updates {
+        windowed.updates()
+    } else {
+        windowed
+    };
+    let job = windowed
+        .key_by(|r| r.0)
+        .aggregate((count(), sum(|r: &Timed| r.1)));
+    let (summary, rows) = run_job(job, records, run);
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .map(|(epoch, (window, key, (n, total), firing))| {
+            (window.start_ms, key, epoch, firing, n, total)
+        })
+        .collect();
+    rows.sort();
+    let mut out = Fired::new();
+    for (start, key, _, firing, n, total) in rows {
+        out.entry((start, key))
+            .or_default()
+            .push((firing, n, total));
+    }
+    (out, summary.late_records)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn within_the_allowed_lateness_late_records_update_their_window(
+        draws in prop::collection::vec((0u64..5, 0u64..100, any::<u64>()), 0..1500),
+        step in 1u64..20,
+        disorder in 0u64..300,
+        size in 50u64..1000,
+        delay_share in 0u64..=100,
+        updates in any::<bool>(),
+        run in run_strategy(),
+    ) {
+        // The delay covers part of the disorder, the lateness the rest.
+        let delay = disorder * delay_share / 100;
+        let lateness = disorder - delay + 1;
+        let records = timed(&draws, step, disorder);
+        let expected = reference(&records, &[(size, size)]);
+        let (fired, late) = marked(&records, size, delay, lateness, updates, &run);
+        prop_assert_eq!(late, 0, "nothing is later than the delay and the lateness");
+        let last: Folded = fired
+            .iter()
+            .map(|(&window, rows)| {
+                let &(_, n, total) = rows.last().unwrap();
+                (window, (n, total))
+            })
+            .collect();
+        prop_assert_eq!(last, expected, "each window's last row has all its records");
+        for (window, rows) in &fired {
+            // On time once, or never: a window whose first record came
+            // after the watermark passed its end fires late only.
+            let on_time = rows.iter().filter(|r| r.0 == Firing::OnTime).count();
+            prop_assert!(on_time <= 1, "window {:?} fires on time at most once", window);
+            prop_assert!(
+                on_time == 1 || rows.iter().all(|r| r.0 == Firing::Late),
+                "window {:?} without an on-time row fires only late", window
+            );
+            let order: Vec<Firing> = rows.iter().map(|r| r.0).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            prop_assert_eq!(&order, &sorted, "early, on time, then late");
+            prop_assert!(updates || !order.contains(&Firing::Early));
+        }
+    }
+}
+
+#[test]
+fn records_later_than_the_allowed_lateness_are_dropped_and_counted() {
+    // Events every 100 ms for 10 s, then one from t = 0: 1 s windows, a
+    // 500 ms lateness, the watermark seconds past.
+    let mut records: Vec<Timed> = (0..100u64).map(|i| (i % 3, 1, i * 100)).collect();
+    records.push((0, 1000, 0));
+    let run = Run {
+        workers: 1,
+        interval_ms: None,
+        max_batch_records: Some(10),
+        producer: None,
+    };
+    let (fired, late) = marked(&records, 1000, 0, 500, false, &run);
+    assert_eq!(late, 1);
+    let expected = reference(&records[..100], &[(1000, 1000)]);
+    let last: Folded = fired
+        .iter()
+        .map(|(&window, rows)| (window, (rows.last().unwrap().1, rows.last().unwrap().2)))
+        .collect();
+    assert_eq!(last, expected, "the late record is in no window");
+}
+
+#[test]
+fn a_window_fires_on_time_then_late_and_early_in_update_mode() {
+    // One key, a record every 100 ms; the one of 900 ms comes after the
+    // one of 1 200 ms, when [0, 1 s) has fired on time: within the 500 ms
+    // lateness, it fires again, late, with all eleven records.
+    let mut records: Vec<Timed> = (0..30u64)
+        .filter(|&i| i != 9)
+        .map(|i| (0, 1, i * 100))
+        .collect();
+    records.insert(12, (0, 1, 900));
+    let run = Run {
+        workers: 1,
+        interval_ms: None,
+        max_batch_records: Some(1),
+        producer: None,
+    };
+    let (fired, late) = marked(&records, 1000, 0, 500, false, &run);
+    assert_eq!(late, 0);
+    assert_eq!(
+        fired[&(0, 0)],
+        [(Firing::OnTime, 9, 9), (Firing::Late, 10, 10)],
+        "on time without the straggler, then late with it"
+    );
+    assert_eq!(fired[&(1000, 0)], [(Firing::OnTime, 10, 10)]);
+    // Update mode: every epoch that changes a window fires it early.
+    let (fired, _) = marked(&records, 1000, 0, 500, true, &run);
+    let firings: Vec<Firing> = fired[&(1000, 0)].iter().map(|row| row.0).collect();
+    assert_eq!(
+        firings.len(),
+        11,
+        "ten early rows, one on time: {firings:?}"
+    );
+    assert_eq!(fired[&(1000, 0)][9], (Firing::Early, 10, 10));
+    assert_eq!(fired[&(1000, 0)][10], (Firing::OnTime, 10, 10));
 }

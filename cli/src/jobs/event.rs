@@ -83,6 +83,7 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
                 window: None,
                 key: Some(key),
                 columns: output.columns(),
+                firing: None,
             };
             match (self.0, self.1) {
                 (JobKind::Keyed, OutputModeSpec::Epoch) => {
@@ -116,6 +117,7 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
                         window: None,
                         key: None,
                         columns: output.columns(),
+                        firing: None,
                     },
                 ),
             }
@@ -280,7 +282,8 @@ mod tests {
                 sum: Some(54),
                 min: Some(2),
                 max: None,
-                mean: None
+                mean: None,
+                firing: None,
             }]
         );
     }

@@ -3,7 +3,7 @@
 //! nowhere, to per-epoch files or to an SQLite table
 //! ([`drive_to_output`]); every job over `key,value` records shares it.
 
-use microbatch::job::Job;
+use microbatch::job::{Firing, Job};
 use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};
 use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink, SinkError};
 use serde::Serialize;
@@ -65,6 +65,9 @@ pub struct Grouped {
     pub key: Option<u64>,
     /// The reductions.
     pub columns: Columns,
+    /// When the window's row fired (windowed jobs with an allowed
+    /// lateness or in update mode).
+    pub firing: Option<Firing>,
 }
 
 /// A result row as written to files: the window (windowed jobs), the key
@@ -96,6 +99,10 @@ pub struct OutRow {
     /// Mean value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<f64>,
+    /// When the window's row fired: `early`, `on_time` or `late`
+    /// (windowed jobs with an allowed lateness or in update mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firing: Option<Firing>,
 }
 
 /// Which columns a row carries.
@@ -126,6 +133,7 @@ impl Wanted {
             window,
             key,
             columns,
+            firing,
         } = group;
         let keep = |wanted: bool, value: Option<u64>| if wanted { value } else { None };
         OutRow {
@@ -138,6 +146,7 @@ impl Wanted {
             max: keep(self.max, columns.max),
             mean: (self.mean && columns.count > 0)
                 .then(|| columns.sum as f64 / columns.count as f64),
+            firing,
         }
     }
 }
@@ -178,8 +187,8 @@ impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
 impl Wanted {
     /// The SQLite columns of rows with these columns (`key` when `keyed`;
     /// the window's bounds first when `windowed`, which with the key make
-    /// the primary key).
-    pub fn sql_columns(self, keyed: bool, windowed: bool) -> Vec<Column> {
+    /// the primary key; `firing` last when `marked`).
+    pub fn sql_columns(self, keyed: bool, windowed: bool, marked: bool) -> Vec<Column> {
         let mut columns = Vec::new();
         if windowed {
             columns.push(Column::new("window_start_ms", SqlType::Integer, true));
@@ -200,6 +209,9 @@ impl Wanted {
         }
         if self.mean {
             columns.push(Column::new("mean", SqlType::Real, false));
+        }
+        if marked {
+            columns.push(Column::new("firing", SqlType::Text, false));
         }
         columns
     }
@@ -228,6 +240,9 @@ pub fn sql_values(row: &OutRow, values: &mut Vec<SqlValue>) -> Result<(), String
     }
     if let Some(mean) = row.mean {
         values.push(SqlValue::Real(mean));
+    }
+    if let Some(firing) = row.firing {
+        values.push(SqlValue::Text(firing.name().to_owned()));
     }
     Ok(())
 }
@@ -276,11 +291,18 @@ where
             runner.drive(job, sink, checkpoint, feed)
         }
         OutputKind::Sqlite => {
-            let columns = wanted.sql_columns(keyed, windowed);
-            // A window goes out once: its bounds and key alone key it.
+            let marked = runner.profile.job.marks_firings();
+            let columns = wanted.sql_columns(keyed, windowed, marked);
+            // A window's bounds and key alone key it: it goes out once, or
+            // each of its later rows replaces the one before.
             let database =
                 SqliteSink::open_keyed(&path, &output.table, columns, sql_values, !windowed)
                     .map_err(|error| fail(error.to_string()))?;
+            let database = if marked {
+                database.replacing()
+            } else {
+                database
+            };
             let committed = database
                 .committed()
                 .map_err(|error| fail(error.to_string()))?;

@@ -8,7 +8,8 @@
 //! event-time frontier) passes its end.
 
 use microbatch::job::{
-    self, count, max, min, sum, Aggregator, RkyvSnapshots, Session, TotalsCodec, Window, Windows,
+    self, count, max, min, sum, Aggregator, Firing, RkyvSnapshots, Session, TotalsCodec, Window,
+    Windows,
 };
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
@@ -17,7 +18,7 @@ use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::input::read_records;
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{JobKind, JobSpec, Reduction, SourceKind, WindowKind};
+use crate::profile::schema::{JobKind, JobSpec, OutputModeSpec, Reduction, SourceKind, WindowKind};
 
 /// The value column of a [`TimedEvent`].
 fn value_of(event: &TimedEvent) -> u64 {
@@ -105,6 +106,30 @@ where
     let windowed = timed
         .window(windows_of(spec))
         .watermark_delay(spec.watermark_delay);
+    if spec.marks_firings() {
+        // With an allowed lateness or in update mode, rows say when they
+        // fired; a window's later rows replace its earlier ones.
+        let marked = windowed.allowed_lateness(spec.allowed_lateness);
+        let marked = if spec.output_mode == OutputModeSpec::Update {
+            marked.updates()
+        } else {
+            marked
+        };
+        return if keyed {
+            let job = marked.key_by(|e| e.key).aggregate(aggregator);
+            drive_to_output(
+                runner,
+                job.snapshotted(),
+                feed,
+                marked_row::<_, A>,
+                true,
+                true,
+            )
+        } else {
+            let job = marked.aggregate(aggregator).snapshotted();
+            drive_to_output(runner, job, feed, marked_row::<_, A>, false, true)
+        };
+    }
     if keyed {
         drive_to_output(
             runner,
@@ -140,6 +165,7 @@ where
         window: Some((window.start_ms, window.end_ms)),
         key: Some(key),
         columns: output.columns(),
+        firing: None,
     }
 }
 
@@ -151,5 +177,37 @@ where
         window: Some((window.start_ms, window.end_ms)),
         key: None,
         columns: output.columns(),
+        firing: None,
+    }
+}
+
+/// A key of a window's group: the key, or none for a whole window.
+trait GroupKey: Send + 'static {
+    fn key(self) -> Option<u64>;
+}
+
+impl GroupKey for u64 {
+    fn key(self) -> Option<u64> {
+        Some(self)
+    }
+}
+
+impl GroupKey for () {
+    fn key(self) -> Option<u64> {
+        None
+    }
+}
+
+fn marked_row<K: GroupKey, A: Aggregator<TimedEvent>>(
+    (window, key, output, firing): (Window, K, A::Output, Firing),
+) -> Grouped
+where
+    A::Output: Reduced,
+{
+    Grouped {
+        window: Some((window.start_ms, window.end_ms)),
+        key: key.key(),
+        columns: output.columns(),
+        firing: Some(firing),
     }
 }

@@ -340,8 +340,8 @@ pub struct JobSpec {
     /// How far the watermark trails the newest event time. Default `0s`.
     #[serde(with = "humantime_serde")]
     pub watermark_delay: Duration,
-    /// How long after its end a window still takes late records. Only
-    /// `0s` (the default) is built yet.
+    /// How long after its end a window (tumbling, hopping) still takes
+    /// late records, firing again with them. Default `0s`.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
     /// What happens to a record behind the watermark: `drop` (default,
@@ -419,6 +419,13 @@ impl JobSpec {
             JobKind::Nexmark => matches!(self.query, NexmarkQuery::Q5 | NexmarkQuery::Q7),
             _ => self.window != WindowKind::None,
         }
+    }
+
+    /// Whether a windowed job's rows say when they fired (`firing`): with
+    /// an allowed lateness, or in update mode.
+    pub fn marks_firings(&self) -> bool {
+        self.window != WindowKind::None
+            && (!self.allowed_lateness.is_zero() || self.output_mode == OutputModeSpec::Update)
     }
 
     /// Whether the job asks for `reduction`.

@@ -53,29 +53,24 @@ impl Profile {
                 "set, but the click-stream job cuts epochs, not windows; accepted: \"none\" with kind = \"clickstream\"".into(),
             );
         }
-        if !matches!(
-            job.output_mode,
-            OutputModeSpec::Epoch | OutputModeSpec::Append
-        ) {
+        if job.output_mode == OutputModeSpec::Complete {
             return fail(
                 "job.output_mode",
-                format!(
-                    "{:?}, but a windowed job emits each window once; accepted: \"append\"",
-                    job.output_mode
-                )
-                .to_lowercase(),
+                "\"complete\", but a windowed job emits the windows that close (append) or that changed (update); accepted: \"append\" or \"update\"".into(),
+            );
+        }
+        if job.window == WindowKind::Session && job.marks_firings() {
+            let key = if job.allowed_lateness.is_zero() {
+                "job.output_mode"
+            } else {
+                "job.allowed_lateness"
+            };
+            return fail(
+                key,
+                "set, but session windows fire once, when the watermark passes them (no lateness or update mode yet); accepted: allowed_lateness = \"0s\" and output_mode = \"append\" for sessions, or a tumbling or hopping window".into(),
             );
         }
         check_shape(&self.job)?;
-        if !job.allowed_lateness.is_zero() {
-            return fail(
-                "job.allowed_lateness",
-                format!(
-                    "{}: updating a window after it went out is not built yet; accepted: 0s",
-                    humantime::format_duration(job.allowed_lateness)
-                ),
-            );
-        }
         if job.late == LatePolicy::DeadLetters {
             return fail(
                 "job.late",

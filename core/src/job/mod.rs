@@ -28,6 +28,7 @@ mod aggregate;
 mod boxed;
 mod columns;
 mod event_time;
+mod firing;
 mod global;
 pub(crate) mod hot;
 #[doc(hidden)]
@@ -45,6 +46,7 @@ mod sketch;
 mod value;
 mod window;
 mod window_snapshot;
+mod window_stream;
 mod windows;
 
 use std::marker::PhantomData;
@@ -52,6 +54,7 @@ use std::marker::PhantomData;
 pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum};
 pub use boxed::BoxedJob;
 pub use columns::Columns;
+pub use firing::{Append, Emit, Firing, Marked};
 pub use global::{GlobalJob, GlobalPart};
 pub use key::{ByRef, Key, KeyFn};
 pub use keyed::{KeyedJob, KeyedPart};
@@ -69,10 +72,8 @@ pub use sketch::{
     distinct, quantiles, top_k, Distinct, QuantileSummary, Quantiles, SpaceSaving, TopK,
 };
 pub use value::Value;
-pub use window::{
-    OpenWindows, TimedStream, WholeWindowJob, WindowedJob, WindowedKeyedStream, WindowedPart,
-    WindowedStream,
-};
+pub use window::{OpenWindows, WindowedJob, WindowedPart};
+pub use window_stream::{TimedStream, WholeWindowJob, WindowedKeyedStream, WindowedStream};
 pub use windows::{Window, Windows};
 
 /// A computation the engine runs on every epoch.

@@ -21,9 +21,9 @@ use rustc_hash::FxBuildHasher;
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
-use super::window::TimedStream;
-use super::windows::Window;
 use super::window_snapshot::{load_open, save_open, Closed};
+use super::window_stream::TimedStream;
+use super::windows::Window;
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
 
 /// One open session: `[start, end)` (end: the last record's time plus the

@@ -4,6 +4,10 @@
 //! out once, when the watermark (the engine's event-time frontier less
 //! the job's delay) passes its end; records behind the watermark are
 //! dropped and counted ([`EpochProgress::late_records`](crate::progress::EpochProgress::late_records)).
+//! With an allowed lateness a window stays open that much longer and
+//! fires again, late, with the records that came meanwhile; in update mode
+//! it also fires early, each epoch that changed it (rows then say when
+//! they fired: [`Firing`]).
 //!
 //! Where the state lives: each worker folds an epoch's records into panes
 //! keyed by `(key, pane start)`, a pane being the greatest common divisor
@@ -36,153 +40,38 @@ use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
+use super::firing::{Append, Emit, Firing};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
 use super::window_snapshot::{load_open, save_open, Closed};
 use super::windows::{Window, Windows};
-use super::{Aggregator, Columns, EpochTime, Job, Pipe};
-
-/// A stream whose items carry an event time; see
-/// [`Stream::event_time`](super::Stream::event_time).
-pub struct TimedStream<R, P, E> {
-    pub(super) pipe: P,
-    pub(super) time: E,
-    pub(super) _records: PhantomData<fn(&R)>,
-}
-
-impl<R, P: Pipe<R>, E: Fn(&P::Out) -> u64 + Send + Sync + 'static> TimedStream<R, P, E> {
-    /// Cuts the stream into `windows`, with a watermark delay of zero
-    /// until [`watermark_delay`](WindowedStream::watermark_delay) says
-    /// otherwise.
-    pub fn window(self, windows: Windows) -> WindowedStream<R, P, E> {
-        WindowedStream {
-            pipe: self.pipe,
-            time: self.time,
-            settings: Settings {
-                windows,
-                delay_ms: 0,
-                idle: None,
-            },
-            _records: PhantomData,
-        }
-    }
-}
+use super::{Aggregator, EpochTime, Job, Pipe};
 
 /// What a windowed job closes windows by.
 #[derive(Debug, Clone, Copy)]
-struct Settings {
-    windows: Windows,
+pub(super) struct Settings {
+    pub(super) windows: Windows,
     /// The watermark is the frontier less this.
-    delay_ms: u64,
-    idle: Option<Duration>,
+    pub(super) delay_ms: u64,
+    /// How long after its end a window still takes records (and fires
+    /// again, late).
+    pub(super) lateness_ms: u64,
+    /// Whether each epoch's changed windows fire early.
+    pub(super) early: bool,
+    pub(super) idle: Option<Duration>,
 }
 
-/// A windowed stream; group it by key, or aggregate it whole.
-pub struct WindowedStream<R, P, E> {
-    pipe: P,
-    time: E,
-    settings: Settings,
-    _records: PhantomData<fn(&R)>,
-}
-
-impl<R, P: Pipe<R>, E> WindowedStream<R, P, E>
-where
-    E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
-    P::Out: 'static,
-{
-    /// Bounded out-of-orderness: the watermark trails the frontier (the
-    /// least, over the workers, of the newest event time each has seen)
-    /// by `delay`. A record more than `delay` behind the newest event time
-    /// may be late: dropped and counted, never folded into a window that
-    /// has gone out.
-    pub fn watermark_delay(mut self, delay: Duration) -> Self {
-        self.settings.delay_ms = delay.as_millis() as u64;
-        self
-    }
-
-    /// A worker whose input brings no newer event time for `timeout` no
-    /// longer holds the frontier back (as Flink's `withIdleness`); by
-    /// default it holds it for as long as it is idle, and the end of the
-    /// input closes every window.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.idle = Some(timeout);
-        self
-    }
-
-    /// Groups each window's items by `key`.
-    pub fn key_by<F, K>(self, key: F) -> WindowedKeyedStream<R, P, E, F>
-    where
-        F: Fn(&P::Out) -> K + Send + Sync + 'static,
-        K: Key + Clone,
-    {
-        WindowedKeyedStream {
-            pipe: self.pipe,
-            time: self.time,
-            key,
-            settings: self.settings,
-            _records: PhantomData,
-        }
-    }
-
-    /// Reduces each window's items to one row `(window, (), output)`.
-    pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> WholeWindowJob<R, P, E, A> {
-        self.key_by(whole::<P::Out> as fn(&P::Out))
-            .aggregate(aggregator)
-    }
-
-    /// [`aggregate`](WindowedStream::aggregate) with the aggregator built
-    /// from [`Columns`].
-    pub fn aggregate_with<A: Aggregator<P::Out>>(
-        self,
-        build: impl FnOnce(Columns<P::Out>) -> A,
-    ) -> WholeWindowJob<R, P, E, A> {
-        self.aggregate(build(Columns::new()))
-    }
-}
-
-/// A windowed job without keys: one row `(window, (), output)` per window.
-pub type WholeWindowJob<R, P, E, A> = WindowedJob<R, P, E, fn(&<P as Pipe<R>>::Out), A>;
-
-/// The key of a window aggregated whole: one, `()`, per window.
-fn whole<T>(_: &T) {}
-
-/// A windowed stream grouped by key.
-pub struct WindowedKeyedStream<R, P, E, F> {
-    pipe: P,
-    time: E,
-    key: F,
-    settings: Settings,
-    _records: PhantomData<fn(&R)>,
-}
-
-impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
-    /// Reduces the items of each key in each window to one row `(window,
-    /// key, output)`, emitted once the watermark passes the window's end.
-    pub fn aggregate<A: Aggregator<P::Out>>(self, aggregator: A) -> WindowedJob<R, P, E, F, A> {
-        WindowedJob {
-            pipe: self.pipe,
-            time: self.time,
-            key: self.key,
-            settings: self.settings,
-            aggregator,
-            hasher: FxBuildHasher,
-            codec: NoSnapshots,
-            _records: PhantomData,
-        }
-    }
-
-    /// [`aggregate`](WindowedKeyedStream::aggregate) with the aggregator
-    /// built from [`Columns`].
-    pub fn aggregate_with<A: Aggregator<P::Out>>(
-        self,
-        build: impl FnOnce(Columns<P::Out>) -> A,
-    ) -> WindowedJob<R, P, E, F, A> {
-        self.aggregate(build(Columns::new()))
+impl Settings {
+    /// Whether the windows a batch touches are tracked: for late or early
+    /// firings.
+    pub(super) fn tracks(&self) -> bool {
+        self.lateness_ms > 0 || self.early
     }
 }
 
 /// A job over event-time windows, made by
-/// [`WindowedStream::aggregate`] or [`WindowedKeyedStream::aggregate`]:
+/// [`WindowedStream::aggregate`](super::WindowedStream::aggregate) or
+/// [`WindowedKeyedStream::aggregate`](super::WindowedKeyedStream::aggregate):
 /// each window's row goes out once, when the watermark (the workers'
 /// event-time frontier less the delay) passes its end; records behind it
 /// are dropped and counted; records fold into panes (the gcd of size and
@@ -190,8 +79,10 @@ impl<R, P: Pipe<R>, E, F> WindowedKeyedStream<R, P, E, F> {
 /// [`Stream::event_time`](super::Stream::event_time). `C` says how its
 /// open windows are snapshotted under a checkpoint: [`NoSnapshots`] (a
 /// resumed run replays from the first epoch) or, after
-/// [`snapshotted`](WindowedJob::snapshotted), [`RkyvSnapshots`].
-pub struct WindowedJob<R, P, E, F, A, C = NoSnapshots> {
+/// [`snapshotted`](WindowedJob::snapshotted), [`RkyvSnapshots`]. `M`
+/// how its rows are shaped ([`Append`], or [`Marked`](super::Marked) with their
+/// [`Firing`]).
+pub struct WindowedJob<R, P, E, F, A, C = NoSnapshots, M = Append> {
     pipe: P,
     time: E,
     key: F,
@@ -199,17 +90,32 @@ pub struct WindowedJob<R, P, E, F, A, C = NoSnapshots> {
     aggregator: A,
     hasher: FxBuildHasher,
     codec: C,
-    _records: PhantomData<fn(&R)>,
+    _records: PhantomData<fn(&R) -> M>,
 }
 
-impl<R, P, E, F, A> WindowedJob<R, P, E, F, A> {
+impl<R, P, E, F, A, M> WindowedJob<R, P, E, F, A, NoSnapshots, M> {
+    /// The job of `settings`, by
+    /// [`WindowedKeyedStream::aggregate`](super::WindowedKeyedStream::aggregate).
+    pub(super) fn new(pipe: P, time: E, key: F, settings: Settings, aggregator: A) -> Self {
+        WindowedJob {
+            pipe,
+            time,
+            key,
+            settings,
+            aggregator,
+            hasher: FxBuildHasher,
+            codec: NoSnapshots,
+            _records: PhantomData,
+        }
+    }
+
     /// Snapshots the open windows with rkyv under a checkpoint (keys and
     /// states must be rkyv-archivable: the built-in aggregators' states
     /// are), with how far windows are closed and the event-time frontier,
     /// so that a resumed run starts from the last snapshot instead of the
     /// first epoch and still commits exactly the rows of a run never
     /// stopped. See [`Checkpoint::snapshot_every`](crate::checkpoint::Checkpoint::snapshot_every).
-    pub fn snapshotted(self) -> WindowedJob<R, P, E, F, A, RkyvSnapshots> {
+    pub fn snapshotted(self) -> WindowedJob<R, P, E, F, A, RkyvSnapshots, M> {
         WindowedJob {
             pipe: self.pipe,
             time: self.time,
@@ -265,7 +171,7 @@ impl<K, S> OpenWindows<K, S> {
     }
 }
 
-impl<R, P, E, F, K, A, C> WindowedJob<R, P, E, F, A, C>
+impl<R, P, E, F, K, A, C, M> WindowedJob<R, P, E, F, A, C, M>
 where
     P: Pipe<R>,
     F: Fn(&P::Out) -> K,
@@ -276,6 +182,25 @@ where
     #[inline(always)]
     fn entry_hash(&self, key: &K, pane: u64) -> u64 {
         pane_hash(self.hasher.hash_one(key), pane)
+    }
+
+    /// The output of `key`'s window at `start`, combined from its panes in
+    /// `table`.
+    fn window_output(&self, table: &HashTable<Entry<K, A::State>>, key: &K, start: u64) -> A::Output
+    where
+        A::State: Clone,
+    {
+        let windows = self.settings.windows;
+        let key_hash = self.hasher.hash_one(key);
+        let mut state = self.aggregator.init();
+        let panes = (start..start + windows.size_ms).step_by(windows.pane_ms() as usize);
+        for pane in panes {
+            let hash = pane_hash(key_hash, pane);
+            if let Some(entry) = table.find(hash, |e| e.1 == pane && e.0 == *key) {
+                self.aggregator.merge(&mut state, entry.2.clone());
+            }
+        }
+        self.aggregator.finish(state)
     }
 
     /// Folds `state` and `records` of `key`'s pane at `start` into `table`.
@@ -300,9 +225,10 @@ where
     }
 }
 
-impl<R, P, E, F, K, A, C> Job<R> for WindowedJob<R, P, E, F, A, C>
+impl<R, P, E, F, K, A, C, M> Job<R> for WindowedJob<R, P, E, F, A, C, M>
 where
     C: TotalsCodec<K, (u64, A::State, u64)>,
+    M: Emit,
     R: 'static,
     P: Pipe<R>,
     E: Fn(&P::Out) -> u64 + Send + Sync + 'static,
@@ -313,7 +239,7 @@ where
     A::State: Clone,
 {
     type Part = WindowedPart<K, A::State>;
-    type Row = (Window, K, A::Output);
+    type Row = M::Row<K, A::Output>;
     type Totals = OpenWindows<K, A::State>;
 
     fn partitions(&self, workers: usize) -> usize {
@@ -443,50 +369,66 @@ where
         time: EpochTime,
     ) {
         let windows = self.settings.windows;
-        let size = windows.size_ms;
+        let (size, lateness) = (windows.size_ms, self.settings.lateness_ms);
         totals.frontier = totals.frontier.max(time.frontier);
         let closed = totals.closed_through;
-        let out = |start: u64| closed.is_some_and(|closed| start + size <= closed);
+        // Fired on time already; past its lateness too (expired).
+        let fired = |start: u64| closed.is_some_and(|closed| start + size <= closed);
+        let expired = |start: u64| closed.is_some_and(|closed| start + size + lateness <= closed);
+        let tracks = self.settings.tracks();
+        let mut touched = hashbrown::HashSet::with_hasher(FxBuildHasher);
         for entry in part.table.drain() {
-            // The windows of this pane already out missed its records.
-            let missed = windows.starts(entry.1).filter(|&start| out(start)).count() as u64;
+            // The windows of this pane already expired missed its records.
+            let missed = windows.starts(entry.1).filter(|&s| expired(s)).count() as u64;
             part.clock.late += missed * entry.3;
-            if missed < windows.starts(entry.1).count() as u64 {
-                self.merge_into(&mut totals.table, entry);
+            if missed == windows.starts(entry.1).count() as u64 {
+                continue;
             }
-        }
-        let Some(watermark) = closing_watermark(time, self.settings.delay_ms) else {
-            return;
-        };
-        // The windows that close now and hold a record, once each.
-        let closing = |start: u64| !out(start) && start.saturating_add(size) <= watermark;
-        let mut due = hashbrown::HashSet::with_hasher(FxBuildHasher);
-        for entry in totals.table.iter() {
-            for start in windows.starts(entry.1).filter(|&start| closing(start)) {
-                due.insert((entry.0.clone(), start));
-            }
-        }
-        let pane_ms = windows.pane_ms();
-        for (key, start) in due {
-            let key_hash = self.hasher.hash_one(&key);
-            let mut state = self.aggregator.init();
-            for pane in (start..start + size).step_by(pane_ms as usize) {
-                let hash = pane_hash(key_hash, pane);
-                if let Some(entry) = totals.table.find(hash, |e| e.1 == pane && e.0 == key) {
-                    self.aggregator.merge(&mut state, entry.2.clone());
+            if tracks {
+                for start in windows.starts(entry.1).filter(|&s| !expired(s)) {
+                    if fired(start) || self.settings.early {
+                        touched.insert((entry.0.clone(), start));
+                    }
                 }
             }
+            self.merge_into(&mut totals.table, entry);
+        }
+        let watermark = closing_watermark(time, self.settings.delay_ms);
+        // The windows that close now and hold a record, once each.
+        let closing = |start: u64| {
+            !fired(start) && watermark.is_some_and(|w| start.saturating_add(size) <= w)
+        };
+        let mut due = hashbrown::HashMap::with_hasher(FxBuildHasher);
+        if watermark.is_some() {
+            for entry in totals.table.iter() {
+                for start in windows.starts(entry.1).filter(|&start| closing(start)) {
+                    due.insert((entry.0.clone(), start), Firing::OnTime);
+                }
+            }
+        }
+        for (key, start) in touched {
+            if fired(start) {
+                due.insert((key, start), Firing::Late);
+            } else if !closing(start) {
+                due.insert((key, start), Firing::Early);
+            }
+        }
+        for ((key, start), firing) in due {
+            let output = self.window_output(&totals.table, &key, start);
             let window = Window {
                 start_ms: start,
                 end_ms: start + size,
             };
-            rows.push((window, key, self.aggregator.finish(state)));
+            rows.push(M::row(window, key, output, firing));
         }
-        // A pane goes once the last window it is in is out.
+        let Some(watermark) = watermark else {
+            return;
+        };
+        // A pane goes once the last window it is in is past its lateness.
         let slide = windows.slide_ms;
-        let evicted = totals
-            .table
-            .extract_if(|entry| (entry.1 - entry.1 % slide).saturating_add(size) <= watermark);
+        let evicted = totals.table.extract_if(|entry| {
+            (entry.1 - entry.1 % slide).saturating_add(size + lateness) <= watermark
+        });
         evicted.for_each(drop);
         totals.closed_through = closed.max(Some(watermark));
     }
@@ -500,8 +442,9 @@ where
     }
 
     fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+        let behind = self.settings.delay_ms + self.settings.lateness_ms;
         for part in parts {
-            part.clock.open(frontier, self.settings.delay_ms);
+            part.clock.open(frontier, behind);
         }
     }
 

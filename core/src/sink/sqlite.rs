@@ -171,6 +171,16 @@ impl<Row: Send + 'static> SqliteSink<Row> {
         })
     }
 
+    /// A row whose key columns are those of a row already in the table
+    /// replaces it (`INSERT OR REPLACE`): for rows that update the ones
+    /// before them, such as the late firings of an event-time window.
+    pub fn replacing(mut self) -> Self {
+        if let Some(rest) = self.insert.strip_prefix("INSERT INTO") {
+            self.insert = format!("INSERT OR REPLACE INTO{rest}");
+        }
+        self
+    }
+
     /// The epochs of this table committed so far, oldest first.
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
         self.database.committed()
