@@ -1,6 +1,6 @@
 //! How a run's records get into the engine: a built-in source attached
-//! before the start ([`Feed::attach`]), or producer threads started after
-//! it ([`Feed::spawn`], [`Producers`]).
+//! before the start (`Feed::attach`), or producer threads started after
+//! it (`Feed::spawn`, `Producers`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The driver: runs one profile's job on the engine with its feed of
 //! records, watches the warm-up and the measured window, and reports.
 //!
-//! The steps of [`Runner::drive`], each a named function: build the engine
+//! The steps of `Runner::drive`, each a named function: build the engine
 //! (`builder`: settings, progress listener, checkpoint), attach the feed
 //! and start, watch it tick by tick (`watch`: progress bar, warm-up
 //! snapshot, interval log, end of input), shut down and check that nothing

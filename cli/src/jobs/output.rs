@@ -1,7 +1,7 @@
 //! Where a job's rows go: each group (its window, its key, its
 //! reductions) becomes a row of the columns the profile asks for, written
 //! nowhere, to per-epoch files or to an SQLite table
-//! ([`drive_to_output`]); every job over `key,value` records shares it.
+//! (`drive_to_output`); every job over `key,value` records shares it.
 
 use microbatch::job::{Firing, Job};
 use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};

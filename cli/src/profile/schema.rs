@@ -239,7 +239,7 @@ pub enum JobKind {
     Keyed,
     /// One group: the whole epoch.
     Global,
-    /// The worked case ([`crate::clickstream`]): clicks from the click
+    /// The worked case ([`crate::jobs::clickstream`]): clicks from the click
     /// generator (`workload.keys` users, Zipf with `zipf_exponent`, or
     /// uniform) or a click log; per epoch, per user clicks and dwell time
     /// and per page views, into SQLite (`user_stats`, `page_stats`,

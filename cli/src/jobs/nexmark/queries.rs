@@ -13,7 +13,7 @@
 //! | q12 | bids per bidder in 10 s processing-time windows | a keyed count per epoch: the epoch is the processing-time window (`engine.interval = "10s"`) |
 //!
 //! The text fields (`extra` of q0, q1 and q7) are not carried (see
-//! [`super::event`]).
+//! [`NexEvent`]).
 
 use std::time::Duration;
 
