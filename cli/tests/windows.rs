@@ -277,6 +277,19 @@ fn a_timed_log_and_file_are_windowed_exactly_as_a_reference_fold() {
 }
 
 #[test]
+fn a_global_windowed_job_runs_in_append_and_update_mode() {
+    for mode in ["append", "update"] {
+        let mut args = vec!["run"];
+        let mode = format!("job.output_mode={mode}");
+        args.extend(short(
+            "profiles/windowed.toml",
+            &["--set", "job.kind=global", "--set", &mode],
+        ));
+        assert_success(&microbatch(&args));
+    }
+}
+
+#[test]
 fn within_the_allowed_lateness_a_window_fires_again_and_its_row_is_replaced() {
     // 200 000 records at 200 000/s over 50 keys, up to 60 ms out of
     // order, 100 ms windows; the watermark trails by 10 ms and windows

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use super::schema::{JobKind, OutputModeSpec, Profile, Rate, SourceKind, MAX_PRODUCERS};
+use super::schema::{
+    JobKind, OutputModeSpec, Profile, Rate, SourceKind, WindowKind, MAX_PRODUCERS,
+};
 use super::ProfileError;
 
 /// The largest profile read: a profile is a short TOML file, and a path
@@ -179,7 +181,11 @@ impl Profile {
                 .to_lowercase(),
             ));
         }
-        if self.job.kind == JobKind::Global && self.job.output_mode != OutputModeSpec::Epoch {
+        // A windowed job's modes are the windows' (profile/windows.rs).
+        if self.job.kind == JobKind::Global
+            && self.job.window == WindowKind::None
+            && self.job.output_mode != OutputModeSpec::Epoch
+        {
             return Err((
                 "job.output_mode".into(),
                 format!(
