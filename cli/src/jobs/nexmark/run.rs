@@ -99,14 +99,22 @@ impl JobCase for Nexmark {
 
     fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
         match runner.profile.job.query {
-            NexmarkQuery::Q0 => run_query(runner, q0(), |row| row),
-            NexmarkQuery::Q1 => run_query(runner, q1(), |row| row),
-            NexmarkQuery::Q2 => run_query(runner, q2(), |row| row),
-            NexmarkQuery::Q5 => run_query(runner, q5(), |row| row),
-            NexmarkQuery::Q7 => run_query(runner, q7(), |row| row),
-            NexmarkQuery::Q12 => {
-                run_query(runner, q12(), |(bidder, bids)| BidderCount(bidder, bids))
-            }
+            NexmarkQuery::Q0 => run_query(runner, q0(), |row, out| out.push(row)),
+            NexmarkQuery::Q1 => run_query(runner, q1(), |row, out| out.push(row)),
+            NexmarkQuery::Q2 => run_query(runner, q2(), |row, out| out.push(row)),
+            NexmarkQuery::Q5 => run_query(runner, q5(), |(window, hot), out| {
+                out.extend(
+                    hot.auctions
+                        .iter()
+                        .map(|&auction| (window, auction, hot.bids)),
+                );
+            }),
+            NexmarkQuery::Q7 => run_query(runner, q7(), |(window, (), bids), out| {
+                out.extend(bids.into_iter().map(|bid| (window, bid)));
+            }),
+            NexmarkQuery::Q12 => run_query(runner, q12(), |(bidder, bids), out| {
+                out.push(BidderCount(bidder, bids));
+            }),
         }
     }
 
@@ -119,11 +127,11 @@ impl JobCase for Nexmark {
 }
 
 /// Runs `job` over the profile's Nexmark events, its rows through
-/// `convert` into the SQLite table, or nowhere.
+/// `flatten` into the SQLite table's rows, or nowhere.
 fn run_query<J, T>(
     runner: Runner<'_>,
     job: J,
-    convert: fn(J::Row) -> T,
+    flatten: fn(J::Row, &mut Vec<T>),
 ) -> Result<RunOutcome, RunError>
 where
     J: Job<NexEvent>,
@@ -145,7 +153,7 @@ where
                 what: path.display().to_string(),
                 message: error.to_string(),
             };
-            let sink = QuerySink::open(&path, &profile.output.table, convert).map_err(fail)?;
+            let sink = QuerySink::open(&path, &profile.output.table, flatten).map_err(fail)?;
             let committed = sink.committed().map_err(fail)?;
             refuse_another_run(checkpoint.as_ref(), &committed, "the table", &path)?;
             runner.drive(job, sink, checkpoint, feed)

@@ -1,135 +1,138 @@
-//! A Nexmark query's rows in SQLite: one table (`output.table`) with the
-//! query's columns after `epoch`, all of an epoch in one transaction that
-//! also records the epoch as committed, so an epoch written again (a
-//! replay after a crash) changes nothing.
+//! A Nexmark query's rows in SQLite: the library's [`SqliteSink`] (one
+//! table, `output.table`, with the query's columns after `epoch`, all of
+//! an epoch in one transaction that also records the epoch as committed,
+//! so an epoch written again changes nothing), fed with the SQL rows each
+//! of the query's rows makes (q5 and q7 make one per auction or bid).
 
-use std::marker::PhantomData;
 use std::path::Path;
 
 use microbatch::job::Window;
 use microbatch::progress::EpochProgress;
-use microbatch::sink::sqlite::EpochDatabase;
-use microbatch::sink::{Gathering, Sink, SinkError};
-use rusqlite::types::Value;
+use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};
+use microbatch::sink::{Sink, SinkError};
 
 use super::event::Bid;
-use super::queries::{EuroBid, HotItems};
+use super::queries::EuroBid;
 
-/// A query's row as SQL: its columns (after `epoch`) and the SQL rows one
-/// row makes (q5 and q7 make one per auction or bid).
+/// One row of a query's table, after `epoch`.
 pub trait QueryRow: Send + 'static {
-    /// `name TYPE` of each column after `epoch`.
-    const COLUMNS: &'static [&'static str];
-    /// The columns after `epoch` that, with it or alone, key the table:
-    /// the primary key's columns, `epoch` first if it is part of it.
-    const KEY: &'static [&'static str];
+    /// Whether `epoch` is part of the primary key (with the columns
+    /// marked key); without it and without key columns, there is none.
+    const EPOCH_IN_KEY: bool = false;
 
-    /// Appends each SQL row's values (after `epoch`) to `out`.
-    fn values(&self, out: &mut Vec<Vec<Value>>);
+    /// The columns after `epoch`.
+    fn columns() -> Vec<Column>;
+
+    /// The values, in the order of [`columns`](QueryRow::columns).
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String>;
 }
 
-/// An SQLite integer; the engine's ids, prices and times stay below 2^63.
-fn int(value: u64) -> Value {
-    Value::Integer(value as i64)
+/// Columns of `names`, each an integer; `key` ones part of the key.
+fn integers(names: &[&str], key: &[&str]) -> Vec<Column> {
+    names
+        .iter()
+        .map(|name| Column::new(*name, SqlType::Integer, key.contains(name)))
+        .collect()
 }
 
-fn window(window: &Window) -> [Value; 2] {
-    [int(window.start_ms), int(window.end_ms)]
+/// Pushes each of `values` as an SQLite integer, refusing one above
+/// `i64::MAX` rather than wrapping it.
+fn push_integers(out: &mut Vec<SqlValue>, values: &[(&str, u64)]) -> Result<(), String> {
+    for &(name, value) in values {
+        let value = i64::try_from(value)
+            .map_err(|_| format!("{name} {value} exceeds SQLite's INTEGER range"))?;
+        out.push(SqlValue::Integer(value));
+    }
+    Ok(())
 }
 
-const BID_COLUMNS: &[&str] = &[
-    "auction INTEGER NOT NULL",
-    "bidder INTEGER NOT NULL",
-    "price INTEGER NOT NULL",
-    "date_time INTEGER NOT NULL",
-];
+const BID_COLUMNS: [&str; 4] = ["auction", "bidder", "price", "date_time"];
 
 impl QueryRow for Bid {
-    const COLUMNS: &'static [&'static str] = BID_COLUMNS;
-    const KEY: &'static [&'static str] = &[];
+    fn columns() -> Vec<Column> {
+        integers(&BID_COLUMNS, &[])
+    }
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        out.push(vec![
-            int(self.auction),
-            int(self.bidder),
-            int(self.price),
-            int(self.date_time),
-        ]);
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        push_integers(
+            out,
+            &[
+                ("auction", self.auction),
+                ("bidder", self.bidder),
+                ("price", self.price),
+                ("date_time", self.date_time),
+            ],
+        )
     }
 }
 
 impl QueryRow for EuroBid {
-    const COLUMNS: &'static [&'static str] = &[
-        "auction INTEGER NOT NULL",
-        "bidder INTEGER NOT NULL",
-        "price REAL NOT NULL",
-        "date_time INTEGER NOT NULL",
-    ];
-    const KEY: &'static [&'static str] = &[];
+    fn columns() -> Vec<Column> {
+        let mut columns = integers(&BID_COLUMNS, &[]);
+        columns[2].sql_type = SqlType::Real;
+        columns
+    }
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        out.push(vec![
-            int(self.auction),
-            int(self.bidder),
-            Value::Real(self.price),
-            int(self.date_time),
-        ]);
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        push_integers(out, &[("auction", self.auction), ("bidder", self.bidder)])?;
+        out.push(SqlValue::Real(self.price));
+        push_integers(out, &[("date_time", self.date_time)])
     }
 }
 
 /// q2's `(auction, price)`; q12's `(bidder, bid_count)` is another type.
 impl QueryRow for (u64, u64) {
-    const COLUMNS: &'static [&'static str] =
-        &["auction INTEGER NOT NULL", "price INTEGER NOT NULL"];
-    const KEY: &'static [&'static str] = &[];
+    fn columns() -> Vec<Column> {
+        integers(&["auction", "price"], &[])
+    }
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        out.push(vec![int(self.0), int(self.1)]);
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        push_integers(out, &[("auction", self.0), ("price", self.1)])
     }
 }
 
-impl QueryRow for (Window, HotItems) {
-    const COLUMNS: &'static [&'static str] = &[
-        "window_start_ms INTEGER NOT NULL",
-        "window_end_ms INTEGER NOT NULL",
-        "auction INTEGER NOT NULL",
-        "num INTEGER NOT NULL",
-    ];
-    const KEY: &'static [&'static str] = &["window_start_ms", "window_end_ms", "auction"];
+/// q5's SQL row: a window, one of its hottest auctions and its bids.
+impl QueryRow for (Window, u64, u64) {
+    fn columns() -> Vec<Column> {
+        let key = ["window_start_ms", "window_end_ms", "auction"];
+        integers(
+            &["window_start_ms", "window_end_ms", "auction", "num"],
+            &key,
+        )
+    }
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        let (window_, hot) = self;
-        for &auction in &hot.auctions {
-            let [start, end] = window(window_);
-            out.push(vec![start, end, int(auction), int(hot.bids)]);
-        }
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        let (window, auction, num) = *self;
+        push_integers(
+            out,
+            &[
+                ("window_start_ms", window.start_ms),
+                ("window_end_ms", window.end_ms),
+                ("auction", auction),
+                ("num", num),
+            ],
+        )
     }
 }
 
-impl QueryRow for (Window, (), Vec<Bid>) {
-    const COLUMNS: &'static [&'static str] = &[
-        "window_start_ms INTEGER NOT NULL",
-        "window_end_ms INTEGER NOT NULL",
-        "auction INTEGER NOT NULL",
-        "bidder INTEGER NOT NULL",
-        "price INTEGER NOT NULL",
-        "date_time INTEGER NOT NULL",
-    ];
-    const KEY: &'static [&'static str] = &[];
+/// q7's SQL row: a window and one of the bids at its highest price.
+impl QueryRow for (Window, Bid) {
+    fn columns() -> Vec<Column> {
+        let mut columns = integers(&["window_start_ms", "window_end_ms"], &[]);
+        columns.extend(Bid::columns());
+        columns
+    }
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        let (window_, (), bids) = self;
-        for bid in bids {
-            let [start, end] = window(window_);
-            out.push(vec![
-                start,
-                end,
-                int(bid.auction),
-                int(bid.bidder),
-                int(bid.price),
-                int(bid.date_time),
-            ]);
-        }
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        let (window, bid) = self;
+        push_integers(
+            out,
+            &[
+                ("window_start_ms", window.start_ms),
+                ("window_end_ms", window.end_ms),
+            ],
+        )?;
+        bid.values(out)
     }
 }
 
@@ -138,87 +141,52 @@ impl QueryRow for (Window, (), Vec<Bid>) {
 pub struct BidderCount(pub u64, pub u64);
 
 impl QueryRow for BidderCount {
-    const COLUMNS: &'static [&'static str] =
-        &["bidder INTEGER NOT NULL", "bid_count INTEGER NOT NULL"];
-    const KEY: &'static [&'static str] = &["epoch", "bidder"];
+    const EPOCH_IN_KEY: bool = true;
 
-    fn values(&self, out: &mut Vec<Vec<Value>>) {
-        out.push(vec![int(self.0), int(self.1)]);
+    fn columns() -> Vec<Column> {
+        integers(&["bidder", "bid_count"], &["bidder"])
+    }
+
+    fn values(&self, out: &mut Vec<SqlValue>) -> Result<(), String> {
+        push_integers(out, &[("bidder", self.0), ("bid_count", self.1)])
     }
 }
 
-/// Writes a query's rows into one table, exactly once per epoch.
+/// Writes a query's rows into one table, exactly once per epoch: each job
+/// row through `flatten` into the table's rows.
 pub struct QuerySink<Row, T> {
-    database: EpochDatabase,
-    insert: String,
-    pending: Gathering<T>,
-    /// The job's row, turned into the table's by `convert`.
-    convert: fn(Row) -> T,
-    _rows: PhantomData<fn(Row)>,
+    inner: SqliteSink<T>,
+    flatten: fn(Row, &mut Vec<T>),
 }
 
 impl<Row: Send + 'static, T: QueryRow> QuerySink<Row, T> {
     /// Opens (or creates) the database at `path` and its `table`, whose
     /// epochs are recorded under the table's name.
-    pub fn open(path: &Path, table: &str, convert: fn(Row) -> T) -> Result<Self, SinkError> {
-        let database = EpochDatabase::open(path, table)?;
-        let mut columns = vec!["epoch INTEGER NOT NULL".to_owned()];
-        columns.extend(T::COLUMNS.iter().map(|c| (*c).to_owned()));
-        if !T::KEY.is_empty() {
-            columns.push(format!("PRIMARY KEY ({})", T::KEY.join(", ")));
-        }
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" ({})",
-            columns.join(", ")
-        );
-        database.execute_batch(&create, "create the table")?;
-        let names: Vec<&str> = std::iter::once("epoch")
-            .chain(T::COLUMNS.iter().map(|c| c.split(' ').next().unwrap_or(c)))
-            .collect();
-        let marks = vec!["?"; names.len()].join(", ");
-        let insert = format!(
-            "INSERT INTO \"{table}\" ({}) VALUES ({marks})",
-            names.join(", ")
-        );
-        Ok(QuerySink {
-            database,
-            insert,
-            pending: Gathering::new(),
-            convert,
-            _rows: PhantomData,
-        })
+    pub fn open(
+        path: &Path,
+        table: &str,
+        flatten: fn(Row, &mut Vec<T>),
+    ) -> Result<Self, SinkError> {
+        let inner = SqliteSink::open_keyed(path, table, T::columns(), T::values, T::EPOCH_IN_KEY)?;
+        Ok(QuerySink { inner, flatten })
     }
 
     /// The epochs committed so far, oldest first.
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
-        self.database.committed()
+        self.inner.committed()
     }
 }
 
 impl<Row: Send + 'static, T: QueryRow> Sink<Row> for QuerySink<Row, T> {
-    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut converted: Vec<T> = rows.drain(..).map(self.convert).collect();
-        self.pending.add(epoch, &mut converted);
-        Ok(())
+    fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+        let mut flat = Vec::with_capacity(rows.len());
+        for row in rows.drain(..) {
+            (self.flatten)(row, &mut flat);
+        }
+        self.inner.write(epoch, partition, &mut flat)
     }
 
-    fn epoch_complete(&self, epoch: u64, _: &EpochProgress) -> Result<(), SinkError> {
-        let rows = self.pending.take(epoch);
-        let mut values = Vec::new();
-        for row in &rows {
-            row.values(&mut values);
-        }
-        self.database
-            .commit_epoch(epoch, values.len(), |transaction| {
-                let fail = |error: rusqlite::Error| SinkError::Custom(format!("SQLite: {error}"));
-                let mut insert = transaction.prepare_cached(&self.insert).map_err(fail)?;
-                for mut row in values {
-                    row.insert(0, int(epoch));
-                    insert
-                        .execute(rusqlite::params_from_iter(row))
-                        .map_err(fail)?;
-                }
-                Ok(())
-            })
+    fn epoch_complete(&self, epoch: u64, progress: &EpochProgress) -> Result<(), SinkError> {
+        self.inner.epoch_complete(epoch, progress)
     }
 }
