@@ -286,13 +286,24 @@ pub fn import<R: TextRecord>(
     bad_lines: BadLines,
     options: LogOptions,
 ) -> Result<ImportSummary, ImportError> {
+    nothing_kept_on_error(to, || import_into::<R>(from, to, bad_lines, options))
+}
+
+/// Runs `write`, which writes a new log into `dir`; if it fails and `dir`
+/// was empty or absent before, removes what it wrote (best effort: the
+/// error being reported matters more). A log that was not finished would
+/// be refused anyway: it has no manifest.
+pub(crate) fn nothing_kept_on_error<T, E>(
+    dir: &Path,
+    write: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let started_empty =
-        !to.exists() || std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_none());
-    let imported = import_into::<R>(from, to, bad_lines, options);
-    if imported.is_err() && started_empty {
-        discard_log(to);
+        !dir.exists() || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    let written = write();
+    if written.is_err() && started_empty {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    imported
+    written
 }
 
 fn import_into<R: TextRecord>(
@@ -367,12 +378,6 @@ fn import_into<R: TextRecord>(
         blocks: written.blocks,
         rejects: (rejected > 0).then_some(rejects_path),
     })
-}
-
-/// Removes what a failed import wrote into `dir`, which was empty or
-/// absent before it (best effort: the error being reported matters more).
-fn discard_log(dir: &Path) {
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(test)]

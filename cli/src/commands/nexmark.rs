@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use microbatch::log::{LogError, LogOptions, LogWriter};
 use microbatch::ConfigError;
 
+use super::import::nothing_kept_on_error;
 use crate::jobs::nexmark::{NexEvent, NexmarkGenerator, NexmarkSettings, BID_CSV_HEADER};
 
 /// `microbatch nexmark …`.
@@ -102,13 +103,7 @@ pub fn generate(
     csv: Option<&Path>,
     options: LogOptions,
 ) -> Result<GenerateSummary, GenerateError> {
-    let started_empty =
-        !to.exists() || std::fs::read_dir(to).is_ok_and(|mut entries| entries.next().is_none());
-    let written = generate_into(settings, to, csv, options);
-    if written.is_err() && started_empty {
-        let _ = std::fs::remove_dir_all(to);
-    }
-    written
+    nothing_kept_on_error(to, || generate_into(settings, to, csv, options))
 }
 
 fn generate_into(
