@@ -88,7 +88,7 @@ where
                     .aggregate(aggregator)
                     .snapshotted(),
                 feed,
-                keyed_row::<A>,
+                window_row::<_, A>,
                 true,
                 true,
             )
@@ -97,7 +97,7 @@ where
                 runner,
                 sessions.key_by(whole).aggregate(aggregator).snapshotted(),
                 feed,
-                whole_row::<A>,
+                window_row::<_, A>,
                 false,
                 true,
             )
@@ -138,7 +138,7 @@ where
                 .aggregate(aggregator)
                 .snapshotted(),
             feed,
-            keyed_row::<A>,
+            window_row::<_, A>,
             true,
             true,
         )
@@ -147,7 +147,7 @@ where
             runner,
             windowed.aggregate(aggregator).snapshotted(),
             feed,
-            whole_row::<A>,
+            window_row::<_, A>,
             false,
             true,
         )
@@ -156,30 +156,6 @@ where
 
 /// No key: one group per window.
 fn whole(_: &TimedEvent) {}
-
-fn keyed_row<A: Aggregator<TimedEvent>>((window, key, output): (Window, u64, A::Output)) -> Grouped
-where
-    A::Output: Reduced,
-{
-    Grouped {
-        window: Some((window.start_ms, window.end_ms)),
-        key: Some(key),
-        columns: output.columns(),
-        firing: None,
-    }
-}
-
-fn whole_row<A: Aggregator<TimedEvent>>((window, (), output): (Window, (), A::Output)) -> Grouped
-where
-    A::Output: Reduced,
-{
-    Grouped {
-        window: Some((window.start_ms, window.end_ms)),
-        key: None,
-        columns: output.columns(),
-        firing: None,
-    }
-}
 
 /// A key of a window's group: the key, or none for a whole window.
 trait GroupKey: Send + 'static {
@@ -198,16 +174,37 @@ impl GroupKey for () {
     }
 }
 
+/// The group of a window's row fired as `firing` (marked rows only).
+fn group<K: GroupKey, O: Reduced>(
+    window: Window,
+    key: K,
+    output: O,
+    firing: Option<Firing>,
+) -> Grouped {
+    Grouped {
+        window: Some((window.start_ms, window.end_ms)),
+        key: key.key(),
+        columns: output.columns(),
+        firing,
+    }
+}
+
+/// The group of an append job's row: once per window.
+fn window_row<K: GroupKey, A: Aggregator<TimedEvent>>(
+    (window, key, output): (Window, K, A::Output),
+) -> Grouped
+where
+    A::Output: Reduced,
+{
+    group(window, key, output, None)
+}
+
+/// The group of a marked row: with when it fired.
 fn marked_row<K: GroupKey, A: Aggregator<TimedEvent>>(
     (window, key, output, firing): (Window, K, A::Output, Firing),
 ) -> Grouped
 where
     A::Output: Reduced,
 {
-    Grouped {
-        window: Some((window.start_ms, window.end_ms)),
-        key: key.key(),
-        columns: output.columns(),
-        firing: Some(firing),
-    }
+    group(window, key, output, Some(firing))
 }
