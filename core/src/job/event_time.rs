@@ -45,6 +45,17 @@ impl PartClock {
     }
 }
 
+/// How far an owner has closed windows (or sessions) and the frontier it
+/// finished its last epoch at: what its open state is relative to, kept
+/// with it and in its snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Closed {
+    /// Windows ending at or before this have gone out.
+    pub(super) through: Option<u64>,
+    /// The event-time frontier of the last epoch finished.
+    pub(super) frontier: Option<u64>,
+}
+
 /// Feeds `records` through `pipe` into `parts`, the one loop of every
 /// event-time job: each item behind the batch's watermark is counted late,
 /// every other goes to `fold` with its event time (`time`), and the

@@ -64,6 +64,14 @@ pub trait TotalsCodec<K, S>: Send + Sync + 'static {
         K: 'a,
         S: 'a;
 
+    /// As [`save`](TotalsCodec::save), of entries the caller has gathered
+    /// into a vector of its own (a job whose table does not hold them in
+    /// this shape), so that a codec need not copy them again. By default
+    /// through `save`.
+    fn save_owned(&self, entries: Vec<(K, S)>, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.save(entries.iter(), out)
+    }
+
     /// The entries `save` encoded, checked.
     fn load(&self, bytes: &[u8]) -> Result<Vec<(K, S)>, String>;
 
@@ -126,7 +134,10 @@ where
         K: 'a,
         S: 'a,
     {
-        let entries: Vec<(K, S)> = entries.cloned().collect();
+        self.save_owned(entries.cloned().collect(), out)
+    }
+
+    fn save_owned(&self, entries: Vec<(K, S)>, out: &mut Vec<u8>) -> Result<bool, String> {
         let bytes = rkyv::to_bytes::<Error>(&entries).map_err(|e| e.to_string())?;
         out.extend_from_slice(&bytes);
         Ok(true)

@@ -18,10 +18,10 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
+use super::event_time::{closing_watermark, fold_on_time, partition_of, Closed, PartClock};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
-use super::window_snapshot::{load_open, save_open, Closed};
+use super::window_snapshot::{load_open, save_open};
 use super::window_stream::TimedStream;
 use super::windows::Window;
 use super::{Aggregator, Columns, EpochTime, Job, Pipe};
@@ -176,12 +176,10 @@ pub struct SessionPart<K, S> {
 /// An owner's open sessions, and how far it has closed them.
 pub struct OpenSessions<K, S> {
     table: HashTable<(K, Sessions<S>)>,
-    /// Sessions ending at or before this are out.
-    closed_through: Option<u64>,
+    /// How far sessions are out, and the frontier.
+    closed: Closed,
     /// Sessions held, over the keys.
     open: usize,
-    /// The event-time frontier of the last epoch finished.
-    frontier: Option<u64>,
 }
 
 impl<R, P, E, F, K, A, C> SessionJob<R, P, E, F, A, C>
@@ -262,9 +260,8 @@ where
     fn new_totals(&self) -> Self::Totals {
         OpenSessions {
             table: HashTable::new(),
-            closed_through: None,
+            closed: Closed::default(),
             open: 0,
-            frontier: None,
         }
     }
 
@@ -273,24 +270,19 @@ where
     }
 
     fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
-        let closed = Closed {
-            through: totals.closed_through,
-            frontier: totals.frontier,
-        };
         let codec = &self.codec;
         let sessions = || {
             let keys = totals.table.iter();
             keys.flat_map(|(key, sessions)| sessions.iter().filter_map(|s| codec.copied(key, s)))
                 .collect()
         };
-        save_open(&self.codec, closed, sessions, out)
+        save_open(&self.codec, totals.closed, sessions, out)
     }
 
     fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
         let (closed, sessions) = load_open(&self.codec, bytes)?;
         let mut totals = OpenSessions {
-            closed_through: closed.through,
-            frontier: closed.frontier,
+            closed,
             ..self.new_totals()
         };
         for (key, session) in sessions {
@@ -301,7 +293,7 @@ where
     }
 
     fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
-        totals.frontier
+        totals.closed.frontier
     }
 
     // Hot path: per record, its time, the watermark check, the key's
@@ -391,11 +383,11 @@ where
         rows: &mut Vec<Self::Row>,
         time: EpochTime,
     ) {
-        totals.frontier = totals.frontier.max(time.frontier);
+        totals.closed.frontier = totals.closed.frontier.max(time.frontier);
         for (key, mut sessions) in part.table.drain() {
             // A session that starts behind what went out holds a record
             // behind the watermark: it is late, whole.
-            if let Some(closed) = totals.closed_through {
+            if let Some(closed) = totals.closed.through {
                 sessions.retain(|session| {
                     let keep = session.start >= closed;
                     if !keep {
@@ -428,7 +420,7 @@ where
         });
         emptied.for_each(drop);
         totals.open -= closed;
-        totals.closed_through = totals.closed_through.max(Some(watermark));
+        totals.closed.through = totals.closed.through.max(Some(watermark));
     }
 
     fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {

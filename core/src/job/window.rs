@@ -39,11 +39,11 @@ use std::time::Duration;
 use hashbrown::hash_table::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::event_time::{closing_watermark, fold_on_time, partition_of, PartClock};
+use super::event_time::{closing_watermark, fold_on_time, partition_of, Closed, PartClock};
 use super::firing::{Append, Emit, Firing};
 use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
-use super::window_snapshot::{load_open, save_open, Closed};
+use super::window_snapshot::{load_open, save_open};
 use super::windows::{Window, Windows};
 use super::{Aggregator, EpochTime, Job, Pipe};
 
@@ -152,10 +152,8 @@ pub struct WindowedPart<K, S> {
 /// frontier it last finished an epoch at.
 pub struct OpenWindows<K, S> {
     table: HashTable<Entry<K, S>>,
-    /// Windows ending at or before this are out.
-    closed_through: Option<u64>,
-    /// The event-time frontier of the last epoch finished.
-    frontier: Option<u64>,
+    /// How far windows are out, and the frontier.
+    closed: Closed,
 }
 
 impl<K, S> OpenWindows<K, S> {
@@ -256,8 +254,7 @@ where
     fn new_totals(&self) -> Self::Totals {
         OpenWindows {
             table: HashTable::new(),
-            closed_through: None,
-            frontier: None,
+            closed: Closed::default(),
         }
     }
 
@@ -268,36 +265,26 @@ where
     }
 
     fn save_totals(&self, totals: &Self::Totals, out: &mut Vec<u8>) -> Result<bool, String> {
-        let closed = Closed {
-            through: totals.closed_through,
-            frontier: totals.frontier,
-        };
         let panes = || {
             let panes = totals.table.iter();
             panes
                 .map(|(key, pane, state, records)| (key.clone(), (*pane, state.clone(), *records)))
                 .collect()
         };
-        save_open(&self.codec, closed, panes, out)
+        save_open(&self.codec, totals.closed, panes, out)
     }
 
     fn load_totals(&self, bytes: &[u8]) -> Result<Self::Totals, String> {
         let (closed, panes) = load_open(&self.codec, bytes)?;
         let mut table = HashTable::with_capacity(panes.len());
-        let hash = |e: &Entry<K, A::State>| self.entry_hash(&e.0, e.1);
         for (key, (pane, state, records)) in panes {
-            let entry = (key, pane, state, records);
-            table.insert_unique(hash(&entry), entry, hash);
+            self.merge_into(&mut table, (key, pane, state, records));
         }
-        Ok(OpenWindows {
-            table,
-            closed_through: closed.through,
-            frontier: closed.frontier,
-        })
+        Ok(OpenWindows { table, closed })
     }
 
     fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
-        totals.frontier
+        totals.closed.frontier
     }
 
     // Hot path: per record, the event time, the watermark check, the key,
@@ -370,8 +357,8 @@ where
     ) {
         let windows = self.settings.windows;
         let (size, lateness) = (windows.size_ms, self.settings.lateness_ms);
-        totals.frontier = totals.frontier.max(time.frontier);
-        let closed = totals.closed_through;
+        totals.closed.frontier = totals.closed.frontier.max(time.frontier);
+        let closed = totals.closed.through;
         // Fired on time already; past its lateness too (expired).
         let fired = |start: u64| closed.is_some_and(|closed| start + size <= closed);
         let expired = |start: u64| closed.is_some_and(|closed| start + size + lateness <= closed);
@@ -430,7 +417,7 @@ where
             (entry.1 - entry.1 % slide).saturating_add(size + lateness) <= watermark
         });
         evicted.for_each(drop);
-        totals.closed_through = closed.max(Some(watermark));
+        totals.closed.through = closed.max(Some(watermark));
     }
 
     fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {

@@ -6,17 +6,11 @@
 //! `(key, (start, end, state, records))`. Every few epochs, on the owner;
 //! it allocates.
 
+use super::event_time::Closed;
 use super::running::TotalsCodec;
 
 const NONE: u64 = u64::MAX;
 const HEADER: usize = 16;
-
-/// How far an owner has closed windows and the frontier it reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Closed {
-    pub(super) through: Option<u64>,
-    pub(super) frontier: Option<u64>,
-}
 
 /// Encodes `closed` and the `entries` it makes into `out`; `Ok(false)` if
 /// `codec` does not snapshot (then `entries` is not called).
@@ -32,10 +26,9 @@ where
     if !codec.snapshots() {
         return Ok(false);
     }
-    let entries = entries();
     out.extend_from_slice(&closed.through.unwrap_or(NONE).to_le_bytes());
     out.extend_from_slice(&closed.frontier.unwrap_or(NONE).to_le_bytes());
-    codec.save(entries.iter(), out)
+    codec.save_owned(entries(), out)
 }
 
 /// What `save_open` encoded, checked.
