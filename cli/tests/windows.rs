@@ -2,47 +2,52 @@
 //! generator's timed records, rows with their windows' bounds in SQLite,
 //! the summary's window figures, and the settings refused with the key.
 
+use std::path::Path;
+
 use rusqlite::Connection;
 
 mod common;
 use common::{assert_fails, assert_success, microbatch, short};
 
+/// Runs `profile` (for at most 30 s) with `sets`, each `key=value`, its
+/// rows into the SQLite `database`; returns the database and the run's
+/// JSON summary (written beside it).
+fn run_into_sqlite(
+    profile: &str,
+    database: &Path,
+    sets: &[&str],
+) -> (Connection, serde_json::Value) {
+    let json = database.with_extension("json");
+    let output = format!("output.path=\"{}\"", database.display());
+    let mut extra = vec!["--set", "run.duration=30s", "--set", "output.kind=sqlite"];
+    extra.extend(["--set", &output, "--json", json.to_str().unwrap()]);
+    for set in sets {
+        extra.extend(["--set", set]);
+    }
+    let mut args = vec!["run"];
+    args.extend(short(profile, &extra));
+    assert_success(&microbatch(&args));
+    let summary = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (Connection::open(database).unwrap(), summary)
+}
+
 #[test]
 fn a_windowed_run_writes_each_window_once_with_its_bounds() {
     let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("windows.db");
-    let json = dir.path().join("summary.json");
-    let path = format!("output.path=\"{}\"", database.display());
-    let mut args = vec!["run"];
     // 200 000 records at 200 000/s: a second of event time, up to 30 ms
     // out of order, in 100 ms windows over 50 keys.
-    args.extend(short(
+    let (db, summary) = run_into_sqlite(
         "profiles/windowed.toml",
+        &dir.path().join("windows.db"),
         &[
-            "--set",
-            "run.duration=30s",
-            "--set",
             "workload.records=200000",
-            "--set",
             "workload.rate=200000",
-            "--set",
             "workload.keys=50",
-            "--set",
             "workload.disorder=30ms",
-            "--set",
             "job.window_size=100ms",
-            "--set",
             "job.watermark_delay=30ms",
-            "--set",
-            "output.kind=sqlite",
-            "--set",
-            &path,
-            "--json",
-            json.to_str().unwrap(),
         ],
-    ));
-    assert_success(&microbatch(&args));
-    let db = Connection::open(&database).unwrap();
+    );
     let one = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
     assert_eq!(one("SELECT SUM(count) FROM results"), 200_000);
     assert_eq!(
@@ -66,8 +71,6 @@ fn a_windowed_run_writes_each_window_once_with_its_bounds() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(pk, ["window_start_ms", "window_end_ms", "key"]);
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["late_records"], 0);
     assert_eq!(summary["windows_emitted"], rows);
     assert!(summary["open_windows_max"].as_u64().unwrap() > 0);
@@ -122,9 +125,6 @@ fn window_settings_that_cannot_run_are_refused_with_their_key() {
 #[test]
 fn a_session_run_counts_every_record_in_sessions_that_do_not_meet() {
     let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("sessions.db");
-    let json = dir.path().join("summary.json");
-    let path = format!("output.path=\"{}\"", database.display());
     // The windowed profile, with a session of a 3 ms gap for its windows.
     let profile = dir.path().join("sessions.toml");
     let text = std::fs::read_to_string(common::workspace().join("profiles/windowed.toml"))
@@ -135,34 +135,19 @@ fn a_session_run_counts_every_record_in_sessions_that_do_not_meet() {
         );
     std::fs::write(&profile, text).unwrap();
     let profile = profile.to_str().unwrap().to_owned();
-    let mut args = vec!["run"];
     // 20 000 records over a second, 50 keys: a key's records are about
     // 2.5 ms apart, so sessions of a 3 ms gap end and start again.
-    args.extend(short(
+    let (db, summary) = run_into_sqlite(
         &profile,
+        &dir.path().join("sessions.db"),
         &[
-            "--set",
-            "run.duration=30s",
-            "--set",
             "workload.records=20000",
-            "--set",
             "workload.rate=20000",
-            "--set",
             "workload.keys=50",
-            "--set",
             "workload.disorder=20ms",
-            "--set",
             "job.watermark_delay=20ms",
-            "--set",
-            "output.kind=sqlite",
-            "--set",
-            &path,
-            "--json",
-            json.to_str().unwrap(),
         ],
-    ));
-    assert_success(&microbatch(&args));
-    let db = Connection::open(&database).unwrap();
+    );
     let one = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
     assert_eq!(one("SELECT SUM(count) FROM results"), 20_000);
     assert_eq!(
@@ -172,8 +157,6 @@ fn a_session_run_counts_every_record_in_sessions_that_do_not_meet() {
     );
     let rows = one("SELECT COUNT(*) FROM results");
     assert!(rows > 50, "sessions end and start again: {rows}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["late_records"], 0);
     assert_eq!(summary["windows_emitted"], rows);
 }
@@ -222,36 +205,20 @@ fn a_timed_log_and_file_are_windowed_exactly_as_a_reference_fold() {
 
     // The log, and the CSV file read directly: the same rows.
     for (name, kind, path) in [("log", "log", &log), ("file", "file", &csv)] {
-        let database = dir.path().join(format!("{name}.db"));
         let source = format!("workload.path=\"{}\"", path.display());
         let source_kind = format!("workload.source={kind}");
-        let output = format!("output.path=\"{}\"", database.display());
-        let mut args = vec!["run"];
-        args.extend(short(
+        let (db, _) = run_into_sqlite(
             "profiles/windowed.toml",
+            &dir.path().join(format!("{name}.db")),
             &[
-                "--set",
-                "run.duration=30s",
-                "--set",
                 &source_kind,
-                "--set",
                 &source,
-                "--set",
                 "workload.disorder=0s",
-                "--set",
                 "engine.max_batch_records=2000",
-                "--set",
                 "job.window_size=100ms",
-                "--set",
                 "job.watermark_delay=40ms",
-                "--set",
-                "output.kind=sqlite",
-                "--set",
-                &output,
             ],
-        ));
-        assert_success(&microbatch(&args));
-        let db = Connection::open(&database).unwrap();
+        );
         let mut statement = db
             .prepare("SELECT window_start_ms, window_end_ms, key, count, sum FROM results")
             .unwrap();
@@ -297,46 +264,24 @@ fn within_the_allowed_lateness_a_window_fires_again_and_its_row_is_replaced() {
     // late, and each window's row in the table is its last.
     for mode in ["append", "update"] {
         let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("late.db");
-        let json = dir.path().join("summary.json");
-        let path = format!("output.path=\"{}\"", database.display());
         let mode_set = format!("job.output_mode={mode}");
-        let mut args = vec!["run"];
-        args.extend(short(
+        let (db, summary) = run_into_sqlite(
             "profiles/windowed.toml",
+            &dir.path().join("late.db"),
             &[
-                "--set",
-                "run.duration=30s",
-                "--set",
                 "workload.records=200000",
-                "--set",
                 "workload.rate=200000",
-                "--set",
                 "workload.keys=50",
-                "--set",
                 "workload.disorder=60ms",
-                "--set",
                 "job.window_size=100ms",
-                "--set",
                 "job.watermark_delay=10ms",
-                "--set",
                 "job.allowed_lateness=60ms",
-                "--set",
                 // Epochs much shorter than the disorder: stragglers come
                 // after their window fired on time.
                 "engine.interval=5ms",
-                "--set",
                 &mode_set,
-                "--set",
-                "output.kind=sqlite",
-                "--set",
-                &path,
-                "--json",
-                json.to_str().unwrap(),
             ],
-        ));
-        assert_success(&microbatch(&args));
-        let db = Connection::open(&database).unwrap();
+        );
         let one = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
         assert_eq!(one("SELECT SUM(count) FROM results"), 200_000, "{mode}");
         assert_eq!(
@@ -346,8 +291,6 @@ fn within_the_allowed_lateness_a_window_fires_again_and_its_row_is_replaced() {
         );
         let late = one("SELECT COUNT(*) FROM results WHERE firing = 'late'");
         assert!(late > 0, "{mode}: some windows took records late");
-        let summary: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         assert_eq!(summary["late_records"], 0, "{mode}");
         let rows = summary["windows_emitted"].as_i64().unwrap();
         let windows = one("SELECT COUNT(*) FROM results");
