@@ -69,6 +69,26 @@ struct Run {
     producer: Option<bool>,
 }
 
+impl Run {
+    /// `workers` workers reading the records from an iterator, in epochs
+    /// cut by count only.
+    fn batches_of(workers: usize, max_batch_records: u64) -> Run {
+        Run {
+            workers,
+            interval_ms: None,
+            max_batch_records: Some(max_batch_records),
+            producer: None,
+        }
+    }
+}
+
+/// Events every 100 ms for 10 s over three keys, then one from t = 0.
+fn with_a_straggler_from_zero() -> Vec<Timed> {
+    let mut records: Vec<Timed> = (0..100u64).map(|i| (i % 3, 1, i * 100)).collect();
+    records.push((0, 1000, 0));
+    records
+}
+
 fn run_strategy() -> impl Strategy<Value = Run> {
     (
         1usize..4,
@@ -167,16 +187,10 @@ proptest! {
 
 #[test]
 fn a_record_behind_the_watermark_is_dropped_and_counted() {
-    // Events every 100 ms for 10 s, then one from t = 0: by then the
-    // watermark is seconds past the end of its 1 s window.
-    let mut records: Vec<Timed> = (0..100u64).map(|i| (i % 3, 1, i * 100)).collect();
-    records.push((0, 1000, 0));
-    let run = Run {
-        workers: 1,
-        interval_ms: None,
-        max_batch_records: Some(10),
-        producer: None,
-    };
+    // By the straggler, the watermark is seconds past the end of its 1 s
+    // window.
+    let records = with_a_straggler_from_zero();
+    let run = Run::batches_of(1, 10);
     let (rows, late) = windowed(&records, 1000, 1000, 0, &run);
     assert_eq!(late, 1);
     let expected = reference(&records[..100], &[(1000, 1000)]);
@@ -315,12 +329,7 @@ fn sessions_close_as_the_watermark_passes_them() {
     let records: Vec<Timed> = (0..100_000u64)
         .map(|i| (i % 5, 1, (i / 50) * 1000 + (i % 50) / 5))
         .collect();
-    let run = Run {
-        workers: 2,
-        interval_ms: None,
-        max_batch_records: Some(1000),
-        producer: None,
-    };
+    let run = Run::batches_of(2, 1000);
     let (rows, late, open_max) = sessions(&records, 100, 0, &run);
     assert_eq!(late, 0);
     assert_eq!(rows.len(), 2000 * 5);
@@ -337,6 +346,17 @@ fn sessions_close_as_the_watermark_passes_them() {
 /// Per `(window start, key)`: the rows a marked job emitted, in order
 /// (epoch, then firing), as `(firing, count, sum)`.
 type Fired = BTreeMap<(u64, u64), Vec<(Firing, u64, u64)>>;
+
+/// Each window's last row: what it ended with.
+fn last_rows(fired: &Fired) -> Folded {
+    fired
+        .iter()
+        .map(|(&window, rows)| {
+            let &(_, n, total) = rows.last().unwrap();
+            (window, (n, total))
+        })
+        .collect()
+}
 
 #[allow(clippy::too_many_arguments)]
 fn marked(
@@ -397,14 +417,7 @@ proptest! {
         let expected = reference(&records, &[(size, size)]);
         let (fired, late) = marked(&records, size, delay, lateness, updates, &run);
         prop_assert_eq!(late, 0, "nothing is later than the delay and the lateness");
-        let last: Folded = fired
-            .iter()
-            .map(|(&window, rows)| {
-                let &(_, n, total) = rows.last().unwrap();
-                (window, (n, total))
-            })
-            .collect();
-        prop_assert_eq!(last, expected, "each window's last row has all its records");
+        prop_assert_eq!(last_rows(&fired), expected, "each window's last row has all its records");
         for (window, rows) in &fired {
             // On time once, or never: a window whose first record came
             // after the watermark passed its end fires late only.
@@ -425,24 +438,18 @@ proptest! {
 
 #[test]
 fn records_later_than_the_allowed_lateness_are_dropped_and_counted() {
-    // Events every 100 ms for 10 s, then one from t = 0: 1 s windows, a
-    // 500 ms lateness, the watermark seconds past.
-    let mut records: Vec<Timed> = (0..100u64).map(|i| (i % 3, 1, i * 100)).collect();
-    records.push((0, 1000, 0));
-    let run = Run {
-        workers: 1,
-        interval_ms: None,
-        max_batch_records: Some(10),
-        producer: None,
-    };
+    // 1 s windows, a 500 ms lateness, the watermark seconds past the
+    // straggler's window.
+    let records = with_a_straggler_from_zero();
+    let run = Run::batches_of(1, 10);
     let (fired, late) = marked(&records, 1000, 0, 500, false, &run);
     assert_eq!(late, 1);
     let expected = reference(&records[..100], &[(1000, 1000)]);
-    let last: Folded = fired
-        .iter()
-        .map(|(&window, rows)| (window, (rows.last().unwrap().1, rows.last().unwrap().2)))
-        .collect();
-    assert_eq!(last, expected, "the late record is in no window");
+    assert_eq!(
+        last_rows(&fired),
+        expected,
+        "the late record is in no window"
+    );
 }
 
 #[test]
@@ -455,12 +462,7 @@ fn a_window_fires_on_time_then_late_and_early_in_update_mode() {
         .map(|i| (0, 1, i * 100))
         .collect();
     records.insert(12, (0, 1, 900));
-    let run = Run {
-        workers: 1,
-        interval_ms: None,
-        max_batch_records: Some(1),
-        producer: None,
-    };
+    let run = Run::batches_of(1, 1);
     let (fired, late) = marked(&records, 1000, 0, 500, false, &run);
     assert_eq!(late, 0);
     assert_eq!(
