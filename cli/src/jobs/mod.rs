@@ -11,7 +11,7 @@
 //!   type, generator, job and three-table SQLite sink.
 //! - [`nexmark`]: the Nexmark queries (`nexmark`) over Nexmark's events.
 
-mod case;
+pub(crate) mod case;
 pub mod clickstream;
 pub mod event;
 mod morsels;

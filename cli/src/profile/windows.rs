@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::schema::{JobKind, LatePolicy, OutputModeSpec, Profile, WindowKind};
+use crate::jobs::case::no_producers;
 
 impl Profile {
     /// The `[job]` window keys, and what a windowed job needs of the rest.
@@ -77,17 +78,10 @@ impl Profile {
                 "\"dead_letters\" is not built yet; accepted: \"drop\" (late records are counted in late_records)".into(),
             );
         }
-        let workload = &self.workload;
-        if workload.producers > 0 {
-            return fail(
-                "workload.producers",
-                format!(
-                    "{}, but a windowed job reads its records in the workers, in their order; accepted: 0",
-                    workload.producers
-                ),
-            );
-        }
-        Ok(())
+        no_producers(
+            self,
+            "a windowed job reads its records in the workers, in their order",
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
-use crate::jobs::case::JobCase;
+use crate::jobs::case::{no_producers, sqlite_or_none, JobCase};
 use crate::profile::schema::{
     Distribution, JobKind, OutputKind, OutputModeSpec, Profile, SourceKind, Workload,
 };
@@ -50,25 +50,11 @@ impl JobCase for Clickstream {
                 "\"file\", but the click-stream job reads the click generator or a click log; accepted: \"generator\", or \"log\" (`microbatch log write --schema clickstream`)".into(),
             ));
         }
-        if workload.producers > 0 {
-            return Err((
-                "workload.producers".into(),
-                format!(
-                    "{}, but the click-stream job reads its clicks in the workers; accepted: 0",
-                    workload.producers
-                ),
-            ));
-        }
-        if !matches!(profile.output.kind, OutputKind::None | OutputKind::Sqlite) {
-            return Err((
-                "output.kind".into(),
-                format!(
-                    "{:?}, but the click-stream job writes three SQLite tables; accepted: \"sqlite\" or \"none\"",
-                    profile.output.kind
-                )
-                .to_lowercase(),
-            ));
-        }
+        no_producers(
+            profile,
+            "the click-stream job reads its clicks in the workers",
+        )?;
+        sqlite_or_none(profile, "the click-stream job writes three SQLite tables")?;
         if profile.job.output_mode != OutputModeSpec::Epoch {
             return Err((
                 "job.output_mode".into(),

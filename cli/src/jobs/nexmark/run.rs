@@ -16,7 +16,7 @@ use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
-use crate::jobs::case::JobCase;
+use crate::jobs::case::{no_producers, sqlite_or_none, JobCase};
 use crate::profile::schema::{
     JobKind, LatePolicy, NexmarkQuery, OutputKind, OutputModeSpec, Profile, SourceKind, WindowKind,
     Workload,
@@ -55,25 +55,8 @@ impl JobCase for Nexmark {
                 .to_lowercase(),
             ));
         }
-        if workload.producers > 0 {
-            return Err((
-                "workload.producers".into(),
-                format!(
-                    "{}, but a Nexmark query reads its events in the workers; accepted: 0",
-                    workload.producers
-                ),
-            ));
-        }
-        if !matches!(profile.output.kind, OutputKind::None | OutputKind::Sqlite) {
-            return Err((
-                "output.kind".into(),
-                format!(
-                    "{:?}, but a Nexmark query writes one SQLite table; accepted: \"sqlite\" or \"none\"",
-                    profile.output.kind
-                )
-                .to_lowercase(),
-            ));
-        }
+        no_producers(profile, "a Nexmark query reads its events in the workers")?;
+        sqlite_or_none(profile, "a Nexmark query writes one SQLite table")?;
         let job = &profile.job;
         if job.output_mode != OutputModeSpec::Epoch {
             return Err((
