@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hashbrown::hash_table::HashTable;
-use microbatch::job::{self, count, sum, Job, Placement};
+use microbatch::job::{self, count, sum, Job, Parts, Placement};
 use microbatch::source::{Event, Generator, GeneratorConfig, Poll, Source};
 use microbatch_bench::end_to_end::fold_by_hand;
 
@@ -70,11 +70,11 @@ fn hash_aggregation(c: &mut Criterion) {
                 let mut parts: Vec<_> = (0..job.partitions(2)).map(|_| job.new_part()).collect();
                 let mut rows = Vec::new();
                 b.iter(|| {
-                    job.place(&mut parts, placement);
+                    job.place(Parts::from(&mut parts), placement);
                     for chunk in black_box(events).chunks(4096) {
-                        job.absorb(chunk, &mut parts);
+                        job.absorb(chunk, Parts::from(&mut parts));
                     }
-                    job.split(&mut parts);
+                    job.split(Parts::from(&mut parts));
                     for part in &mut parts {
                         job.finish(part, &mut rows);
                     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use microbatch::internals::kernels;
-use microbatch::job::{self, sum, Job};
+use microbatch::job::{self, sum, Job, Parts};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,7 +32,7 @@ fn reduce_kernels(c: &mut Criterion) {
         let mut parts = vec![total.new_part()];
         let mut rows = Vec::new();
         b.iter(|| {
-            total.absorb(black_box(&values), &mut parts);
+            total.absorb(black_box(&values), Parts::from(&mut parts));
             total.finish(&mut parts[0], &mut rows);
             assert_eq!(rows.pop(), Some(expected));
         })
@@ -45,11 +45,11 @@ fn reduce_kernels(c: &mut Criterion) {
             let (mut mine, mut theirs) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| {
                     let mut parts = vec![total.new_part()];
-                    total.absorb(black_box(right), &mut parts);
+                    total.absorb(black_box(right), Parts::from(&mut parts));
                     parts
                 });
                 let mut parts = vec![total.new_part()];
-                total.absorb(black_box(left), &mut parts);
+                total.absorb(black_box(left), Parts::from(&mut parts));
                 (parts, other.join().expect("the other worker"))
             });
             total.merge(&mut mine[0], &mut theirs[0]);

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use crate::config::{ConfigError, PanicPolicy};
 use crate::input::CHUNK;
-use crate::job::Job;
+use crate::job::{Job, Parts};
 use crate::sync::cold::{lock, Mutex, Once};
 
 /// One quarantined record, a line of the dead-letter file.
@@ -207,8 +207,12 @@ fn refold<R, J: Job<R>>(job: &J, parts: &mut [J::Part], records: &[R]) -> Result
         *part = job.new_part();
     }
     for chunk in records.chunks(CHUNK) {
-        quietly(|| catch_unwind(AssertUnwindSafe(|| job.absorb(chunk, parts))))
-            .map_err(|payload| panic_message(payload.as_ref()))?;
+        quietly(|| {
+            catch_unwind(AssertUnwindSafe(|| {
+                job.absorb(chunk, Parts::from(&mut *parts))
+            }))
+        })
+        .map_err(|payload| panic_message(payload.as_ref()))?;
     }
     Ok(())
 }

@@ -2,12 +2,14 @@
 //! input's disorder stays within the watermark delay, the rows are the
 //! same whatever the interval, the batch size (one batch, with neither),
 //! the number of workers, records read in the workers or pushed by a
-//! producer with work stealing on or off, and nothing is late; records behind the watermark are dropped and counted.
+//! producer with work stealing on or off, and nothing is late, also when
+//! jobs run together (`Job::and`); records behind the watermark are
+//! dropped and counted.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use microbatch::job::{self, count, sum, Firing, Job, Window, Windows};
+use microbatch::job::{self, count, sum, Either, Firing, Job, Window, Windows};
 use microbatch::sink::CollectSink;
 use microbatch::source::IterSource;
 use microbatch::{Config, Engine, Summary};
@@ -147,8 +149,15 @@ fn windowed(records: &[Timed], size: u64, slide: u64, delay: u64, run: &Run) -> 
         .aggregate((count(), sum(|r: &Timed| r.1)));
     let (summary, rows) = run_job(job, records, run);
     assert_eq!(summary.records_in_results, records.len() as u64);
+    let rows = rows.into_iter().map(|(_, row)| row);
+    (windows_of(rows, size), summary.late_records)
+}
+
+/// Window rows `(window, key, (count, sum))` of windows of `size`, each
+/// once.
+fn windows_of(rows: impl IntoIterator<Item = (Window, u64, (u64, u64))>, size: u64) -> Folded {
     let mut out = BTreeMap::new();
-    for (_, (window, key, (n, total))) in rows {
+    for (window, key, (n, total)) in rows {
         let Window { start_ms, end_ms } = window;
         assert_eq!(end_ms, start_ms + size);
         let previous = out.insert((start_ms, key), (n, total));
@@ -157,7 +166,7 @@ fn windowed(records: &[Timed], size: u64, slide: u64, delay: u64, run: &Run) -> 
             "window {start_ms} of key {key} emitted twice"
         );
     }
-    (out, summary.late_records)
+    out
 }
 
 proptest! {
@@ -292,15 +301,88 @@ fn sessions(records: &[Timed], gap: u64, delay: u64, run: &Run) -> (FoldedSessio
         .key_by(|r| r.0)
         .aggregate((count(), sum(|r: &Timed| r.1)));
     let (summary, rows) = run_job(job, records, run);
+    let rows = rows.into_iter().map(|(_, row)| row);
+    (
+        sessions_of(rows),
+        summary.late_records,
+        summary.open_windows_max,
+    )
+}
+
+/// Session rows `(window, key, (count, sum))`, each once.
+fn sessions_of(rows: impl IntoIterator<Item = (Window, u64, (u64, u64))>) -> FoldedSessions {
     let mut out = BTreeMap::new();
-    for (_, (window, key, (n, total))) in rows {
+    for (window, key, (n, total)) in rows {
         let previous = out.insert((window.start_ms, window.end_ms, key), (n, total));
         assert!(
             previous.is_none(),
             "session {window:?} of key {key} emitted twice"
         );
     }
-    (out, summary.late_records, summary.open_windows_max)
+    out
+}
+
+/// Per key: count and sum over the whole input.
+fn totals_reference(records: &[Timed]) -> BTreeMap<u64, (u64, u64)> {
+    let mut out: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for &(key, value, _) in records {
+        let total = out.entry(key).or_default();
+        total.0 += 1;
+        total.1 += value;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Three jobs over one stream (`and`, nested): a processing-time count
+    /// per key and epoch, tumbling windows and sessions. Each job's rows
+    /// equal its own reference, whatever the run.
+    #[test]
+    fn jobs_run_together_each_equal_their_reference_for_any_run(
+        draws in prop::collection::vec((0u64..4, 0u64..100, any::<u64>()), 0..1200),
+        step in 1u64..20,
+        disorder in 0u64..200,
+        size in 50u64..1000,
+        gap in 1u64..300,
+        run in run_strategy(),
+    ) {
+        let records = timed(&draws, step, disorder);
+        let delay = Duration::from_millis(disorder);
+        let per_epoch = job::records::<Timed>()
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Timed| r.1)));
+        let windows = job::records::<Timed>()
+            .event_time(|r| r.2)
+            .window(Windows::tumbling(Duration::from_millis(size)))
+            .watermark_delay(delay)
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Timed| r.1)));
+        let sessions = job::records::<Timed>()
+            .event_time(|r| r.2)
+            .session(Duration::from_millis(gap))
+            .watermark_delay(delay)
+            .key_by(|r| r.0)
+            .aggregate((count(), sum(|r: &Timed| r.1)));
+        let (summary, rows) = run_job(per_epoch.and(windows).and(sessions), &records, &run);
+        prop_assert_eq!(summary.late_records, 0);
+        let (mut totals, mut fired, mut closed) = (BTreeMap::new(), Vec::new(), Vec::new());
+        for (_, row) in rows {
+            match row {
+                Either::First(Either::First((key, (n, total)))) => {
+                    let sums: &mut (u64, u64) = totals.entry(key).or_default();
+                    sums.0 += n;
+                    sums.1 += total;
+                }
+                Either::First(Either::Second(window)) => fired.push(window),
+                Either::Second(session) => closed.push(session),
+            }
+        }
+        prop_assert_eq!(totals, totals_reference(&records));
+        prop_assert_eq!(windows_of(fired, size), reference(&records, &[(size, size)]));
+        prop_assert_eq!(sessions_of(closed), sessions_reference(&records, gap));
+    }
 }
 
 proptest! {

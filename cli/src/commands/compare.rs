@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use microbatch::job::{Aggregator, Job};
+use microbatch::job::{Aggregator, Job, Parts};
 use microbatch::source::{Event, Poll, Source};
 use serde::Serialize;
 
@@ -284,7 +284,7 @@ impl WithJob for SingleThread<'_> {
             if let Poll::Exhausted = source.poll(0, &mut chunk, CHUNK) {
                 break;
             }
-            job.absorb(&chunk, &mut parts);
+            job.absorb(&chunk, Parts::from(&mut parts));
             records += chunk.len() as u64;
             let elapsed = window.started.elapsed();
             if mark.is_none() && elapsed >= window.warmup {

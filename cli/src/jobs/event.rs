@@ -178,6 +178,7 @@ impl WithJob for RunJob<'_> {
 mod tests {
     use super::*;
     use crate::jobs::output::{OutRow, Wanted};
+    use microbatch::job::Parts;
 
     /// Folds `events` through the job `spec` describes, on one part.
     fn reduce(spec: &JobSpec, events: &[Event]) -> Vec<OutRow> {
@@ -196,7 +197,7 @@ mod tests {
                 for events in self.0 {
                     let mut parts: Vec<J::Part> =
                         (0..job.partitions(1)).map(|_| job.new_part()).collect();
-                    job.absorb(events, &mut parts);
+                    job.absorb(events, Parts::from(&mut parts));
                     rows.clear();
                     for part in &mut parts {
                         job.finish_with_totals(part, &mut totals, &mut rows);

@@ -4,7 +4,7 @@
 //! chunk of records (and per part at a seal), never per record, so the
 //! virtual calls cost nothing measurable (`measure boxed`).
 
-use super::{EpochTime, Job, Placement};
+use super::{EpochTime, Job, Parts, Placement};
 use crate::progress::HotKey;
 
 /// A job behind a box, its closures' types erased; its parts, rows and
@@ -67,15 +67,15 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
     }
 
     #[inline]
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], parts: Parts<'_, Self::Part>) {
         (**self).absorb(records, parts)
     }
 
-    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+    fn place(&self, parts: Parts<'_, Self::Part>, placement: Placement) -> Placement {
         (**self).place(parts, placement)
     }
 
-    fn split(&self, parts: &mut [Self::Part]) -> usize {
+    fn split(&self, parts: Parts<'_, Self::Part>) -> usize {
         (**self).split(parts)
     }
 
@@ -118,7 +118,7 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).finish_at(part, totals, rows, time)
     }
 
-    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+    fn batch_event_time(&self, parts: Parts<'_, Self::Part>) -> Option<u64> {
         (**self).batch_event_time(parts)
     }
 
@@ -126,7 +126,7 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).idle_timeout()
     }
 
-    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+    fn open_batch(&self, parts: Parts<'_, Self::Part>, frontier: Option<u64>) {
         (**self).open_batch(parts, frontier)
     }
 

@@ -1,8 +1,28 @@
 //! What a part of an event-time job keeps of event time, the same for
 //! aligned windows and sessions: the newest event time folded, the records
-//! dropped as late, and the watermark the batch opened with.
+//! dropped as late, and the watermark the batch opened with; and what an
+//! owner is told of event time when it finishes an epoch ([`EpochTime`]).
 
-use super::{EpochTime, HashPartitioner, Partitioner, Pipe};
+use super::{HashPartitioner, Partitioner, Parts, Pipe};
+
+/// Where event time stands when an owner finishes an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EpochTime {
+    /// The least, over the workers, of the newest event time (ms) each has
+    /// folded up to this epoch (idle workers left out, see
+    /// [`Job::idle_timeout`](super::Job::idle_timeout)); `None` until every worker has folded one.
+    /// A job's watermark is this less its delay.
+    pub frontier: Option<u64>,
+    /// The last epoch: the input has ended, every window closes.
+    pub last: bool,
+    /// The epoch being finished.
+    pub epoch: u64,
+    /// How many owners finish this epoch, one partition each (the job's
+    /// [`partitions`](super::Job::partitions)): a job that gathers every owner's
+    /// share of an epoch (see [`Job::regroup`](super::Job::regroup)) knows when it has them all.
+    pub partitions: usize,
+}
 
 /// A part's event-time bookkeeping.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,9 +86,9 @@ pub(super) fn fold_on_time<R, P: Pipe<R>, Part>(
     records: &[R],
     pipe: &P,
     time: &impl Fn(&P::Out) -> u64,
-    parts: &mut [Part],
+    parts: &mut Parts<'_, Part>,
     clock: fn(&mut Part) -> &mut PartClock,
-    mut fold: impl FnMut(&P::Out, u64, &mut [Part]),
+    mut fold: impl FnMut(&P::Out, u64, &mut Parts<'_, Part>),
 ) {
     let Some(watermark) = parts.first_mut().map(|part| clock(part).watermark) else {
         return;

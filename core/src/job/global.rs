@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use super::{Aggregator, Job, Pipe};
+use super::{Aggregator, Job, Parts, Pipe};
 
 /// One worker's state of a global reduction; `None` until an item came.
 pub struct GlobalPart<S> {
@@ -49,7 +49,7 @@ where
 
     // Hot path: without stages the aggregator sees the whole slice.
     #[inline]
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], mut parts: Parts<'_, Self::Part>) {
         let part = &mut parts[0];
         self.pipe.feed_slice(records, |items| {
             if items.is_empty() {

@@ -10,7 +10,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::hot::{HotKeySampler, HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, SAMPLE_EVERY};
 use super::key::{Key, KeyFn};
-use super::{Aggregator, Job, Partitioner, Pipe, Placement};
+use super::{Aggregator, Job, Partitioner, Parts, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// The partial aggregates of one key partition: `(key, state)` entries.
@@ -168,7 +168,7 @@ where
     fn absorb_by(
         &self,
         records: &[R],
-        parts: &mut [KeyedPart<K, A::State>],
+        parts: &mut Parts<'_, KeyedPart<K, A::State>>,
         mut choose: impl FnMut(&F::Lookup, u64, usize) -> usize,
     ) where
         A: Aggregator<P::Out>,
@@ -222,7 +222,7 @@ where
     /// Counts `record`'s key (if the stages keep it) in its part's
     /// hot-key sampler. Once per [`SAMPLE_EVERY`] records.
     #[inline(never)]
-    fn sample<S>(&self, record: &R, parts: &mut [KeyedPart<K, S>]) {
+    fn sample<S>(&self, record: &R, parts: &mut Parts<'_, KeyedPart<K, S>>) {
         let partitions = parts.len();
         self.pipe.feed(record, |item| {
             let key = self.key.key(item);
@@ -328,12 +328,12 @@ where
     // combined, else the key's partition's), update in place. A job
     // without salted keys runs loops of its own, without their check.
     #[inline]
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], mut parts: Parts<'_, Self::Part>) {
         if self.salted.is_empty() {
             if parts.first().is_some_and(|part| part.combined) {
-                self.absorb_by(records, parts, |_, _, _| 0);
+                self.absorb_by(records, &mut parts, |_, _, _| 0);
             } else {
-                self.absorb_by(records, parts, |key, hash, partitions| {
+                self.absorb_by(records, &mut parts, |key, hash, partitions| {
                     self.partition_of(key, hash, partitions)
                 });
             }
@@ -341,7 +341,7 @@ where
         }
         let salted = &*self.salted;
         let mut rotation = parts.first().map_or(0, |part| part.rotation);
-        self.absorb_by(records, parts, |key, hash, partitions| {
+        self.absorb_by(records, &mut parts, |key, hash, partitions| {
             if salted.contains(&hash) {
                 rotation = rotation.wrapping_add(1);
                 rotation as usize % partitions
@@ -354,7 +354,7 @@ where
         }
     }
 
-    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+    fn place(&self, mut parts: Parts<'_, Self::Part>, placement: Placement) -> Placement {
         // Salted keys' records go to every partition in turn as they come.
         let combined =
             placement == Placement::Combined && parts.len() > 1 && self.salted.is_empty();
@@ -368,10 +368,10 @@ where
         }
     }
 
-    fn split(&self, parts: &mut [Self::Part]) -> usize {
+    fn split(&self, mut parts: Parts<'_, Self::Part>) -> usize {
         let partitions = parts.len();
         let keys = parts.iter().map(KeyedPart::len).sum();
-        let Some((first, rest)) = parts.split_first_mut() else {
+        let Some((first, mut rest)) = parts.split_first_mut() else {
             return keys;
         };
         if !std::mem::take(&mut first.combined) {
@@ -479,7 +479,7 @@ mod tests {
         let records: Vec<Record> = (0..300)
             .map(|i| (if i % 3 == 0 { 7 } else { 1000 + i }, 1))
             .collect();
-        job.absorb(&records, &mut parts);
+        job.absorb(&records, Parts::from(&mut parts));
         let hash = job.hasher.hash_one(7u64);
         let shares: Vec<u64> = parts
             .iter()
@@ -543,14 +543,14 @@ mod tests {
         let records: Vec<Record> = (0..5000u64).map(|i| (i * 7919 % 613, i)).collect();
         let fold = |placement| {
             let mut parts = vec![job.new_part(), job.new_part(), job.new_part()];
-            assert_eq!(job.place(&mut parts, placement), placement);
+            assert_eq!(job.place(Parts::from(&mut parts), placement), placement);
             for chunk in records.chunks(1000) {
-                job.absorb(chunk, &mut parts);
+                job.absorb(chunk, Parts::from(&mut parts));
             }
             if placement == Placement::Combined {
                 assert_eq!(parts[0].len(), 613, "every key in the first part");
             }
-            assert_eq!(job.split(&mut parts), 613);
+            assert_eq!(job.split(Parts::from(&mut parts)), 613);
             rows_by_part(&job, &mut parts)
         };
         let partitioned = fold(Placement::Partitioned);
@@ -566,13 +566,13 @@ mod tests {
             .salted([7u64]);
         let mut parts = vec![salted.new_part(), salted.new_part()];
         assert_eq!(
-            salted.place(&mut parts, Placement::Combined),
+            salted.place(Parts::from(&mut parts), Placement::Combined),
             Placement::Partitioned
         );
         let plain = job::records::<Record>().key_by(|r| r.0).aggregate(count());
         let mut one = vec![plain.new_part()];
         assert_eq!(
-            plain.place(&mut one, Placement::Combined),
+            plain.place(Parts::from(&mut one), Placement::Combined),
             Placement::Partitioned
         );
     }

@@ -25,6 +25,7 @@
 //! ```
 
 mod aggregate;
+mod both;
 mod boxed;
 mod columns;
 mod event_time;
@@ -36,6 +37,7 @@ pub mod kernels;
 mod key;
 mod keyed;
 mod partition;
+mod parts;
 mod pipe;
 pub(crate) mod placement;
 mod regroup;
@@ -52,13 +54,16 @@ mod windows;
 use std::marker::PhantomData;
 
 pub use aggregate::{count, max, mean, min, sum, Aggregator, Count, Max, Mean, Min, Sum};
+pub use both::{Both, BothTotals, Either};
 pub use boxed::BoxedJob;
 pub use columns::Columns;
+pub use event_time::EpochTime;
 pub use firing::{Append, Emit, Firing, Marked};
 pub use global::{GlobalJob, GlobalPart};
 pub use key::{ByRef, Key, KeyFn};
 pub use keyed::{KeyedJob, KeyedPart};
 pub use partition::{FnPartitioner, HashPartitioner, Partitioner, RangePartitioner};
+pub use parts::Parts;
 pub use pipe::{Filter, FlatMap, Identity, Map, Pipe};
 pub(crate) use placement::adaptive_placement;
 pub use placement::Placement;
@@ -134,14 +139,14 @@ pub trait Job<R>: Send + Sync + 'static {
 
     /// Folds a run of records into `parts` (one per partition), as the
     /// batch's [`Placement`] says. Hot path.
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]);
+    fn absorb(&self, records: &[R], parts: Parts<'_, Self::Part>);
 
     /// Sets how [`absorb`](Job::absorb) places the records of the batch
     /// that `parts` (fresh from the last seal, before any `absorb`) are
     /// about to hold, and returns the placement it will use: a job that
     /// places every record in its partition ignores the request, as by
     /// default.
-    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+    fn place(&self, parts: Parts<'_, Self::Part>, placement: Placement) -> Placement {
         let _ = (parts, placement);
         Placement::Partitioned
     }
@@ -150,7 +155,7 @@ pub trait Job<R>: Send + Sync + 'static {
     /// what `absorb` folded into `parts[0]` for other partitions into
     /// theirs. Returns the distinct keys the batch held (0 if the job has
     /// no keys), for the worker's choice of the next placement.
-    fn split(&self, parts: &mut [Self::Part]) -> usize {
+    fn split(&self, parts: Parts<'_, Self::Part>) -> usize {
         let _ = parts;
         0
     }
@@ -216,7 +221,7 @@ pub trait Job<R>: Send + Sync + 'static {
     /// its seal: the engine keeps each worker's newest and tells every
     /// owner the least of them ([`EpochTime::frontier`]). `None` (the
     /// default): the job has no event time, or the batch had no record.
-    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+    fn batch_event_time(&self, parts: Parts<'_, Self::Part>) -> Option<u64> {
         let _ = parts;
         None
     }
@@ -231,7 +236,7 @@ pub trait Job<R>: Send + Sync + 'static {
     /// (the frontier as of the last epoch emitted), so that records behind
     /// the job's watermark are counted late rather than folded. By default
     /// nothing.
-    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+    fn open_batch(&self, parts: Parts<'_, Self::Part>, frontier: Option<u64>) {
         let _ = (parts, frontier);
     }
 
@@ -304,25 +309,18 @@ pub trait Job<R>: Send + Sync + 'static {
     {
         Regrouped::new(self, key, aggregator)
     }
-}
 
-/// Where event time stands when an owner finishes an epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct EpochTime {
-    /// The least, over the workers, of the newest event time (ms) each has
-    /// folded up to this epoch (idle workers left out, see
-    /// [`Job::idle_timeout`]); `None` until every worker has folded one.
-    /// A job's watermark is this less its delay.
-    pub frontier: Option<u64>,
-    /// The last epoch: the input has ended, every window closes.
-    pub last: bool,
-    /// The epoch being finished.
-    pub epoch: u64,
-    /// How many owners finish this epoch, one partition each (the job's
-    /// [`partitions`](Job::partitions)): a job that gathers every owner's
-    /// share of an epoch (see [`Job::regroup`]) knows when it has them all.
-    pub partitions: usize,
+    /// This job and `second` over the same records: each record is pushed
+    /// once and folded into both, the two share the epochs, and each row
+    /// says which job made it. Both must have as many partitions (a keyed
+    /// or windowed job has one per worker, a global job one). See
+    /// [`Both`] for an example.
+    fn and<J: Job<R>>(self, second: J) -> Both<Self, J>
+    where
+        Self: Sized,
+    {
+        Both::new(self, second)
+    }
 }
 
 /// The start of a job over records of type `R`.

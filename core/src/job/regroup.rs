@@ -17,7 +17,7 @@ use std::hash::Hash;
 use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
 
-use super::{Aggregator, EpochTime, Job, Placement};
+use super::{Aggregator, EpochTime, Job, Parts, Placement};
 use crate::progress::HotKey;
 use crate::sync::cold::{lock, Mutex};
 
@@ -143,15 +143,15 @@ where
 
     // Hot path: the first job's.
     #[inline]
-    fn absorb(&self, records: &[R], parts: &mut [J::Part]) {
+    fn absorb(&self, records: &[R], parts: Parts<'_, J::Part>) {
         self.first.absorb(records, parts);
     }
 
-    fn place(&self, parts: &mut [J::Part], placement: Placement) -> Placement {
+    fn place(&self, parts: Parts<'_, J::Part>, placement: Placement) -> Placement {
         self.first.place(parts, placement)
     }
 
-    fn split(&self, parts: &mut [J::Part]) -> usize {
+    fn split(&self, parts: Parts<'_, J::Part>) -> usize {
         self.first.split(parts)
     }
 
@@ -233,7 +233,7 @@ where
         }
     }
 
-    fn batch_event_time(&self, parts: &[J::Part]) -> Option<u64> {
+    fn batch_event_time(&self, parts: Parts<'_, J::Part>) -> Option<u64> {
         self.first.batch_event_time(parts)
     }
 
@@ -241,7 +241,7 @@ where
         self.first.idle_timeout()
     }
 
-    fn open_batch(&self, parts: &mut [J::Part], frontier: Option<u64>) {
+    fn open_batch(&self, parts: Parts<'_, J::Part>, frontier: Option<u64>) {
         self.first.open_batch(parts, frontier);
     }
 

@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use super::{Job, Pipe};
+use super::{Job, Parts, Pipe};
 
 /// Each item of the stages `P` over records `R` is a row of the epoch it
 /// was folded in; see [`Stream::rows`](super::Stream::rows). Rows carry no
@@ -58,7 +58,7 @@ where
     // Hot path: per item, one copy into the part (its memory is recycled
     // from epoch to epoch). The run goes to the part holding the fewest
     // rows, which keeps the owners' shares even without a key to hash.
-    fn absorb(&self, records: &[R], parts: &mut [Vec<P::Out>]) {
+    fn absorb(&self, records: &[R], mut parts: Parts<'_, Vec<P::Out>>) {
         let Some(part) = parts.iter_mut().min_by_key(|part| part.len()) else {
             return;
         };

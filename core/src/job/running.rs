@@ -24,7 +24,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::key::{Key, KeyFn};
 use super::keyed::merge_entry;
-use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Pipe, Placement};
+use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Parts, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// Which rows an epoch of a running aggregation emits.
@@ -279,15 +279,15 @@ where
     }
 
     #[inline]
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], parts: Parts<'_, Self::Part>) {
         self.epoch_job.absorb(records, parts);
     }
 
-    fn place(&self, parts: &mut [Self::Part], placement: Placement) -> Placement {
+    fn place(&self, parts: Parts<'_, Self::Part>, placement: Placement) -> Placement {
         self.epoch_job.place(parts, placement)
     }
 
-    fn split(&self, parts: &mut [Self::Part]) -> usize {
+    fn split(&self, parts: Parts<'_, Self::Part>) -> usize {
         self.epoch_job.split(parts)
     }
 
@@ -344,7 +344,7 @@ mod tests {
         records: &[Record],
     ) -> Vec<Row> {
         let mut parts = vec![job.new_part()];
-        job.absorb(records, &mut parts);
+        job.absorb(records, Parts::from(&mut parts));
         let mut rows = Vec::new();
         job.finish_with_totals(&mut parts[0], totals, &mut rows);
         rows.sort_unstable();

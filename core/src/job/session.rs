@@ -24,7 +24,7 @@ use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
 use super::window_snapshot::{load_open, save_open};
 use super::window_stream::TimedStream;
 use super::windows::Window;
-use super::{Aggregator, Columns, EpochTime, Job, Pipe};
+use super::{Aggregator, Columns, EpochTime, Job, Parts, Pipe};
 
 /// One open session: `[start, end)` (end: the last record's time plus the
 /// gap), its state and the records folded into it; what a state snapshot
@@ -300,14 +300,14 @@ where
     // entry, and its session: the newest session extended in place when
     // the record falls in it (the common case for ordered input), else a
     // merge into the key's sorted sessions.
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], mut parts: Parts<'_, Self::Part>) {
         let partitions = parts.len();
         let clock: fn(&mut Self::Part) -> &mut PartClock = |part| &mut part.clock;
         fold_on_time(
             records,
             &self.pipe,
             &self.time,
-            parts,
+            &mut parts,
             clock,
             |item, t, parts| {
                 let key = (self.key)(item);
@@ -423,11 +423,11 @@ where
         totals.closed.through = totals.closed.through.max(Some(watermark));
     }
 
-    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+    fn batch_event_time(&self, parts: Parts<'_, Self::Part>) -> Option<u64> {
         PartClock::newest(parts.iter().map(|part| &part.clock))
     }
 
-    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+    fn open_batch(&self, parts: Parts<'_, Self::Part>, frontier: Option<u64>) {
         for part in parts {
             part.clock.open(frontier, self.delay_ms);
         }

@@ -45,7 +45,7 @@ use super::key::Key;
 use super::running::{NoSnapshots, RkyvSnapshots, TotalsCodec};
 use super::window_snapshot::{load_open, save_open};
 use super::windows::{Window, Windows};
-use super::{Aggregator, EpochTime, Job, Pipe};
+use super::{Aggregator, EpochTime, Job, Parts, Pipe};
 
 /// What a windowed job closes windows by.
 #[derive(Debug, Clone, Copy)]
@@ -289,7 +289,7 @@ where
 
     // Hot path: per record, the event time, the watermark check, the key,
     // its hash and an update in place of its pane.
-    fn absorb(&self, records: &[R], parts: &mut [Self::Part]) {
+    fn absorb(&self, records: &[R], mut parts: Parts<'_, Self::Part>) {
         let partitions = parts.len();
         let pane_ms = self.settings.windows.pane_ms();
         let clock: fn(&mut Self::Part) -> &mut PartClock = |part| &mut part.clock;
@@ -297,7 +297,7 @@ where
             records,
             &self.pipe,
             &self.time,
-            parts,
+            &mut parts,
             clock,
             |item, t, parts| {
                 let key = (self.key)(item);
@@ -420,7 +420,7 @@ where
         totals.closed.through = closed.max(Some(watermark));
     }
 
-    fn batch_event_time(&self, parts: &[Self::Part]) -> Option<u64> {
+    fn batch_event_time(&self, parts: Parts<'_, Self::Part>) -> Option<u64> {
         PartClock::newest(parts.iter().map(|part| &part.clock))
     }
 
@@ -428,7 +428,7 @@ where
         self.settings.idle
     }
 
-    fn open_batch(&self, parts: &mut [Self::Part], frontier: Option<u64>) {
+    fn open_batch(&self, parts: Parts<'_, Self::Part>, frontier: Option<u64>) {
         let behind = self.settings.delay_ms + self.settings.lateness_ms;
         for part in parts {
             part.clock.open(frontier, behind);

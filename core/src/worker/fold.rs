@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::fault::{panic_message, quietly, PanicHandler, RetainedBatch};
-use crate::job::Job;
+use crate::job::{Job, Parts};
 use crate::progress::ArrivalMarks;
 
 /// What a worker's records of the open epoch go into: one part per key
@@ -33,13 +33,17 @@ impl<R, J: Job<R>> OpenBatch<R, J> {
     #[inline]
     pub(crate) fn fold(&mut self, job: &J, handler: Option<&PanicHandler<R>>, records: &[R]) {
         let Some(handler) = handler else {
-            job.absorb(records, &mut self.parts);
+            job.absorb(records, Parts::from(&mut self.parts));
             return;
         };
         handler.retain(records, &mut self.retained);
         if !self.retained.has_failed() {
             let parts = &mut self.parts;
-            let folded = quietly(|| catch_unwind(AssertUnwindSafe(|| job.absorb(records, parts))));
+            let folded = quietly(|| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    job.absorb(records, Parts::from(&mut *parts))
+                }))
+            });
             if let Err(payload) = folded {
                 self.retained.note_panic(panic_message(payload.as_ref()));
             }

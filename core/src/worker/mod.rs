@@ -28,7 +28,7 @@ use crate::config::{IdleStrategy, PlacementPolicy};
 use crate::error::EngineError;
 use crate::fault::panic_message;
 use crate::input::{LaneReader, CHUNK};
-use crate::job::{Job, Placement};
+use crate::job::{Job, Parts, Placement};
 use crate::progress::HotKey;
 use crate::runtime::Runtime;
 use crate::shuffle::{Endpoint, Message};
@@ -134,7 +134,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             PlacementPolicy::Combined => Placement::Combined,
             _ => Placement::Partitioned,
         };
-        let placement = runtime.job.place(&mut parts, placement);
+        let placement = runtime.job.place(Parts::from(&mut parts), placement);
         // A run resumed from a snapshot of open windows goes on from the
         // frontier it was saved at; a fresh one knows none yet.
         let frontier = totals
@@ -143,7 +143,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         if let Some(frontier) = frontier {
             runtime.frontier.fetch_max(frontier + 1, Ordering::AcqRel);
         }
-        runtime.job.open_batch(&mut parts, frontier);
+        runtime.job.open_batch(Parts::from(&mut parts), frontier);
         let idle = match runtime.config.idle {
             IdleStrategy::Backoff => Idle::new(),
             IdleStrategy::Yield => Idle::yielding(),

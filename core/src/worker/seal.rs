@@ -12,7 +12,7 @@ use crate::config::PlacementPolicy;
 use crate::epoch::clock::Advance;
 use crate::epoch::slot::keep_max;
 use crate::error::EngineError;
-use crate::job::{adaptive_placement, Job, Placement};
+use crate::job::{adaptive_placement, Job, Parts, Placement};
 use crate::progress::SealReason;
 use crate::shuffle::Message;
 use crate::sync::Ordering;
@@ -83,8 +83,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         // A combined batch's keys move to their partitions: per key, not
         // per record.
         let started = Instant::now();
-        let keys = self.runtime.job.split(&mut self.open.parts);
-        if let Some(t) = self.runtime.job.batch_event_time(&self.open.parts) {
+        let keys = self.runtime.job.split(Parts::from(&mut self.open.parts));
+        if let Some(t) = self
+            .runtime
+            .job
+            .batch_event_time(Parts::from(&mut self.open.parts))
+        {
             if self.newest_event < Some(t) {
                 self.newest_event = Some(t);
                 self.newest_event_at = Instant::now();
@@ -95,9 +99,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let epoch = self.open_epoch;
         self.report_batch(epoch, now, keys);
         self.send_parts(epoch)?;
-        self.placement = self.runtime.job.place(&mut self.open.parts, self.placement);
+        self.placement = self
+            .runtime
+            .job
+            .place(Parts::from(&mut self.open.parts), self.placement);
         let frontier = self.runtime.frontier();
-        self.runtime.job.open_batch(&mut self.open.parts, frontier);
+        self.runtime
+            .job
+            .open_batch(Parts::from(&mut self.open.parts), frontier);
         self.open_epoch += 1;
         Ok(())
     }
