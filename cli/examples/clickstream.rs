@@ -17,11 +17,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use microbatch::checkpoint::Checkpoint;
+use microbatch::job::Job;
 use microbatch::log::{LogReader, LogSource};
 use microbatch::progress::EpochProgress;
 use microbatch::{Engine, Summary};
 use microbatch_cli::jobs::clickstream::{
-    clickstream_job, ClickConfig, ClickGenerator, ClickstreamSink, CSV_HEADER,
+    clickstream_job, CaseRow, Click, ClickConfig, ClickGenerator, ClickstreamSink, CSV_HEADER,
+    SESSION_GAP,
 };
 use mimalloc::MiMalloc;
 
@@ -85,9 +87,16 @@ fn report(progress: &EpochProgress) {
     );
 }
 
+/// The profile's job: the epochs' statistics and each user's sessions
+/// (30 minutes' gap; the clicks come in event-time order, so the
+/// watermark needs no delay).
+fn case() -> impl Job<Click, Row = CaseRow> {
+    clickstream_job(SESSION_GAP, Duration::ZERO)
+}
+
 /// The generator, live, for `seconds`.
 fn live(database: &Path, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::builder(clickstream_job(), ClickstreamSink::open(database)?)
+    let engine = Engine::builder(case(), ClickstreamSink::open(database)?)
         .interval(Some(INTERVAL))
         .source(ClickGenerator::new(generator_config()))
         .on_progress(report)
@@ -109,7 +118,7 @@ fn replay(
     if let Some(last) = checkpoint.last_committed() {
         println!("resuming after epoch {last}");
     }
-    let engine = Engine::builder(clickstream_job(), ClickstreamSink::open(database)?)
+    let engine = Engine::builder(case(), ClickstreamSink::open(database)?)
         .interval(None)
         .source(LogSource::new(LogReader::open(log)?, Some(RATE)))
         .checkpoint(checkpoint)

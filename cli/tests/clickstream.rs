@@ -1,9 +1,11 @@
 //! The click-stream job on a fixed seeded input, cut into epochs by log
 //! position under a checkpoint, against a plain single-threaded reference:
-//! every row of `user_stats`, `page_stats` and `user_totals`.
+//! every row of `user_stats`, `page_stats`, `user_totals` and
+//! `user_sessions`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use microbatch::checkpoint::Checkpoint;
 use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
@@ -15,10 +17,34 @@ use microbatch_cli::jobs::clickstream::{
 const EVENTS: u64 = 300_000;
 const BLOCK: u64 = 4096;
 const PER_EPOCH: u64 = 50_000;
+/// The session gap: 300 000 clicks at 100 000/s of event time from 20 000
+/// users are about 200 ms apart per user, so some sessions merge.
+const GAP_MS: u64 = 200;
 
 type UserStats = BTreeMap<(i64, i64), (i64, i64, f64)>;
 type PageStats = BTreeMap<(i64, i64), i64>;
 type UserTotals = BTreeMap<i64, (i64, i64)>;
+/// `(user, session start) -> (session end, clicks, dwell sum, epoch)`.
+type UserSessions = BTreeMap<(i64, i64), (i64, i64, i64, i64)>;
+
+fn user_sessions(database: &Path) -> UserSessions {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT user, session_start_ms, session_end_ms, clicks, dwell_ms_sum, epoch
+             FROM user_sessions",
+        )
+        .unwrap();
+    let rows = statement
+        .query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?),
+                (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
 
 fn tables(database: &Path) -> (UserStats, PageStats, UserTotals) {
     let connection = rusqlite::Connection::open(database).unwrap();
@@ -91,7 +117,8 @@ fn every_table_equals_a_single_threaded_reference() {
     writer.finish().unwrap();
 
     let database = dir.path().join("clicks.db");
-    let engine = Engine::builder(clickstream_job(), ClickstreamSink::open(&database).unwrap())
+    let job = clickstream_job(Duration::from_millis(GAP_MS), Duration::ZERO);
+    let engine = Engine::builder(job, ClickstreamSink::open(&database).unwrap())
         .workers(2)
         .pin(false)
         .interval(None)
@@ -101,6 +128,10 @@ fn every_table_equals_a_single_threaded_reference() {
         .unwrap();
     let summary = engine.finish().unwrap();
     assert_eq!(summary.records_in_results, EVENTS);
+    assert_eq!(
+        summary.late_records, 0,
+        "the clicks come in event-time order"
+    );
 
     // The reference: event i lies in block i / BLOCK, whose first record
     // puts it in epoch (first / PER_EPOCH).
@@ -133,4 +164,63 @@ fn every_table_equals_a_single_threaded_reference() {
     assert_eq!(got_totals, totals);
     let epochs: std::collections::BTreeSet<i64> = got_users.keys().map(|k| k.0).collect();
     assert_eq!(epochs.len() as u64, EVENTS.div_ceil(PER_EPOCH));
+
+    // Sessions: per user, clicks in event-time order, a new session after
+    // a gap of GAP_MS or more; each in an epoch no earlier than its last
+    // click's.
+    let mut by_user: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for (i, click) in events.iter().enumerate() {
+        let epoch = ((i as u64 / BLOCK) * BLOCK / PER_EPOCH) as i64;
+        let clicks = by_user.entry(click.user as i64).or_default();
+        clicks.push((click.event_time_ms as i64, i64::from(click.dwell_ms), epoch));
+    }
+    let gap = GAP_MS as i64;
+    let mut sessions: BTreeMap<(i64, i64), (i64, i64, i64, i64)> = BTreeMap::new();
+    for (user, mut clicks) in by_user {
+        clicks.sort_unstable();
+        let mut open: Option<(i64, (i64, i64, i64, i64))> = None;
+        for (t, dwell, epoch) in clicks {
+            open = match open {
+                Some((start, (end, n, sum, last))) if t < end => {
+                    Some((start, (t + gap, n + 1, sum + dwell, last.max(epoch))))
+                }
+                done => {
+                    if let Some((start, session)) = done {
+                        sessions.insert((user, start), session);
+                    }
+                    Some((t, (t + gap, 1, dwell, epoch)))
+                }
+            };
+        }
+        if let Some((start, session)) = open {
+            sessions.insert((user, start), session);
+        }
+    }
+    let got = user_sessions(&database);
+    assert_eq!(got.len(), sessions.len(), "one row per session");
+    assert!(
+        got.len() > by_user_count(&events),
+        "some users have several sessions"
+    );
+    for (key, (end, clicks, dwell, last_epoch)) in &sessions {
+        let (got_end, got_clicks, got_dwell, epoch) = got[key];
+        assert_eq!(
+            (got_end, got_clicks, got_dwell),
+            (*end, *clicks, *dwell),
+            "session {key:?}"
+        );
+        assert!(
+            epoch >= *last_epoch,
+            "session {key:?} emitted before its last click's epoch"
+        );
+    }
+}
+
+/// How many distinct users clicked.
+fn by_user_count(events: &[microbatch_cli::jobs::clickstream::Click]) -> usize {
+    events
+        .iter()
+        .map(|click| click.user)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }

@@ -275,6 +275,16 @@ fn the_clickstream_profile_imports_a_log_and_resumes_it() {
     let dwell: i64 = (0..30_000i64).map(|i| i % 500).sum();
     assert_eq!(sum("SELECT SUM(dwell_ms_sum) FROM user_totals"), dwell);
     assert_eq!(sum("SELECT COUNT(DISTINCT epoch) FROM user_stats"), 6);
+    // Each user clicks every 97 ms: one session each (30 minutes' gap),
+    // from its first click to its last plus the gap, closed at the end.
+    assert_eq!(sum("SELECT COUNT(*) FROM user_sessions"), 97);
+    assert_eq!(sum("SELECT SUM(clicks) FROM user_sessions"), 30_000);
+    assert_eq!(sum("SELECT SUM(dwell_ms_sum) FROM user_sessions"), dwell);
+    assert_eq!(
+        sum("SELECT session_end_ms - 1800000 FROM user_sessions WHERE user = 0"),
+        1_000 + 29_973
+    );
+    assert_eq!(sum("SELECT MAX(epoch) FROM user_sessions"), 5);
 }
 
 #[test]
@@ -286,6 +296,20 @@ fn the_clickstream_job_refuses_what_it_cannot_do() {
         "output.kind=csv",
     ]);
     assert_fails(&csv_output, 2, &["output.kind"]);
+    let no_gap = microbatch(&[
+        "run",
+        "profiles/clickstream.toml",
+        "--set",
+        "job.session_gap=\"0s\"",
+    ]);
+    assert_fails(&no_gap, 2, &["job.session_gap", "at least 1ms"]);
+    let windowed = microbatch(&[
+        "run",
+        "profiles/clickstream.toml",
+        "--set",
+        "job.window=\"session\"",
+    ]);
+    assert_fails(&windowed, 2, &["job.window", "sessions"]);
     let compared = microbatch(&["compare", "profiles/clickstream.toml"]);
     assert_fails(&compared, 2, &["click-stream"]);
     let bad_line = tempfile::tempdir().unwrap();

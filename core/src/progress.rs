@@ -198,6 +198,8 @@ pub struct EpochProgress {
     /// Windows an event-time job holds open after the epoch, over its
     /// owners: its state, which closing windows keeps bounded.
     pub open_windows: usize,
+    /// Windows (or sessions) an event-time job emitted in the epoch.
+    pub windows_emitted: u64,
     /// Rows of the result.
     pub rows: u64,
     /// When the epoch opened, since the engine started.
@@ -243,6 +245,8 @@ pub struct Progress {
     pub late_records: u64,
     /// The most windows an event-time job held open after an epoch.
     pub open_windows_max: usize,
+    /// Windows (or sessions) an event-time job emitted.
+    pub windows_emitted: u64,
     /// Records [`Producer::send`](crate::Producer::send) dropped because
     /// their ring was full, under
     /// [`Overload::DropNewest`](crate::Overload::DropNewest); never

@@ -1,7 +1,8 @@
 //! A windowed job under a checkpoint: stopped at any epoch and resumed,
 //! it commits exactly the rows, epoch for epoch, of a run never stopped:
 //! the replay of the committed epochs closes each window where the first
-//! run did.
+//! run did. So do two jobs run together (`Job::and`): from a snapshot of
+//! both, or by replay when one of them cannot be snapshotted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use microbatch::checkpoint::Checkpoint;
-use microbatch::job::{self, count, sum, Count, Identity, Job, Sum, Window, WindowedJob, Windows};
+use microbatch::job::{
+    self, count, sum, Count, Either, Identity, Job, Sum, Window, WindowedJob, Windows,
+};
 use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
 use microbatch::progress::EpochProgress;
 use microbatch::sink::{Sink, SinkError};
@@ -26,14 +29,59 @@ struct CommitSink {
     fail_at: Option<u64>,
 }
 
-impl Sink<Row> for CommitSink {
-    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
+/// A row of a job under test, as the sink commits it.
+trait IntoRow: Send + 'static {
+    fn into_row(self) -> Row;
+}
+
+impl IntoRow for Row {
+    fn into_row(self) -> Row {
+        self
+    }
+}
+
+/// A per-epoch count beside windows: the count's rows with an empty window.
+impl IntoRow for Either<(u64, u64), Row> {
+    fn into_row(self) -> Row {
+        match self {
+            Either::First((key, n)) => (
+                Window {
+                    start_ms: 0,
+                    end_ms: 0,
+                },
+                key,
+                (n, 0),
+            ),
+            Either::Second(row) => row,
+        }
+    }
+}
+
+/// Two windowed jobs: the first's rows marked by an odd window end.
+impl IntoRow for Either<Row, Row> {
+    fn into_row(self) -> Row {
+        match self {
+            Either::First((window, key, n)) => (
+                Window {
+                    end_ms: window.end_ms | 1 << 63,
+                    ..window
+                },
+                key,
+                n,
+            ),
+            Either::Second(row) => row,
+        }
+    }
+}
+
+impl<T: IntoRow> Sink<T> for CommitSink {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<T>) -> Result<(), SinkError> {
         self.pending
             .lock()
             .unwrap()
             .entry(epoch)
             .or_default()
-            .append(rows);
+            .extend(rows.drain(..).map(IntoRow::into_row));
         Ok(())
     }
 
@@ -121,6 +169,21 @@ enum Resume {
     Snapshot,
     /// Session windows (of a 1 ms gap), snapshotted.
     SessionSnapshot,
+    /// A per-epoch count (no totals) and the sessions, from a snapshot.
+    TwoJobsSnapshot,
+    /// The windows (not snapshotted) and the sessions (snapshotted): a
+    /// snapshot of both cannot be taken, so a resume replays.
+    TwoJobsReplay,
+}
+
+fn sessions() -> impl Job<TimedEvent, Row = Row> {
+    job::records::<TimedEvent>()
+        .event_time(event_time_of)
+        .session(Duration::from_millis(1))
+        .watermark_delay(Duration::from_millis(50))
+        .key_by(key_of)
+        .aggregate((count(), sum(value_of)))
+        .snapshotted()
 }
 
 /// Runs the job over `log` under `checkpoint`; returns the records the
@@ -141,26 +204,31 @@ fn go(
             committed,
             fail_at,
         ),
-        Resume::SessionSnapshot => {
-            let sessions = job::records::<TimedEvent>()
-                .event_time(event_time_of)
-                .session(Duration::from_millis(1))
-                .watermark_delay(Duration::from_millis(50))
+        Resume::SessionSnapshot => run(sessions(), log, checkpoint, committed, fail_at),
+        Resume::TwoJobsSnapshot => {
+            let per_epoch = job::records::<TimedEvent>()
                 .key_by(key_of)
-                .aggregate((count(), sum(value_of)))
-                .snapshotted();
-            run(sessions, log, checkpoint, committed, fail_at)
+                .aggregate(count());
+            let both = per_epoch.and(sessions());
+            run(both, log, checkpoint, committed, fail_at)
+        }
+        Resume::TwoJobsReplay => {
+            let both = windowed().and(sessions());
+            run(both, log, checkpoint, committed, fail_at)
         }
     }
 }
 
-fn run<J: Job<TimedEvent, Row = Row>>(
+fn run<J: Job<TimedEvent>>(
     job: J,
     log: &Path,
     checkpoint: &Path,
     committed: &Committed,
     fail_at: Option<u64>,
-) -> Result<u64, EngineError> {
+) -> Result<u64, EngineError>
+where
+    J::Row: IntoRow,
+{
     let sink = CommitSink {
         pending: Mutex::default(),
         committed: Arc::clone(committed),
@@ -198,6 +266,16 @@ fn a_snapshotted_session_run_resumes_from_its_snapshot_to_the_same_rows() {
     stopped_and_resumed(Resume::SessionSnapshot);
 }
 
+#[test]
+fn two_jobs_resume_from_a_snapshot_of_both_to_the_same_rows() {
+    stopped_and_resumed(Resume::TwoJobsSnapshot);
+}
+
+#[test]
+fn two_jobs_of_which_one_cannot_be_snapshotted_replay_to_the_same_rows() {
+    stopped_and_resumed(Resume::TwoJobsReplay);
+}
+
 fn stopped_and_resumed(resume: Resume) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
@@ -214,9 +292,13 @@ fn stopped_and_resumed(resume: Resume) {
     let expected = reference.lock().unwrap().clone();
     let counted: u64 = expected.values().flatten().map(|row| row.2 .0).sum();
     // Each record is in three windows, fewer near time 0; in one session.
+    let in_windows: u64 = (0..RECORDS).map(|i| (event_time(i) / 100 + 1).min(3)).sum();
     let windows_per_record: u64 = match resume {
         Resume::SessionSnapshot => RECORDS,
-        _ => (0..RECORDS).map(|i| (event_time(i) / 100 + 1).min(3)).sum(),
+        // Once in its epoch's count, once in its session.
+        Resume::TwoJobsSnapshot => 2 * RECORDS,
+        Resume::TwoJobsReplay => in_windows + RECORDS,
+        Resume::Replay | Resume::Snapshot => in_windows,
     };
     assert_eq!(
         counted, windows_per_record,
@@ -242,8 +324,8 @@ fn stopped_and_resumed(resume: Resume) {
     // a replay reads the log from its start, a snapshot (after every other
     // epoch: 1, 3, …, 9) from epoch 10.
     let from = match resume {
-        Resume::Replay => 0,
-        Resume::Snapshot | Resume::SessionSnapshot => 10 * PER_EPOCH,
+        Resume::Replay | Resume::TwoJobsReplay => 0,
+        Resume::Snapshot | Resume::SessionSnapshot | Resume::TwoJobsSnapshot => 10 * PER_EPOCH,
     };
     assert_eq!(read, RECORDS - from, "where the last start read from");
 }

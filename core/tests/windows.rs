@@ -379,6 +379,7 @@ proptest! {
                 Either::Second(session) => closed.push(session),
             }
         }
+        prop_assert_eq!(summary.windows_emitted, (fired.len() + closed.len()) as u64);
         prop_assert_eq!(totals, totals_reference(&records));
         prop_assert_eq!(windows_of(fired, size), reference(&records, &[(size, size)]));
         prop_assert_eq!(sessions_of(closed), sessions_reference(&records, gap));

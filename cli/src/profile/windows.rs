@@ -24,6 +24,8 @@ impl Profile {
                 )
             }
         };
+        // The click-stream case cuts epochs, and sessions of its own.
+        let sessions_of_their_own = job.kind == JobKind::Clickstream;
         if job.window == WindowKind::None {
             if job.output_mode == OutputModeSpec::Append {
                 return fail(
@@ -34,7 +36,10 @@ impl Profile {
             for (key, set) in [
                 ("job.window_size", job.window_size.is_some()),
                 ("job.window_slide", job.window_slide.is_some()),
-                ("job.session_gap", job.session_gap.is_some()),
+                (
+                    "job.session_gap",
+                    job.session_gap.is_some() && !sessions_of_their_own,
+                ),
             ] {
                 if set {
                     return fail(
@@ -44,14 +49,19 @@ impl Profile {
                     );
                 }
             }
-            zero("job.watermark_delay", job.watermark_delay)?;
+            if let Some(gap) = job.session_gap {
+                at_least_1ms("job.session_gap", gap)?;
+            }
+            if !sessions_of_their_own {
+                zero("job.watermark_delay", job.watermark_delay)?;
+            }
             zero("job.allowed_lateness", job.allowed_lateness)?;
             return zero("workload.disorder", self.workload.disorder);
         }
-        if job.kind == JobKind::Clickstream {
+        if sessions_of_their_own {
             return fail(
                 "job.window",
-                "set, but the click-stream job cuts epochs, not windows; accepted: \"none\" with kind = \"clickstream\"".into(),
+                "set, but the click-stream job cuts epochs, and each user's sessions (job.session_gap, 30 minutes by default); accepted: \"none\" with kind = \"clickstream\"".into(),
             );
         }
         if job.output_mode == OutputModeSpec::Complete {
@@ -85,25 +95,27 @@ impl Profile {
     }
 }
 
+/// `value` if it is at least a millisecond, else why not.
+fn at_least_1ms(key: &str, value: Duration) -> Result<Duration, (String, String)> {
+    if value >= Duration::from_millis(1) {
+        Ok(value)
+    } else {
+        Err((
+            key.to_owned(),
+            format!(
+                "{}; accepted: at least 1ms",
+                humantime::format_duration(value)
+            ),
+        ))
+    }
+}
+
 /// The keys that shape the windows: a size (and a slide, hopping) for
 /// aligned windows, a gap for sessions, and none of the other kind's.
 fn check_shape(job: &super::schema::JobSpec) -> Result<(), (String, String)> {
     fn fail<T>(key: &str, message: String) -> Result<T, (String, String)> {
         Err((key.to_owned(), message))
     }
-    let at_least_1ms = |key: &str, value: Duration| {
-        if value >= Duration::from_millis(1) {
-            Ok(value)
-        } else {
-            fail(
-                key,
-                format!(
-                    "{}; accepted: at least 1ms",
-                    humantime::format_duration(value)
-                ),
-            )
-        }
-    };
     if job.window == WindowKind::Session {
         for (key, set) in [
             ("job.window_size", job.window_size.is_some()),

@@ -56,6 +56,9 @@ pub struct Summary {
     pub late_records: u64,
     /// The most windows an event-time job held open after an epoch.
     pub open_windows_max: usize,
+    /// Windows (or sessions) an event-time job emitted, each firing once
+    /// (a window fired on time and again late counts twice).
+    pub windows_emitted: u64,
     /// Records [`Producer::send`](crate::Producer::send) dropped under
     /// [`Overload::DropNewest`](crate::Overload::DropNewest): never
     /// accepted.
@@ -297,6 +300,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             records_dead_lettered: progress.dead_letters,
             late_records: progress.late_records,
             open_windows_max: progress.open_windows_max,
+            windows_emitted: progress.windows_emitted,
             records_shed: progress.records_shed,
             epochs: progress.epochs_completed,
             rows: progress.rows,

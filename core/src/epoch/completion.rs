@@ -100,6 +100,7 @@ impl Completion {
             event_time_frontier_ms: slot.frontier,
             event_time_newest_ms: slot.event_times.iter().filter_map(|(t, _)| *t).max(),
             open_windows: slot.open_windows,
+            windows_emitted: slot.windows_emitted,
             ring_backlog: slot.ring_backlog,
             rows: slot.rows,
             opened,
@@ -152,6 +153,7 @@ impl Completion {
         totals.dead_letters += progress.dead_letters;
         totals.late_records += progress.late_records;
         totals.open_windows_max = totals.open_windows_max.max(progress.open_windows);
+        totals.windows_emitted += progress.windows_emitted;
         totals.rows += progress.rows;
         self.opened_micros = progress.sealed.as_micros() as u64;
         totals.last = Some(progress);

@@ -35,6 +35,8 @@ pub(crate) struct EpochSlot {
     pub(crate) frontier: Option<u64>,
     /// Windows the owners hold open after the epoch.
     pub(crate) open_windows: usize,
+    /// Windows the owners emitted in the epoch.
+    pub(crate) windows_emitted: u64,
     pub(crate) durations: PhaseDurations,
     pub(crate) rows: u64,
     /// Every worker's arrival marks of the epoch: `(µs, records)`.
@@ -63,6 +65,7 @@ impl EpochSlot {
             late_records: 0,
             frontier: None,
             open_windows: 0,
+            windows_emitted: 0,
             durations: PhaseDurations::default(),
             rows: 0,
             marks: Vec::with_capacity(workers * MARKS_PER_WORKER),
@@ -89,6 +92,7 @@ impl EpochSlot {
             self.late_records = 0;
             self.frontier = None;
             self.open_windows = 0;
+            self.windows_emitted = 0;
             self.durations = PhaseDurations::default();
             self.rows = 0;
             self.marks.clear();

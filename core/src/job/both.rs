@@ -265,6 +265,16 @@ where
         self.second.open_batch(parts.seconds(), frontier);
     }
 
+    // Cold path: once per row an owner emits.
+    fn windows_in(&self, rows: &[Self::Row]) -> u64 {
+        rows.iter()
+            .map(|row| match row {
+                Either::First(row) => self.first.windows_in(std::slice::from_ref(row)),
+                Either::Second(row) => self.second.windows_in(std::slice::from_ref(row)),
+            })
+            .sum()
+    }
+
     fn open_state(&self, totals: &Self::Totals) -> usize {
         self.first.open_state(&totals.first) + self.second.open_state(&totals.second)
     }

@@ -130,6 +130,10 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).open_batch(parts, frontier)
     }
 
+    fn windows_in(&self, rows: &[Self::Row]) -> u64 {
+        (**self).windows_in(rows)
+    }
+
     fn open_state(&self, totals: &Self::Totals) -> usize {
         (**self).open_state(totals)
     }

@@ -256,6 +256,13 @@ pub trait Job<R>: Send + Sync + 'static {
         None
     }
 
+    /// How many of an epoch's `rows` are windows (or sessions) the
+    /// watermark closed or updated, for the progress report. By default 0.
+    fn windows_in(&self, rows: &[Self::Row]) -> u64 {
+        let _ = rows;
+        0
+    }
+
     /// Takes the count of records a merged `part` dropped as late (behind
     /// the watermark), after [`finish_at`](Job::finish_at). By default 0.
     fn take_late(&self, part: &mut Self::Part) -> u64 {

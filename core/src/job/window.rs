@@ -435,6 +435,10 @@ where
         }
     }
 
+    fn windows_in(&self, rows: &[Self::Row]) -> u64 {
+        rows.len() as u64
+    }
+
     fn open_state(&self, totals: &Self::Totals) -> usize {
         totals.len()
     }

@@ -115,12 +115,13 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         let state = self.save_totals(epoch)?;
         let runtime = &*self.runtime;
         let mut rows = self.rows.len() as u64;
+        let mut windows = runtime.job.windows_in(&self.rows);
         let started = Instant::now();
         if !runtime.has_output(epoch) {
             // A replayed epoch, committed before the restart: its rows
             // rebuild the totals and go nowhere, so they are not counted.
             self.rows.clear();
-            rows = 0;
+            (rows, windows) = (0, 0);
         } else if rows > 0 {
             runtime
                 .sink
@@ -134,6 +135,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             slot.rows += rows;
             slot.late_records += late;
             slot.open_windows += open;
+            slot.windows_emitted += windows;
             slot.frontier = time.frontier;
             slot.hot_keys.append(&mut self.hot_keys);
             keep_max(&mut slot.durations.shuffle_wait, shuffle_wait);

@@ -7,7 +7,7 @@ use microbatch::sink::DiscardSink;
 
 use super::click::Click;
 use super::generator::{ClickConfig, ClickGenerator};
-use super::job::clickstream_job;
+use super::job::{clickstream_job, SESSION_GAP};
 use super::sink::ClickstreamSink;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
@@ -54,7 +54,7 @@ impl JobCase for Clickstream {
             profile,
             "the click-stream job reads its clicks in the workers",
         )?;
-        sqlite_or_none(profile, "the click-stream job writes three SQLite tables")?;
+        sqlite_or_none(profile, "the click-stream job writes four SQLite tables")?;
         if profile.job.output_mode != OutputModeSpec::Epoch {
             return Err((
                 "job.output_mode".into(),
@@ -77,7 +77,8 @@ impl JobCase for Clickstream {
         };
         let feed = InWorkers(Some(source));
         let checkpoint = checkpoint_of(&runner)?;
-        let job = clickstream_job();
+        let gap = profile.job.session_gap.unwrap_or(SESSION_GAP);
+        let job = clickstream_job(gap, profile.job.watermark_delay);
         match profile.output.kind {
             OutputKind::Sqlite => {
                 let path: PathBuf = profile.output.path();

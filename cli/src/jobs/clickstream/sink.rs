@@ -1,16 +1,18 @@
 //! The click-stream results in SQLite: `user_stats` and `page_stats` per
-//! epoch and `user_totals` since the start, all of an epoch in one
-//! transaction that also records the epoch as committed, so an epoch
-//! written again (a replay after a crash) changes nothing.
+//! epoch, `user_totals` since the start and `user_sessions` as they close,
+//! all of an epoch in one transaction that also records the epoch as
+//! committed, so an epoch written again (a replay after a crash) changes
+//! nothing.
 
 use std::path::Path;
 
+use microbatch::job::{Either, Window};
 use microbatch::progress::EpochProgress;
 use microbatch::sink::sqlite::EpochDatabase;
 use microbatch::sink::{Gathering, Sink, SinkError};
 use rusqlite::params;
 
-use super::job::{ClickRow, Subject};
+use super::job::{CaseRow, Subject};
 
 /// The name under which this sink's epochs are recorded in
 /// `microbatch_commits`.
@@ -27,13 +29,20 @@ CREATE TABLE IF NOT EXISTS page_stats (
     PRIMARY KEY (epoch, page));
 CREATE TABLE IF NOT EXISTS user_totals (
     user INTEGER PRIMARY KEY, clicks INTEGER NOT NULL, dwell_ms_sum INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS user_sessions (
+    epoch INTEGER NOT NULL, user INTEGER NOT NULL,
+    session_start_ms INTEGER NOT NULL, session_end_ms INTEGER NOT NULL,
+    clicks INTEGER NOT NULL, dwell_ms_sum INTEGER NOT NULL,
+    PRIMARY KEY (user, session_start_ms));
 ";
 
-/// Writes the click-stream job's rows into `user_stats`, `page_stats` and
-/// `user_totals` (running totals, updated in the epoch's transaction).
+/// Writes the click-stream job's rows into `user_stats`, `page_stats`,
+/// `user_totals` (running totals, updated in the epoch's transaction) and
+/// `user_sessions` (each session once, in the epoch that closed it: its
+/// first click, its last plus the gap, its clicks and dwell time).
 pub struct ClickstreamSink {
     database: EpochDatabase,
-    pending: Gathering<ClickRow>,
+    pending: Gathering<CaseRow>,
 }
 
 fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> SinkError {
@@ -65,8 +74,8 @@ impl ClickstreamSink {
     }
 }
 
-impl Sink<ClickRow> for ClickstreamSink {
-    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<ClickRow>) -> Result<(), SinkError> {
+impl Sink<CaseRow> for ClickstreamSink {
+    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<CaseRow>) -> Result<(), SinkError> {
         self.pending.add(epoch, rows);
         Ok(())
     }
@@ -95,7 +104,31 @@ impl Sink<ClickRow> for ClickstreamSink {
                         "INSERT INTO page_stats (epoch, page, views) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(sql("prepare an insert"))?;
-                for (subject, (events, dwell)) in &rows {
+                let mut session = transaction
+                    .prepare_cached(
+                        "INSERT INTO user_sessions
+                         (epoch, user, session_start_ms, session_end_ms, clicks, dwell_ms_sum)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(sql("prepare an insert"))?;
+                for row in &rows {
+                    let (subject, (events, dwell)) = match row {
+                        Either::First(stats) => stats,
+                        Either::Second((window, id, (clicks, dwell))) => {
+                            let Window { start_ms, end_ms } = *window;
+                            session
+                                .execute(params![
+                                    epoch_value,
+                                    integer(epoch, "user", *id)?,
+                                    integer(epoch, "a session start", start_ms)?,
+                                    integer(epoch, "a session end", end_ms)?,
+                                    integer(epoch, "a count", *clicks)?,
+                                    integer(epoch, "a dwell sum", *dwell)?,
+                                ])
+                                .map_err(sql("insert into user_sessions"))?;
+                            continue;
+                        }
+                    };
                     let (events_value, dwell_value) = (
                         integer(epoch, "a count", *events)?,
                         integer(epoch, "a dwell sum", *dwell)?,
