@@ -98,7 +98,19 @@ fn window_settings_that_cannot_run_are_refused_with_their_key() {
         &["job.window=session", "job.allowed_lateness=1s"],
         &["job.allowed_lateness", "session"],
     );
-    refused(&["job.late=dead_letters"], &["job.late"]);
+    refused(
+        &["job.late=dead_letters"],
+        &["engine.dead_letters", "not set"],
+    );
+    refused(
+        &[
+            "job.late=dead_letters",
+            "engine.dead_letters=\"late.jsonl\"",
+            "job.window=session",
+            "job.session_gap=1s",
+        ],
+        &["job.late", "session"],
+    );
     refused(
         &["job.output_mode=complete"],
         &["job.output_mode", "update"],
@@ -299,4 +311,49 @@ fn within_the_allowed_lateness_a_window_fires_again_and_its_row_is_replaced() {
             "{mode}: {rows} rows went out for {windows} windows"
         );
     }
+}
+
+#[test]
+fn late_records_go_to_the_dead_letter_file_as_expired_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let letters = dir.path().join("late.jsonl");
+    let set_letters = format!("engine.dead_letters=\"{}\"", letters.display());
+    // Up to 200 ms of disorder against no delay: many records are late.
+    let (db, summary) = run_into_sqlite(
+        "profiles/windowed.toml",
+        &dir.path().join("windows.db"),
+        &[
+            "workload.records=100000",
+            "workload.rate=200000",
+            "workload.keys=20",
+            "workload.disorder=200ms",
+            "job.window_size=50ms",
+            "job.watermark_delay=0s",
+            "job.late=dead_letters",
+            &set_letters,
+        ],
+    );
+    let late = summary["late_records"].as_u64().unwrap();
+    assert!(late > 0, "{summary}");
+    let one = |sql: &str| -> u64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    let in_windows = one("SELECT SUM(count) FROM results");
+    assert_eq!(
+        one("SELECT COUNT(*) FROM results WHERE firing != 'on_time'"),
+        0
+    );
+    // Each late record once, in an expired row of its window and key.
+    let mut expired = 0;
+    for line in std::fs::read_to_string(&letters).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["firing"], "expired", "{line}");
+        assert!(row["epoch"].is_u64() && row["key"].is_u64(), "{line}");
+        let (start, end) = (
+            row["window_start_ms"].as_u64(),
+            row["window_end_ms"].as_u64(),
+        );
+        assert_eq!(end.unwrap() - start.unwrap(), 50, "{line}");
+        expired += row["count"].as_u64().unwrap();
+    }
+    assert_eq!(expired, late);
+    assert_eq!(in_windows + expired, 100_000, "nothing lost");
 }

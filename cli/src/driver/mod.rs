@@ -242,7 +242,7 @@ impl Runner<'_> {
     ) -> EngineBuilder<R, J> {
         let listener = Arc::clone(epochs);
         let builder = Engine::builder(job, sink)
-            .config(self.profile.engine.clone())
+            .config(self.profile.engine_config())
             .on_progress(move |progress| {
                 listener
                     .lock()

@@ -14,6 +14,7 @@
 pub(crate) mod case;
 pub mod clickstream;
 pub mod event;
+pub mod expired;
 mod morsels;
 pub mod nexmark;
 pub mod output;

@@ -8,6 +8,7 @@ use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};
 use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink, SinkError};
 use serde::Serialize;
 
+use super::expired::ExpiredLetters;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
 use crate::driver::feed::Feed;
@@ -157,21 +158,42 @@ pub struct OutputSink<Row, S> {
     inner: S,
     wanted: Wanted,
     row: fn(Row) -> Grouped,
+    /// Where expired rows go instead of `inner`, if anywhere.
+    expired: Option<ExpiredLetters>,
 }
 
 impl<Row, S: Sink<OutRow>> OutputSink<Row, S> {
     /// Feeds `inner` with the `wanted` columns of each row.
     pub fn new(inner: S, wanted: Wanted, row: fn(Row) -> Grouped) -> Self {
-        OutputSink { inner, wanted, row }
+        OutputSink {
+            inner,
+            wanted,
+            row,
+            expired: None,
+        }
+    }
+
+    /// Sends the rows marked [`Firing::Expired`] to `letters` instead.
+    pub fn with_expired(mut self, letters: Option<ExpiredLetters>) -> Self {
+        self.expired = letters;
+        self
     }
 }
 
 impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
     fn write(&self, epoch: u64, partition: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut out: Vec<OutRow> = rows
-            .drain(..)
-            .map(|row| self.wanted.row((self.row)(row)))
-            .collect();
+        let (mut out, mut expired) = (Vec::with_capacity(rows.len()), Vec::new());
+        for group in rows.drain(..).map(self.row) {
+            let late = self.expired.is_some() && group.firing == Some(Firing::Expired);
+            let into = if late { &mut expired } else { &mut out };
+            into.push(self.wanted.row(group));
+        }
+        if let Some(letters) = self.expired.as_ref().filter(|_| !expired.is_empty()) {
+            letters.write(epoch, &expired)?;
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
         self.inner.write(epoch, partition, &mut out)
     }
 
@@ -180,6 +202,9 @@ impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
         epoch: u64,
         progress: &microbatch::progress::EpochProgress,
     ) -> Result<(), SinkError> {
+        if let Some(letters) = &self.expired {
+            letters.sync()?;
+        }
         self.inner.epoch_complete(epoch, progress)
     }
 }
@@ -274,6 +299,18 @@ where
     let earlier_run = |epochs: Vec<u64>, place: String| {
         refuse_another_run(checkpoint.as_ref(), &epochs, &place, &path)
     };
+    // `job.late = "dead_letters"`: expired rows to `engine.dead_letters`.
+    let expired = || match runner.profile.late_letters() {
+        Some(letters) => {
+            ExpiredLetters::open(letters)
+                .map(Some)
+                .map_err(|error| RunError::Output {
+                    what: letters.display().to_string(),
+                    message: error.to_string(),
+                })
+        }
+        None => Ok(None),
+    };
     let files = |format| {
         let sink = FileSink::new(&path, format).map_err(|error| fail(error.to_string()))?;
         let committed = sink.committed().map_err(|error| fail(error.to_string()))?;
@@ -281,14 +318,20 @@ where
         Ok::<_, RunError>(sink)
     };
     match output.kind {
-        OutputKind::None => runner.drive(job, DiscardSink, checkpoint, feed),
+        OutputKind::None => match expired()? {
+            Some(letters) => {
+                let sink = OutputSink::new(DiscardSink, wanted, row).with_expired(Some(letters));
+                runner.drive(job, sink, checkpoint, feed)
+            }
+            None => runner.drive(job, DiscardSink, checkpoint, feed),
+        },
         OutputKind::Csv => {
             let sink = OutputSink::new(files(FileFormat::Csv)?, wanted, row);
-            runner.drive(job, sink, checkpoint, feed)
+            runner.drive(job, sink.with_expired(expired()?), checkpoint, feed)
         }
         OutputKind::Jsonl => {
             let sink = OutputSink::new(files(FileFormat::JsonLines)?, wanted, row);
-            runner.drive(job, sink, checkpoint, feed)
+            runner.drive(job, sink.with_expired(expired()?), checkpoint, feed)
         }
         OutputKind::Sqlite => {
             let marked = runner.profile.job.marks_firings();
@@ -307,12 +350,8 @@ where
                 .committed()
                 .map_err(|error| fail(error.to_string()))?;
             earlier_run(committed, format!("table `{}`", output.table))?;
-            runner.drive(
-                job,
-                OutputSink::new(database, wanted, row),
-                checkpoint,
-                feed,
-            )
+            let sink = OutputSink::new(database, wanted, row).with_expired(expired()?);
+            runner.drive(job, sink, checkpoint, feed)
         }
     }
 }

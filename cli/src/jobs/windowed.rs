@@ -18,7 +18,9 @@ use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::input::read_records;
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{JobKind, JobSpec, OutputModeSpec, Reduction, SourceKind, WindowKind};
+use crate::profile::schema::{
+    JobKind, JobSpec, LatePolicy, OutputModeSpec, Reduction, SourceKind, WindowKind,
+};
 
 /// The value column of a [`TimedEvent`].
 fn value_of(event: &TimedEvent) -> u64 {
@@ -112,6 +114,13 @@ where
         let marked = windowed.allowed_lateness(spec.allowed_lateness);
         let marked = if spec.output_mode == OutputModeSpec::Update {
             marked.updates()
+        } else {
+            marked
+        };
+        // Late records as expired rows, which the output sends to
+        // `engine.dead_letters` (`drive_to_output`).
+        let marked = if spec.late == LatePolicy::DeadLetters {
+            marked.expired_rows()
         } else {
             marked
         };

@@ -88,10 +88,28 @@ impl Profile {
         Ok(profile)
     }
 
+    /// The engine's settings: `[engine]`, less `engine.dead_letters` when
+    /// that file takes only a windowed job's late records
+    /// (`job.late = "dead_letters"`) and not records that panic.
+    pub fn engine_config(&self) -> microbatch::Config {
+        let mut config = self.engine.clone();
+        if config.on_panic != microbatch::OnPanic::DeadLetters {
+            config.dead_letters = None;
+        }
+        config
+    }
+
+    /// The file a windowed job's late records go to, under
+    /// `job.late = "dead_letters"`.
+    pub fn late_letters(&self) -> Option<&std::path::Path> {
+        let late = self.job.late == super::schema::LatePolicy::DeadLetters;
+        self.engine.dead_letters.as_deref().filter(|_| late)
+    }
+
     /// Checks the settings serde cannot: ranges and combinations. The
     /// error is the dotted key and what is accepted.
     pub fn check(&self) -> Result<(), (String, String)> {
-        self.engine
+        self.engine_config()
             .validate()
             .map_err(|error| (format!("engine.{}", error.setting), error.to_string()))?;
         let workload = &self.workload;

@@ -344,8 +344,11 @@ pub struct JobSpec {
     /// late records, firing again with them. Default `0s`.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
-    /// What happens to a record behind the watermark: `drop` (default,
-    /// counted); `dead_letters` is not built yet.
+    /// What happens to a record later than a window's allowed lateness:
+    /// `drop` (default, counted in `late_records`) or `dead_letters`
+    /// (tumbling and hopping windows: reduced per window, key and epoch,
+    /// marked `expired`, into the JSON-lines file `engine.dead_letters`;
+    /// also counted).
     pub late: LatePolicy,
     /// The Nexmark query of a `nexmark` job: `q0` (default), `q1`, `q2`,
     /// `q5`, `q7` or `q12`.
@@ -374,7 +377,7 @@ pub enum LatePolicy {
     /// Drop it and count it (`late_records`).
     #[default]
     Drop,
-    /// Into the dead-letter file (not built yet).
+    /// Into the dead-letter file, `engine.dead_letters`, as expired rows.
     DeadLetters,
 }
 
@@ -425,7 +428,9 @@ impl JobSpec {
     /// an allowed lateness, or in update mode.
     pub fn marks_firings(&self) -> bool {
         self.window != WindowKind::None
-            && (!self.allowed_lateness.is_zero() || self.output_mode == OutputModeSpec::Update)
+            && (!self.allowed_lateness.is_zero()
+                || self.output_mode == OutputModeSpec::Update
+                || self.late == LatePolicy::DeadLetters)
     }
 
     /// Whether the job asks for `reduction`.

@@ -56,6 +56,12 @@ impl Profile {
                 zero("job.watermark_delay", job.watermark_delay)?;
             }
             zero("job.allowed_lateness", job.allowed_lateness)?;
+            if job.late == LatePolicy::DeadLetters {
+                return fail(
+                    "job.late",
+                    "\"dead_letters\", but the job has no window, so no record is late; accepted: \"drop\", or set job.window".into(),
+                );
+            }
             return zero("workload.disorder", self.workload.disorder);
         }
         if sessions_of_their_own {
@@ -70,6 +76,12 @@ impl Profile {
                 "\"complete\", but a windowed job emits the windows that close (append) or that changed (update); accepted: \"append\" or \"update\"".into(),
             );
         }
+        if job.window == WindowKind::Session && job.late == LatePolicy::DeadLetters {
+            return fail(
+                "job.late",
+                "\"dead_letters\", but session windows drop late records (a late record may join or merge closed sessions); accepted: \"drop\" for sessions, or a tumbling or hopping window".into(),
+            );
+        }
         if job.window == WindowKind::Session && job.marks_firings() {
             let key = if job.allowed_lateness.is_zero() {
                 "job.output_mode"
@@ -82,10 +94,10 @@ impl Profile {
             );
         }
         check_shape(&self.job)?;
-        if job.late == LatePolicy::DeadLetters {
+        if job.late == LatePolicy::DeadLetters && self.engine.dead_letters.is_none() {
             return fail(
-                "job.late",
-                "\"dead_letters\" is not built yet; accepted: \"drop\" (late records are counted in late_records)".into(),
+                "engine.dead_letters",
+                "not set, but job.late = \"dead_letters\" writes the late records there; accepted: a file path (JSON lines, appended)".into(),
             );
         }
         no_producers(

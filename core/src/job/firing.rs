@@ -23,15 +23,23 @@ pub enum Firing {
     /// After that: the whole window again, with records that came within
     /// the allowed lateness. Replaces the rows before it.
     Late,
+    /// Not the window's row: records that came after the window was past
+    /// its allowed lateness, reduced on their own, an epoch's per window
+    /// and key (a side output, see
+    /// [`WindowedStream::expired_rows`](super::WindowedStream::expired_rows)).
+    /// Replaces nothing.
+    Expired,
 }
 
 impl Firing {
-    /// Its name in files and tables: `early`, `on_time`, `late`.
+    /// Its name in files and tables: `early`, `on_time`, `late`,
+    /// `expired`.
     pub fn name(self) -> &'static str {
         match self {
             Firing::Early => "early",
             Firing::OnTime => "on_time",
             Firing::Late => "late",
+            Firing::Expired => "expired",
         }
     }
 }
@@ -48,6 +56,9 @@ pub trait Emit: Send + Sync + 'static {
         output: O,
         firing: Firing,
     ) -> Self::Row<K, O>;
+
+    /// When `row` fired, if its rows say.
+    fn firing<K: Send + 'static, O: Send + 'static>(row: &Self::Row<K, O>) -> Option<Firing>;
 }
 
 /// Each window once, when the watermark passes its end: rows
@@ -67,6 +78,11 @@ impl Emit for Append {
     ) -> (Window, K, O) {
         (window, key, output)
     }
+
+    #[inline]
+    fn firing<K: Send + 'static, O: Send + 'static>(_: &(Window, K, O)) -> Option<Firing> {
+        None
+    }
 }
 
 /// Rows marked with when they fired: `(window, key, output, firing)`.
@@ -84,5 +100,12 @@ impl Emit for Marked {
         firing: Firing,
     ) -> (Window, K, O, Firing) {
         (window, key, output, firing)
+    }
+
+    #[inline]
+    fn firing<K: Send + 'static, O: Send + 'static>(
+        row: &(Window, K, O, Firing),
+    ) -> Option<Firing> {
+        Some(row.3)
     }
 }

@@ -256,8 +256,8 @@ pub trait Job<R>: Send + Sync + 'static {
         None
     }
 
-    /// How many of an epoch's `rows` are windows (or sessions) the
-    /// watermark closed or updated, for the progress report. By default 0.
+    /// How many of an epoch's `rows` are windows (or sessions) that fired,
+    /// for the progress report. By default 0.
     fn windows_in(&self, rows: &[Self::Row]) -> u64 {
         let _ = rows;
         0
@@ -317,11 +317,9 @@ pub trait Job<R>: Send + Sync + 'static {
         Regrouped::new(self, key, aggregator)
     }
 
-    /// This job and `second` over the same records: each record is pushed
-    /// once and folded into both, the two share the epochs, and each row
-    /// says which job made it. Both must have as many partitions (a keyed
-    /// or windowed job has one per worker, a global job one). See
-    /// [`Both`] for an example.
+    /// This job and `second` over the same records, each record pushed
+    /// once and folded into both, sharing the epochs and partitions; each
+    /// row says which job made it. See [`Both`].
     fn and<J: Job<R>>(self, second: J) -> Both<Self, J>
     where
         Self: Sized,

@@ -58,6 +58,9 @@ pub(super) struct Settings {
     pub(super) lateness_ms: u64,
     /// Whether each epoch's changed windows fire early.
     pub(super) early: bool,
+    /// Whether records for expired windows are emitted as rows of their
+    /// own ([`Firing::Expired`]) rather than dropped.
+    pub(super) expired_rows: bool,
     pub(super) idle: Option<Duration>,
 }
 
@@ -364,10 +367,25 @@ where
         let expired = |start: u64| closed.is_some_and(|closed| start + size + lateness <= closed);
         let tracks = self.settings.tracks();
         let mut touched = hashbrown::HashSet::with_hasher(FxBuildHasher);
+        // With expired rows: per (key, expired window), the late records'
+        // state.
+        let mut expired_states = hashbrown::HashMap::with_hasher(FxBuildHasher);
         for entry in part.table.drain() {
             // The windows of this pane already expired missed its records.
             let missed = windows.starts(entry.1).filter(|&s| expired(s)).count() as u64;
             part.clock.late += missed * entry.3;
+            if missed > 0 && self.settings.expired_rows {
+                for start in windows.starts(entry.1).filter(|&s| expired(s)) {
+                    match expired_states.entry((entry.0.clone(), start)) {
+                        hashbrown::hash_map::Entry::Occupied(mut merged) => {
+                            self.aggregator.merge(merged.get_mut(), entry.2.clone());
+                        }
+                        hashbrown::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(entry.2.clone());
+                        }
+                    }
+                }
+            }
             if missed == windows.starts(entry.1).count() as u64 {
                 continue;
             }
@@ -400,6 +418,14 @@ where
                 due.insert((key, start), Firing::Early);
             }
         }
+        for ((key, start), state) in expired_states {
+            let window = Window {
+                start_ms: start,
+                end_ms: start + size,
+            };
+            let output = self.aggregator.finish(state);
+            rows.push(M::row(window, key, output, Firing::Expired));
+        }
         for ((key, start), firing) in due {
             let output = self.window_output(&totals.table, &key, start);
             let window = Window {
@@ -430,13 +456,17 @@ where
 
     fn open_batch(&self, parts: Parts<'_, Self::Part>, frontier: Option<u64>) {
         let behind = self.settings.delay_ms + self.settings.lateness_ms;
+        // With expired rows every record reaches its owner, which alone
+        // says which are late.
+        let frontier = frontier.filter(|_| !self.settings.expired_rows);
         for part in parts {
             part.clock.open(frontier, behind);
         }
     }
 
     fn windows_in(&self, rows: &[Self::Row]) -> u64 {
-        rows.len() as u64
+        let expired = |row: &Self::Row| M::firing(row) == Some(Firing::Expired);
+        rows.iter().filter(|row| !expired(row)).count() as u64
     }
 
     fn open_state(&self, totals: &Self::Totals) -> usize {

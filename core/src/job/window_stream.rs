@@ -34,6 +34,7 @@ impl<R, P: Pipe<R>, E: Fn(&P::Out) -> u64 + Send + Sync + 'static> TimedStream<R
                 delay_ms: 0,
                 lateness_ms: 0,
                 early: false,
+                expired_rows: false,
                 idle: None,
             },
             _records: PhantomData,
@@ -97,6 +98,24 @@ where
     pub fn updates(self) -> WindowedStream<R, P, E, Marked> {
         let mut settings = self.settings;
         settings.early = true;
+        WindowedStream {
+            pipe: self.pipe,
+            time: self.time,
+            settings,
+            _records: PhantomData,
+        }
+    }
+
+    /// Late records become rows rather than being dropped: records for a
+    /// window already past its allowed lateness are not folded into it,
+    /// and not filtered out as they are folded; the owner emits them, per
+    /// window and key and epoch, as a row of their own marked
+    /// [`Firing::Expired`](super::Firing::Expired), which changes no
+    /// window (a side output: write them apart). They still count in
+    /// `late_records`. Rows are marked `(window, key, output, firing)`.
+    pub fn expired_rows(self) -> WindowedStream<R, P, E, Marked> {
+        let mut settings = self.settings;
+        settings.expired_rows = true;
         WindowedStream {
             pipe: self.pipe,
             time: self.time,

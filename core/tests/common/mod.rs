@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod timed;
+
 use std::collections::HashMap;
 use std::sync::{mpsc, Mutex};
 
