@@ -145,6 +145,10 @@ where
             return Ok(false);
         }
         put_side(out, second.then_some(&side[..]));
+        if !(first || second) {
+            // Neither job has totals to save: no snapshot.
+            out.clear();
+        }
         Ok(first || second)
     }
 
