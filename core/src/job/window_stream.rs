@@ -82,28 +82,14 @@ where
     /// later than that are dropped and counted. Rows are then marked:
     /// `(window, key, output, firing)`.
     pub fn allowed_lateness(self, lateness: Duration) -> WindowedStream<R, P, E, Marked> {
-        let mut settings = self.settings;
-        settings.lateness_ms = lateness.as_millis() as u64;
-        WindowedStream {
-            pipe: self.pipe,
-            time: self.time,
-            settings,
-            _records: PhantomData,
-        }
+        self.marked(|settings| settings.lateness_ms = lateness.as_millis() as u64)
     }
 
     /// Update mode: each epoch, the windows it changed fire early
     /// ([`Firing::Early`](super::Firing::Early)) with their records so far, before they fire on
     /// time; rows are marked `(window, key, output, firing)`.
     pub fn updates(self) -> WindowedStream<R, P, E, Marked> {
-        let mut settings = self.settings;
-        settings.early = true;
-        WindowedStream {
-            pipe: self.pipe,
-            time: self.time,
-            settings,
-            _records: PhantomData,
-        }
+        self.marked(|settings| settings.early = true)
     }
 
     /// Late records become rows rather than being dropped: records for a
@@ -114,8 +100,14 @@ where
     /// window (a side output: write them apart). They still count in
     /// `late_records`. Rows are marked `(window, key, output, firing)`.
     pub fn expired_rows(self) -> WindowedStream<R, P, E, Marked> {
+        self.marked(|settings| settings.expired_rows = true)
+    }
+
+    /// The same stream with its rows marked, its settings changed by
+    /// `change`.
+    fn marked(self, change: impl FnOnce(&mut Settings)) -> WindowedStream<R, P, E, Marked> {
         let mut settings = self.settings;
-        settings.expired_rows = true;
+        change(&mut settings);
         WindowedStream {
             pipe: self.pipe,
             time: self.time,
