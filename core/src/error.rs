@@ -83,6 +83,18 @@ pub enum EngineError {
         /// What went wrong.
         source: crate::checkpoint::CheckpointError,
     },
+    /// A worker's source cannot go on (a bad message it was told to stop
+    /// at, a broker that refused it); the engine shut down. Nothing of the
+    /// epoch it was reading was committed.
+    #[error("the source of worker {worker} failed in epoch {epoch}: {message}")]
+    Source {
+        /// The worker whose part failed.
+        worker: usize,
+        /// The epoch it was reading.
+        epoch: u64,
+        /// What the source said ([`Source::error`](crate::source::Source::error)).
+        message: String,
+    },
     /// `producer_for` named a worker the engine does not have.
     #[error("no worker {worker}: the engine has {workers}")]
     NoSuchWorker {

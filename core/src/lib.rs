@@ -78,7 +78,7 @@ mod worker;
 pub use config::{
     Config, ConfigError, IdleStrategy, OnPanic, Overload, PanicPolicy, PlacementPolicy,
 };
-pub use engine::{Engine, EngineBuilder, ShutdownError, Summary};
+pub use engine::{Engine, EngineBuilder, Resumption, ShutdownError, Summary};
 pub use error::EngineError;
 pub use input::{Closed, Producer, PushError, Sent, SharedProducer};
 pub use runtime::ProgressListener;

@@ -248,20 +248,30 @@ impl<R, J: Job<R>> Runtime<R, J> {
                     .collect()
             })
         };
-        commit_epoch(self.checkpoint.as_ref(), &*self.sink, progress, state).map_err(|error| {
-            match error {
-                CommitError::Checkpoint(source) => EngineError::Checkpoint { epoch, source },
-                CommitError::Sink(source) => EngineError::Sink { epoch, source },
-            }
+        let keeps_totals = self.job.keeps_totals();
+        commit_epoch(
+            self.checkpoint.as_ref(),
+            &*self.sink,
+            progress,
+            keeps_totals,
+            state,
+        )
+        .map_err(|error| match error {
+            CommitError::Checkpoint(source) => EngineError::Checkpoint { epoch, source },
+            CommitError::Sink(source) => EngineError::Sink { epoch, source },
         })
     }
 
-    /// Whether the owners snapshot their totals after `epoch`.
+    /// Whether the owners snapshot their totals after `epoch`: when the
+    /// checkpoint's snapshot is due, or after every epoch for a sink that
+    /// commits them with its epochs.
     pub(crate) fn snapshot_due(&self, epoch: u64) -> bool {
-        self.checkpoint
+        let checkpoint_due = self
+            .checkpoint
             .as_ref()
-            .is_some_and(|checkpoint| checkpoint.snapshot_due(epoch))
-            && self.has_output(epoch)
+            .is_some_and(|checkpoint| checkpoint.snapshot_due(epoch));
+        let sink_due = self.sink.keeps_state() && self.job.keeps_totals();
+        (checkpoint_due || sink_due) && self.has_output(epoch)
     }
 
     /// Whether `epoch`'s results go to the sink. Not for an epoch

@@ -181,7 +181,7 @@ pub fn events_in_memory(mut config: GeneratorConfig, records: usize) -> Vec<Even
         match source.poll(0, &mut chunk, want) {
             Poll::Ready { .. } => out.extend_from_slice(&chunk),
             Poll::Idle | Poll::EpochEnd => {}
-            Poll::Exhausted => break,
+            Poll::Exhausted | Poll::Failed => break,
         }
     }
     out

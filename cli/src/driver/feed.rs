@@ -275,7 +275,7 @@ fn spawn_producers<J: Job<Event>>(
                 // place and copied once, into the ring.
                 let (poll, chunk) = source.poll_lent(now, &mut buffer, PRODUCER_CHUNK);
                 match poll {
-                    Poll::Exhausted => return,
+                    Poll::Exhausted | Poll::Failed => return,
                     Poll::Idle | Poll::EpochEnd => std::thread::sleep(Duration::from_micros(50)),
                     Poll::Ready { .. } => {
                         let target = match &mut hot {

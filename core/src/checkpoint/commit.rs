@@ -3,7 +3,9 @@
 //! 1. under a checkpoint, `offsets/<e>` (where the epoch lies in the log)
 //!    and, when one is due, `state/<e>.rkyv` (the running totals) are made
 //!    durable;
-//! 2. the sink commits the epoch ([`Sink::epoch_complete`]);
+//! 2. the sink commits the epoch ([`Sink::epoch_complete`]), after being
+//!    handed the running totals if it keeps them with its epochs
+//!    ([`Sink::stage_state`]);
 //! 3. under a checkpoint, `commits/<e>` is made durable.
 //!
 //! A crash before 2 replays the epoch from its offsets; a crash between 2
@@ -25,24 +27,42 @@ pub(crate) enum CommitError {
 
 /// Commits `progress.epoch` through `sink` and, if there is one, the
 /// `checkpoint`, in the protocol's order. `state` gives the owners'
-/// encoded totals when a snapshot of the epoch is due (it is taken only
-/// under a checkpoint).
+/// encoded totals when a snapshot of the epoch is due (under a checkpoint
+/// every few epochs; every epoch for a sink that
+/// [keeps state](Sink::keeps_state), which stages them before its commit,
+/// when the job `keeps_totals`).
 pub(crate) fn commit_epoch<Row: Send + 'static>(
     checkpoint: Option<&Checkpoint>,
     sink: &dyn Sink<Row>,
     progress: &EpochProgress,
+    keeps_totals: bool,
     state: impl FnOnce() -> Option<Vec<Vec<u8>>>,
 ) -> Result<(), CommitError> {
     let epoch = progress.epoch;
+    let sink_state = keeps_totals && sink.keeps_state();
+    let parts = if checkpoint.is_some() || sink_state {
+        state()
+    } else {
+        None
+    };
     if let Some(checkpoint) = checkpoint {
         checkpoint
             .write_offsets(epoch, progress.records)
             .map_err(CommitError::Checkpoint)?;
-        if let Some(parts) = state() {
+        if let Some(parts) = &parts {
             checkpoint
-                .write_state(epoch, &parts)
+                .write_state(epoch, parts)
                 .map_err(CommitError::Checkpoint)?;
         }
+    }
+    if sink_state {
+        let Some(parts) = parts else {
+            return Err(CommitError::Sink(SinkError::Custom(format!(
+                "the job's running totals after epoch {epoch} were not encoded \
+                 (its totals are not snapshotted), so the sink cannot commit them with the epoch"
+            ))));
+        };
+        sink.stage_state(epoch, parts).map_err(CommitError::Sink)?;
     }
     sink.epoch_complete(epoch, progress)
         .map_err(CommitError::Sink)?;

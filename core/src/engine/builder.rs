@@ -30,6 +30,8 @@ pub struct EngineBuilder<R, J: Job<R>> {
     pub(super) source_identity: Option<String>,
     pub(super) listener: Option<ProgressListener>,
     pub(super) checkpoint: Option<Checkpoint>,
+    /// Where a run whose sink holds its progress starts.
+    pub(super) resumption: Option<Resumption>,
     /// The panic policy, with its dead-letter file opened (or the error
     /// opening it gave, reported by `start`).
     pub(super) panic_handler: Option<Result<PanicHandler<R>, ConfigError>>,
@@ -119,6 +121,36 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         self
     }
 
+    /// Resumes a run whose sink holds its progress (the epochs it
+    /// committed, the source positions and the running totals it committed
+    /// with each, as an SQLite sink does for a Kafka source): the run
+    /// numbers its first epoch `resumption.next_epoch` and starts each
+    /// partition's running totals from `resumption.totals`. The source
+    /// must be started at the positions the sink holds. Not with a
+    /// [`checkpoint`](EngineBuilder::checkpoint), which resumes from its
+    /// own directory.
+    ///
+    /// ```
+    /// use microbatch::job::{self, count};
+    /// use microbatch::sink::CollectSink;
+    /// use microbatch::{Engine, Resumption};
+    ///
+    /// let (sink, rows) = CollectSink::new();
+    /// let per_key = job::records::<u64>().key_by(|r| *r).aggregate(count());
+    /// let engine = Engine::builder(per_key, sink)
+    ///     .embedded()
+    ///     .resume_from(Resumption { next_epoch: 7, totals: None })
+    ///     .start()?;
+    /// engine.producer().push(1).unwrap();
+    /// engine.shutdown()?;
+    /// assert_eq!(rows.take(), [(7, (1, 1))]);
+    /// # Ok::<(), microbatch::EngineError>(())
+    /// ```
+    pub fn resume_from(mut self, resumption: Resumption) -> Self {
+        self.resumption = Some(resumption);
+        self
+    }
+
     /// Labels every metric the engine reports `engine = name`, so that
     /// several engines in one process report apart (without a name, two
     /// engines add to the same series).
@@ -194,4 +226,17 @@ where
         self.panic_handler = Some(PanicHandler::new(policy));
         self
     }
+}
+
+/// Where a run resumed from its sink starts (see
+/// [`EngineBuilder::resume_from`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resumption {
+    /// The first epoch of the run: one past the last epoch the sink
+    /// committed.
+    pub next_epoch: u64,
+    /// Each partition's running totals after the last committed epoch, as
+    /// [`Job::save_totals`] encoded them; `None` for a job without totals
+    /// or a run with nothing committed.
+    pub totals: Option<Vec<Vec<u8>>>,
 }

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use super::builder::EngineBuilder;
+use super::builder::{EngineBuilder, Resumption};
 use super::Engine;
-use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, StateSnapshot};
+use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, CheckpointError, StateSnapshot};
 use crate::config::{Config, ConfigError, OnPanic};
 use crate::epoch::clock::EpochClock;
 use crate::epoch::completion::{Completion, Published};
@@ -81,18 +81,30 @@ fn validate<R, J: Job<R>>(
 /// job with totals replays without output.
 fn resume<R, J: Job<R>>(
     checkpoint: Option<&mut Checkpoint>,
+    resumption: Option<Resumption>,
     source_identity: Option<&str>,
     job: &J,
     partitions: usize,
 ) -> Result<Start<J::Totals>, EngineError> {
     let Some(checkpoint) = checkpoint else {
-        return Ok(Start {
-            plan: None,
-            totals: Vec::new(),
-            first_epoch: 0,
-            replay_until: None,
-        });
+        return match resumption {
+            Some(resumption) => resume_from_sink(resumption, job, partitions),
+            None => Ok(Start {
+                plan: None,
+                totals: Vec::new(),
+                first_epoch: 0,
+                replay_until: None,
+            }),
+        };
     };
+    if resumption.is_some() {
+        return Err(ConfigError::new(
+            "resume_from",
+            "with a checkpoint",
+            "one of the two: a checkpoint resumes from its own directory",
+        )
+        .into());
+    }
     let failed = |epoch| move |source| EngineError::Checkpoint { epoch, source };
     checkpoint
         .bind_source(source_identity)
@@ -112,6 +124,61 @@ fn resume<R, J: Job<R>>(
         totals,
         first_epoch,
         replay_until,
+    })
+}
+
+/// Where a run resumed from its sink starts: its first epoch, and each
+/// partition's totals decoded from the sink's.
+fn resume_from_sink<R, J: Job<R>>(
+    resumption: Resumption,
+    job: &J,
+    partitions: usize,
+) -> Result<Start<J::Totals>, EngineError> {
+    let Resumption { next_epoch, totals } = resumption;
+    let unusable = |message: String| EngineError::Checkpoint {
+        epoch: next_epoch,
+        source: CheckpointError::Unusable(message),
+    };
+    let totals = match totals {
+        Some(_) if !job.keeps_totals() => {
+            return Err(unusable(
+                "the sink holds running totals, but this job keeps none: \
+                 it was written by another job"
+                    .into(),
+            ))
+        }
+        None if job.keeps_totals() && next_epoch > 0 => {
+            return Err(unusable(format!(
+                "the sink committed epochs up to {} without this job's running totals: \
+                 it was written by another job, or its state was removed",
+                next_epoch - 1
+            )))
+        }
+        None => Vec::new(),
+        Some(parts) if parts.len() != partitions => {
+            return Err(unusable(format!(
+                "the sink's running totals have {} partitions, this run {partitions}: \
+                 resume with the workers it was written with",
+                parts.len()
+            )))
+        }
+        Some(parts) => parts
+            .iter()
+            .enumerate()
+            .map(|(partition, bytes)| {
+                job.load_totals(bytes).map(Some).map_err(|message| {
+                    unusable(format!(
+                        "the sink's running totals of partition {partition} cannot be read: {message}"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Start {
+        plan: None,
+        totals,
+        first_epoch: next_epoch,
+        replay_until: None,
     })
 }
 
@@ -287,6 +354,7 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         }
         let start = resume(
             self.checkpoint.as_mut(),
+            self.resumption.take(),
             self.source_identity.as_deref(),
             &self.job,
             partitions,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub use self::builder::EngineBuilder;
+pub use self::builder::{EngineBuilder, Resumption};
 use crate::config::Config;
 use crate::error::EngineError;
 use crate::fault::panic_message;
@@ -91,6 +91,7 @@ impl<R: Send + 'static, J: Job<R>> Engine<R, J> {
             source_identity: None,
             listener: None,
             checkpoint: None,
+            resumption: None,
             panic_handler: None,
             metrics_name: None,
             _records: std::marker::PhantomData,

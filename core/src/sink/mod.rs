@@ -80,6 +80,26 @@ pub trait Sink<Row>: Send + Sync + 'static {
     /// them. A sink that hands results to a reader lets the reader's
     /// iteration end here.
     fn close(&self) {}
+
+    /// Whether this sink commits the job's running totals with each epoch
+    /// (with [`stage_state`](Sink::stage_state)), so that a restarted run
+    /// resumes from the sink alone
+    /// ([`EngineBuilder::resume_from`](crate::EngineBuilder::resume_from)).
+    /// The engine then has each owner encode its partition's totals after
+    /// every epoch (a job without totals has none to give). Default: no.
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// The totals of every partition after `epoch`, as the job encoded them
+    /// ([`Job::save_totals`](crate::job::Job::save_totals)), for the sink
+    /// to commit with the epoch: called just before
+    /// [`epoch_complete`](Sink::epoch_complete) when
+    /// [`keeps_state`](Sink::keeps_state) and the job keeps totals.
+    fn stage_state(&self, epoch: u64, partitions: Vec<Vec<u8>>) -> Result<(), SinkError> {
+        let _ = (epoch, partitions);
+        Ok(())
+    }
 }
 
 /// The rows of epochs not yet complete, gathered from their partitions'

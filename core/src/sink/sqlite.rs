@@ -12,7 +12,9 @@ pub use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Gathering, Sink, SinkError};
+use crate::engine::Resumption;
 use crate::progress::EpochProgress;
+use crate::source::{Position, SealedPositions};
 use crate::sync::cold::{lock, Mutex};
 
 /// The SQL type of a column.
@@ -102,6 +104,14 @@ fn valid_name(name: &str) -> bool {
 /// The table that records committed epochs.
 pub const COMMITS_TABLE: &str = "microbatch_commits";
 
+/// The table that holds, per results table, source and partition, the
+/// source's position after the last committed epoch.
+pub const POSITIONS_TABLE: &str = "microbatch_positions";
+
+/// The table that holds, per results table and partition, the running
+/// totals after the last committed epoch.
+pub const STATE_TABLE: &str = "microbatch_state";
+
 impl<Row: Send + 'static> SqliteSink<Row> {
     /// Opens (or creates) the database at `path` and the table `table`
     /// with an `epoch` column followed by `columns`; the primary key is
@@ -185,6 +195,23 @@ impl<Row: Send + 'static> SqliteSink<Row> {
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
         self.database.committed()
     }
+
+    /// See [`EpochDatabase::with_positions`].
+    pub fn with_positions(mut self, positions: SealedPositions) -> Self {
+        self.database = self.database.with_positions(positions);
+        self
+    }
+
+    /// See [`EpochDatabase::keeping_state`].
+    pub fn keeping_state(mut self) -> Self {
+        self.database = self.database.keeping_state();
+        self
+    }
+
+    /// The database the table is in.
+    pub fn database(&self) -> &EpochDatabase {
+        &self.database
+    }
 }
 
 /// An SQLite database that takes each epoch's writes once: every epoch in
@@ -192,9 +219,20 @@ impl<Row: Send + 'static> SqliteSink<Row> {
 /// the [`COMMITS_TABLE`]; an epoch recorded before is skipped whole. The
 /// building block of an exactly-once SQLite sink ([`SqliteSink`] writes one
 /// table with it, the click-stream case three).
+///
+/// It can also hold what a run needs to resume from the database alone
+/// ([`resumption`](EpochDatabase::resumption)): the source's positions
+/// after each epoch ([`with_positions`](EpochDatabase::with_positions), in
+/// the [`POSITIONS_TABLE`]) and the job's running totals
+/// ([`keeping_state`](EpochDatabase::keeping_state), in the
+/// [`STATE_TABLE`]), each written in the epoch's transaction.
 pub struct EpochDatabase {
     connection: Mutex<Connection>,
     name: String,
+    positions: Option<SealedPositions>,
+    keeps_state: bool,
+    /// The totals staged for the next epoch's commit.
+    staged: Mutex<Option<(u64, Vec<Vec<u8>>)>>,
 }
 
 impl EpochDatabase {
@@ -204,6 +242,99 @@ impl EpochDatabase {
         Ok(EpochDatabase {
             connection: Mutex::new(open_database(path)?),
             name: name.into(),
+            positions: None,
+            keeps_state: false,
+            staged: Mutex::new(None),
+        })
+    }
+
+    /// Each epoch's transaction also records where `positions`' source
+    /// stood after the epoch, one row per partition, replacing the one
+    /// before: a run restarted from the database starts each partition
+    /// there ([`stored_positions`](EpochDatabase::stored_positions)).
+    pub fn with_positions(mut self, positions: SealedPositions) -> Self {
+        self.positions = Some(positions);
+        self
+    }
+
+    /// Each epoch's transaction also stores the running totals staged for
+    /// it ([`Sink::stage_state`]), replacing the ones before.
+    pub fn keeping_state(mut self) -> Self {
+        self.keeps_state = true;
+        self
+    }
+
+    /// Whether [`keeping_state`](EpochDatabase::keeping_state) was asked.
+    pub fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
+    /// Keeps `partitions`' totals after `epoch` for its commit.
+    pub fn stage_state(&self, epoch: u64, partitions: Vec<Vec<u8>>) {
+        *lock(&self.staged) = Some((epoch, partitions));
+    }
+
+    /// The positions of source `stream` after the last committed epoch, by
+    /// partition (none before the first commit).
+    pub fn stored_positions(&self, stream: &str) -> Result<Vec<Position>, SinkError> {
+        let connection = lock(&self.connection);
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT partition, next_offset FROM {POSITIONS_TABLE} \
+                 WHERE table_name = ?1 AND stream = ?2 ORDER BY partition"
+            ))
+            .map_err(|e| sql_error("read the positions", e))?;
+        let positions = statement
+            .query_map(params![self.name, stream], |row| {
+                Ok(Position {
+                    partition: row.get(0)?,
+                    next_offset: row.get(1)?,
+                })
+            })
+            .map_err(|e| sql_error("read the positions", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql_error("read the positions", e))?;
+        Ok(positions)
+    }
+
+    /// Where a run resumed from this database starts: after its last
+    /// committed epoch, with the totals stored with it (if it keeps them).
+    /// A stored state whose epoch is not the last committed one is refused.
+    pub fn resumption(&self) -> Result<Resumption, SinkError> {
+        let last = self.committed()?.last().copied();
+        let connection = lock(&self.connection);
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT partition, epoch, totals FROM {STATE_TABLE} \
+                 WHERE table_name = ?1 ORDER BY partition"
+            ))
+            .map_err(|e| sql_error("read the state", e))?;
+        let rows = statement
+            .query_map(params![self.name], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| sql_error("read the state", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql_error("read the state", e))?;
+        let mut totals = Vec::with_capacity(rows.len());
+        for (index, (partition, epoch, bytes)) in rows.into_iter().enumerate() {
+            if partition != index as i64 || Some(epoch as u64) != last {
+                return Err(SinkError::Custom(format!(
+                    "SQLite: the state of `{}` (partition {partition}, epoch {epoch}) does not match \
+                     its last committed epoch ({}): the database was edited",
+                    self.name,
+                    last.map_or("none".to_owned(), |e| e.to_string())
+                )));
+            }
+            totals.push(bytes);
+        }
+        Ok(Resumption {
+            next_epoch: last.map_or(0, |last| last + 1),
+            totals: (!totals.is_empty()).then_some(totals),
         })
     }
 
@@ -230,6 +361,8 @@ impl EpochDatabase {
         rows: usize,
         write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), SinkError>,
     ) -> Result<(), SinkError> {
+        let positions = self.positions.as_ref().map(|p| (p.stream(), p.take(epoch)));
+        let staged = lock(&self.staged).take();
         let mut connection = lock(&self.connection);
         let transaction = connection
             .transaction()
@@ -239,8 +372,74 @@ impl EpochDatabase {
             return Ok(());
         }
         write(&transaction)?;
+        if let Some((stream, positions)) = positions {
+            self.record_positions(&transaction, epoch, stream, &positions)?;
+        }
+        // The engine stages the totals of a job that keeps them just before
+        // the epoch's commit (and fails the epoch if it cannot): a job
+        // without totals stages none.
+        if let Some((_, partitions)) = staged.filter(|(staged, _)| *staged == epoch) {
+            self.record_state(&transaction, epoch, &partitions)?;
+        }
         record_commit(&transaction, &self.name, epoch, rows)?;
         transaction.commit().map_err(|e| sql_error("commit", e))
+    }
+
+    fn record_positions(
+        &self,
+        transaction: &rusqlite::Transaction<'_>,
+        epoch: u64,
+        stream: &str,
+        positions: &[Position],
+    ) -> Result<(), SinkError> {
+        let mut upsert = transaction
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {POSITIONS_TABLE} \
+                 (table_name, stream, partition, next_offset, epoch) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ))
+            .map_err(|e| sql_error("record the positions", e))?;
+        for position in positions {
+            upsert
+                .execute(params![
+                    self.name,
+                    stream,
+                    position.partition,
+                    position.next_offset,
+                    epoch_value(epoch)?
+                ])
+                .map_err(|e| sql_error("record the positions", e))?;
+        }
+        Ok(())
+    }
+
+    fn record_state(
+        &self,
+        transaction: &rusqlite::Transaction<'_>,
+        epoch: u64,
+        partitions: &[Vec<u8>],
+    ) -> Result<(), SinkError> {
+        transaction
+            .execute(
+                &format!("DELETE FROM {STATE_TABLE} WHERE table_name = ?1"),
+                params![self.name],
+            )
+            .map_err(|e| sql_error("replace the state", e))?;
+        let mut insert = transaction
+            .prepare_cached(&format!(
+                "INSERT INTO {STATE_TABLE} (table_name, partition, epoch, totals) VALUES (?1, ?2, ?3, ?4)"
+            ))
+            .map_err(|e| sql_error("store the state", e))?;
+        for (partition, totals) in partitions.iter().enumerate() {
+            insert
+                .execute(params![
+                    self.name,
+                    partition as i64,
+                    epoch_value(epoch)?,
+                    totals
+                ])
+                .map_err(|e| sql_error("store the state", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +471,17 @@ pub fn open_database(path: impl AsRef<Path>) -> Result<Connection, SinkError> {
                  PRIMARY KEY (table_name, epoch));"
         ))
         .map_err(|e| sql_error("create the commits table", e))?;
+    connection
+        .execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} (
+                 table_name TEXT NOT NULL, stream TEXT NOT NULL, partition INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL, epoch INTEGER NOT NULL,
+                 PRIMARY KEY (table_name, stream, partition));
+             CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
+                 table_name TEXT NOT NULL, partition INTEGER NOT NULL, epoch INTEGER NOT NULL,
+                 totals BLOB NOT NULL, PRIMARY KEY (table_name, partition));"
+        ))
+        .map_err(|e| sql_error("create the positions and state tables", e))?;
     Ok(connection)
 }
 
@@ -333,6 +543,15 @@ pub fn record_commit(
 impl<Row: Send + 'static> Sink<Row> for SqliteSink<Row> {
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
         self.pending.add(epoch, rows);
+        Ok(())
+    }
+
+    fn keeps_state(&self) -> bool {
+        self.database.keeps_state()
+    }
+
+    fn stage_state(&self, epoch: u64, partitions: Vec<Vec<u8>>) -> Result<(), SinkError> {
+        self.database.stage_state(epoch, partitions);
         Ok(())
     }
 

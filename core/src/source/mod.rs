@@ -6,12 +6,14 @@
 //! into one part per worker.
 
 mod generator;
+mod positions;
 mod timed;
 
 pub use generator::{
     ArchivedEvent, Event, Generator, GeneratorConfig, GeneratorPart, KeyDistribution,
     ValueDistribution, MAX_ZIPF_KEYS,
 };
+pub use positions::{Position, SealedPositions};
 pub use timed::{ArchivedTimedEvent, TimedEvent, TimedGenerator, TimedPart};
 
 use crate::config::ConfigError;
@@ -35,6 +37,10 @@ pub enum Poll {
     EpochEnd,
     /// The source will produce nothing more.
     Exhausted,
+    /// The source cannot go on: the engine fails with what
+    /// [`Source::error`] says, and the records of this poll are dropped
+    /// (the epoch they would join is never committed).
+    Failed,
 }
 
 impl Poll {
@@ -80,6 +86,23 @@ pub trait Source<R>: Send + 'static {
     /// in epoch order. The default owes nothing.
     fn seal(&mut self, out: &mut Vec<R>) {
         let _ = out;
+    }
+
+    /// Why the last poll answered [`Poll::Failed`]. The default: no reason
+    /// known.
+    fn error(&mut self) -> String {
+        "the source failed".into()
+    }
+
+    /// The worker sealed `epoch`: every record this part handed out so far
+    /// is in it or in an earlier epoch. A source whose positions are
+    /// committed with the results (a Kafka partition's next offset, see
+    /// [`SealedPositions`]) records them here. Called once per sealed
+    /// epoch, in order, also after the part was exhausted or the intake
+    /// closed, through the worker's final epoch. Once per epoch, off the
+    /// hot path. The default does nothing.
+    fn sealed(&mut self, epoch: u64) {
+        let _ = epoch;
     }
 }
 

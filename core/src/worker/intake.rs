@@ -147,8 +147,18 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             Poll::Idle => {}
             Poll::EpochEnd => self.epoch_end = true,
             Poll::Exhausted => {
+                self.spent_source = self.source.take();
+                self.runtime.source_ended();
+            }
+            Poll::Failed => {
+                let message = source.error();
                 self.source = None;
                 self.runtime.source_ended();
+                self.runtime.fail(EngineError::Source {
+                    worker: self.id,
+                    epoch: self.open_epoch,
+                    message,
+                });
             }
         }
     }
@@ -179,7 +189,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn finish_intake(&mut self) {
         self.release_intake();
         self.phase = Phase::Drained;
-        if self.source.take().is_some() {
+        if let Some(source) = self.source.take() {
+            self.spent_source = Some(source);
             self.runtime.source_ended();
         }
         let drained = self.runtime.drained.fetch_add(1, Ordering::AcqRel) + 1;

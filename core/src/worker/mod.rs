@@ -63,6 +63,9 @@ pub(crate) struct Worker<R, J: Job<R>> {
     shuffle: Endpoint<Message<J::Part>>,
     lanes: LaneReader<R>,
     source: Option<Box<dyn Source<R>>>,
+    /// The source once it is exhausted or the intake closed: no longer
+    /// polled, still told of each epoch sealed (`Source::sealed`).
+    spent_source: Option<Box<dyn Source<R>>>,
     source_buffer: Vec<R>,
     /// The open epoch's parts, retained input and arrival marks.
     open: OpenBatch<R, J>,
@@ -154,6 +157,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             lanes: LaneReader::new(id, Arc::clone(&runtime.lanes)),
             source_buffer: Vec::with_capacity(if source.is_some() { CHUNK } else { 0 }),
             source,
+            spent_source: None,
             open: OpenBatch::new(parts),
             spare: Vec::with_capacity(2 * workers * (window + 1)),
             open_epoch: runtime.first_epoch,

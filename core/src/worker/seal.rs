@@ -76,6 +76,9 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     /// owner (keeping its own), and opens the next epoch.
     fn seal(&mut self, now: u64) -> Result<(), EngineError> {
         self.take_owed(now);
+        if let Some(source) = self.source.as_mut().or(self.spent_source.as_mut()) {
+            source.sealed(self.open_epoch);
+        }
         if self.open.retained.has_failed() {
             self.recover_batch()?;
         }
