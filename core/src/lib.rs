@@ -63,6 +63,8 @@ mod error;
 mod fault;
 mod input;
 pub mod job;
+#[cfg(all(feature = "kafka", not(loom)))]
+pub mod kafka;
 pub mod log;
 pub mod progress;
 mod runtime;

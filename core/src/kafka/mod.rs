@@ -1,0 +1,236 @@
+//! Kafka in and out (the `kafka` feature), through librdkafka (the
+//! `rdkafka` crate).
+//!
+//! - [`KafkaSource`]: a topic's partitions spread over the workers, each
+//!   partition read by one worker straight into its open batch, every
+//!   message decoded by a function of yours. Each part records its
+//!   partitions' next offsets at every seal in [`SealedPositions`], which
+//!   an [SQLite sink](crate::sink::sqlite::EpochDatabase::with_positions)
+//!   commits in the epoch's transaction: a restarted run starts each
+//!   partition at the offsets its sink holds ("storing offsets outside
+//!   Kafka"), so every record is in exactly one committed epoch.
+//! - [`KafkaSink`]: each epoch's rows produced to a topic in one Kafka
+//!   transaction, with the source's offsets committed to the consumer
+//!   group in the same transaction, so that a `read_committed` consumer
+//!   sees every epoch once.
+//! - [`TopicWriter`] and [`create_topic`]: loading a topic, for demos and
+//!   tests.
+//!
+//! What the client forces on the hot path: librdkafka hands out one
+//! message at a time from its fetch queue (a lock of its own per message,
+//! and its own allocation of the message's envelope, outside Rust's
+//! allocator); the engine adds nothing per record beyond the decode. Its
+//! prefetch is bounded (`queued.max.messages.kbytes`), so a producer far
+//! faster than the engine fills that buffer and the fetcher waits: the
+//! partitions are in effect paused while the engine is behind.
+
+mod sink;
+mod source;
+mod writer;
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+pub use sink::{KafkaSink, ToMessage};
+pub use source::{BadMessages, Decode, KafkaSource};
+pub use writer::{create_topic, TopicWriter};
+
+/// How long a metadata, watermark or transaction call may wait for the
+/// broker.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why Kafka could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KafkaError {
+    /// The client or the broker refused a request.
+    #[error("Kafka ({brokers}): cannot {action}: {message}")]
+    Client {
+        /// The bootstrap servers.
+        brokers: String,
+        /// What was being done.
+        action: String,
+        /// The client's message.
+        message: String,
+    },
+    /// The topic is missing or does not fit what the run was given.
+    #[error("Kafka ({brokers}): topic `{topic}`: {message}")]
+    Topic {
+        /// The bootstrap servers.
+        brokers: String,
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where the brokers are, and a client's settings beyond the engine's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// The bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// librdkafka settings passed through (`name`, `value`), after the
+    /// engine's own, so they win.
+    pub client: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    /// The brokers at `brokers`, with librdkafka's defaults otherwise.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaSettings {
+            brokers: brokers.into(),
+            client: Vec::new(),
+        }
+    }
+
+    /// A client configuration with the brokers, `engine`'s settings, then
+    /// the pass-through ones.
+    pub(crate) fn config(&self, engine: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (name, value) in engine {
+            config.set(*name, *value);
+        }
+        for (name, value) in &self.client {
+            config.set(name, value);
+        }
+        config
+    }
+
+    pub(crate) fn error(&self, action: impl Into<String>, error: impl ToString) -> KafkaError {
+        KafkaError::Client {
+            brokers: self.brokers.clone(),
+            action: action.into(),
+            message: error.to_string(),
+        }
+    }
+
+    pub(crate) fn topic_error(&self, topic: &str, message: impl Into<String>) -> KafkaError {
+        KafkaError::Topic {
+            brokers: self.brokers.clone(),
+            topic: topic.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The partitions of `topic`, in order; refused if the topic does not
+    /// exist or has none.
+    pub fn partitions(&self, topic: &str) -> Result<Vec<i32>, KafkaError> {
+        let consumer: BaseConsumer = self
+            .config(&[])
+            .create()
+            .map_err(|e| self.error("create a client", e))?;
+        self.partitions_with(&consumer, topic)
+    }
+
+    pub(crate) fn partitions_with(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+    ) -> Result<Vec<i32>, KafkaError> {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), BROKER_TIMEOUT)
+            .map_err(|e| self.error(format!("read the metadata of topic `{topic}`"), e))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(self.topic_error(topic, "not in the broker's metadata"));
+        };
+        if let Some(error) = found.error() {
+            let error = rdkafka::error::RDKafkaErrorCode::from(error);
+            return Err(self.topic_error(topic, format!("{error}; create it first")));
+        }
+        let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+        partitions.sort_unstable();
+        if partitions.is_empty() {
+            return Err(self.topic_error(topic, "has no partitions; create it first"));
+        }
+        Ok(partitions)
+    }
+
+    /// Each partition's offsets `[low, end)` now: its first record still
+    /// kept and the offset its next record will get.
+    ///
+    /// The end is read, not only asked for: the broker's answer to
+    /// `ListOffsets` (`high`) is checked by fetching from `high - 1` to
+    /// the end of the partition, which costs one batch per partition. A
+    /// Kafka broker's `high` is the end already; tansu 0.6 answers the
+    /// base offset of the newest batch plus one, short of the end by the
+    /// rest of that batch.
+    pub fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+        let consumer: BaseConsumer = self
+            .config(&[
+                ("enable.partition.eof", "true"),
+                ("group.id", "microbatch-probe"),
+            ])
+            .create()
+            .map_err(|e| self.error("create a client", e))?;
+        let mut marks = self
+            .partitions_with(&consumer, topic)?
+            .into_iter()
+            .map(|partition| {
+                consumer
+                    .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
+                    .map(|(low, high)| (partition, low, high))
+                    .map_err(|e| {
+                        self.error(
+                            format!("read the offsets of `{topic}` partition {partition}"),
+                            e,
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.read_ends(&consumer, topic, &mut marks)?;
+        Ok(marks)
+    }
+
+    /// Moves each of `marks`' ends to one past the last record found from
+    /// `end - 1` to the partition's end.
+    fn read_ends(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+        marks: &mut [(i32, i64, i64)],
+    ) -> Result<(), KafkaError> {
+        let mut probe = rdkafka::TopicPartitionList::new();
+        let mut open = 0;
+        for &(partition, low, high) in marks.iter() {
+            if high > low {
+                probe
+                    .add_partition_offset(topic, partition, rdkafka::Offset::Offset(high - 1))
+                    .map_err(|e| self.error("list the partitions to read", e))?;
+                open += 1;
+            }
+        }
+        if open == 0 {
+            return Ok(());
+        }
+        consumer
+            .assign(&probe)
+            .map_err(|e| self.error(format!("read the ends of `{topic}`"), e))?;
+        let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
+        while open > 0 {
+            if std::time::Instant::now() > deadline {
+                return Err(self.error(
+                    format!("read the ends of `{topic}`"),
+                    "the broker did not say where they are within 10 s",
+                ));
+            }
+            use rdkafka::message::Message;
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    if let Some(mark) = marks.iter_mut().find(|m| m.0 == message.partition()) {
+                        mark.2 = mark.2.max(message.offset() + 1);
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => open -= 1,
+                Some(Err(error)) => {
+                    return Err(self.error(format!("read the ends of `{topic}`"), error))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}

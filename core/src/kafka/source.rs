@@ -1,0 +1,552 @@
+//! A topic read by the workers: partition `p` of the topic's `n` goes to
+//! worker `i` where `p` is the `i`-th, `i + W`-th, … partition (round
+//! robin over the sorted partitions), each worker's part a consumer of its
+//! own with those partitions assigned (no group rebalancing: the
+//! assignment is fixed for the run).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaError, KafkaSettings};
+use crate::config::ConfigError;
+use crate::source::{Poll, Position, SealedPositions, Source, SourceParts, SourceSpec};
+
+/// Turns a message's value into a record, or says why it is not one.
+pub type Decode<R> = fn(&[u8]) -> Result<R, String>;
+
+/// What to do with a message that is not a record (no value, or one the
+/// decoder refuses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadMessages {
+    /// Stop the run, naming the message's partition and offset; nothing of
+    /// its epoch is committed, so a restart meets it again.
+    Stop,
+    /// Append it to this JSON-lines file (`topic`, `partition`, `offset`,
+    /// `reason`, `value`), synced before its epoch commits, and go on.
+    /// At least once: an epoch replayed after a crash appends its bad
+    /// messages again.
+    Skip(PathBuf),
+}
+
+/// How a part paces itself at a capped rate.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    per_second: f64,
+    taken: u64,
+}
+
+impl Pace {
+    /// Records due by `now_micros`, less those taken.
+    fn allowed(&self, now_micros: u64) -> u64 {
+        let due = (now_micros as f64 * self.per_second / 1e6) as u64 + 1;
+        due.saturating_sub(self.taken)
+    }
+
+    /// When the next record was due, µs since the start.
+    fn next_due(&self) -> u64 {
+        (self.taken as f64 * 1e6 / self.per_second) as u64
+    }
+}
+
+/// A topic to read, with where to start each partition and how.
+///
+/// ```no_run
+/// use microbatch::kafka::{KafkaSettings, KafkaSource};
+/// use microbatch::source::SealedPositions;
+///
+/// fn decode(value: &[u8]) -> Result<u64, String> {
+///     std::str::from_utf8(value)
+///         .ok()
+///         .and_then(|text| text.trim().parse().ok())
+///         .ok_or_else(|| "not a number".to_owned())
+/// }
+///
+/// let positions = SealedPositions::new("numbers");
+/// let source = KafkaSource::connect(KafkaSettings::new("127.0.0.1:9092"), "numbers", "readers", decode)?
+///     .recording(positions.clone())
+///     .stop_at_end(true);
+/// # Ok::<(), microbatch::kafka::KafkaError>(())
+/// ```
+pub struct KafkaSource<R> {
+    settings: KafkaSettings,
+    topic: String,
+    group: String,
+    decode: Decode<R>,
+    /// Every partition of the topic with its first offset to read.
+    start: Vec<Position>,
+    /// Each partition's `(partition, low, end)` when connected.
+    marks: Vec<(i32, i64, i64)>,
+    /// Each partition's end, with `stop_at_end`.
+    end: Option<Vec<i64>>,
+    positions: Option<SealedPositions>,
+    rate: Option<u64>,
+    bad: BadMessages,
+}
+
+impl<R> KafkaSource<R> {
+    /// The topic's partitions, each read from its first offset, decoded by
+    /// `decode`; `group` names the consumers (`group.id`). Fails if the
+    /// brokers cannot be reached or the topic does not exist.
+    pub fn connect(
+        settings: KafkaSettings,
+        topic: &str,
+        group: &str,
+        decode: Decode<R>,
+    ) -> Result<Self, KafkaError> {
+        let marks = settings.watermarks(topic)?;
+        let start = marks
+            .iter()
+            .map(|&(partition, low, _)| Position {
+                partition,
+                next_offset: low,
+            })
+            .collect();
+        Ok(KafkaSource {
+            settings,
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            decode,
+            start,
+            marks,
+            end: None,
+            positions: None,
+            rate: None,
+            bad: BadMessages::Stop,
+        })
+    }
+
+    /// Starts each of `stored`'s partitions at its offset (a sink's
+    /// positions after its last committed epoch); the others from their
+    /// first record. Refused if a partition is not the topic's, or its
+    /// offset is past the partition's end or before its first kept record
+    /// (the topic was recreated, or retention removed records never read).
+    pub fn starting_at(mut self, stored: &[Position]) -> Result<Self, KafkaError> {
+        for position in stored {
+            let Some(&(_, low, high)) = self.marks.iter().find(|m| m.0 == position.partition)
+            else {
+                return Err(self.settings.topic_error(
+                    &self.topic,
+                    format!(
+                        "the stored position names partition {}, which the topic does not have: \
+                         it was recreated with fewer partitions, or is another topic",
+                        position.partition
+                    ),
+                ));
+            };
+            let offset = position.next_offset;
+            if offset > high || offset < low {
+                return Err(self.settings.topic_error(
+                    &self.topic,
+                    format!(
+                        "partition {}: the stored position {offset} is outside the records the \
+                         broker keeps ({low} to {high}): the topic was recreated, or retention \
+                         removed records this run never read",
+                        position.partition
+                    ),
+                ));
+            }
+            if let Some(start) = self
+                .start
+                .iter_mut()
+                .find(|s| s.partition == position.partition)
+            {
+                start.next_offset = offset;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Records each part's positions at every seal into `positions`, for a
+    /// sink to commit with the epoch.
+    pub fn recording(mut self, positions: SealedPositions) -> Self {
+        self.positions = Some(positions);
+        self
+    }
+
+    /// With `stop`, the run's input ends when every partition reached the
+    /// offset its next record had when the source
+    /// [connected](KafkaSource::connect) (Spark's `Trigger.AvailableNow`);
+    /// without, the parts follow the topic for as long as the engine runs.
+    pub fn stop_at_end(mut self, stop: bool) -> Self {
+        self.end = stop.then(|| self.marks.iter().map(|m| m.2).collect());
+        self
+    }
+
+    /// Caps the records read per second (over all partitions), as Spark's
+    /// `maxOffsetsPerTrigger` caps a batch; each record's latency counts
+    /// from when the cap let it in.
+    pub fn rate(mut self, per_second: Option<u64>) -> Self {
+        self.rate = per_second;
+        self
+    }
+
+    /// What to do with a message that is not a record; [`BadMessages::Stop`]
+    /// unless set.
+    pub fn bad_messages(mut self, bad: BadMessages) -> Self {
+        self.bad = bad;
+        self
+    }
+
+    /// The topic's partitions with the offsets they start at.
+    pub fn start(&self) -> &[Position] {
+        &self.start
+    }
+}
+
+impl<R: Send + 'static> SourceSpec<R> for KafkaSource<R> {
+    fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
+        let readers = workers.min(self.start.len()).max(1);
+        let mut parts: SourceParts<R> = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let mine: Vec<usize> = (worker..self.start.len()).step_by(workers).collect();
+            if mine.is_empty() {
+                parts.push(Box::new(Idle));
+                continue;
+            }
+            let part = Part::open(&self, &mine, readers).map_err(|error| {
+                ConfigError::new(
+                    "workload.brokers",
+                    &self.settings.brokers,
+                    error.to_string(),
+                )
+            })?;
+            parts.push(Box::new(part));
+        }
+        Ok(parts)
+    }
+}
+
+/// The part of a worker with no partition: it has nothing to read.
+struct Idle;
+
+impl<R> Source<R> for Idle {
+    fn poll(&mut self, _: u64, _: &mut Vec<R>, _: usize) -> Poll {
+        Poll::Exhausted
+    }
+}
+
+/// Where a file of bad messages is written.
+struct Rejects {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+/// One worker's partitions.
+struct Part<R> {
+    consumer: BaseConsumer,
+    topic: String,
+    decode: Decode<R>,
+    /// Each assigned partition's next offset, and (with `stop_at_end`)
+    /// its end and whether it reached it.
+    partitions: Vec<Assigned>,
+    /// Index into `partitions` by partition number.
+    slot_of: Vec<u32>,
+    positions: Option<SealedPositions>,
+    pace: Option<Pace>,
+    rejects: Option<Rejects>,
+    /// Why the last poll failed.
+    failure: Option<String>,
+    sealed: Vec<Position>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Assigned {
+    partition: i32,
+    next_offset: i64,
+    end: Option<i64>,
+    done: bool,
+}
+
+impl<R> Part<R> {
+    /// A consumer of `spec`'s partitions at the indices `mine`; at a capped
+    /// rate, a `1 / readers` share of it.
+    fn open(spec: &KafkaSource<R>, mine: &[usize], readers: usize) -> Result<Self, KafkaError> {
+        let settings = &spec.settings;
+        // The prefetch is bounded so that a topic far ahead of the engine
+        // waits in the broker, not in memory; offsets are the sink's
+        // business, never auto-committed; an offset out of range is an
+        // error, not a silent jump.
+        let consumer: BaseConsumer = settings
+            .config(&[
+                ("group.id", &spec.group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "error"),
+                ("enable.partition.eof", "true"),
+                ("queued.max.messages.kbytes", "16384"),
+                ("fetch.wait.max.ms", "10"),
+            ])
+            .create()
+            .map_err(|e| settings.error("create a consumer", e))?;
+        let mut assignment = TopicPartitionList::new();
+        let mut partitions = Vec::with_capacity(mine.len());
+        let mut slot_of = Vec::new();
+        for &index in mine {
+            let start = spec.start[index];
+            let end = spec.end.as_ref().map(|end| end[index]);
+            assignment
+                .add_partition_offset(
+                    &spec.topic,
+                    start.partition,
+                    Offset::Offset(start.next_offset),
+                )
+                .map_err(|e| settings.error("assign a partition", e))?;
+            let slot = usize::try_from(start.partition).unwrap_or(0);
+            if slot_of.len() <= slot {
+                slot_of.resize(slot + 1, u32::MAX);
+            }
+            slot_of[slot] = partitions.len() as u32;
+            partitions.push(Assigned {
+                partition: start.partition,
+                next_offset: start.next_offset,
+                end,
+                done: end.is_some_and(|end| start.next_offset >= end),
+            });
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| settings.error(format!("assign partitions of `{}`", spec.topic), e))?;
+        Ok(Part {
+            consumer,
+            topic: spec.topic.clone(),
+            decode: spec.decode,
+            partitions,
+            slot_of,
+            positions: spec.positions.clone(),
+            pace: spec.rate.map(|rate| Pace {
+                per_second: rate as f64 / readers as f64,
+                taken: 0,
+            }),
+            rejects: match &spec.bad {
+                BadMessages::Stop => None,
+                BadMessages::Skip(path) => Some(Rejects {
+                    path: path.clone(),
+                    file: None,
+                }),
+            },
+            failure: None,
+            sealed: Vec::with_capacity(mine.len()),
+        })
+    }
+
+    fn all_done(&self) -> bool {
+        self.partitions.iter().all(|p| p.done)
+    }
+
+    /// Marks `slot`'s partition done and stops fetching it.
+    fn finish(&mut self, slot: usize) {
+        let assigned = &mut self.partitions[slot];
+        if assigned.done {
+            return;
+        }
+        assigned.done = true;
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, assigned.partition);
+        // Best effort: a message fetched after the end is passed over anyway.
+        let _ = self.consumer.pause(&list);
+    }
+
+    /// A message that is not a record: stop (`Err`), or append it to the
+    /// rejects file and go on.
+    fn reject(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        reason: &str,
+        value: &[u8],
+    ) -> Result<(), String> {
+        let Some(rejects) = self.rejects.as_mut() else {
+            return Err(format!(
+                "topic `{}` partition {partition} offset {offset}: {reason}",
+                self.topic
+            ));
+        };
+        let failed = |error: std::io::Error| {
+            format!(
+                "cannot write the bad message at partition {partition} offset {offset} to {}: {error}",
+                rejects.path.display()
+            )
+        };
+        if rejects.file.is_none() {
+            let file = File::options()
+                .create(true)
+                .append(true)
+                .open(&rejects.path)
+                .map_err(failed)?;
+            rejects.file = Some(BufWriter::new(file));
+        }
+        let line = serde_json::json!({
+            "topic": self.topic,
+            "partition": partition,
+            "offset": offset,
+            "reason": reason,
+            "value": String::from_utf8_lossy(value),
+        });
+        let file = rejects.file.as_mut().expect("just opened");
+        serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(failed)
+    }
+}
+
+impl<R: Send + 'static> Source<R> for Part<R> {
+    fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll {
+        if self.all_done() {
+            return Poll::Exhausted;
+        }
+        let (limit, intended) = match &self.pace {
+            Some(pace) => {
+                let allowed = pace.allowed(now_micros).min(max as u64) as usize;
+                if allowed == 0 {
+                    return Poll::Idle;
+                }
+                (allowed, Some(pace.next_due()))
+            }
+            None => (max, None),
+        };
+        // Hot path: one message at a time from librdkafka's queue.
+        while out.len() < limit {
+            let message = match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(ClientError::PartitionEOF(partition))) => {
+                    if let Some(&slot) = self.slot_of.get(partition as usize) {
+                        let slot = slot as usize;
+                        if self.partitions[slot].end.is_some() {
+                            // Everything there was at the start is read
+                            // (the end may be a transaction marker).
+                            self.finish(slot);
+                        }
+                    }
+                    continue;
+                }
+                Some(Err(error)) => {
+                    if let Some(reason) = fatal(&error) {
+                        self.failure = Some(format!("topic `{}`: {reason}", self.topic));
+                        return Poll::Failed;
+                    }
+                    // librdkafka retries what it can (a broker restarting,
+                    // a connection lost); say so and go on.
+                    tracing::warn!(target: "microbatch", %error, "Kafka consumer");
+                    break;
+                }
+            };
+            let (partition, offset) = (message.partition(), message.offset());
+            let Some(slot) = self
+                .slot_of
+                .get(partition as usize)
+                .map(|&s| s as usize)
+                .filter(|&s| s < self.partitions.len())
+            else {
+                continue;
+            };
+            let assigned = self.partitions[slot];
+            if assigned.done || assigned.end.is_some_and(|end| offset >= end) {
+                // Past the end this run stops at: left for the next run.
+                self.finish(slot);
+                continue;
+            }
+            let value = message.payload().unwrap_or_default();
+            let decoded = match message.payload() {
+                Some(value) => (self.decode)(value),
+                None => Err("the message has no value".to_owned()),
+            };
+            match decoded {
+                Ok(record) => out.push(record),
+                Err(reason) => {
+                    let value = value.to_vec();
+                    drop(message);
+                    if let Err(failure) = self.reject(partition, offset, &reason, &value) {
+                        self.failure = Some(failure);
+                        return Poll::Failed;
+                    }
+                }
+            }
+            let assigned = &mut self.partitions[slot];
+            assigned.next_offset = offset + 1;
+            if assigned.end.is_some_and(|end| offset + 1 >= end) {
+                self.finish(slot);
+            }
+        }
+        if let Some(pace) = &mut self.pace {
+            pace.taken += out.len() as u64;
+        }
+        if !out.is_empty() {
+            Poll::Ready {
+                intended_micros: intended,
+            }
+        } else if self.all_done() {
+            Poll::Exhausted
+        } else {
+            Poll::Idle
+        }
+    }
+
+    fn error(&mut self) -> String {
+        self.failure
+            .take()
+            .unwrap_or_else(|| "the Kafka source failed".into())
+    }
+
+    fn sealed(&mut self, epoch: u64) {
+        if let Some(file) = self.rejects.as_mut().and_then(|r| r.file.as_mut()) {
+            // The epoch's bad messages are on disk before it can commit.
+            if let Err(error) = file.flush().and_then(|()| file.get_ref().sync_data()) {
+                tracing::error!(target: "microbatch", %error, "the file of bad Kafka messages");
+            }
+        }
+        let Some(positions) = &self.positions else {
+            return;
+        };
+        self.sealed.clear();
+        self.sealed
+            .extend(self.partitions.iter().map(|assigned| Position {
+                partition: assigned.partition,
+                next_offset: assigned.next_offset,
+            }));
+        positions.record(epoch, &self.sealed);
+    }
+}
+
+/// The consumer errors a run cannot get past: `Some(why)`.
+fn fatal(error: &ClientError) -> Option<String> {
+    let code = error.rdkafka_error_code()?;
+    match code {
+        RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange => Some(format!(
+            "{error}: a partition's position is outside the records the broker keeps"
+        )),
+        RDKafkaErrorCode::UnknownTopicOrPartition
+        | RDKafkaErrorCode::UnknownTopic
+        | RDKafkaErrorCode::UnknownPartition
+        | RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::GroupAuthorizationFailed
+        | RDKafkaErrorCode::Fatal => Some(error.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_part_takes_what_is_due_and_says_when_it_was() {
+        let mut pace = Pace {
+            per_second: 1000.0,
+            taken: 0,
+        };
+        assert_eq!(pace.allowed(0), 1);
+        assert_eq!(pace.allowed(10_000), 11, "10 ms at 1000/s, and the first");
+        pace.taken = 11;
+        assert_eq!(pace.allowed(10_000), 0);
+        assert_eq!(pace.next_due(), 11_000);
+    }
+}
