@@ -28,4 +28,5 @@ pub mod plot;
 pub mod profile;
 pub mod report;
 pub mod terminal;
+pub mod text;
 pub mod ui;

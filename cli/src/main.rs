@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use microbatch_cli::commands::compare::compare;
 use microbatch_cli::commands::import::{LogCommand, LogInspectArgs, LogWriteArgs};
+use microbatch_cli::commands::kafka::KafkaCommand;
 use microbatch_cli::commands::nexmark::{GenerateArgs, NexmarkCommand};
 use microbatch_cli::commands::run::run;
 use microbatch_cli::commands::sweep::{
@@ -75,6 +76,10 @@ enum Command {
     /// The Nexmark benchmark's events: write them into a record log.
     #[command(subcommand)]
     Nexmark(NexmarkCommand),
+    /// Kafka topics: load a file of records into one (a profile reads one
+    /// with workload.source = "kafka").
+    #[command(subcommand)]
+    Kafka(KafkaCommand),
 }
 
 #[derive(Args)]
@@ -167,6 +172,10 @@ fn main() -> ExitCode {
         Command::Log(LogCommand::Write(args)) => log_write_command(args),
         Command::Log(LogCommand::Inspect(args)) => log_inspect_command(args),
         Command::Nexmark(NexmarkCommand::Generate(args)) => nexmark_generate_command(args),
+        Command::Kafka(KafkaCommand::Produce(args)) => args
+            .produce()
+            .map(|done| say!("{done}"))
+            .map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

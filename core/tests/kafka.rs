@@ -373,3 +373,30 @@ fn the_kafka_sink_commits_each_epoch_with_the_source_offsets() {
     }
     assert_eq!(totals, reference(9_000));
 }
+
+#[test]
+fn a_position_inside_a_batch_resumes_at_its_record() {
+    let Some((_broker, settings)) = topic_with(1) else {
+        return;
+    };
+    // One batch (the writer lingers): a position inside it.
+    produce(&settings, "records", 0, 1_000);
+    let source = KafkaSource::connect(settings.clone(), "records", "test", decode)
+        .unwrap()
+        .starting_at(&[microbatch::source::Position {
+            partition: 0,
+            next_offset: 300,
+        }])
+        .unwrap()
+        .stop_at_end(true);
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(per_key(), sink)
+        .workers(1)
+        .pin(false)
+        .source(source)
+        .start()
+        .unwrap();
+    engine.finish().map_err(|e| e.error.to_string()).unwrap();
+    let counted: u64 = rows.take().iter().map(|r| r.1 .1 .0).sum();
+    assert_eq!(counted, 700, "the records from offset 300 on, each once");
+}

@@ -4,7 +4,9 @@
 //! - `cargo xtask test`: unit, integration and doc tests of the workspace
 //!   with every feature (the tokio side and its example service included),
 //!   then the loom models (built with `--cfg loom` in their own target
-//!   directory, so the two builds do not evict each other).
+//!   directory, so the two builds do not evict each other). The Kafka
+//!   tests need the tansu broker: `$TANSU`, `tansu` on the `PATH`, or
+//!   installed here with `cargo install` where it is missing.
 
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -72,10 +74,14 @@ impl Tally {
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
-    // Every feature: the tokio side's tests and example run too.
+    let tansu = tansu()?;
+    let tansu = tansu.to_str().ok_or("the tansu path is not UTF-8")?;
+    // Every feature: the tokio side's tests and example run too, and the
+    // Kafka tests against the broker, which may not skip.
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
-    let tally = cargo(&args, &[])?.add(loom_tally(&[])?);
+    let services = [("TANSU", tansu), ("MICROBATCH_REQUIRE_SERVICES", "1")];
+    let tally = cargo(&args, &services)?.add(loom_tally(&[])?);
     // One plain closing line over both runs.
     println!("\nxtask: every test, loom models included:");
     println!("{} passed, {} failed", tally.passed, tally.failed);
@@ -152,6 +158,41 @@ fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<Tally, String> {
     } else {
         Err(format!("`{rendered}` failed ({status})"))
     }
+}
+
+/// The Kafka-protocol broker the Kafka tests start: `$TANSU`, else `tansu`
+/// on the `PATH`, else installed with cargo into its default root (about
+/// 10 to 18 minutes on a 2-core machine, once per machine).
+fn tansu() -> Result<PathBuf, String> {
+    if let Some(path) = env::var_os("TANSU") {
+        return Ok(PathBuf::from(path));
+    }
+    let on_path = |path: &std::ffi::OsStr| {
+        env::split_paths(path)
+            .map(|dir| dir.join("tansu"))
+            .find(|candidate| candidate.is_file())
+    };
+    if let Some(found) = env::var_os("PATH").as_deref().and_then(on_path) {
+        return Ok(found);
+    }
+    eprintln!("xtask: the tansu broker is missing; installing it (10 to 18 minutes, once)");
+    cargo(
+        &[
+            "install",
+            "tansu",
+            "--version",
+            "0.6.0",
+            "--locked",
+            "--features",
+            "dynostore",
+        ],
+        &[],
+    )?;
+    let root = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    Ok(root.join("bin").join("tansu"))
 }
 
 fn workspace_root() -> PathBuf {

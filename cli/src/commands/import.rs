@@ -10,73 +10,10 @@ use std::path::{Path, PathBuf};
 
 use microbatch::log::{LogError, LogOptions, LogReader, LogRecord, LogWriter};
 use microbatch::source::{Event, TimedEvent};
-use serde::de::DeserializeOwned;
 
-use crate::jobs::clickstream::{Click, CSV_HEADER};
-
-/// A record type `log write` can read from text.
-pub trait TextRecord: LogRecord + DeserializeOwned {
-    /// The CSV columns, in order (a first line equal to them is a header).
-    const COLUMNS: &'static [&'static str];
-    /// What a JSON line looks like, for error messages.
-    const JSON_SHAPE: &'static str;
-    /// One CSV line's fields, trimmed.
-    fn from_fields(fields: &[&str]) -> Result<Self, String>;
-}
-
-impl TextRecord for Event {
-    const COLUMNS: &'static [&'static str] = &["key", "value"];
-    const JSON_SHAPE: &'static str = "{\"key\":…,\"value\":…}";
-
-    fn from_fields(fields: &[&str]) -> Result<Self, String> {
-        if fields.len() != 2 {
-            return Err(format!("{} fields; expected 2 (key,value)", fields.len()));
-        }
-        let number = |name: &str, field: &str| {
-            field
-                .parse::<u64>()
-                .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
-        };
-        Ok(Event {
-            key: number("key", fields[0])?,
-            value: number("value", fields[1])?,
-        })
-    }
-}
-
-impl TextRecord for TimedEvent {
-    const COLUMNS: &'static [&'static str] = &["key", "value", "event_time_ms"];
-    const JSON_SHAPE: &'static str = "{\"key\":…,\"value\":…,\"event_time_ms\":…}";
-
-    fn from_fields(fields: &[&str]) -> Result<Self, String> {
-        if fields.len() != 3 {
-            return Err(format!(
-                "{} fields; expected 3 (key,value,event_time_ms)",
-                fields.len()
-            ));
-        }
-        let number = |name: &str, field: &str| {
-            field
-                .parse::<u64>()
-                .map_err(|_| format!("{name} `{field}` is not an unsigned 64-bit integer"))
-        };
-        Ok(TimedEvent {
-            key: number("key", fields[0])?,
-            value: number("value", fields[1])?,
-            event_time_ms: number("event_time_ms", fields[2])?,
-        })
-    }
-}
-
-impl TextRecord for Click {
-    const COLUMNS: &'static [&'static str] = &CSV_HEADER;
-    const JSON_SHAPE: &'static str =
-        "{\"user\":…,\"page\":…,\"event_time_ms\":…,\"dwell_ms\":…,\"action\":\"view\"}";
-
-    fn from_fields(fields: &[&str]) -> Result<Self, String> {
-        Click::from_csv_fields(fields)
-    }
-}
+use crate::jobs::clickstream::Click;
+use crate::text::{parse_line, TextFormat, TextRecord};
+pub use crate::text::{BadLines, Schema};
 
 /// `microbatch log …`.
 #[derive(clap::Subcommand)]
@@ -156,28 +93,6 @@ fn inspect<R: LogRecord>(dir: &Path) -> Result<String, LogError> {
     ))
 }
 
-/// The record types `log write --schema` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Schema {
-    /// `key,value`: two unsigned integers (the CLI's generic record).
-    #[default]
-    Event,
-    /// `key,value,event_time_ms`: the generic record with an event time
-    /// (ms since the Unix epoch), for windowed jobs.
-    Timed,
-    /// `user,page,event_time_ms,dwell_ms,action`: the click stream.
-    Clickstream,
-}
-
-/// What to do with a line that is not a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BadLines {
-    /// Stop the import with the line's number (nothing is kept).
-    Stop,
-    /// Write the line to `rejects.txt` and go on.
-    Skip,
-}
-
 /// What an import wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -219,17 +134,10 @@ pub enum ImportError {
     Log(#[from] LogError),
 }
 
-/// The input formats, by file extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Csv,
-    JsonLines,
-}
-
-fn format_of<R: TextRecord>(path: &Path) -> Result<Format, ImportError> {
+fn format_of<R: TextRecord>(path: &Path) -> Result<TextFormat, ImportError> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Ok(Format::Csv),
-        Some("jsonl" | "ndjson") => Ok(Format::JsonLines),
+        Some("csv") => Ok(TextFormat::Csv),
+        Some("jsonl" | "ndjson") => Ok(TextFormat::Json),
         _ => Err(ImportError::Input {
             path: path.to_owned(),
             message: format!(
@@ -238,27 +146,6 @@ fn format_of<R: TextRecord>(path: &Path) -> Result<Format, ImportError> {
                 R::JSON_SHAPE
             ),
         }),
-    }
-}
-
-/// Parses one line of `format`; `Ok(None)` for a line to pass over (blank,
-/// or the CSV header on line 1).
-fn parse<R: TextRecord>(format: Format, line: &str, number: u64) -> Result<Option<R>, String> {
-    let text = line.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    match format {
-        Format::Csv => {
-            let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-            if number == 1 && fields == R::COLUMNS {
-                return Ok(None);
-            }
-            R::from_fields(&fields).map(Some)
-        }
-        Format::JsonLines => serde_json::from_str::<R>(text)
-            .map(Some)
-            .map_err(|error| format!("not a {} object: {error}", R::JSON_SHAPE)),
     }
 }
 
@@ -337,7 +224,7 @@ fn import_into<R: TextRecord>(
                 line = rest.to_owned();
             }
         }
-        match parse::<R>(format, &line, number) {
+        match parse_line::<R>(format, &line, number == 1) {
             Ok(Some(record)) => writer.append(record)?,
             Ok(None) => {}
             Err(reason) => match bad_lines {

@@ -19,6 +19,12 @@ use crate::profile::schema::{JobKind, Profile, SourceKind};
 pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunError> {
     let workload = &profile.workload;
     let refuse = |message: &str| Err(RunError::CheckpointSetting(message.into()));
+    if workload.source == SourceKind::Kafka {
+        return refuse(
+            "a Kafka run resumes from its output, which commits the topic's offsets with each \
+             epoch (the SQLite database, or the Kafka group); run it again without --checkpoint",
+        );
+    }
     if workload.source != SourceKind::Log {
         return refuse(
             "only a record log can be replayed: set workload.source = \"log\" and workload.path",

@@ -36,6 +36,9 @@ pub enum RunError {
     /// The checkpoint directory cannot be opened or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Kafka refused the source or the sink.
+    #[error(transparent)]
+    Kafka(#[from] microbatch::kafka::KafkaError),
     /// Accepted records are missing from the results: an engine bug.
     #[error("{accepted} records accepted but {in_results} in results: records were lost")]
     Lost {

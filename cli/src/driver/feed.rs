@@ -9,9 +9,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use microbatch::job::Job;
+use microbatch::kafka::KafkaSettings;
 use microbatch::log::{LogReader, LogRecord, LogSource};
-use microbatch::source::{EpochPlan, Event, Generator, IterSource, Poll, SourceParts, SourceSpec};
-use microbatch::{ConfigError, Engine, EngineBuilder};
+use microbatch::source::{
+    EpochPlan, Event, Generator, IterSource, Poll, Position, SealedPositions, SourceParts,
+    SourceSpec,
+};
+use microbatch::{ConfigError, Engine, EngineBuilder, Resumption};
 
 use super::error::RunError;
 use super::input::{split_sources, Input};
@@ -38,6 +42,26 @@ pub(crate) trait Feed<R>: Sized {
         started: Instant,
         stop: &Arc<AtomicBool>,
     ) -> Result<Producers, RunError>;
+
+    /// For a sink that commits the source's positions with each epoch:
+    /// the positions the source records from now on at every seal. `None`
+    /// (the default): this feed's source has none to commit.
+    fn positions(&mut self) -> Option<SealedPositions> {
+        None
+    }
+
+    /// Starts the run where its sink says it resumes: the epoch after the
+    /// sink's last, each partition at its stored position (a Kafka
+    /// source). The default has nothing to resume.
+    fn resume(&mut self, resumption: Resumption, stored: &[Position]) -> Result<(), RunError> {
+        let _ = (resumption, stored);
+        Ok(())
+    }
+
+    /// The brokers and topic of a Kafka feed.
+    fn kafka(&self) -> Option<(&KafkaSettings, &str)> {
+        None
+    }
 }
 
 /// Records from a built-in source `S` in the workers, never from producer
@@ -125,6 +149,62 @@ where
             GeneratorOrLog::Generator(generator) => generator.split_planned(workers, plan),
             GeneratorOrLog::Log(log) => log.split_planned(workers, plan),
             GeneratorOrLog::Records(records) => records.split_planned(workers, plan),
+        }
+    }
+}
+
+/// One feed or another, chosen by the profile: a job's own source, or a
+/// Kafka topic.
+pub(crate) enum EitherFeed<A, B> {
+    /// The job's own source.
+    Own(A),
+    /// The other (a Kafka topic).
+    Other(B),
+}
+
+impl<R, A: Feed<R>, B: Feed<R>> Feed<R> for EitherFeed<A, B> {
+    fn attach<J: Job<R>>(
+        &mut self,
+        builder: EngineBuilder<R, J>,
+        workload: &Workload,
+    ) -> EngineBuilder<R, J> {
+        match self {
+            EitherFeed::Own(feed) => feed.attach(builder, workload),
+            EitherFeed::Other(feed) => feed.attach(builder, workload),
+        }
+    }
+
+    fn spawn<J: Job<R>>(
+        self,
+        engine: &Engine<R, J>,
+        workload: &Workload,
+        started: Instant,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Producers, RunError> {
+        match self {
+            EitherFeed::Own(feed) => feed.spawn(engine, workload, started, stop),
+            EitherFeed::Other(feed) => feed.spawn(engine, workload, started, stop),
+        }
+    }
+
+    fn positions(&mut self) -> Option<SealedPositions> {
+        match self {
+            EitherFeed::Own(feed) => feed.positions(),
+            EitherFeed::Other(feed) => feed.positions(),
+        }
+    }
+
+    fn resume(&mut self, resumption: Resumption, stored: &[Position]) -> Result<(), RunError> {
+        match self {
+            EitherFeed::Own(feed) => feed.resume(resumption, stored),
+            EitherFeed::Other(feed) => feed.resume(resumption, stored),
+        }
+    }
+
+    fn kafka(&self) -> Option<(&KafkaSettings, &str)> {
+        match self {
+            EitherFeed::Own(feed) => feed.kafka(),
+            EitherFeed::Other(feed) => feed.kafka(),
         }
     }
 }

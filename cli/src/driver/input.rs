@@ -39,6 +39,12 @@ pub fn open_input(workload: &Workload) -> Result<Input, RunError> {
                 "workload.source = \"nexmark\" feeds job.kind = \"nexmark\" only".into(),
             ))
         }
+        // The jobs read a Kafka topic through their own feed.
+        SourceKind::Kafka => {
+            return Err(RunError::Unsupported(
+                "workload.source = \"kafka\" is read by the engine's workers, not by producer threads or `compare`".into(),
+            ))
+        }
         SourceKind::File => Input::Events(read_events(path()?, workload.records)?),
         SourceKind::Log => {
             Input::Log(LogReader::open(path()?).map_err(|error| RunError::Input {

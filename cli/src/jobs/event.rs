@@ -13,12 +13,15 @@ use microbatch::job::{
 use microbatch::source::Event;
 
 use super::case::JobCase;
+use super::kafka::KafkaFeed;
 use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
 use crate::driver::feed::EventFeed;
 use crate::driver::input::{open_input, Input};
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{JobKind, JobSpec, OutputModeSpec, Profile, Reduction, WindowKind};
+use crate::profile::schema::{
+    JobKind, JobSpec, OutputModeSpec, Profile, Reduction, SourceKind, WindowKind,
+};
 
 /// The value column of an [`Event`].
 fn value_of(event: &Event) -> u64 {
@@ -142,6 +145,9 @@ impl JobCase for EventJobs {
         if runner.profile.job.window != WindowKind::None {
             return super::windowed::run(runner);
         }
+        if runner.profile.workload.source == SourceKind::Kafka {
+            return with_job(&runner.profile.job, FromKafka(runner));
+        }
         let input = open_input(&runner.profile.workload)?;
         run_with_input(runner, input)
     }
@@ -156,6 +162,20 @@ impl JobCase for EventJobs {
 pub(crate) fn run_with_input(runner: Runner<'_>, input: Input) -> Result<RunOutcome, RunError> {
     let profile = runner.profile;
     with_job(&profile.job, RunJob { runner, input })
+}
+
+/// A run of the CLI's generic `key,value` records from a Kafka topic.
+struct FromKafka<'a>(Runner<'a>);
+
+impl WithJob for FromKafka<'_> {
+    type Out = Result<RunOutcome, RunError>;
+
+    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
+        let runner = self.0;
+        let feed = KafkaFeed::<Event>::connect(&runner)?;
+        let keyed = runner.profile.job.kind == JobKind::Keyed;
+        drive_to_output(runner, job, feed, row, keyed, false)
+    }
 }
 
 /// A run of the CLI's generic `key,value` records.

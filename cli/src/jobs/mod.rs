@@ -10,11 +10,14 @@
 //! - [`clickstream`]: the worked case (`clickstream`), its own record
 //!   type, generator, job and three-table SQLite sink.
 //! - [`nexmark`]: the Nexmark queries (`nexmark`) over Nexmark's events.
+//! - `kafka`: a Kafka topic as the feed of the first two, and a Kafka
+//!   topic as an output; the sink says where a run resumes.
 
 pub(crate) mod case;
 pub mod clickstream;
 pub mod event;
 pub mod expired;
+pub(crate) mod kafka;
 mod morsels;
 pub mod nexmark;
 pub mod output;

@@ -207,6 +207,14 @@ impl<Row: Send + 'static, S: Sink<OutRow>> Sink<Row> for OutputSink<Row, S> {
         }
         self.inner.epoch_complete(epoch, progress)
     }
+
+    fn keeps_state(&self) -> bool {
+        self.inner.keeps_state()
+    }
+
+    fn stage_state(&self, epoch: u64, partitions: Vec<Vec<u8>>) -> Result<(), SinkError> {
+        self.inner.stage_state(epoch, partitions)
+    }
 }
 
 impl Wanted {
@@ -278,7 +286,7 @@ pub fn sql_values(row: &OutRow, values: &mut Vec<SqlValue>) -> Result<(), String
 pub(crate) fn drive_to_output<R, J, F>(
     runner: Runner<'_>,
     job: J,
-    feed: F,
+    mut feed: F,
     row: fn(J::Row) -> Grouped,
     keyed: bool,
     windowed: bool,
@@ -346,12 +354,36 @@ where
             } else {
                 database
             };
-            let committed = database
-                .committed()
-                .map_err(|error| fail(error.to_string()))?;
-            earlier_run(committed, format!("table `{}`", output.table))?;
+            let database = match feed.positions() {
+                // The database holds the source's positions (and the
+                // totals): the run resumes from it.
+                Some(positions) => {
+                    let database = database.with_positions(positions);
+                    let database = if job.keeps_totals() {
+                        database.keeping_state()
+                    } else {
+                        database
+                    };
+                    let held = database.database();
+                    let resumption = held.resumption().map_err(|e| fail(e.to_string()))?;
+                    let stream = feed.kafka().map(|(_, topic)| topic.to_owned());
+                    let stored = held
+                        .stored_positions(stream.as_deref().unwrap_or_default())
+                        .map_err(|e| fail(e.to_string()))?;
+                    feed.resume(resumption, &stored)?;
+                    database
+                }
+                None => {
+                    let committed = database
+                        .committed()
+                        .map_err(|error| fail(error.to_string()))?;
+                    earlier_run(committed, format!("table `{}`", output.table))?;
+                    database
+                }
+            };
             let sink = OutputSink::new(database, wanted, row).with_expired(expired()?);
             runner.drive(job, sink, checkpoint, feed)
         }
+        OutputKind::Kafka => super::kafka::drive_to_kafka(runner, job, feed, row),
     }
 }

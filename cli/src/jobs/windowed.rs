@@ -13,9 +13,10 @@ use microbatch::job::{
 };
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
+use super::kafka::KafkaFeed;
 use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
-use crate::driver::feed::{GeneratorOrLog, InWorkers};
+use crate::driver::feed::{EitherFeed, GeneratorOrLog, InWorkers};
 use crate::driver::input::read_records;
 use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::{
@@ -63,20 +64,25 @@ where
     let profile = runner.profile;
     let spec = &profile.job;
     let workload = &profile.workload;
-    let source = match workload.source {
-        SourceKind::Log => GeneratorOrLog::<TimedGenerator, TimedEvent>::log(workload)?,
+    let feed = match workload.source {
+        SourceKind::Kafka => EitherFeed::Other(KafkaFeed::<TimedEvent>::connect(&runner)?),
+        SourceKind::Log => EitherFeed::Own(InWorkers(Some(GeneratorOrLog::<
+            TimedGenerator,
+            TimedEvent,
+        >::log(workload)?))),
         SourceKind::File => {
             let path = workload.path.clone().unwrap_or_default();
             let columns = ["key", "value", "event_time_ms"];
             let records = read_records::<TimedEvent>(&path, workload.records, &columns)?;
-            GeneratorOrLog::Records(IterSource::new(records))
+            EitherFeed::Own(InWorkers(Some(GeneratorOrLog::Records(IterSource::new(
+                records,
+            )))))
         }
         // Profile::check gives the Nexmark source to the Nexmark job only.
-        SourceKind::Generator | SourceKind::Nexmark => {
-            GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder))
-        }
+        SourceKind::Generator | SourceKind::Nexmark => EitherFeed::Own(InWorkers(Some(
+            GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder)),
+        ))),
     };
-    let feed = InWorkers(Some(source));
     let timed = job::records::<TimedEvent>().event_time(|e| e.event_time_ms);
     let keyed = spec.kind != JobKind::Global;
     if spec.window == WindowKind::Session {

@@ -132,6 +132,12 @@ impl Profile {
                     "set, but the source generates its records; accepted: a path only with source = \"file\" or \"log\"".into(),
                 ))
             }
+            (SourceKind::Kafka, Some(_)) => {
+                return Err((
+                    "workload.path".into(),
+                    "set, but a Kafka source reads workload.topic; accepted: a path only with source = \"file\" or \"log\"".into(),
+                ))
+            }
             _ => {}
         }
         if workload.source == SourceKind::Nexmark && self.job.kind != JobKind::Nexmark {
@@ -214,6 +220,7 @@ impl Profile {
             ));
         }
         self.check_window()?;
+        self.check_kafka()?;
         // What the job itself cannot run with: its registered case says.
         case_of(self.job.kind).check(self)?;
         for (key, value) in [

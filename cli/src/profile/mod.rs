@@ -23,8 +23,9 @@
 
 //!
 //! The structs are in `schema`, reading and checking in `load`, the
-//! window keys' checks in `windows`.
+//! window keys' checks in `windows`, the Kafka keys' in `kafka`.
 
+mod kafka;
 mod load;
 pub mod schema;
 mod windows;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use microbatch::source::{GeneratorConfig, KeyDistribution, ValueDistribution};
 use microbatch::Config;
 use serde::de::{self, Deserializer, Visitor};
+
+pub use crate::text::{BadLines, Schema, TextFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// A whole experiment.
@@ -43,6 +45,10 @@ pub enum SourceKind {
     /// the workers at `rate`, `records` events in all (`job.kind =
     /// "nexmark"`).
     Nexmark,
+    /// A Kafka topic (`topic` at `brokers`), its partitions spread over
+    /// the workers, each message a record of `schema` written as `format`;
+    /// exactly once into SQLite, whose database holds the offsets.
+    Kafka,
 }
 
 /// How keys are drawn.
@@ -147,7 +153,7 @@ impl<'de> Deserialize<'de> for Rate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
-    /// `generator` (default), `file` or `log`.
+    /// `generator` (default), `file`, `log`, `nexmark` or `kafka`.
     pub source: SourceKind,
     /// The CSV file of a `file` source (header `key,value`) or the
     /// directory of a `log` source, relative to the working directory.
@@ -180,6 +186,26 @@ pub struct Workload {
     /// time may be, drawn uniformly (windowed jobs). Default `0s`.
     #[serde(with = "humantime_serde")]
     pub disorder: Duration,
+    /// A `kafka` source's bootstrap servers. Default `127.0.0.1:9092`.
+    pub brokers: String,
+    /// A `kafka` source's topic.
+    pub topic: Option<String>,
+    /// A `kafka` source's consumer group id. Default `microbatch`.
+    pub group: String,
+    /// How a `kafka` source's messages are written: `csv` (default) or
+    /// `json`.
+    pub format: TextFormat,
+    /// What a `kafka` source's messages hold: `event` (default,
+    /// `key,value`), `timed` (with `event_time_ms`) or `clickstream`.
+    pub schema: Schema,
+    /// A `kafka` source ends when every partition reached the offset it
+    /// had at the start (Spark's `Trigger.AvailableNow`). Default false:
+    /// it follows the topic until `run.duration` or Ctrl-C.
+    pub stop_at_end: bool,
+    /// A message that is not a record: `stop` (default) names its
+    /// partition and offset and stops the run; `skip` appends it to
+    /// `engine.dead_letters` and goes on.
+    pub bad_lines: BadLines,
 }
 
 impl Default for Workload {
@@ -199,9 +225,19 @@ impl Default for Workload {
             hot_worker_share: None,
             seed: generator.seed,
             disorder: Duration::ZERO,
+            brokers: DEFAULT_BROKERS.into(),
+            topic: None,
+            group: "microbatch".into(),
+            format: TextFormat::Csv,
+            schema: Schema::Event,
+            stop_at_end: false,
+            bad_lines: BadLines::Stop,
         }
     }
 }
+
+/// Where a Kafka source or sink looks for its brokers unless told.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 
 /// The most producer threads a profile may ask for.
 pub const MAX_PRODUCERS: usize = 256;
@@ -473,6 +509,9 @@ pub enum OutputKind {
     Jsonl,
     /// Rows into an SQLite table, one transaction per epoch.
     Sqlite,
+    /// Rows as JSON objects into a Kafka topic (`topic` at `brokers`), one
+    /// transaction per epoch with the source's offsets.
+    Kafka,
 }
 
 /// The `[output]` section.
@@ -489,6 +528,10 @@ pub struct OutputSpec {
     pub path: Option<PathBuf>,
     /// The SQLite table. Default `results`.
     pub table: String,
+    /// A `kafka` output's bootstrap servers; default the source's.
+    pub brokers: Option<String>,
+    /// A `kafka` output's topic.
+    pub topic: Option<String>,
 }
 
 impl Default for OutputSpec {
@@ -497,6 +540,8 @@ impl Default for OutputSpec {
             kind: OutputKind::None,
             path: None,
             table: "results".into(),
+            brokers: None,
+            topic: None,
         }
     }
 }

@@ -163,6 +163,7 @@ impl KafkaSettings {
             .config(&[
                 ("enable.partition.eof", "true"),
                 ("group.id", "microbatch-probe"),
+                ("fetch.wait.max.ms", "10"),
             ])
             .create()
             .map_err(|e| self.error("create a client", e))?;
@@ -183,6 +184,120 @@ impl KafkaSettings {
             .collect::<Result<Vec<_>, _>>()?;
         self.read_ends(&consumer, topic, &mut marks)?;
         Ok(marks)
+    }
+
+    /// Where to fetch from so that a consumer gets each partition's record
+    /// at its `wanted` offset (or the first one after it), for each
+    /// `(partition, wanted, low)`: `wanted` itself on a broker that answers
+    /// a fetch with the batch holding the offset asked for, as Kafka does.
+    /// tansu 0.6 answers with the batches that start at or after it,
+    /// skipping the rest of the batch holding `wanted`; there the fetch
+    /// starts at that batch, found by asking for ever earlier offsets
+    /// (`wanted - 65 536`, `- 16 × 65 536`, … down to `low`), all
+    /// partitions at once,
+    /// and the reader passes over the records before `wanted`.
+    pub(crate) fn fetch_starts(
+        &self,
+        topic: &str,
+        wanted: &[(i32, i64, i64)],
+    ) -> Result<Vec<i64>, KafkaError> {
+        let consumer: BaseConsumer = self
+            .config(&[
+                ("enable.partition.eof", "true"),
+                ("group.id", "microbatch-probe"),
+                ("fetch.wait.max.ms", "10"),
+            ])
+            .create()
+            .map_err(|e| self.error("create a client", e))?;
+        // `None` while a partition's start is not known; the offset asked
+        // for in this round.
+        let mut starts: Vec<Option<i64>> = vec![None; wanted.len()];
+        let mut asked: Vec<i64> = wanted.iter().map(|w| w.1).collect();
+        let mut step: i64 = 0;
+        while starts.iter().any(Option::is_none) {
+            let mut list = rdkafka::TopicPartitionList::new();
+            for (index, &(partition, _, _)) in wanted.iter().enumerate() {
+                if starts[index].is_none() {
+                    list.add_partition_offset(
+                        topic,
+                        partition,
+                        rdkafka::Offset::Offset(asked[index]),
+                    )
+                    .map_err(|e| self.error("list the partitions to read", e))?;
+                }
+            }
+            consumer
+                .assign(&list)
+                .map_err(|e| self.error(format!("read the positions of `{topic}`"), e))?;
+            let firsts = self.first_offsets(&consumer, topic, wanted, &starts, &asked)?;
+            // Large steps: a round trip costs more than re-reading records.
+            step = if step == 0 {
+                65_536
+            } else {
+                step.saturating_mul(16)
+            };
+            for (index, &(_, want, low)) in wanted.iter().enumerate() {
+                if starts[index].is_some() {
+                    continue;
+                }
+                let at = asked[index];
+                // Nothing from there to the end, or a record at or before
+                // the one wanted: fetching from `at` reaches it.
+                if firsts[index].is_none_or(|first| first <= want) || at == low {
+                    starts[index] = Some(at);
+                } else {
+                    asked[index] = want.saturating_sub(step).max(low);
+                }
+            }
+        }
+        Ok(starts.into_iter().map(|s| s.unwrap_or_default()).collect())
+    }
+
+    /// The offset of the first record each partition still open in
+    /// `starts` sent after the assignment at `asked` (`None`: the
+    /// partition's end; `i64::MAX`: nothing within 2 s).
+    fn first_offsets(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+        wanted: &[(i32, i64, i64)],
+        starts: &[Option<i64>],
+        asked: &[i64],
+    ) -> Result<Vec<Option<i64>>, KafkaError> {
+        use rdkafka::message::Message;
+        let index_of = |partition: i32| wanted.iter().position(|w| w.0 == partition);
+        let mut firsts: Vec<Option<Option<i64>>> = starts.iter().map(|s| s.map(|_| None)).collect();
+        // A broker that skips the batch holding the offset asked for, with
+        // no batch after it, sends nothing and no end either: after this
+        // long, the record wanted is taken to be further back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while firsts.iter().any(Option::is_none) {
+            if std::time::Instant::now() > deadline {
+                for first in firsts.iter_mut().filter(|f| f.is_none()) {
+                    *first = Some(Some(i64::MAX));
+                }
+                break;
+            }
+            match consumer.poll(Duration::from_millis(5)) {
+                Some(Ok(message)) => {
+                    if let Some(index) = index_of(message.partition()) {
+                        if firsts[index].is_none() && message.offset() >= asked[index] {
+                            firsts[index] = Some(Some(message.offset()));
+                        }
+                    }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    if let Some(index) = index_of(partition) {
+                        firsts[index].get_or_insert(None);
+                    }
+                }
+                Some(Err(error)) => {
+                    return Err(self.error(format!("read the positions of `{topic}`"), error))
+                }
+                None => {}
+            }
+        }
+        Ok(firsts.into_iter().map(Option::flatten).collect())
     }
 
     /// Moves each of `marks`' ends to one past the last record found from

@@ -7,9 +7,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -81,6 +83,9 @@ pub struct KafkaSource<R> {
     decode: Decode<R>,
     /// Every partition of the topic with its first offset to read.
     start: Vec<Position>,
+    /// Where each partition's fetch starts (at or before its start: see
+    /// `KafkaSettings::fetch_start`).
+    fetch_from: Vec<i64>,
     /// Each partition's `(partition, low, end)` when connected.
     marks: Vec<(i32, i64, i64)>,
     /// Each partition's end, with `stop_at_end`.
@@ -101,19 +106,21 @@ impl<R> KafkaSource<R> {
         decode: Decode<R>,
     ) -> Result<Self, KafkaError> {
         let marks = settings.watermarks(topic)?;
-        let start = marks
+        let start: Vec<Position> = marks
             .iter()
             .map(|&(partition, low, _)| Position {
                 partition,
                 next_offset: low,
             })
             .collect();
+        let fetch_from = start.iter().map(|s| s.next_offset).collect();
         Ok(KafkaSource {
             settings,
             topic: topic.to_owned(),
             group: group.to_owned(),
             decode,
             start,
+            fetch_from,
             marks,
             end: None,
             positions: None,
@@ -128,6 +135,7 @@ impl<R> KafkaSource<R> {
     /// offset is past the partition's end or before its first kept record
     /// (the topic was recreated, or retention removed records never read).
     pub fn starting_at(mut self, stored: &[Position]) -> Result<Self, KafkaError> {
+        let mut inside = Vec::new();
         for position in stored {
             let Some(&(_, low, high)) = self.marks.iter().find(|m| m.0 == position.partition)
             else {
@@ -152,13 +160,23 @@ impl<R> KafkaSource<R> {
                     ),
                 ));
             }
-            if let Some(start) = self
+            if let Some(index) = self
                 .start
-                .iter_mut()
-                .find(|s| s.partition == position.partition)
+                .iter()
+                .position(|s| s.partition == position.partition)
             {
-                start.next_offset = offset;
+                self.start[index].next_offset = offset;
+                self.fetch_from[index] = offset;
+                if offset > low && offset < high {
+                    inside.push((index, (position.partition, offset, low)));
+                }
             }
+        }
+        // Positions inside the kept records: where their fetches start.
+        let wanted: Vec<(i32, i64, i64)> = inside.iter().map(|i| i.1).collect();
+        let starts = self.settings.fetch_starts(&self.topic, &wanted)?;
+        for ((index, _), start) in inside.into_iter().zip(starts) {
+            self.fetch_from[index] = start;
         }
         Ok(self)
     }
@@ -240,14 +258,17 @@ struct Rejects {
 
 /// One worker's partitions.
 struct Part<R> {
-    consumer: BaseConsumer,
+    /// Serves the client's events and errors; each partition's messages
+    /// come from its own queue, `queues[slot]`.
+    consumer: Arc<BaseConsumer>,
+    queues: Vec<PartitionQueue<DefaultConsumerContext>>,
+    /// The partition whose turn is next.
+    next_slot: usize,
     topic: String,
     decode: Decode<R>,
     /// Each assigned partition's next offset, and (with `stop_at_end`)
     /// its end and whether it reached it.
     partitions: Vec<Assigned>,
-    /// Index into `partitions` by partition number.
-    slot_of: Vec<u32>,
     positions: Option<SealedPositions>,
     pace: Option<Pace>,
     rejects: Option<Rejects>,
@@ -273,7 +294,7 @@ impl<R> Part<R> {
         // waits in the broker, not in memory; offsets are the sink's
         // business, never auto-committed; an offset out of range is an
         // error, not a silent jump.
-        let consumer: BaseConsumer = settings
+        let consumer: Arc<BaseConsumer> = settings
             .config(&[
                 ("group.id", &spec.group),
                 ("enable.auto.commit", "false"),
@@ -284,10 +305,10 @@ impl<R> Part<R> {
                 ("fetch.wait.max.ms", "10"),
             ])
             .create()
+            .map(Arc::new)
             .map_err(|e| settings.error("create a consumer", e))?;
         let mut assignment = TopicPartitionList::new();
         let mut partitions = Vec::with_capacity(mine.len());
-        let mut slot_of = Vec::new();
         for &index in mine {
             let start = spec.start[index];
             let end = spec.end.as_ref().map(|end| end[index]);
@@ -295,14 +316,9 @@ impl<R> Part<R> {
                 .add_partition_offset(
                     &spec.topic,
                     start.partition,
-                    Offset::Offset(start.next_offset),
+                    Offset::Offset(spec.fetch_from[index]),
                 )
                 .map_err(|e| settings.error("assign a partition", e))?;
-            let slot = usize::try_from(start.partition).unwrap_or(0);
-            if slot_of.len() <= slot {
-                slot_of.resize(slot + 1, u32::MAX);
-            }
-            slot_of[slot] = partitions.len() as u32;
             partitions.push(Assigned {
                 partition: start.partition,
                 next_offset: start.next_offset,
@@ -310,15 +326,31 @@ impl<R> Part<R> {
                 done: end.is_some_and(|end| start.next_offset >= end),
             });
         }
+        // Split before the assignment, so that no message reaches the
+        // consumer's own queue.
+        let queues = partitions
+            .iter()
+            .map(|assigned| {
+                consumer
+                    .split_partition_queue(&spec.topic, assigned.partition)
+                    .ok_or_else(|| {
+                        settings.error(
+                            format!("read `{}` partition {}", spec.topic, assigned.partition),
+                            "no queue of its own",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         consumer
             .assign(&assignment)
             .map_err(|e| settings.error(format!("assign partitions of `{}`", spec.topic), e))?;
         Ok(Part {
             consumer,
+            queues,
+            next_slot: 0,
             topic: spec.topic.clone(),
             decode: spec.decode,
             partitions,
-            slot_of,
             positions: spec.positions.clone(),
             pace: spec.rate.map(|rate| Pace {
                 per_second: rate as f64 / readers as f64,
@@ -397,6 +429,87 @@ impl<R> Part<R> {
     }
 }
 
+/// What one look at a partition's queue found.
+enum Step {
+    /// A record went out, or a bad message was set aside.
+    Took,
+    /// A record from before the partition's position, passed over.
+    Passed,
+    /// Nothing there now (or the partition is done).
+    Empty,
+    /// The source cannot go on (`Part::failure` says why).
+    Failed,
+}
+
+/// Records a part takes from one partition before it turns to the next:
+/// the partitions of a worker advance together, as the event times of a
+/// topic's partitions do, rather than one drained before the others.
+const QUANTUM: usize = 512;
+
+impl<R: Send + 'static> Part<R> {
+    /// One message of `slot`'s partition into `out`. Hot path.
+    fn take_one(&mut self, slot: usize, out: &mut Vec<R>) -> Step {
+        let message = match self.queues[slot].poll(Duration::ZERO) {
+            None => return Step::Empty,
+            Some(Ok(message)) => message,
+            Some(Err(ClientError::PartitionEOF(_))) => {
+                if self.partitions[slot].end.is_some() {
+                    // Everything there was at the start is read (the end
+                    // may be a transaction marker).
+                    self.finish(slot);
+                }
+                return Step::Empty;
+            }
+            Some(Err(error)) => return self.client_error(&error),
+        };
+        let offset = message.offset();
+        let assigned = self.partitions[slot];
+        if offset < assigned.next_offset {
+            // Before the position (a fetch that started at its batch): in
+            // an earlier epoch already.
+            return Step::Passed;
+        }
+        if assigned.done || assigned.end.is_some_and(|end| offset >= end) {
+            // Past the end this run stops at: left for the next run.
+            drop(message);
+            self.finish(slot);
+            return Step::Empty;
+        }
+        let decoded = match message.payload() {
+            Some(value) => (self.decode)(value).map_err(|reason| (reason, value.to_vec())),
+            None => Err(("the message has no value".to_owned(), Vec::new())),
+        };
+        drop(message);
+        match decoded {
+            Ok(record) => out.push(record),
+            Err((reason, value)) => {
+                if let Err(failure) = self.reject(assigned.partition, offset, &reason, &value) {
+                    self.failure = Some(failure);
+                    return Step::Failed;
+                }
+            }
+        }
+        let assigned = &mut self.partitions[slot];
+        assigned.next_offset = offset + 1;
+        if assigned.end.is_some_and(|end| offset + 1 >= end) {
+            self.finish(slot);
+        }
+        Step::Took
+    }
+
+    /// An error the client reported: the run stops at a fatal one;
+    /// librdkafka retries the others (a broker restarting, a connection
+    /// lost), which are logged.
+    fn client_error(&mut self, error: &ClientError) -> Step {
+        if let Some(reason) = fatal(error) {
+            self.failure = Some(format!("topic `{}`: {reason}", self.topic));
+            return Step::Failed;
+        }
+        tracing::warn!(target: "microbatch", %error, "Kafka consumer");
+        Step::Empty
+    }
+}
+
 impl<R: Send + 'static> Source<R> for Part<R> {
     fn poll(&mut self, now_micros: u64, out: &mut Vec<R>, max: usize) -> Poll {
         if self.all_done() {
@@ -412,69 +525,30 @@ impl<R: Send + 'static> Source<R> for Part<R> {
             }
             None => (max, None),
         };
-        // Hot path: one message at a time from librdkafka's queue.
-        while out.len() < limit {
-            let message = match self.consumer.poll(Duration::ZERO) {
-                None => break,
-                Some(Ok(message)) => message,
-                Some(Err(ClientError::PartitionEOF(partition))) => {
-                    if let Some(&slot) = self.slot_of.get(partition as usize) {
-                        let slot = slot as usize;
-                        if self.partitions[slot].end.is_some() {
-                            // Everything there was at the start is read
-                            // (the end may be a transaction marker).
-                            self.finish(slot);
-                        }
-                    }
-                    continue;
-                }
-                Some(Err(error)) => {
-                    if let Some(reason) = fatal(&error) {
-                        self.failure = Some(format!("topic `{}`: {reason}", self.topic));
-                        return Poll::Failed;
-                    }
-                    // librdkafka retries what it can (a broker restarting,
-                    // a connection lost); say so and go on.
-                    tracing::warn!(target: "microbatch", %error, "Kafka consumer");
-                    break;
-                }
-            };
-            let (partition, offset) = (message.partition(), message.offset());
-            let Some(slot) = self
-                .slot_of
-                .get(partition as usize)
-                .map(|&s| s as usize)
-                .filter(|&s| s < self.partitions.len())
-            else {
-                continue;
-            };
-            let assigned = self.partitions[slot];
-            if assigned.done || assigned.end.is_some_and(|end| offset >= end) {
-                // Past the end this run stops at: left for the next run.
-                self.finish(slot);
-                continue;
+        // The consumer's own queue carries its errors, the partitions'
+        // queues the messages.
+        if let Some(Err(error)) = self.consumer.poll(Duration::ZERO) {
+            if let Step::Failed = self.client_error(&error) {
+                return Poll::Failed;
             }
-            let value = message.payload().unwrap_or_default();
-            let decoded = match message.payload() {
-                Some(value) => (self.decode)(value),
-                None => Err("the message has no value".to_owned()),
-            };
-            match decoded {
-                Ok(record) => out.push(record),
-                Err(reason) => {
-                    let value = value.to_vec();
-                    drop(message);
-                    if let Err(failure) = self.reject(partition, offset, &reason, &value) {
-                        self.failure = Some(failure);
-                        return Poll::Failed;
-                    }
+        }
+        // Hot path: the partitions in turn, a quantum each, one message at
+        // a time from librdkafka's queues.
+        let partitions = self.partitions.len();
+        let mut empty_in_a_row = 0;
+        while out.len() < limit && empty_in_a_row < partitions {
+            let slot = self.next_slot;
+            self.next_slot = (slot + 1) % partitions;
+            let quantum_end = (out.len() + QUANTUM).min(limit);
+            let mut took = false;
+            while out.len() < quantum_end && !self.partitions[slot].done {
+                match self.take_one(slot, out) {
+                    Step::Took | Step::Passed => took = true,
+                    Step::Empty => break,
+                    Step::Failed => return Poll::Failed,
                 }
             }
-            let assigned = &mut self.partitions[slot];
-            assigned.next_offset = offset + 1;
-            if assigned.end.is_some_and(|end| offset + 1 >= end) {
-                self.finish(slot);
-            }
+            empty_in_a_row = if took { 0 } else { empty_in_a_row + 1 };
         }
         if let Some(pace) = &mut self.pace {
             pace.taken += out.len() as u64;

@@ -112,7 +112,7 @@ impl TopicWriter {
             .config(&[
                 ("enable.idempotence", "true"),
                 ("linger.ms", "5"),
-                ("batch.num.messages", "10000"),
+                ("batch.num.messages", "2000"),
                 ("queue.buffering.max.kbytes", "65536"),
             ])
             .create_with_context(Deliveries::default())

@@ -11,9 +11,10 @@ use super::job::{clickstream_job, SESSION_GAP};
 use super::sink::ClickstreamSink;
 use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
 use crate::driver::error::RunError;
-use crate::driver::feed::{GeneratorOrLog, InWorkers};
+use crate::driver::feed::{EitherFeed, Feed, GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
 use crate::jobs::case::{no_producers, sqlite_or_none, JobCase};
+use crate::jobs::kafka::KafkaFeed;
 use crate::profile::schema::{
     Distribution, JobKind, OutputKind, OutputModeSpec, Profile, SourceKind, Workload,
 };
@@ -68,14 +69,18 @@ impl JobCase for Clickstream {
     fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
         let profile = runner.profile;
         let workload = &profile.workload;
-        let source = match workload.source {
-            SourceKind::Log => GeneratorOrLog::<_, Click>::log(workload)?,
+        let mut feed = match workload.source {
+            SourceKind::Kafka => EitherFeed::Other(KafkaFeed::<Click>::connect(&runner)?),
+            SourceKind::Log => {
+                EitherFeed::Own(InWorkers(Some(GeneratorOrLog::<_, Click>::log(workload)?)))
+            }
             // Profile::check refuses a file or Nexmark source for this job.
             SourceKind::Generator | SourceKind::File | SourceKind::Nexmark => {
-                GeneratorOrLog::Generator(ClickGenerator::new(click_config(workload)))
+                EitherFeed::Own(InWorkers(Some(GeneratorOrLog::Generator(
+                    ClickGenerator::new(click_config(workload)),
+                ))))
             }
         };
-        let feed = InWorkers(Some(source));
         let checkpoint = checkpoint_of(&runner)?;
         let gap = profile.job.session_gap.unwrap_or(SESSION_GAP);
         let job = clickstream_job(gap, profile.job.watermark_delay);
@@ -87,8 +92,26 @@ impl JobCase for Clickstream {
                     message,
                 };
                 let sink = ClickstreamSink::open(&path).map_err(|e| fail(e.to_string()))?;
-                let committed = sink.committed().map_err(|e| fail(e.to_string()))?;
-                refuse_another_run(checkpoint.as_ref(), &committed, "the database", &path)?;
+                let sink = match feed.positions() {
+                    // The database holds the topic's offsets and the open
+                    // sessions: the run resumes from it.
+                    Some(positions) => {
+                        let sink = sink.with_positions(positions);
+                        let database = sink.database();
+                        let resumption = database.resumption().map_err(|e| fail(e.to_string()))?;
+                        let topic = workload.topic.as_deref().unwrap_or_default();
+                        let stored = database
+                            .stored_positions(topic)
+                            .map_err(|e| fail(e.to_string()))?;
+                        feed.resume(resumption, &stored)?;
+                        sink
+                    }
+                    None => {
+                        let committed = sink.committed().map_err(|e| fail(e.to_string()))?;
+                        refuse_another_run(checkpoint.as_ref(), &committed, "the database", &path)?;
+                        sink
+                    }
+                };
                 runner.drive(job, sink, checkpoint, feed)
             }
             // Profile::check allows only SQLite or no output here.

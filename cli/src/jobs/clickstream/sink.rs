@@ -10,6 +10,7 @@ use microbatch::job::{Either, Window};
 use microbatch::progress::EpochProgress;
 use microbatch::sink::sqlite::EpochDatabase;
 use microbatch::sink::{Gathering, Sink, SinkError};
+use microbatch::source::SealedPositions;
 use rusqlite::params;
 
 use super::job::{CaseRow, Subject};
@@ -72,9 +73,31 @@ impl ClickstreamSink {
     pub fn committed(&self) -> Result<Vec<u64>, SinkError> {
         self.database.committed()
     }
+
+    /// Each epoch's transaction also records the source's `positions` and
+    /// the open sessions (the job's running totals), so a run resumes from
+    /// the database alone (a Kafka source).
+    pub fn with_positions(mut self, positions: SealedPositions) -> Self {
+        self.database = self.database.with_positions(positions).keeping_state();
+        self
+    }
+
+    /// The database the tables are in.
+    pub fn database(&self) -> &EpochDatabase {
+        &self.database
+    }
 }
 
 impl Sink<CaseRow> for ClickstreamSink {
+    fn keeps_state(&self) -> bool {
+        self.database.keeps_state()
+    }
+
+    fn stage_state(&self, epoch: u64, partitions: Vec<Vec<u8>>) -> Result<(), SinkError> {
+        self.database.stage_state(epoch, partitions);
+        Ok(())
+    }
+
     fn write(&self, epoch: u64, _: usize, rows: &mut Vec<CaseRow>) -> Result<(), SinkError> {
         self.pending.add(epoch, rows);
         Ok(())

@@ -1,0 +1,194 @@
+//! `workload.source = "kafka"` and `output.kind = "kafka"`.
+//!
+//! The source is the library's [`KafkaSource`], its messages decoded as
+//! `workload.schema` written as `workload.format`. Where the run resumes
+//! is the sink's to say, since the sink commits the offsets: an SQLite
+//! output holds them (and the running totals) in each epoch's
+//! transaction; a Kafka output commits them to `workload.group` inside
+//! each epoch's Kafka transaction. So a Kafka run needs no `--checkpoint`:
+//! its output is its checkpoint.
+
+use microbatch::job::Job;
+use microbatch::kafka::{BadMessages, Decode, KafkaSettings, KafkaSink, KafkaSource};
+use microbatch::source::{Position, SealedPositions};
+use microbatch::{EngineBuilder, Resumption};
+use serde::Serialize;
+
+use super::output::{Grouped, OutRow, Wanted};
+use crate::driver::checkpoint::checkpoint_of;
+use crate::driver::error::RunError;
+use crate::driver::feed::{Feed, Producers};
+use crate::driver::{RunOutcome, Runner};
+use crate::profile::schema::Workload;
+use crate::text::{decode, BadLines, TextFormat, TextRecord};
+
+/// A Kafka topic as a run's feed: connected before the sink opens, started
+/// where the sink says ([`Feed::resume`]).
+pub(crate) struct KafkaFeed<R> {
+    source: Option<KafkaSource<R>>,
+    /// The positions a sink commits, once one [took](Feed::positions) them.
+    positions: Option<SealedPositions>,
+    resumption: Option<Resumption>,
+    settings: KafkaSettings,
+    topic: String,
+}
+
+fn csv<R: TextRecord>(value: &[u8]) -> Result<R, String> {
+    decode::<R>(TextFormat::Csv, value)
+}
+
+fn json<R: TextRecord>(value: &[u8]) -> Result<R, String> {
+    decode::<R>(TextFormat::Json, value)
+}
+
+impl<R: TextRecord + Send + 'static> KafkaFeed<R> {
+    /// Connects to the profile's topic (which must exist), every
+    /// partition from its first record until a sink says otherwise.
+    /// Refuses `--checkpoint` first: the output holds a Kafka run's
+    /// progress.
+    pub(crate) fn connect(runner: &Runner<'_>) -> Result<Self, RunError> {
+        checkpoint_of(runner)?;
+        let profile = runner.profile;
+        let workload = &profile.workload;
+        let settings = KafkaSettings::new(workload.brokers.clone());
+        // Profile::check requires the topic of a Kafka source.
+        let topic = workload.topic.clone().unwrap_or_default();
+        let decode: Decode<R> = match workload.format {
+            TextFormat::Csv => csv::<R>,
+            TextFormat::Json => json::<R>,
+        };
+        let bad = match (workload.bad_lines, profile.engine.dead_letters.as_ref()) {
+            (BadLines::Skip, Some(path)) => BadMessages::Skip(path.clone()),
+            // Profile::check requires the file of skipped messages.
+            _ => BadMessages::Stop,
+        };
+        let source = KafkaSource::connect(settings.clone(), &topic, &workload.group, decode)?
+            .stop_at_end(workload.stop_at_end)
+            .rate(workload.rate.per_second())
+            .bad_messages(bad);
+        Ok(KafkaFeed {
+            source: Some(source),
+            positions: None,
+            resumption: None,
+            settings,
+            topic,
+        })
+    }
+}
+
+impl<R: Send + 'static> Feed<R> for KafkaFeed<R> {
+    fn attach<J: Job<R>>(
+        &mut self,
+        builder: EngineBuilder<R, J>,
+        _: &Workload,
+    ) -> EngineBuilder<R, J> {
+        let Some(mut source) = self.source.take() else {
+            return builder;
+        };
+        if let Some(positions) = &self.positions {
+            source = source.recording(positions.clone());
+        }
+        let builder = match self.resumption.take() {
+            Some(resumption) => builder.resume_from(resumption),
+            None => builder,
+        };
+        builder.source(source)
+    }
+
+    fn spawn<J: Job<R>>(
+        self,
+        _: &microbatch::Engine<R, J>,
+        _: &Workload,
+        _: std::time::Instant,
+        _: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Producers, RunError> {
+        Ok(Producers::default())
+    }
+
+    fn positions(&mut self) -> Option<SealedPositions> {
+        let positions = SealedPositions::new(&self.topic);
+        self.positions = Some(positions.clone());
+        Some(positions)
+    }
+
+    fn resume(&mut self, resumption: Resumption, stored: &[Position]) -> Result<(), RunError> {
+        if let Some(source) = self.source.take() {
+            self.source = Some(source.starting_at(stored)?);
+        }
+        self.resumption = Some(resumption);
+        Ok(())
+    }
+
+    fn kafka(&self) -> Option<(&KafkaSettings, &str)> {
+        Some((&self.settings, &self.topic))
+    }
+}
+
+/// One Kafka message of an output row: the epoch, then the row's columns.
+#[derive(Serialize)]
+struct Message<'a> {
+    epoch: u64,
+    #[serde(flatten)]
+    row: &'a OutRow,
+}
+
+fn to_message(
+    epoch: u64,
+    row: &OutRow,
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+) -> Result<(), String> {
+    if let Some(k) = row.key {
+        key.extend_from_slice(k.to_string().as_bytes());
+    }
+    serde_json::to_writer(value, &Message { epoch, row }).map_err(|e| e.to_string())
+}
+
+/// Runs `job` fed by `feed` (a Kafka topic) into `output.topic`: each
+/// epoch's rows (the `wanted` columns of `row`'s groups, with the epoch)
+/// as JSON messages in one transaction with the source's offsets,
+/// committed to `workload.group`. The run resumes after the epoch the
+/// group's offsets name.
+pub(crate) fn drive_to_kafka<R, J, F>(
+    runner: Runner<'_>,
+    job: J,
+    mut feed: F,
+    row: fn(J::Row) -> Grouped,
+) -> Result<RunOutcome, RunError>
+where
+    R: Clone + Serialize + Send + 'static,
+    J: Job<R>,
+    F: Feed<R>,
+{
+    let profile = runner.profile;
+    let Some((source_settings, source_topic)) = feed.kafka() else {
+        return Err(RunError::Unsupported(
+            "output.kind = \"kafka\" commits a Kafka source's offsets with each epoch; \
+             accepted: workload.source = \"kafka\""
+                .into(),
+        ));
+    };
+    let source_settings = source_settings.clone();
+    let source_topic = source_topic.to_owned();
+    let output = &profile.output;
+    let brokers = output
+        .brokers
+        .clone()
+        .unwrap_or_else(|| profile.workload.brokers.clone());
+    let settings = KafkaSettings::new(brokers);
+    // Profile::check requires the output topic.
+    let topic = output.topic.clone().unwrap_or_default();
+    let group = &profile.workload.group;
+    let (resumption, stored) =
+        KafkaSink::<OutRow>::resumption(&source_settings, &source_topic, group)?;
+    let positions = feed
+        .positions()
+        .unwrap_or_else(|| SealedPositions::new(&source_topic));
+    feed.resume(resumption, &stored)?;
+    let transactional_id = format!("microbatch-{group}-{topic}");
+    let sink = KafkaSink::open(&settings, &topic, &transactional_id, to_message)?
+        .committing_offsets(positions, group)?;
+    let wanted = Wanted::of(&profile.job);
+    let sink = super::output::OutputSink::new(sink, wanted, row);
+    runner.drive(job, sink, None, feed)
+}

@@ -1,0 +1,427 @@
+//! `microbatch` against a real Kafka-protocol broker (tansu, started per
+//! test on its own port): `kafka produce`, a keyed run into SQLite that
+//! resumes from the offsets its database holds, the SIGKILL test (at
+//! least 20 kills at random moments over a topic of four partitions, the
+//! final totals equal to a reference computed from the produced input, no
+//! (epoch, key) twice), bad messages, the Kafka output, and the profile
+//! settings a Kafka run refuses.
+
+#[path = "../../core/tests/common/broker.rs"]
+mod broker;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use broker::Broker;
+
+const KEYS: u64 = 500;
+
+/// `records` `key,value` lines, deterministic.
+fn events(records: u64) -> Vec<(u64, u64)> {
+    (0..records)
+        .map(|i| {
+            (
+                (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) % KEYS,
+                i % 101,
+            )
+        })
+        .collect()
+}
+
+fn write_csv(path: &Path, events: &[(u64, u64)]) {
+    let mut text = String::from("key,value\n");
+    for (key, value) in events {
+        text.push_str(&format!("{key},{value}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn reference(events: &[(u64, u64)]) -> BTreeMap<i64, (i64, i64)> {
+    let mut totals = BTreeMap::new();
+    for &(key, value) in events {
+        let entry = totals.entry(key as i64).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += value as i64;
+    }
+    totals
+}
+
+fn microbatch(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_microbatch"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn succeeded(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn produce(broker: &Broker, csv: &Path, topic: &str, partitions: &str) {
+    let csv = csv.to_str().unwrap();
+    succeeded(
+        microbatch(&[
+            "kafka",
+            "produce",
+            "--from",
+            csv,
+            "--brokers",
+            &broker.address,
+            "--topic",
+            topic,
+            "--partitions",
+            partitions,
+        ])
+        .output()
+        .unwrap(),
+    );
+}
+
+/// A keyed count-and-sum profile over `topic`, into `database`.
+fn write_profile(dir: &Path, broker: &Broker, topic: &str, database: &Path) -> PathBuf {
+    let profile = dir.join("kafka.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"
+[engine]
+workers = 2
+pin = false
+interval = "50ms"
+
+[workload]
+source = "kafka"
+brokers = "{}"
+topic = "{topic}"
+group = "test"
+stop_at_end = true
+
+[job]
+kind = "keyed"
+reductions = ["count", "sum"]
+
+[run]
+warmup = "0s"
+duration = "10m"
+
+[output]
+kind = "sqlite"
+path = "{}"
+table = "per_key"
+"#,
+            broker.address,
+            database.display()
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+/// `run PROFILE` with `sets`.
+fn run(profile: &Path, sets: &[&str]) -> Command {
+    let mut command = microbatch(&["run", profile.to_str().unwrap()]);
+    for set in sets {
+        command.arg("--set").arg(set);
+    }
+    command
+}
+
+/// The per-key totals of `per_key`, and its rows by (epoch, key).
+fn totals(database: &Path) -> (BTreeMap<i64, (i64, i64)>, usize) {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    let mut statement = connection
+        .prepare("SELECT key, SUM(count), SUM(sum), COUNT(*) FROM per_key GROUP BY key")
+        .unwrap();
+    let mut rows = 0;
+    let mut totals = BTreeMap::new();
+    for row in statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .unwrap()
+    {
+        let (key, count, sum, epochs) = row.unwrap();
+        totals.insert(key, (count, sum));
+        rows += epochs as usize;
+    }
+    (totals, rows)
+}
+
+/// Rows whose (epoch, key) is in the table more than once.
+fn doubled(database: &Path) -> i64 {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    connection
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT epoch, key FROM per_key GROUP BY epoch, key HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_run_resumes_at_the_offsets_its_database_holds() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = events(30_000);
+    write_csv(&dir.path().join("first.csv"), &first);
+    produce(&broker, &dir.path().join("first.csv"), "events", "3");
+    let database = dir.path().join("out.db");
+    let profile = write_profile(dir.path(), &broker, "events", &database);
+    let report = succeeded(run(&profile, &[]).output().unwrap());
+    assert!(report.contains("throughput"), "{report}");
+    assert_eq!(totals(&database).0, reference(&first));
+
+    // More records: the next run reads only those.
+    let second = events(50_000)[30_000..].to_vec();
+    write_csv(&dir.path().join("second.csv"), &second);
+    produce(&broker, &dir.path().join("second.csv"), "events", "3");
+    succeeded(run(&profile, &[]).output().unwrap());
+    let all: Vec<_> = first.iter().chain(&second).copied().collect();
+    assert_eq!(totals(&database).0, reference(&all));
+    assert_eq!(doubled(&database), 0);
+}
+
+/// A small xorshift: the kill moments, reproducible from the printed seed.
+struct Moments(u64);
+
+impl Moments {
+    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+fn committed_epochs(database: &Path) -> i64 {
+    let Ok(connection) = rusqlite::Connection::open(database) else {
+        return 0;
+    };
+    connection
+        .query_row("SELECT COUNT(*) FROM microbatch_commits", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+#[test]
+fn sqlite_totals_after_sigkills_equal_the_produced_input() {
+    const KILLS: usize = 20;
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = events(400_000);
+    write_csv(&dir.path().join("input.csv"), &input);
+    produce(&broker, &dir.path().join("input.csv"), "events", "4");
+    let database = dir.path().join("killed.db");
+    let profile = write_profile(dir.path(), &broker, "events", &database);
+    // Paced, so that the kills land over the whole topic.
+    let paced = ["workload.rate=40000"];
+
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed: {seed}");
+    let mut moments = Moments(seed);
+    let (mut kills, mut runs) = (0, 0);
+    let started = Instant::now();
+    while kills < KILLS {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "only {kills} kills landed in three minutes"
+        );
+        let mut child = run(&profile, &paced).spawn().unwrap();
+        runs += 1;
+        std::thread::sleep(Duration::from_millis(moments.next_millis(200, 1200)));
+        if child.try_wait().unwrap().is_none() {
+            // `Child::kill` is SIGKILL on Unix: no handler runs.
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() || status.code().is_none(),
+            "a run ended with {status}"
+        );
+    }
+    let before_last_run = committed_epochs(&database);
+    eprintln!(
+        "{kills} kills in {runs} runs; {before_last_run} epochs committed before the last run"
+    );
+    let (read, _) = totals(&database);
+    let read: i64 = read.values().map(|t| t.0).sum();
+    assert!(
+        before_last_run > 0 && (read as u64) < input.len() as u64,
+        "the kills landed while the topic was being read ({read} records in)"
+    );
+    succeeded(run(&profile, &[]).output().unwrap());
+    assert_eq!(totals(&database).0, reference(&input));
+    assert_eq!(doubled(&database), 0, "an (epoch, key) twice");
+}
+
+#[test]
+fn bad_messages_stop_the_run_or_go_to_the_dead_letters() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let good = events(1_000);
+    write_csv(&dir.path().join("good.csv"), &good);
+    produce(&broker, &dir.path().join("good.csv"), "events", "1");
+    // A message that is not a `key,value` record, as another producer
+    // might write it.
+    let settings = microbatch::kafka::KafkaSettings::new(broker.address.clone());
+    let mut writer = microbatch::kafka::TopicWriter::new(&settings, "events").unwrap();
+    writer.send(b"x", b"7;8", None).unwrap();
+    writer.finish().unwrap();
+    let database = dir.path().join("out.db");
+    let profile = write_profile(dir.path(), &broker, "events", &database);
+
+    let stopped = run(&profile, &[]).output().unwrap();
+    assert!(!stopped.status.success());
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        stderr.contains("partition 0 offset 1000") && stderr.contains("1 fields; expected 2"),
+        "{stderr}"
+    );
+
+    let letters = dir.path().join("dead.jsonl");
+    let letters_set = format!("engine.dead_letters=\"{}\"", letters.display());
+    succeeded(
+        run(&profile, &["workload.bad_lines=\"skip\"", &letters_set])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(totals(&database).0, reference(&good));
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&letters).unwrap().trim()).unwrap();
+    assert_eq!(
+        (line["offset"].as_i64(), line["value"].as_str()),
+        (Some(1000), Some("7;8"))
+    );
+}
+
+#[test]
+fn the_kafka_output_says_what_the_broker_cannot_do() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_csv(&dir.path().join("input.csv"), &events(5_000));
+    produce(&broker, &dir.path().join("input.csv"), "events", "2");
+    produce(&broker, &dir.path().join("input.csv"), "results", "1");
+    let profile = write_profile(dir.path(), &broker, "events", &dir.path().join("unused.db"));
+    let output = run(
+        &profile,
+        &["output.kind=\"kafka\"", "output.topic=\"results\""],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        // A broker with transactions: every epoch once, read_committed.
+        eprintln!("the broker committed the transactions");
+        return;
+    }
+    // tansu 0.6 takes the transaction's records but not EndTxn.
+    assert!(
+        stderr.contains("cannot commit epoch 0") && stderr.contains("EndTxn"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_kafka_profile_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("out.db");
+    // No broker is contacted: the profile is refused first.
+    let broker = "workload.brokers=\"127.0.0.1:1\"";
+    let profile = dir.path().join("kafka.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[workload]\nsource = \"kafka\"\ntopic = \"t\"\n[output]\nkind = \"sqlite\"\npath = \"{}\"\n",
+            database.display()
+        ),
+    )
+    .unwrap();
+    for (sets, key, says) in [
+        (
+            vec!["output.kind=\"csv\""],
+            "output.kind",
+            "files cannot hold",
+        ),
+        (vec!["workload.topic=\"\""], "workload.topic", "missing"),
+        (
+            vec!["workload.schema=\"timed\""],
+            "workload.schema",
+            "accepted: \"event\"",
+        ),
+        (
+            vec!["workload.bad_lines=\"skip\""],
+            "workload.bad_lines",
+            "engine.dead_letters",
+        ),
+        (
+            vec!["workload.producers=2"],
+            "workload.producers",
+            "read by the engine's workers",
+        ),
+        (vec!["output.kind=\"kafka\""], "output.topic", "missing"),
+        (
+            vec![
+                "output.kind=\"kafka\"",
+                "output.topic=\"r\"",
+                "job.output_mode=\"complete\"",
+            ],
+            "output.kind",
+            "running totals",
+        ),
+    ] {
+        let mut all = sets.clone();
+        all.push(broker);
+        let output = run(&profile, &all).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{sets:?}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(says),
+            "{sets:?}: {stderr}"
+        );
+    }
+    let checkpoint = dir.path().join("checkpoint");
+    let output = run(&profile, &[broker])
+        .arg("--checkpoint")
+        .arg(&checkpoint)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("resumes from its output"), "{stderr}");
+    // A topic on a broker nobody serves: one line, not a hang.
+    let output = run(&profile, &[broker]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
