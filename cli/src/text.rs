@@ -126,6 +126,8 @@ pub trait TextRecord: LogRecord + DeserializeOwned {
     /// What keeps the record's order with its kind (the key, the user):
     /// records with the same one go to the same Kafka partition.
     fn partition_key(&self) -> u64;
+    /// The record's event time, if it has one (ms).
+    const EVENT_TIME: Option<fn(&Self) -> u64>;
 }
 
 impl TextRecord for Event {
@@ -150,6 +152,8 @@ impl TextRecord for Event {
     fn partition_key(&self) -> u64 {
         self.key
     }
+
+    const EVENT_TIME: Option<fn(&Self) -> u64> = None;
 }
 
 impl TextRecord for TimedEvent {
@@ -178,6 +182,8 @@ impl TextRecord for TimedEvent {
     fn partition_key(&self) -> u64 {
         self.key
     }
+
+    const EVENT_TIME: Option<fn(&Self) -> u64> = Some(|event| event.event_time_ms);
 }
 
 impl TextRecord for Click {
@@ -192,4 +198,6 @@ impl TextRecord for Click {
     fn partition_key(&self) -> u64 {
         self.user
     }
+
+    const EVENT_TIME: Option<fn(&Self) -> u64> = Some(|click| click.event_time_ms);
 }

@@ -425,3 +425,133 @@ fn a_kafka_profile_refuses_what_it_cannot_do() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// `user_totals` and `user_sessions` of a click-stream database.
+fn click_tables(database: &Path) -> (Vec<(i64, i64, i64)>, Vec<(i64, i64, i64, i64)>) {
+    let connection = rusqlite::Connection::open(database).unwrap();
+    let totals = connection
+        .prepare("SELECT user, clicks, dwell_ms_sum FROM user_totals ORDER BY user")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let sessions = connection
+        .prepare(
+            "SELECT user, session_start_ms, session_end_ms, clicks FROM user_sessions
+             ORDER BY user, session_start_ms",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (totals, sessions)
+}
+
+#[test]
+fn click_sessions_resume_from_the_state_their_database_holds() {
+    use microbatch_cli::jobs::clickstream::{ClickConfig, ClickGenerator};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = ClickGenerator::new(ClickConfig {
+        users: 2_000,
+        events: Some(60_000),
+        // 6 s of event time: sessions close as the watermark passes them.
+        rate: Some(10_000),
+        ..ClickConfig::default()
+    })
+    .events()
+    .unwrap();
+    let write = |name: &str, clicks: &[microbatch_cli::jobs::clickstream::Click]| {
+        let path = dir.path().join(name);
+        let lines: Vec<String> = clicks.iter().map(|c| c.to_csv()).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let all = write("all.csv", &clicks);
+    let first = write("first.csv", &clicks[..25_000]);
+    let second = write("second.csv", &clicks[25_000..]);
+    let run_into = |topic: &str, database: &Path| {
+        let profile = dir.path().join("clicks.toml");
+        std::fs::write(
+            &profile,
+            format!(
+                r#"
+[engine]
+workers = 2
+pin = false
+interval = "50ms"
+[workload]
+source = "kafka"
+brokers = "{}"
+topic = "{topic}"
+schema = "clickstream"
+stop_at_end = true
+[job]
+kind = "clickstream"
+session_gap = "200ms"
+watermark_delay = "1s"
+[run]
+warmup = "0s"
+duration = "10m"
+[output]
+kind = "sqlite"
+path = "{}"
+"#,
+                broker.address,
+                database.display()
+            ),
+        )
+        .unwrap();
+        let report = succeeded(run(&profile, &[]).output().unwrap());
+        assert!(report.contains(" 0 late records"), "{report}");
+    };
+    let produce_clicks = |csv: &Path, topic: &str| {
+        succeeded(
+            microbatch(&[
+                "kafka",
+                "produce",
+                "--from",
+                csv.to_str().unwrap(),
+                "--brokers",
+                &broker.address,
+                "--topic",
+                topic,
+                "--partitions",
+                "3",
+                "--schema",
+                "clickstream",
+            ])
+            .output()
+            .unwrap(),
+        );
+    };
+    produce_clicks(&all, "once");
+    let once = dir.path().join("once.db");
+    run_into("once", &once);
+    produce_clicks(&first, "twice");
+    let twice = dir.path().join("twice.db");
+    run_into("twice", &twice);
+    produce_clicks(&second, "twice");
+    run_into("twice", &twice);
+    let (totals, sessions) = click_tables(&once);
+    assert_eq!(totals.iter().map(|t| t.1).sum::<i64>(), 60_000);
+    assert!(!sessions.is_empty());
+    let (resumed_totals, resumed_sessions) = click_tables(&twice);
+    assert!(resumed_totals == totals, "user_totals differ");
+    let differ: Vec<_> = sessions
+        .iter()
+        .zip(&resumed_sessions)
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .collect();
+    assert!(
+        sessions.len() == resumed_sessions.len() && differ.is_empty(),
+        "{} sessions in one run, {} in two; first differences {differ:?}",
+        sessions.len(),
+        resumed_sessions.len()
+    );
+}

@@ -66,6 +66,12 @@ impl<R: TextRecord + Send + 'static> KafkaFeed<R> {
             .stop_at_end(workload.stop_at_end)
             .rate(workload.rate.per_second())
             .bad_messages(bad);
+        // Timed records: each worker reads its partitions in step by event
+        // time, so the watermark does not pass a lagging partition.
+        let source = match R::EVENT_TIME {
+            Some(event_time) => source.event_time(event_time),
+            None => source,
+        };
         Ok(KafkaFeed {
             source: Some(source),
             positions: None,

@@ -14,7 +14,8 @@ pub struct EpochTime {
     /// [`Job::idle_timeout`](super::Job::idle_timeout)); `None` until every worker has folded one.
     /// A job's watermark is this less its delay.
     pub frontier: Option<u64>,
-    /// The last epoch: the input has ended, every window closes.
+    /// The last epoch: the input has ended, every window closes (not when
+    /// the sink keeps the state to resume from: that run only pauses).
     pub last: bool,
     /// The epoch being finished.
     pub epoch: u64,

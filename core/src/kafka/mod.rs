@@ -34,7 +34,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub use sink::{KafkaSink, ToMessage};
-pub use source::{BadMessages, Decode, KafkaSource};
+pub use source::{BadMessages, Decode, EventTime, KafkaSource};
 pub use writer::{create_topic, TopicWriter};
 
 /// How long a metadata, watermark or transaction call may wait for the

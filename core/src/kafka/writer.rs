@@ -112,7 +112,8 @@ impl TopicWriter {
             .config(&[
                 ("enable.idempotence", "true"),
                 ("linger.ms", "5"),
-                ("batch.num.messages", "2000"),
+                ("batch.num.messages", "50000"),
+                ("batch.size", "4000000"),
                 ("queue.buffering.max.kbytes", "65536"),
             ])
             .create_with_context(Deliveries::default())

@@ -86,7 +86,9 @@ pub trait Sink<Row>: Send + Sync + 'static {
     /// resumes from the sink alone
     /// ([`EngineBuilder::resume_from`](crate::EngineBuilder::resume_from)).
     /// The engine then has each owner encode its partition's totals after
-    /// every epoch (a job without totals has none to give). Default: no.
+    /// every epoch (a job without totals has none to give), and the run's
+    /// last epoch closes no window: the run pauses, to be resumed.
+    /// Default: no.
     fn keeps_state(&self) -> bool {
         false
     }

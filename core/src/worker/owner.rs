@@ -182,9 +182,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         if let Some(frontier) = self.frontier {
             runtime.frontier.fetch_max(frontier + 1, Ordering::AcqRel);
         }
+        // A run whose sink keeps the open windows with its epochs pauses at
+        // its end, to be resumed: its windows stay open, as they would in a
+        // run never stopped.
+        let closes_all =
+            runtime.final_epoch.load(Ordering::Acquire) == epoch && !runtime.sink.keeps_state();
         EpochTime {
             frontier: self.frontier,
-            last: runtime.final_epoch.load(Ordering::Acquire) == epoch,
+            last: closes_all,
             epoch,
             partitions: runtime.partitions,
         }
