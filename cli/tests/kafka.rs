@@ -426,8 +426,13 @@ fn a_kafka_profile_refuses_what_it_cannot_do() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// `(user, clicks, dwell)` rows of `user_totals`.
+type UserTotals = Vec<(i64, i64, i64)>;
+/// `(user, start, end, clicks)` rows of `user_sessions`.
+type UserSessions = Vec<(i64, i64, i64, i64)>;
+
 /// `user_totals` and `user_sessions` of a click-stream database.
-fn click_tables(database: &Path) -> (Vec<(i64, i64, i64)>, Vec<(i64, i64, i64, i64)>) {
+fn click_tables(database: &Path) -> (UserTotals, UserSessions) {
     let connection = rusqlite::Connection::open(database).unwrap();
     let totals = connection
         .prepare("SELECT user, clicks, dwell_ms_sum FROM user_totals ORDER BY user")
