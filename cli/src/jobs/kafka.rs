@@ -9,16 +9,14 @@
 //! its output is its checkpoint.
 
 use microbatch::job::Job;
-use microbatch::kafka::{BadMessages, Decode, KafkaSettings, KafkaSink, KafkaSource};
+use microbatch::kafka::{BadMessages, Decode, KafkaSettings, KafkaSource};
 use microbatch::source::{Position, SealedPositions};
 use microbatch::{EngineBuilder, Resumption};
-use serde::Serialize;
 
-use super::output::{Grouped, OutRow, Wanted};
 use crate::driver::checkpoint::checkpoint_of;
 use crate::driver::error::RunError;
 use crate::driver::feed::{Feed, Producers};
-use crate::driver::{RunOutcome, Runner};
+use crate::driver::Runner;
 use crate::profile::schema::Workload;
 use crate::text::{decode, BadLines, TextFormat, TextRecord};
 
@@ -128,73 +126,4 @@ impl<R: Send + 'static> Feed<R> for KafkaFeed<R> {
     fn kafka(&self) -> Option<(&KafkaSettings, &str)> {
         Some((&self.settings, &self.topic))
     }
-}
-
-/// One Kafka message of an output row: the epoch, then the row's columns.
-#[derive(Serialize)]
-struct Message<'a> {
-    epoch: u64,
-    #[serde(flatten)]
-    row: &'a OutRow,
-}
-
-fn to_message(
-    epoch: u64,
-    row: &OutRow,
-    key: &mut Vec<u8>,
-    value: &mut Vec<u8>,
-) -> Result<(), String> {
-    if let Some(k) = row.key {
-        key.extend_from_slice(k.to_string().as_bytes());
-    }
-    serde_json::to_writer(value, &Message { epoch, row }).map_err(|e| e.to_string())
-}
-
-/// Runs `job` fed by `feed` (a Kafka topic) into `output.topic`: each
-/// epoch's rows (the `wanted` columns of `row`'s groups, with the epoch)
-/// as JSON messages in one transaction with the source's offsets,
-/// committed to `workload.group`. The run resumes after the epoch the
-/// group's offsets name.
-pub(crate) fn drive_to_kafka<R, J, F>(
-    runner: Runner<'_>,
-    job: J,
-    mut feed: F,
-    row: fn(J::Row) -> Grouped,
-) -> Result<RunOutcome, RunError>
-where
-    R: Clone + Serialize + Send + 'static,
-    J: Job<R>,
-    F: Feed<R>,
-{
-    let profile = runner.profile;
-    let Some((source_settings, source_topic)) = feed.kafka() else {
-        return Err(RunError::Unsupported(
-            "output.kind = \"kafka\" commits a Kafka source's offsets with each epoch; \
-             accepted: workload.source = \"kafka\""
-                .into(),
-        ));
-    };
-    let source_settings = source_settings.clone();
-    let source_topic = source_topic.to_owned();
-    let output = &profile.output;
-    let brokers = output
-        .brokers
-        .clone()
-        .unwrap_or_else(|| profile.workload.brokers.clone());
-    let settings = KafkaSettings::new(brokers);
-    // Profile::check requires the output topic.
-    let topic = output.topic.clone().unwrap_or_default();
-    let group = &profile.workload.group;
-    let (resumption, stored) =
-        KafkaSink::<OutRow>::resumption(&source_settings, &source_topic, group)?;
-    let positions = feed
-        .positions()
-        .unwrap_or_else(|| SealedPositions::new(&source_topic));
-    feed.resume(resumption, &stored)?;
-    let transactional_id = format!("microbatch-{group}-{topic}");
-    let sink = KafkaSink::open(&settings, &topic, &transactional_id, to_message)?
-        .committing_offsets(positions, group)?;
-    let wanted = Wanted::of(&profile.job);
-    let sink = super::output::OutputSink::new(sink, wanted, row);
-    runner.drive(job, sink, None, feed)
 }

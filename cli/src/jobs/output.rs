@@ -1,11 +1,14 @@
 //! Where a job's rows go: each group (its window, its key, its
 //! reductions) becomes a row of the columns the profile asks for, written
 //! nowhere, to per-epoch files or to an SQLite table
-//! (`drive_to_output`); every job over `key,value` records shares it.
+//! (`drive_to_output`) or a Kafka topic (`drive_to_kafka`); every job over
+//! `key,value` records shares it.
 
 use microbatch::job::{Firing, Job};
+use microbatch::kafka::{KafkaSettings, KafkaSink};
 use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};
 use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink, SinkError};
+use microbatch::source::SealedPositions;
 use serde::Serialize;
 
 use super::expired::ExpiredLetters;
@@ -384,6 +387,75 @@ where
             let sink = OutputSink::new(database, wanted, row).with_expired(expired()?);
             runner.drive(job, sink, checkpoint, feed)
         }
-        OutputKind::Kafka => super::kafka::drive_to_kafka(runner, job, feed, row),
+        OutputKind::Kafka => drive_to_kafka(runner, job, feed, row),
     }
+}
+
+/// One Kafka message of an output row: the epoch, then the row's columns.
+#[derive(Serialize)]
+struct Message<'a> {
+    epoch: u64,
+    #[serde(flatten)]
+    row: &'a OutRow,
+}
+
+fn to_message(
+    epoch: u64,
+    row: &OutRow,
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+) -> Result<(), String> {
+    if let Some(k) = row.key {
+        key.extend_from_slice(k.to_string().as_bytes());
+    }
+    serde_json::to_writer(value, &Message { epoch, row }).map_err(|e| e.to_string())
+}
+
+/// Runs `job` fed by `feed` (a Kafka topic) into `output.topic`: each
+/// epoch's rows (the `wanted` columns of `row`'s groups, with the epoch)
+/// as JSON messages in one transaction with the source's offsets,
+/// committed to `workload.group`. The run resumes after the epoch the
+/// group's offsets name.
+pub(crate) fn drive_to_kafka<R, J, F>(
+    runner: Runner<'_>,
+    job: J,
+    mut feed: F,
+    row: fn(J::Row) -> Grouped,
+) -> Result<RunOutcome, RunError>
+where
+    R: Clone + Serialize + Send + 'static,
+    J: Job<R>,
+    F: Feed<R>,
+{
+    let profile = runner.profile;
+    let Some((source_settings, source_topic)) = feed.kafka() else {
+        return Err(RunError::Unsupported(
+            "output.kind = \"kafka\" commits a Kafka source's offsets with each epoch; \
+             accepted: workload.source = \"kafka\""
+                .into(),
+        ));
+    };
+    let source_settings = source_settings.clone();
+    let source_topic = source_topic.to_owned();
+    let output = &profile.output;
+    let brokers = output
+        .brokers
+        .clone()
+        .unwrap_or_else(|| profile.workload.brokers.clone());
+    let settings = KafkaSettings::new(brokers);
+    // Profile::check requires the output topic.
+    let topic = output.topic.clone().unwrap_or_default();
+    let group = &profile.workload.group;
+    let (resumption, stored) =
+        KafkaSink::<OutRow>::resumption(&source_settings, &source_topic, group)?;
+    let positions = feed
+        .positions()
+        .unwrap_or_else(|| SealedPositions::new(&source_topic));
+    feed.resume(resumption, &stored)?;
+    let transactional_id = format!("microbatch-{group}-{topic}");
+    let sink = KafkaSink::open(&settings, &topic, &transactional_id, to_message)?
+        .committing_offsets(positions, group)?;
+    let wanted = Wanted::of(&profile.job);
+    let sink = OutputSink::new(sink, wanted, row);
+    runner.drive(job, sink, None, feed)
 }

@@ -4,7 +4,8 @@
 //! - [`KafkaSource`]: a topic's partitions spread over the workers, each
 //!   partition read by one worker straight into its open batch, every
 //!   message decoded by a function of yours. Each part records its
-//!   partitions' next offsets at every seal in [`SealedPositions`], which
+//!   partitions' next offsets at every seal in
+//!   [`SealedPositions`](crate::source::SealedPositions), which
 //!   an [SQLite sink](crate::sink::sqlite::EpochDatabase::with_positions)
 //!   commits in the epoch's transaction: a restarted run starts each
 //!   partition at the offsets its sink holds ("storing offsets outside
