@@ -25,6 +25,7 @@
 //! faster than the engine fills that buffer and the fetcher waits: the
 //! partitions are in effect paused while the engine is behind.
 
+mod reader;
 mod sink;
 mod source;
 mod writer;
