@@ -416,6 +416,12 @@ fn a_kafka_profile_refuses_what_it_cannot_do() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("resumes from its output"), "{stderr}");
+    // The shipped profile passes the checks: what stops it is the broker.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/kafka.toml");
+    let output = run(Path::new(shipped), &[broker]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
     // A topic on a broker nobody serves: one line, not a hang.
     let output = run(&profile, &[broker]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
