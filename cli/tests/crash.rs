@@ -3,9 +3,12 @@
 //! again each time; the final output equals that of a run never killed,
 //! row for row. Once into SQLite, once into CSV files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+
+use common::kill_at_random_moments;
 
 use microbatch::log::{LogOptions, LogWriter};
 use microbatch::source::Event;
@@ -91,18 +94,6 @@ fn run_to_the_end(profile: &Path, checkpoint: &Path, sets: &[String]) {
     );
 }
 
-/// A small xorshift: the kill moments, reproducible from the printed seed.
-struct Moments(u64);
-
-impl Moments {
-    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        low + self.0 % (high - low)
-    }
-}
-
 /// Epochs committed under `checkpoint`.
 fn commits(checkpoint: &Path) -> usize {
     std::fs::read_dir(checkpoint.join("commits"))
@@ -118,34 +109,11 @@ fn killed_and_restarted(dir: &Path, sets: &[String], killed_sets: &[String]) {
     let profile = write_profile(dir, &log);
     run_to_the_end(&profile, &dir.join("reference-checkpoint"), sets);
 
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("kill moments seed: {seed}");
-    let mut moments = Moments(seed);
     let checkpoint = dir.join("checkpoint");
-    let mut kills = 0;
-    let started = Instant::now();
-    while kills < KILLS {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {kills} kills landed in two minutes"
-        );
-        let mut child = command(&profile, &checkpoint, killed_sets).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(moments.next_millis(50, 600)));
-        if child.try_wait().unwrap().is_none() {
-            // `Child::kill` is SIGKILL on Unix: no handler runs.
-            child.kill().unwrap();
-            kills += 1;
-        }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success() || status.code().is_none(),
-            "a run ended with {status}"
-        );
-    }
+    kill_at_random_moments(KILLS, (50, 600), || {
+        command(&profile, &checkpoint, killed_sets).spawn().unwrap()
+    });
+    let kills = KILLS;
     // The kills landed over the run, not all before its first epoch or
     // after its last.
     let (before_last_run, all) = (

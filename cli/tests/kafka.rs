@@ -8,13 +8,14 @@
 
 #[path = "../../core/tests/common/broker.rs"]
 mod broker;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
 
 use broker::Broker;
+use common::kill_at_random_moments;
 
 const KEYS: u64 = 500;
 
@@ -199,18 +200,6 @@ fn a_run_resumes_at_the_offsets_its_database_holds() {
     assert_eq!(doubled(&database), 0);
 }
 
-/// A small xorshift: the kill moments, reproducible from the printed seed.
-struct Moments(u64);
-
-impl Moments {
-    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        low + self.0 % (high - low)
-    }
-}
-
 fn committed_epochs(database: &Path) -> i64 {
     let Ok(connection) = rusqlite::Connection::open(database) else {
         return 0;
@@ -235,34 +224,10 @@ fn sqlite_totals_after_sigkills_equal_the_produced_input() {
     // Paced, so that the kills land over the whole topic.
     let paced = ["workload.rate=40000"];
 
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("kill moments seed: {seed}");
-    let mut moments = Moments(seed);
-    let (mut kills, mut runs) = (0, 0);
-    let started = Instant::now();
-    while kills < KILLS {
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "only {kills} kills landed in three minutes"
-        );
-        let mut child = run(&profile, &paced).spawn().unwrap();
-        runs += 1;
-        std::thread::sleep(Duration::from_millis(moments.next_millis(200, 1200)));
-        if child.try_wait().unwrap().is_none() {
-            // `Child::kill` is SIGKILL on Unix: no handler runs.
-            child.kill().unwrap();
-            kills += 1;
-        }
-        let status = child.wait().unwrap();
-        assert!(
-            status.success() || status.code().is_none(),
-            "a run ended with {status}"
-        );
-    }
+    let kills = KILLS;
+    let runs = kill_at_random_moments(KILLS, (200, 1200), || {
+        run(&profile, &paced).spawn().unwrap()
+    });
     let before_last_run = committed_epochs(&database);
     eprintln!(
         "{kills} kills in {runs} runs; {before_last_run} epochs committed before the last run"

@@ -66,3 +66,57 @@ pub fn assert_success(output: &Output) {
         stderr(output)
     );
 }
+
+/// A small xorshift: the kill moments, reproducible from the printed seed.
+struct Moments(u64);
+
+impl Moments {
+    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+/// Starts runs with `start` and kills each with SIGKILL (no handler runs)
+/// at a random moment `between_ms` after its start, until `kills` kills
+/// landed while a run was going; a run that ends by itself must succeed.
+/// Prints the moments' seed; returns how many runs it started.
+pub fn kill_at_random_moments(
+    kills: usize,
+    between_ms: (u64, u64),
+    mut start: impl FnMut() -> std::process::Child,
+) -> usize {
+    use std::time::{Duration, Instant, SystemTime};
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed: {seed}");
+    let mut moments = Moments(seed);
+    let (mut landed, mut runs) = (0, 0);
+    let started = Instant::now();
+    while landed < kills {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "only {landed} kills landed in three minutes"
+        );
+        let mut child = start();
+        runs += 1;
+        let (low, high) = between_ms;
+        std::thread::sleep(Duration::from_millis(moments.next_millis(low, high)));
+        if child.try_wait().unwrap().is_none() {
+            // `Child::kill` is SIGKILL on Unix.
+            child.kill().unwrap();
+            landed += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success() || status.code().is_none(),
+            "a run ended with {status}"
+        );
+    }
+    runs
+}

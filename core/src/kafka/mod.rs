@@ -151,6 +151,18 @@ impl KafkaSettings {
         Ok(partitions)
     }
 
+    /// A consumer to look at partitions with: told of each partition's
+    /// end, quick to answer.
+    fn probe(&self) -> Result<BaseConsumer, KafkaError> {
+        self.config(&[
+            ("enable.partition.eof", "true"),
+            ("group.id", "microbatch-probe"),
+            ("fetch.wait.max.ms", "10"),
+        ])
+        .create()
+        .map_err(|e| self.error("create a client", e))
+    }
+
     /// Each partition's offsets `[low, end)` now: its first record still
     /// kept and the offset its next record will get.
     ///
@@ -161,14 +173,7 @@ impl KafkaSettings {
     /// base offset of the newest batch plus one, short of the end by the
     /// rest of that batch.
     pub fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-        let consumer: BaseConsumer = self
-            .config(&[
-                ("enable.partition.eof", "true"),
-                ("group.id", "microbatch-probe"),
-                ("fetch.wait.max.ms", "10"),
-            ])
-            .create()
-            .map_err(|e| self.error("create a client", e))?;
+        let consumer = self.probe()?;
         let mut marks = self
             .partitions_with(&consumer, topic)?
             .into_iter()
@@ -203,14 +208,7 @@ impl KafkaSettings {
         topic: &str,
         wanted: &[(i32, i64, i64)],
     ) -> Result<Vec<i64>, KafkaError> {
-        let consumer: BaseConsumer = self
-            .config(&[
-                ("enable.partition.eof", "true"),
-                ("group.id", "microbatch-probe"),
-                ("fetch.wait.max.ms", "10"),
-            ])
-            .create()
-            .map_err(|e| self.error("create a client", e))?;
+        let consumer = self.probe()?;
         // `None` while a partition's start is not known; the offset asked
         // for in this round.
         let mut starts: Vec<Option<i64>> = vec![None; wanted.len()];

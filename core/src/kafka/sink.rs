@@ -13,11 +13,10 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::writer::Deliveries;
+use super::writer::{send_waiting, Deliveries};
 use super::{KafkaError, KafkaSettings, BROKER_TIMEOUT};
 use crate::engine::Resumption;
 use crate::progress::EpochProgress;
@@ -177,20 +176,11 @@ impl<Row: Send + 'static> KafkaSink<Row> {
             value.clear();
             (self.to_message)(epoch, row, &mut key, &mut value)
                 .map_err(|message| SinkError::Encode { epoch, message })?;
-            let mut record = BaseRecord::to(&self.topic).payload(&value);
+            let mut record = BaseRecord::to(&self.topic).payload(value.as_slice());
             if !key.is_empty() {
-                record = record.key(&key);
+                record = record.key(key.as_slice());
             }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((error, _)) => return Err(self.failed("produce a row", error)),
-                }
-            }
+            send_waiting(&self.producer, record).map_err(|e| self.failed("produce a row", e))?;
         }
         if let Some(offsets) = &self.offsets {
             let mut list = TopicPartitionList::new();

@@ -59,6 +59,23 @@ pub fn create_topic(
     Err(settings.topic_error(topic, "was created but its partitions do not show"))
 }
 
+/// Sends `record`, waiting for room while the client's queue is full.
+pub(crate) fn send_waiting(
+    producer: &ThreadedProducer<Deliveries>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), ClientError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
 /// Produces messages to a topic, each acknowledged by the broker before
 /// [`finish`](TopicWriter::finish) returns (idempotent producer: a retry
 /// is not a duplicate).
@@ -139,20 +156,10 @@ impl TopicWriter {
         if let Some(partition) = partition {
             record = record.partition(partition);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => {
-                    return Err(self
-                        .settings
-                        .error(format!("produce to `{}`", self.topic), error))
-                }
-            }
-        }
+        send_waiting(&self.producer, record).map_err(|error| {
+            self.settings
+                .error(format!("produce to `{}`", self.topic), error)
+        })?;
         self.sent += 1;
         Ok(())
     }
