@@ -73,6 +73,34 @@ fn topic_with(partitions: i32) -> Option<(Broker, KafkaSettings)> {
     Some((broker, settings))
 }
 
+/// Runs the per-key job over `source` on `workers` workers, collecting;
+/// how it ended and the per-key totals of its rows.
+fn read_all(
+    source: KafkaSource<Record>,
+    workers: usize,
+) -> (Result<(), EngineError>, BTreeMap<u64, (u64, u64)>) {
+    let (sink, rows) = CollectSink::new();
+    let engine = Engine::builder(per_key(), sink)
+        .workers(workers)
+        .pin(false)
+        .max_batch_records(Some(3000))
+        .source(source)
+        .start()
+        .unwrap();
+    let ended = engine.finish().map(|_| ()).map_err(|e| e.error);
+    let mut totals: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (_, (key, (count, sum))) in rows.take() {
+        let entry = totals.entry(key).or_default();
+        entry.0 += count;
+        entry.1 += sum;
+    }
+    (ended, totals)
+}
+
+fn records_in(totals: &BTreeMap<u64, (u64, u64)>) -> u64 {
+    totals.values().map(|t| t.0).sum()
+}
+
 #[test]
 fn a_topic_read_to_its_end_gives_every_record_once() {
     let Some((_broker, settings)) = topic_with(3) else {
@@ -82,21 +110,8 @@ fn a_topic_read_to_its_end_gives_every_record_once() {
     let source = KafkaSource::connect(settings.clone(), "records", "test", decode)
         .unwrap()
         .stop_at_end(true);
-    let (sink, rows) = CollectSink::new();
-    let engine = Engine::builder(per_key(), sink)
-        .workers(2)
-        .pin(false)
-        .max_batch_records(Some(3000))
-        .source(source)
-        .start()
-        .unwrap();
-    engine.finish().unwrap();
-    let mut totals: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    for (_, (key, (count, sum))) in rows.take() {
-        let entry = totals.entry(key).or_default();
-        entry.0 += count;
-        entry.1 += sum;
-    }
+    let (ended, totals) = read_all(source, 2);
+    ended.unwrap();
     assert_eq!(totals, reference(20_000));
 }
 
@@ -235,19 +250,11 @@ fn a_bad_message_stops_the_run_with_its_partition_and_offset() {
             .unwrap()
             .stop_at_end(true)
             .bad_messages(bad);
-        let (sink, rows) = CollectSink::new();
-        let engine = Engine::builder(per_key(), sink)
-            .workers(1)
-            .pin(false)
-            .source(source)
-            .start()
-            .unwrap();
-        let ended = engine.finish();
-        let counted: u64 = rows.take().iter().map(|r| r.1 .1 .0).sum();
-        (ended, counted)
+        let (ended, totals) = read_all(source, 1);
+        (ended, records_in(&totals))
     };
     let (ended, counted) = run(BadMessages::Stop);
-    let error = ended.expect_err("a bad message stops the run").error;
+    let error = ended.expect_err("a bad message stops the run");
     let EngineError::Source { message, .. } = &error else {
         panic!("not a source error: {error}");
     };
@@ -389,14 +396,8 @@ fn a_position_inside_a_batch_resumes_at_its_record() {
         }])
         .unwrap()
         .stop_at_end(true);
-    let (sink, rows) = CollectSink::new();
-    let engine = Engine::builder(per_key(), sink)
-        .workers(1)
-        .pin(false)
-        .source(source)
-        .start()
-        .unwrap();
-    engine.finish().map_err(|e| e.error.to_string()).unwrap();
-    let counted: u64 = rows.take().iter().map(|r| r.1 .1 .0).sum();
+    let (ended, totals) = read_all(source, 1);
+    ended.unwrap();
+    let counted = records_in(&totals);
     assert_eq!(counted, 700, "the records from offset 300 on, each once");
 }
