@@ -198,6 +198,16 @@ fn a_run_resumes_at_the_offsets_its_database_holds() {
     let all: Vec<_> = first.iter().chain(&second).copied().collect();
     assert_eq!(totals(&database).0, reference(&all));
     assert_eq!(doubled(&database), 0);
+
+    // The same database from another topic: refused, not appended to.
+    produce(&broker, &dir.path().join("first.csv"), "other", "1");
+    let refused = run(&profile, &["workload.topic=\"other\""])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("no positions of topic `other`"), "{stderr}");
+    assert_eq!(totals(&database).0, reference(&all));
 }
 
 fn committed_epochs(database: &Path) -> i64 {

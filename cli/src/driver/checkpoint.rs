@@ -1,11 +1,14 @@
 //! `--checkpoint DIR`: which profiles can be replayed, how their log is
-//! cut into epochs, and refusing an output that holds another run's epochs.
+//! cut into epochs, and refusing an output that holds another run's epochs;
+//! and a run resumed from its output instead (a Kafka source).
 
 use std::path::Path;
 
 use microbatch::checkpoint::Checkpoint;
+use microbatch::sink::sqlite::EpochDatabase;
 
 use super::error::RunError;
+use super::feed::Feed;
 use super::Runner;
 use crate::profile::schema::{JobKind, Profile, SourceKind};
 
@@ -132,4 +135,36 @@ pub(crate) fn refuse_another_run(
             _ => Ok(()),
         },
     }
+}
+
+/// Starts `feed` where `database` (at `path`), which commits the feed's
+/// positions with its epochs, says the run resumes: after its last epoch,
+/// each partition at its stored position. A database with epochs but no
+/// positions of the feed's topic was written by another run, from another
+/// source, and is refused.
+pub(crate) fn resume_from_database<R, F: Feed<R>>(
+    feed: &mut F,
+    database: &EpochDatabase,
+    path: &Path,
+) -> Result<(), RunError> {
+    let fail = |message: String| RunError::Output {
+        what: path.display().to_string(),
+        message,
+    };
+    let topic = feed
+        .kafka()
+        .map(|(_, topic)| topic.to_owned())
+        .unwrap_or_default();
+    let resumption = database.resumption().map_err(|e| fail(e.to_string()))?;
+    let stored = database
+        .stored_positions(&topic)
+        .map_err(|e| fail(e.to_string()))?;
+    if resumption.next_epoch > 0 && stored.is_empty() {
+        return Err(fail(format!(
+            "holds {} committed epochs but no positions of topic `{topic}`: another run wrote them; \
+             write somewhere else (--set output.path=…)",
+            resumption.next_epoch
+        )));
+    }
+    feed.resume(resumption, &stored)
 }

@@ -12,7 +12,7 @@ use microbatch::source::SealedPositions;
 use serde::Serialize;
 
 use super::expired::ExpiredLetters;
-use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
+use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, resume_from_database};
 use crate::driver::error::RunError;
 use crate::driver::feed::Feed;
 use crate::driver::{RunOutcome, Runner};
@@ -367,13 +367,7 @@ where
                     } else {
                         database
                     };
-                    let held = database.database();
-                    let resumption = held.resumption().map_err(|e| fail(e.to_string()))?;
-                    let stream = feed.kafka().map(|(_, topic)| topic.to_owned());
-                    let stored = held
-                        .stored_positions(stream.as_deref().unwrap_or_default())
-                        .map_err(|e| fail(e.to_string()))?;
-                    feed.resume(resumption, &stored)?;
+                    resume_from_database(&mut feed, database.database(), &path)?;
                     database
                 }
                 None => {

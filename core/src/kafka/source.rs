@@ -158,7 +158,8 @@ impl<R> KafkaSource<R> {
     }
 
     /// Records each part's positions at every seal into `positions`, for a
-    /// sink to commit with the epoch.
+    /// sink to commit with the epoch; the sink must take each epoch's
+    /// ([`SealedPositions::take`]), or they pile up.
     pub fn recording(mut self, positions: SealedPositions) -> Self {
         self.positions = Some(positions);
         self

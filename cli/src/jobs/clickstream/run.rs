@@ -9,7 +9,7 @@ use super::click::Click;
 use super::generator::{ClickConfig, ClickGenerator};
 use super::job::{clickstream_job, SESSION_GAP};
 use super::sink::ClickstreamSink;
-use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
+use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, resume_from_database};
 use crate::driver::error::RunError;
 use crate::driver::feed::{EitherFeed, Feed, GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
@@ -97,13 +97,7 @@ impl JobCase for Clickstream {
                     // sessions: the run resumes from it.
                     Some(positions) => {
                         let sink = sink.with_positions(positions);
-                        let database = sink.database();
-                        let resumption = database.resumption().map_err(|e| fail(e.to_string()))?;
-                        let topic = workload.topic.as_deref().unwrap_or_default();
-                        let stored = database
-                            .stored_positions(topic)
-                            .map_err(|e| fail(e.to_string()))?;
-                        feed.resume(resumption, &stored)?;
+                        resume_from_database(&mut feed, sink.database(), &path)?;
                         sink
                     }
                     None => {
