@@ -44,28 +44,35 @@ pub struct Position {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SealedPositions {
-    stream: Arc<str>,
-    epochs: Arc<Mutex<BTreeMap<u64, Vec<Position>>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    stream: String,
+    epochs: Mutex<BTreeMap<u64, Vec<Position>>>,
 }
 
 impl SealedPositions {
     /// No positions yet, of the source named `stream`.
     pub fn new(stream: &str) -> Self {
         SealedPositions {
-            stream: Arc::from(stream),
-            epochs: Arc::default(),
+            shared: Arc::new(Shared {
+                stream: stream.to_owned(),
+                epochs: Mutex::new(BTreeMap::new()),
+            }),
         }
     }
 
     /// The source's name, under which a sink stores the positions.
     pub fn stream(&self) -> &str {
-        &self.stream
+        &self.shared.stream
     }
 
     /// A part's `positions` after it sealed `epoch` (each partition read by
     /// one part only).
     pub fn record(&self, epoch: u64, positions: &[Position]) {
-        lock(&self.epochs)
+        lock(&self.shared.epochs)
             .entry(epoch)
             .or_default()
             .extend_from_slice(positions);
@@ -75,7 +82,7 @@ impl SealedPositions {
     /// earlier epochs, which a sink that skipped them never took, go too.
     /// A partition's latest position stands for it.
     pub fn take(&self, epoch: u64) -> Vec<Position> {
-        let mut epochs = lock(&self.epochs);
+        let mut epochs = lock(&self.shared.epochs);
         let later = epochs.split_off(&(epoch + 1));
         let done = std::mem::replace(&mut *epochs, later);
         drop(epochs);
