@@ -248,12 +248,11 @@ impl<R, J: Job<R>> Runtime<R, J> {
                     .collect()
             })
         };
-        let keeps_totals = self.job.keeps_totals();
         commit_epoch(
             self.checkpoint.as_ref(),
             &*self.sink,
             progress,
-            keeps_totals,
+            self.sink_takes_totals(),
             state,
         )
         .map_err(|error| match error {
@@ -270,8 +269,13 @@ impl<R, J: Job<R>> Runtime<R, J> {
             .checkpoint
             .as_ref()
             .is_some_and(|checkpoint| checkpoint.snapshot_due(epoch));
-        let sink_due = self.sink.keeps_state() && self.job.keeps_totals();
-        (checkpoint_due || sink_due) && self.has_output(epoch)
+        (checkpoint_due || self.sink_takes_totals()) && self.has_output(epoch)
+    }
+
+    /// Whether the sink commits the job's running totals with each epoch:
+    /// it keeps state and the job has totals to give.
+    pub(crate) fn sink_takes_totals(&self) -> bool {
+        self.sink.keeps_state() && self.job.keeps_totals()
     }
 
     /// Whether `epoch`'s results go to the sink. Not for an epoch

@@ -8,7 +8,6 @@ use microbatch::job::{Firing, Job};
 use microbatch::kafka::{KafkaSettings, KafkaSink};
 use microbatch::sink::sqlite::{Column, SqlType, SqlValue, SqliteSink};
 use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink, SinkError};
-use microbatch::source::SealedPositions;
 use serde::Serialize;
 
 use super::expired::ExpiredLetters;
@@ -442,9 +441,12 @@ where
     let group = &profile.workload.group;
     let (resumption, stored) =
         KafkaSink::<OutRow>::resumption(&source_settings, &source_topic, group)?;
-    let positions = feed
-        .positions()
-        .unwrap_or_else(|| SealedPositions::new(&source_topic));
+    // A Kafka feed always hands its positions to the sink that commits them.
+    let Some(positions) = feed.positions() else {
+        return Err(RunError::Unsupported(
+            "output.kind = \"kafka\" needs a source whose positions it can commit".into(),
+        ));
+    };
     feed.resume(resumption, &stored)?;
     let transactional_id = format!("microbatch-{group}-{topic}");
     let sink = KafkaSink::open(&settings, &topic, &transactional_id, to_message)?

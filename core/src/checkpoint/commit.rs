@@ -29,18 +29,17 @@ pub(crate) enum CommitError {
 /// `checkpoint`, in the protocol's order. `state` gives the owners'
 /// encoded totals when a snapshot of the epoch is due (under a checkpoint
 /// every few epochs; every epoch for a sink that
-/// [keeps state](Sink::keeps_state), which stages them before its commit,
-/// when the job `keeps_totals`).
+/// [keeps state](Sink::keeps_state) of a job with totals,
+/// `sink_takes_totals`, which stages them before its commit).
 pub(crate) fn commit_epoch<Row: Send + 'static>(
     checkpoint: Option<&Checkpoint>,
     sink: &dyn Sink<Row>,
     progress: &EpochProgress,
-    keeps_totals: bool,
+    sink_takes_totals: bool,
     state: impl FnOnce() -> Option<Vec<Vec<u8>>>,
 ) -> Result<(), CommitError> {
     let epoch = progress.epoch;
-    let sink_state = keeps_totals && sink.keeps_state();
-    let parts = if checkpoint.is_some() || sink_state {
+    let parts = if checkpoint.is_some() || sink_takes_totals {
         state()
     } else {
         None
@@ -55,7 +54,7 @@ pub(crate) fn commit_epoch<Row: Send + 'static>(
                 .map_err(CommitError::Checkpoint)?;
         }
     }
-    if sink_state {
+    if sink_takes_totals {
         let Some(parts) = parts else {
             return Err(CommitError::Sink(SinkError::Custom(format!(
                 "the job's running totals after epoch {epoch} were not encoded \
