@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
+#[path = "../../core/tests/common/broker.rs"]
+mod broker;
 mod common;
+use broker::Broker;
 use common::{assert_fails, assert_success, microbatch, short, stderr, stdout, workspace};
 
 #[test]
@@ -36,7 +39,16 @@ fn every_shipped_profile_runs_and_loses_nothing() {
             "{expected} missing: {names:?}"
         );
     }
+    // profiles/kafka.toml reads a topic: a broker of the test's own, with
+    // clicks in the profile's topic.
+    let broker = kafka_clicks(dir.path());
     for (index, profile) in profiles.iter().enumerate() {
+        let kafka = profile.ends_with("kafka.toml");
+        let brokers = match (&broker, kafka) {
+            (Some(broker), true) => format!("workload.brokers=\"{}\"", broker.address),
+            (None, true) => continue,
+            (_, false) => String::new(),
+        };
         let json = dir.path().join("summary.json");
         // Output, if any, goes to a place of its own, never the workspace.
         let output_path = format!(
@@ -54,6 +66,9 @@ fn every_shipped_profile_runs_and_loses_nothing() {
                 output_path.as_str(),
             ],
         ));
+        if kafka {
+            args.extend(["--set", brokers.as_str()]);
+        }
         let output = microbatch(&args);
         assert_success(&output);
         let text = stdout(&output);
@@ -84,6 +99,38 @@ fn every_shipped_profile_runs_and_loses_nothing() {
         );
         assert_eq!(summary["pinned"], false);
     }
+}
+
+/// A broker with 20 000 clicks in topic `clicks` (four partitions), or
+/// `None` where tansu is not installed and the services are not required.
+fn kafka_clicks(dir: &std::path::Path) -> Option<Broker> {
+    use microbatch_cli::jobs::clickstream::{ClickConfig, ClickGenerator};
+    let broker = Broker::start()?;
+    let clicks = ClickGenerator::new(ClickConfig {
+        events: Some(20_000),
+        ..ClickConfig::default()
+    })
+    .events()
+    .unwrap();
+    let csv = dir.join("clicks.csv");
+    let lines: Vec<String> = clicks.iter().map(|c| c.to_csv()).collect();
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let produced = microbatch(&[
+        "kafka",
+        "produce",
+        "--from",
+        csv.to_str().unwrap(),
+        "--brokers",
+        &broker.address,
+        "--topic",
+        "clicks",
+        "--partitions",
+        "4",
+        "--schema",
+        "clickstream",
+    ]);
+    assert_success(&produced);
+    Some(broker)
 }
 
 #[test]
