@@ -66,6 +66,8 @@ pub mod job;
 #[cfg(all(feature = "kafka", not(loom)))]
 pub mod kafka;
 pub mod log;
+#[cfg(all(feature = "postgres", not(loom)))]
+pub mod postgres;
 pub mod progress;
 mod runtime;
 mod shuffle;

@@ -14,6 +14,10 @@
 //!   transaction, with the source's offsets committed to the consumer
 //!   group in the same transaction, so that a `read_committed` consumer
 //!   sees every epoch once.
+//! - [`GroupSource`]: the same topic read by several instances as one
+//!   consumer group, partitions moving between them as they join and
+//!   leave, each partition's epochs fenced by its claim in a shared store
+//!   (the [PostgreSQL sink](crate::postgres)).
 //! - [`TopicWriter`] and [`create_topic`]: loading a topic, for demos and
 //!   tests.
 //!
@@ -25,6 +29,8 @@
 //! faster than the engine fills that buffer and the fetcher waits: the
 //! partitions are in effect paused while the engine is behind.
 
+mod group;
+mod member;
 mod reader;
 mod sink;
 mod source;
@@ -35,6 +41,10 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+pub use group::{
+    generation_tag, key_prefix, split_key, tagged_key, Claim, Claims, GroupPositions, GroupReport,
+    GroupSource, Held, Seen, Tag, KEY_BITS, MAX_PARTITIONS, PARTITION_BITS, TAG_BITS,
+};
 pub use sink::{KafkaSink, ToMessage};
 pub use source::{BadMessages, Decode, EventTime, KafkaSource};
 pub use writer::{create_topic, TopicWriter};
@@ -251,6 +261,38 @@ impl KafkaSettings {
             }
         }
         Ok(starts.into_iter().map(|s| s.unwrap_or_default()).collect())
+    }
+
+    /// Where to fetch from so that a consumer gets each of `wanted`'s
+    /// `(partition, offset)` records first (see
+    /// [`fetch_starts`](KafkaSettings::fetch_starts)): the offset itself
+    /// at a partition's first kept record or end, or where the broker
+    /// needs the fetch to start.
+    pub(crate) fn fetch_starts_at(
+        &self,
+        topic: &str,
+        wanted: &[(i32, i64)],
+    ) -> Result<Vec<i64>, KafkaError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The ends read, not only asked for (see `watermarks`).
+        let marks = self.watermarks(topic)?;
+        let mut starts: Vec<i64> = wanted.iter().map(|w| w.1).collect();
+        let mut inside = Vec::new();
+        for (index, &(partition, offset)) in wanted.iter().enumerate() {
+            let Some(&(_, low, high)) = marks.iter().find(|m| m.0 == partition) else {
+                return Err(self.topic_error(topic, format!("has no partition {partition}")));
+            };
+            if offset > low && offset < high {
+                inside.push((index, (partition, offset, low)));
+            }
+        }
+        let asked: Vec<(i32, i64, i64)> = inside.iter().map(|i| i.1).collect();
+        for ((index, _), start) in inside.iter().zip(self.fetch_starts(topic, &asked)?) {
+            starts[*index] = start;
+        }
+        Ok(starts)
     }
 
     /// The offset of the first record each partition still open in

@@ -22,20 +22,20 @@ use crate::source::{Poll, Position, SealedPositions, Source, SourceParts, Source
 
 /// How a part paces itself at a capped rate.
 #[derive(Debug, Clone, Copy)]
-struct Pace {
-    per_second: f64,
-    taken: u64,
+pub(super) struct Pace {
+    pub(super) per_second: f64,
+    pub(super) taken: u64,
 }
 
 impl Pace {
     /// Records due by `now_micros`, less those taken.
-    fn allowed(&self, now_micros: u64) -> u64 {
+    pub(super) fn allowed(&self, now_micros: u64) -> u64 {
         let due = (now_micros as f64 * self.per_second / 1e6) as u64 + 1;
         due.saturating_sub(self.taken)
     }
 
     /// When the next record was due, µs since the start.
-    fn next_due(&self) -> u64 {
+    pub(super) fn next_due(&self) -> u64 {
         (self.taken as f64 * 1e6 / self.per_second) as u64
     }
 }
@@ -74,9 +74,89 @@ impl<R> Source<R> for Idle {
 }
 
 /// Where a file of bad messages is written.
-struct Rejects {
+pub(super) struct Rejects {
     path: PathBuf,
     file: Option<BufWriter<File>>,
+}
+
+impl Rejects {
+    /// The file of bad messages `bad` asks for (`None`: stop at one).
+    pub(super) fn of(bad: &BadMessages) -> Option<Rejects> {
+        match bad {
+            BadMessages::Stop => None,
+            BadMessages::Skip(path) => Some(Rejects {
+                path: path.clone(),
+                file: None,
+            }),
+        }
+    }
+
+    /// Appends the message at `partition`, `offset` of `topic`.
+    pub(super) fn write(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        reason: &str,
+        value: &[u8],
+    ) -> Result<(), String> {
+        let path = &self.path;
+        let failed = |error: std::io::Error| {
+            format!(
+                "cannot write the bad message at partition {partition} offset {offset} to {}: {error}",
+                path.display()
+            )
+        };
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(failed)?;
+                self.file.insert(BufWriter::new(file))
+            }
+        };
+        let line = serde_json::json!({
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "reason": reason,
+            "value": String::from_utf8_lossy(value),
+        });
+        serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(failed)
+    }
+
+    /// The bad messages so far on disk, before their epoch can commit.
+    pub(super) fn sync(&mut self) {
+        if let Some(file) = self.file.as_mut() {
+            if let Err(error) = file.flush().and_then(|()| file.get_ref().sync_data()) {
+                tracing::error!(target: "microbatch", %error, "the file of bad Kafka messages");
+            }
+        }
+    }
+}
+
+/// A message that is not a record, from `partition` at `offset` of
+/// `topic`: the run stops (`Err`), or it goes to `rejects`.
+pub(super) fn reject(
+    rejects: Option<&mut Rejects>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    reason: &str,
+    value: &[u8],
+) -> Result<(), String> {
+    match rejects {
+        Some(rejects) => rejects.write(topic, partition, offset, reason, value),
+        None => Err(format!(
+            "topic `{topic}` partition {partition} offset {offset}: {reason}"
+        )),
+    }
 }
 
 /// One worker's partitions.
@@ -196,13 +276,7 @@ impl<R> Part<R> {
                 per_second: rate as f64 / readers as f64,
                 taken: 0,
             }),
-            rejects: match &spec.bad {
-                BadMessages::Stop => None,
-                BadMessages::Skip(path) => Some(Rejects {
-                    path: path.clone(),
-                    file: None,
-                }),
-            },
+            rejects: Rejects::of(&spec.bad),
             failure: None,
             sealed: Vec::with_capacity(mine.len()),
         })
@@ -223,49 +297,6 @@ impl<R> Part<R> {
         list.add_partition(&self.topic, assigned.partition);
         // Best effort: a message fetched after the end is passed over anyway.
         let _ = self.consumer.pause(&list);
-    }
-
-    /// A message that is not a record: stop (`Err`), or append it to the
-    /// rejects file and go on.
-    fn reject(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        reason: &str,
-        value: &[u8],
-    ) -> Result<(), String> {
-        let Some(rejects) = self.rejects.as_mut() else {
-            return Err(format!(
-                "topic `{}` partition {partition} offset {offset}: {reason}",
-                self.topic
-            ));
-        };
-        let failed = |error: std::io::Error| {
-            format!(
-                "cannot write the bad message at partition {partition} offset {offset} to {}: {error}",
-                rejects.path.display()
-            )
-        };
-        if rejects.file.is_none() {
-            let file = File::options()
-                .create(true)
-                .append(true)
-                .open(&rejects.path)
-                .map_err(failed)?;
-            rejects.file = Some(BufWriter::new(file));
-        }
-        let line = serde_json::json!({
-            "topic": self.topic,
-            "partition": partition,
-            "offset": offset,
-            "reason": reason,
-            "value": String::from_utf8_lossy(value),
-        });
-        let file = rejects.file.as_mut().expect("just opened");
-        serde_json::to_writer(&mut *file, &line)
-            .map_err(std::io::Error::from)
-            .and_then(|()| file.write_all(b"\n"))
-            .map_err(failed)
     }
 }
 
@@ -332,7 +363,15 @@ impl<R: Send + 'static> Part<R> {
                 out.push(record);
             }
             Err((reason, value)) => {
-                if let Err(failure) = self.reject(assigned.partition, offset, &reason, &value) {
+                let rejects = self.rejects.as_mut();
+                if let Err(failure) = reject(
+                    rejects,
+                    &self.topic,
+                    assigned.partition,
+                    offset,
+                    &reason,
+                    &value,
+                ) {
                     self.failure = Some(failure);
                     return Step::Failed;
                 }
@@ -452,11 +491,8 @@ impl<R: Send + 'static> Source<R> for Part<R> {
     }
 
     fn sealed(&mut self, epoch: u64) {
-        if let Some(file) = self.rejects.as_mut().and_then(|r| r.file.as_mut()) {
-            // The epoch's bad messages are on disk before it can commit.
-            if let Err(error) = file.flush().and_then(|()| file.get_ref().sync_data()) {
-                tracing::error!(target: "microbatch", %error, "the file of bad Kafka messages");
-            }
+        if let Some(rejects) = self.rejects.as_mut() {
+            rejects.sync();
         }
         let Some(positions) = &self.positions else {
             return;
@@ -472,7 +508,7 @@ impl<R: Send + 'static> Source<R> for Part<R> {
 }
 
 /// The consumer errors a run cannot get past: `Some(why)`.
-fn fatal(error: &ClientError) -> Option<String> {
+pub(super) fn fatal(error: &ClientError) -> Option<String> {
     let code = error.rdkafka_error_code()?;
     match code {
         RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange => Some(format!(
