@@ -77,7 +77,7 @@ enum Command {
     #[command(subcommand)]
     Nexmark(NexmarkCommand),
     /// Kafka topics: load a file of records into one (a profile reads one
-    /// with workload.source = "kafka").
+    /// with workload.source = "kafka"), or show a consumer group's lag.
     #[command(subcommand)]
     Kafka(KafkaCommand),
 }
@@ -176,6 +176,7 @@ fn main() -> ExitCode {
             .produce()
             .map(|done| say!("{done}"))
             .map_err(anyhow::Error::from),
+        Command::Kafka(KafkaCommand::Lag(args)) => args.lag().map(|table| say!("{table}")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,10 @@
 //!   then the loom models (built with `--cfg loom` in their own target
 //!   directory, so the two builds do not evict each other). The Kafka
 //!   tests need the tansu broker: `$TANSU`, `tansu` on the `PATH`, or
-//!   installed here with `cargo install` where it is missing.
+//!   installed here with `cargo install` where it is missing. The
+//!   consumer-group tests need PostgreSQL's `initdb` and `pg_ctl`:
+//!   `$PG_BIN`, Debian's `/usr/lib/postgresql/*/bin`, the `PATH`, or
+//!   installed here with `apt-get install postgresql` where it is missing.
 
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -80,7 +83,13 @@ fn test(extra: &[String]) -> Result<(), String> {
     // Kafka tests against the broker, which may not skip.
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
-    let services = [("TANSU", tansu), ("MICROBATCH_REQUIRE_SERVICES", "1")];
+    let pg_bin = postgres()?;
+    let pg_bin = pg_bin.to_str().ok_or("the PostgreSQL path is not UTF-8")?;
+    let services = [
+        ("TANSU", tansu),
+        ("PG_BIN", pg_bin),
+        ("MICROBATCH_REQUIRE_SERVICES", "1"),
+    ];
     let tally = cargo(&args, &services)?.add(loom_tally(&[])?);
     // One plain closing line over both runs.
     println!("\nxtask: every test, loom models included:");
@@ -193,6 +202,47 @@ fn tansu() -> Result<PathBuf, String> {
         .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
         .ok_or("neither CARGO_HOME nor HOME is set")?;
     Ok(root.join("bin").join("tansu"))
+}
+
+/// The directory of PostgreSQL's `initdb` and `pg_ctl`: `$PG_BIN`, else
+/// the newest of Debian's `/usr/lib/postgresql/*/bin`, else the `PATH`,
+/// else installed with `apt-get install postgresql` (seconds).
+fn postgres() -> Result<PathBuf, String> {
+    if let Some(path) = env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let find = || {
+        let debian = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|dirs| {
+                dirs.filter_map(Result::ok)
+                    .map(|dir| dir.path().join("bin"))
+                    .filter(|bin| bin.join("pg_ctl").is_file())
+                    .max_by_key(|bin| {
+                        bin.parent()
+                            .and_then(|v| v.file_name())
+                            .and_then(|v| v.to_str())
+                            .and_then(|v| v.parse::<u32>().ok())
+                            .unwrap_or(0)
+                    })
+            });
+        debian.or_else(|| {
+            env::split_paths(&env::var_os("PATH")?).find(|dir| dir.join("pg_ctl").is_file())
+        })
+    };
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    eprintln!("xtask: PostgreSQL is missing; installing it with apt-get (seconds)");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "postgresql"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get to install PostgreSQL: {e}"))?;
+    if !status.success() {
+        return Err("apt-get could not install postgresql; install it, or set PG_BIN".into());
+    }
+    find().ok_or_else(|| "postgresql is installed but pg_ctl is not found; set PG_BIN".into())
 }
 
 fn workspace_root() -> PathBuf {

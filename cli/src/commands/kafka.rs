@@ -1,3 +1,6 @@
+//! `microbatch kafka lag`: how far a consumer group's committed epochs
+//! are behind each partition's end (see [`KafkaLagArgs`]).
+//!
 //! `microbatch kafka produce`: loads a CSV or JSON-lines file of records
 //! into a Kafka topic (creating it with `--partitions`), one message per
 //! record, keyed by the record's key (the user, for clicks) so that a
@@ -21,6 +24,119 @@ pub enum KafkaCommand {
     /// `--schema`'s columns) or a JSON-lines file into a topic, creating it
     /// with `--partitions` partitions.
     Produce(KafkaProduceArgs),
+    /// Show a consumer group's lag per partition: each partition's end,
+    /// the offset after its last committed epoch, and (with `--url`) its
+    /// committed epochs and the instance that holds it.
+    Lag(KafkaLagArgs),
+}
+
+/// `microbatch kafka lag`.
+#[derive(clap::Args)]
+pub struct KafkaLagArgs {
+    /// The bootstrap servers, `host:port[,host:port…]`.
+    #[arg(long, default_value = DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// The topic the group reads.
+    #[arg(long)]
+    pub topic: String,
+    /// The group (`workload.group`): its offsets as committed to Kafka (by
+    /// a Kafka output), unless `--url` says where else they are.
+    #[arg(long)]
+    pub group: String,
+    /// The group's PostgreSQL database (`output.url`), which holds the
+    /// offsets of a `postgres` output.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The PostgreSQL results table (`output.table`).
+    #[arg(long, default_value = "results")]
+    pub table: String,
+    /// One JSON object per partition instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One partition's lag.
+#[derive(Debug, serde::Serialize)]
+struct Lag {
+    partition: i32,
+    end: i64,
+    committed: Option<i64>,
+    lag: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epochs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+}
+
+impl KafkaLagArgs {
+    /// The group's lag, as a table (or JSON lines) to print.
+    pub fn lag(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        let settings = KafkaSettings::new(self.brokers.clone());
+        let marks = settings.watermarks(&self.topic)?;
+        // (partition, committed offset, epochs, owner)
+        type Stored = (i32, Option<i64>, Option<i64>, Option<String>);
+        let stored: Vec<Stored> = match &self.url {
+            Some(url) => microbatch::postgres::stored_partitions(url, &self.table, &self.topic)
+                .with_context(|| format!("the group's offsets in table `{}`", self.table))?
+                .into_iter()
+                .map(|p| (p.partition, p.next_offset, Some(p.epochs), Some(p.owner)))
+                .collect(),
+            None => {
+                let (_, positions) = microbatch::kafka::KafkaSink::<()>::resumption(
+                    &settings,
+                    &self.topic,
+                    &self.group,
+                )?;
+                positions
+                    .into_iter()
+                    .map(|p| (p.partition, Some(p.next_offset), None, None))
+                    .collect()
+            }
+        };
+        let lags: Vec<Lag> = marks
+            .iter()
+            .map(|&(partition, low, end)| {
+                let found = stored.iter().find(|s| s.0 == partition);
+                let committed = found.and_then(|s| s.1);
+                Lag {
+                    partition,
+                    end,
+                    committed,
+                    lag: end - committed.unwrap_or(low).max(low),
+                    epochs: found.and_then(|s| s.2),
+                    owner: found.and_then(|s| s.3.clone()).filter(|o| !o.is_empty()),
+                }
+            })
+            .collect();
+        if self.json {
+            let lines: Vec<String> = lags
+                .iter()
+                .map(|lag| serde_json::to_string(lag).expect("a lag serializes"))
+                .collect();
+            return Ok(lines.join("\n"));
+        }
+        let mut out = format!(
+            "group `{}` on topic `{}` at {}\n{:>9} {:>12} {:>12} {:>10} {:>7}  owner\n",
+            self.group, self.topic, self.brokers, "partition", "end", "committed", "lag", "epochs"
+        );
+        for lag in &lags {
+            let committed = lag.committed.map_or("none".to_owned(), |c| c.to_string());
+            let epochs = lag.epochs.map_or("-".to_owned(), |e| e.to_string());
+            out.push_str(&format!(
+                "{:>9} {:>12} {:>12} {:>10} {:>7}  {}\n",
+                lag.partition,
+                lag.end,
+                committed,
+                lag.lag,
+                epochs,
+                lag.owner.as_deref().unwrap_or("-")
+            ));
+        }
+        let total: i64 = lags.iter().map(|l| l.lag).sum();
+        out.push_str(&format!("total lag: {total} records"));
+        Ok(out)
+    }
 }
 
 /// `microbatch kafka produce`.

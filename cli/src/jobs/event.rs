@@ -20,7 +20,7 @@ use crate::driver::feed::EventFeed;
 use crate::driver::input::{open_input, Input};
 use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::{
-    JobKind, JobSpec, OutputModeSpec, Profile, Reduction, SourceKind, WindowKind,
+    JobKind, JobSpec, OutputKind, OutputModeSpec, Profile, Reduction, SourceKind, WindowKind,
 };
 
 /// The value column of an [`Event`].
@@ -172,6 +172,9 @@ impl WithJob for FromKafka<'_> {
 
     fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
         let runner = self.0;
+        if runner.profile.output.kind == OutputKind::Postgres {
+            return super::postgres::drive_to_postgres(runner, job, row);
+        }
         let feed = KafkaFeed::<Event>::connect(&runner)?;
         let keyed = runner.profile.job.kind == JobKind::Keyed;
         drive_to_output(runner, job, feed, row, keyed, false)

@@ -21,6 +21,7 @@ pub(crate) mod kafka;
 mod morsels;
 pub mod nexmark;
 pub mod output;
+mod postgres;
 mod windowed;
 
 pub use self::case::JobCase;

@@ -381,6 +381,11 @@ where
             runner.drive(job, sink, checkpoint, feed)
         }
         OutputKind::Kafka => drive_to_kafka(runner, job, feed, row),
+        OutputKind::Postgres => Err(RunError::Unsupported(
+            "output.kind = \"postgres\" takes a keyed job over `key,value` records from a Kafka \
+             consumer group"
+                .into(),
+        )),
     }
 }
 

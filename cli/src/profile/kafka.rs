@@ -19,6 +19,12 @@ impl Profile {
                     "set, but the source is not Kafka; accepted: workload.source = \"kafka\" with it, or no key".into(),
                 );
             }
+            if self.output.kind == OutputKind::Postgres {
+                return fail(
+                    "output.kind",
+                    "\"postgres\", but the PostgreSQL sink is the shared sink of a Kafka consumer group; accepted: workload.source = \"kafka\", or another output".into(),
+                );
+            }
             if self.output.kind == OutputKind::Kafka {
                 return fail(
                     "output.kind",
@@ -74,8 +80,31 @@ impl Profile {
                 "\"skip\", but there is no file for the skipped messages; accepted: set engine.dead_letters, or \"stop\"".into(),
             );
         }
+        if self.output.url.is_some() && self.output.kind != OutputKind::Postgres {
+            return fail(
+                "output.url",
+                "set, but the output is not PostgreSQL; accepted: output.kind = \"postgres\" with it, or no key".into(),
+            );
+        }
         match self.output.kind {
             OutputKind::None | OutputKind::Sqlite => Ok(()),
+            OutputKind::Postgres => {
+                if self.output.url.as_deref().is_none_or(|url| url.trim().is_empty()) {
+                    return fail(
+                        "output.url",
+                        "missing; accepted: postgresql://user@host:port/database".into(),
+                    );
+                }
+                let per_epoch = self.job.window == WindowKind::None
+                    && self.job.output_mode == OutputModeSpec::Epoch;
+                if self.job.kind != JobKind::Keyed || !per_epoch {
+                    return fail(
+                        "output.kind",
+                        "\"postgres\", but the group's PostgreSQL sink takes each partition's per-epoch rows of a keyed job (running totals and windows across instances are not built yet); accepted: job.kind = \"keyed\" with job.output_mode = \"epoch\" and no window".into(),
+                    );
+                }
+                Ok(())
+            }
             OutputKind::Csv | OutputKind::Jsonl => fail(
                 "output.kind",
                 format!(

@@ -512,6 +512,10 @@ pub enum OutputKind {
     /// Rows as JSON objects into a Kafka topic (`topic` at `brokers`), one
     /// transaction per epoch with the source's offsets.
     Kafka,
+    /// Rows into a PostgreSQL table (`table` at `url`) shared by the
+    /// instances of one Kafka consumer group, one transaction per epoch
+    /// with the partitions' offsets.
+    Postgres,
 }
 
 /// The `[output]` section.
@@ -526,12 +530,14 @@ pub struct OutputSpec {
     /// `results/output`) or the database file (`sqlite`; default
     /// `results/output.db`).
     pub path: Option<PathBuf>,
-    /// The SQLite table. Default `results`.
+    /// The SQLite or PostgreSQL table. Default `results`.
     pub table: String,
     /// A `kafka` output's bootstrap servers; default the source's.
     pub brokers: Option<String>,
     /// A `kafka` output's topic.
     pub topic: Option<String>,
+    /// A `postgres` output's database: `postgresql://user@host:port/db`.
+    pub url: Option<String>,
 }
 
 impl Default for OutputSpec {
@@ -542,6 +548,7 @@ impl Default for OutputSpec {
             table: "results".into(),
             brokers: None,
             topic: None,
+            url: None,
         }
     }
 }

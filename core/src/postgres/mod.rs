@@ -94,7 +94,12 @@ pub type ToValues<Row> = fn(&Row, &mut Vec<Value>) -> Result<u64, String>;
 pub(crate) fn pg_error(action: &str, error: postgres::Error) -> SinkError {
     let detail = match error.as_db_error() {
         Some(db) => db.message().to_owned(),
-        None => error.to_string(),
+        // The client's message names the kind of failure; its cause (the
+        // refused connection, the unknown host) is the source's.
+        None => match std::error::Error::source(&error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
     };
     SinkError::Custom(format!("PostgreSQL: cannot {action}: {detail}"))
 }
