@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::source::{BadMessages, Decode};
 use super::{KafkaError, KafkaSettings};
-use crate::config::ConfigError;
-use crate::source::{SourceParts, SourceSpec};
 use crate::sync::cold::{lock, Mutex};
 use crate::sync::Arc;
 
@@ -311,24 +309,6 @@ impl<R> GroupSource<R> {
     /// that stops at the end stops.
     pub fn marks(&self) -> &[(i32, i64, i64)] {
         &self.marks
-    }
-}
-
-/// One consumer per worker, each a member of the group.
-impl<R: Send + 'static> SourceSpec<R> for GroupSource<R> {
-    fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
-        let mut parts: SourceParts<R> = Vec::with_capacity(workers);
-        for worker in 0..workers {
-            let part = super::member::Member::join(&self, worker, workers).map_err(|error| {
-                ConfigError::new(
-                    "workload.brokers",
-                    &self.settings.brokers,
-                    error.to_string(),
-                )
-            })?;
-            parts.push(Box::new(part));
-        }
-        Ok(parts)
     }
 }
 

@@ -21,9 +21,28 @@ use super::group::{
 use super::reader::{fatal, reject, Pace, Rejects};
 use super::source::Decode;
 use super::KafkaError;
-use crate::source::{Poll, Source};
+use crate::config::ConfigError;
+use crate::source::{Poll, Source, SourceParts, SourceSpec};
 use crate::sync::cold::{lock, Mutex};
 use crate::sync::Arc;
+
+/// One consumer per worker, each a member of the group.
+impl<R: Send + 'static> SourceSpec<R> for GroupSource<R> {
+    fn split(self, workers: usize) -> Result<SourceParts<R>, ConfigError> {
+        let mut parts: SourceParts<R> = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let part = Member::join(&self, worker, workers).map_err(|error| {
+                ConfigError::new(
+                    "workload.brokers",
+                    &self.settings.brokers,
+                    error.to_string(),
+                )
+            })?;
+            parts.push(Box::new(part));
+        }
+        Ok(parts)
+    }
+}
 
 /// What a rebalance changed, for the worker to apply after its poll.
 #[derive(Debug, Default)]
