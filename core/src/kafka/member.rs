@@ -352,15 +352,8 @@ impl<R: Send + 'static> Source<R> for Member<R> {
         if self.report.stopped() {
             return Poll::Exhausted;
         }
-        let (limit, intended) = match &self.pace {
-            Some(pace) => {
-                let allowed = pace.allowed(now_micros).min(max as u64) as usize;
-                if allowed == 0 {
-                    return Poll::Idle;
-                }
-                (allowed, Some(pace.next_due()))
-            }
-            None => (max, None),
+        let Some((limit, intended)) = Pace::limit(self.pace.as_ref(), now_micros, max) else {
+            return Poll::Idle;
         };
         let mut slot = 0;
         // Hot path: one message at a time from librdkafka's queue; a

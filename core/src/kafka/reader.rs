@@ -34,6 +34,23 @@ impl Pace {
         due.saturating_sub(self.taken)
     }
 
+    /// How many records a poll at `now_micros` may take (at most `max`)
+    /// and when the first was due, at `pace` (or uncapped); `None` when
+    /// none is due.
+    pub(super) fn limit(
+        pace: Option<&Pace>,
+        now_micros: u64,
+        max: usize,
+    ) -> Option<(usize, Option<u64>)> {
+        match pace {
+            Some(pace) => {
+                let allowed = pace.allowed(now_micros).min(max as u64) as usize;
+                (allowed > 0).then(|| (allowed, Some(pace.next_due())))
+            }
+            None => Some((max, None)),
+        }
+    }
+
     /// When the next record was due, µs since the start.
     pub(super) fn next_due(&self) -> u64 {
         (self.taken as f64 * 1e6 / self.per_second) as u64
@@ -428,15 +445,8 @@ impl<R: Send + 'static> Source<R> for Part<R> {
         if self.all_done() {
             return Poll::Exhausted;
         }
-        let (limit, intended) = match &self.pace {
-            Some(pace) => {
-                let allowed = pace.allowed(now_micros).min(max as u64) as usize;
-                if allowed == 0 {
-                    return Poll::Idle;
-                }
-                (allowed, Some(pace.next_due()))
-            }
-            None => (max, None),
+        let Some((limit, intended)) = Pace::limit(self.pace.as_ref(), now_micros, max) else {
+            return Poll::Idle;
         };
         // The consumer's own queue carries its errors, the partitions'
         // queues the messages.

@@ -36,7 +36,7 @@ pub use claims::{stored_partitions, PostgresClaims, StoredPartition};
 
 use crate::kafka::{generation_tag, split_key, GroupPositions, GroupReport};
 use crate::progress::EpochProgress;
-use crate::sink::{Gathering, Sink, SinkError};
+use crate::sink::{valid_name, Gathering, Sink, SinkError};
 use crate::sync::cold::{lock, Mutex};
 
 /// The table of partitions' claims and committed offsets.
@@ -102,14 +102,6 @@ pub(crate) fn pg_error(action: &str, error: postgres::Error) -> SinkError {
         },
     };
     SinkError::Custom(format!("PostgreSQL: cannot {action}: {detail}"))
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Connects to `url` (`postgresql://user@host:port/database`, or

@@ -53,6 +53,17 @@ pub enum SinkError {
     Custom(String),
 }
 
+/// Whether `name` may name an SQL table or column as it is: letters,
+/// digits and `_`, not starting with a digit.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Receives results.
 ///
 /// Invariant: [`write`](Sink::write) is called once per epoch for each

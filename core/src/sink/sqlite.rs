@@ -11,7 +11,7 @@ use std::path::Path;
 pub use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Gathering, Sink, SinkError};
+use super::{valid_name, Gathering, Sink, SinkError};
 use crate::engine::Resumption;
 use crate::progress::EpochProgress;
 use crate::source::{Position, SealedPositions};
@@ -91,14 +91,6 @@ pub struct SqliteSink<Row> {
 
 fn sql_error(action: &'static str, error: rusqlite::Error) -> SinkError {
     SinkError::Custom(format!("SQLite: cannot {action}: {error}"))
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The table that records committed epochs.
