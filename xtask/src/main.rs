@@ -234,6 +234,9 @@ fn postgres() -> Result<PathBuf, String> {
         return Ok(found);
     }
     eprintln!("xtask: PostgreSQL is missing; installing it with apt-get (seconds)");
+    // The package lists of a fresh machine may be empty; a failure here
+    // shows in the install's.
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
     let status = Command::new("apt-get")
         .args(["install", "-y", "-qq", "postgresql"])
         .env("DEBIAN_FRONTEND", "noninteractive")
