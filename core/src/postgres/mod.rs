@@ -16,7 +16,7 @@
 //! partition it read, the partition's row moves on to the epoch's end
 //! offset **only if the generation the records were read under is still
 //! the partition's** (`UPDATE … WHERE generation = $g`), and only those
-//! partitions' rows are copied in. A claim ([`Claims::claim`]) raises the
+//! partitions' rows are copied in. A claim ([`Claims::claim`](crate::kafka::Claims::claim)) raises the
 //! generation under a row lock, so it is ordered with every commit: an
 //! epoch the old owner commits before the claim is the new owner's
 //! starting point; one it tries after is refused, and its rows of that
