@@ -12,6 +12,12 @@ impl Profile {
     pub(super) fn check_kafka(&self) -> Result<(), (String, String)> {
         let workload = &self.workload;
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
+        if self.output.url.is_some() && self.output.kind != OutputKind::Postgres {
+            return fail(
+                "output.url",
+                "set, but the output is not PostgreSQL; accepted: output.kind = \"postgres\" with it, or no key".into(),
+            );
+        }
         if workload.source != SourceKind::Kafka {
             if workload.topic.is_some() {
                 return fail(
@@ -80,12 +86,6 @@ impl Profile {
                 "\"skip\", but there is no file for the skipped messages; accepted: set engine.dead_letters, or \"stop\"".into(),
             );
         }
-        if self.output.url.is_some() && self.output.kind != OutputKind::Postgres {
-            return fail(
-                "output.url",
-                "set, but the output is not PostgreSQL; accepted: output.kind = \"postgres\" with it, or no key".into(),
-            );
-        }
         match self.output.kind {
             OutputKind::None | OutputKind::Sqlite => Ok(()),
             OutputKind::Postgres => {
@@ -108,7 +108,7 @@ impl Profile {
             OutputKind::Csv | OutputKind::Jsonl => fail(
                 "output.kind",
                 format!(
-                    "{:?}, but a Kafka run commits the topic's offsets with its output, which files cannot hold; accepted: \"sqlite\", \"kafka\" or \"none\"",
+                    "{:?}, but a Kafka run commits the topic's offsets with its output, which files cannot hold; accepted: \"sqlite\", \"kafka\", \"postgres\" or \"none\"",
                     self.output.kind
                 )
                 .to_lowercase(),
