@@ -278,6 +278,18 @@ impl KafkaSettings {
         }
         // The ends read, not only asked for (see `watermarks`).
         let marks = self.watermarks(topic)?;
+        self.fetch_starts_within(topic, &marks, wanted)
+    }
+
+    /// [`fetch_starts_at`](KafkaSettings::fetch_starts_at) with each
+    /// partition's `(partition, low, end)` known: only an offset inside
+    /// the records kept needs asking where its fetch starts.
+    pub(crate) fn fetch_starts_within(
+        &self,
+        topic: &str,
+        marks: &[(i32, i64, i64)],
+        wanted: &[(i32, i64)],
+    ) -> Result<Vec<i64>, KafkaError> {
         let mut starts: Vec<i64> = wanted.iter().map(|w| w.1).collect();
         let mut inside = Vec::new();
         for (index, &(partition, offset)) in wanted.iter().enumerate() {

@@ -111,7 +111,8 @@ impl<R> KafkaSource<R> {
     /// offset is past the partition's end or before its first kept record
     /// (the topic was recreated, or retention removed records never read).
     pub fn starting_at(mut self, stored: &[Position]) -> Result<Self, KafkaError> {
-        let mut inside = Vec::new();
+        // (index in `start`, partition, offset) of each stored position.
+        let mut moved = Vec::new();
         for position in stored {
             let Some(&(_, low, high)) = self.marks.iter().find(|m| m.0 == position.partition)
             else {
@@ -142,16 +143,16 @@ impl<R> KafkaSource<R> {
                 .position(|s| s.partition == position.partition)
             {
                 self.start[index].next_offset = offset;
-                self.fetch_from[index] = offset;
-                if offset > low && offset < high {
-                    inside.push((index, (position.partition, offset, low)));
-                }
+                moved.push((index, (position.partition, offset)));
             }
         }
-        // Positions inside the kept records: where their fetches start.
-        let wanted: Vec<(i32, i64, i64)> = inside.iter().map(|i| i.1).collect();
-        let starts = self.settings.fetch_starts(&self.topic, &wanted)?;
-        for ((index, _), start) in inside.into_iter().zip(starts) {
+        // Where their fetches start (at their batch, for a position inside
+        // the kept records).
+        let wanted: Vec<(i32, i64)> = moved.iter().map(|m| m.1).collect();
+        let starts = self
+            .settings
+            .fetch_starts_within(&self.topic, &self.marks, &wanted)?;
+        for ((index, _), start) in moved.into_iter().zip(starts) {
             self.fetch_from[index] = start;
         }
         Ok(self)
