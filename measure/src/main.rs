@@ -26,6 +26,7 @@ mod profile;
 mod ring;
 mod salting;
 mod scaling;
+mod shipped;
 mod single_only;
 mod skew_keys;
 mod skew_producer;
@@ -73,6 +74,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
         end_to_end::main(a);
         ExitCode::SUCCESS
     }),
+    ("shipped", "the main job as shipped, variant by variant, against W × the loop: [--profile P] [--rounds N] [--records M] [VARIANT...]", |a| shipped::main(a).exit_code()),
     ("profile", "profile variants, interleaved: [--in-memory M] PROFILE ROUNDS VARIANT...", |a| profile::main(a).exit_code()),
     ("skew_keys", "Zipf keys against uniform ones over records in memory: [PROFILE] [ROUNDS] [MILLIONS]", |a| skew_keys::main(a).exit_code()),
     ("skew_producer", "an uneven producer, with and without work stealing: [PROFILE] [ROUNDS] [MILLIONS]", |a| skew_producer::main(a).exit_code()),
