@@ -109,7 +109,9 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The lowest and highest of `values`.
 fn spread(values: &[f64]) -> (f64, f64) {
-    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-        (l.min(*v), h.max(*v))
-    })
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        })
 }

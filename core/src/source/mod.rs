@@ -8,6 +8,7 @@
 mod generator;
 mod positions;
 mod timed;
+mod zipf;
 
 pub use generator::{
     ArchivedEvent, Event, Generator, GeneratorConfig, GeneratorPart, KeyDistribution,
