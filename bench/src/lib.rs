@@ -10,4 +10,5 @@
 pub mod end_to_end;
 pub mod pin;
 pub mod queues;
+pub mod timely_job;
 pub mod transfer;

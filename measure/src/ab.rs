@@ -101,6 +101,29 @@ pub fn run_over(
     )
 }
 
+/// The profile at `path` with a variant's overrides: a comma-separated
+/// list of `--set` overrides, `-` for none, after `run.warmup = 1s` and
+/// `run.duration = 4s` (which the variant may set otherwise).
+pub fn short_run(path: &str, variant: &str) -> Result<Profile, String> {
+    let mut overrides = vec!["run.warmup=1s".to_owned(), "run.duration=4s".to_owned()];
+    overrides.extend(
+        variant
+            .split(',')
+            .filter(|o| *o != "-" && !o.is_empty())
+            .map(str::to_owned),
+    );
+    Profile::load(Path::new(path), &overrides).map_err(|error| format!("{variant}: {error}"))
+}
+
+/// The lowest and highest of `values`.
+pub fn spread(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        })
+}
+
 /// The report of run `name` if every record accepted is in the results,
 /// else the line to print and the exit code (1: the run failed, 3:
 /// records missing).

@@ -12,15 +12,11 @@
 //! A variant is a comma-separated list of `--set` overrides (`-` for the
 //! profile as it is). Without variants: the profile as shipped, its count
 //! trigger set to 1 Mi records, no count trigger, and 1 ms epochs. Each
-//! run is shortened to `run.warmup = 1s`, `run.duration = 4s` unless the
-//! variant sets them. The loop folds `M` million records (default 50).
-use std::path::Path;
-
-use crate::ab::{checked, median};
+//! run is shortened as [`short_run`] says. The loop folds `M` million records (default 50).
+use crate::ab::{checked, median, short_run, spread};
 use microbatch_bench::end_to_end::single_thread;
 use microbatch_cli::commands::run::run;
 use microbatch_cli::driver::{Quiet, RunFiles};
-use microbatch_cli::profile::Profile;
 
 /// The variants measured when none are given.
 const DEFAULT_VARIANTS: &[&str] = &[
@@ -48,19 +44,10 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     if variants.is_empty() {
         variants = DEFAULT_VARIANTS.iter().map(|v| v.to_string()).collect();
     }
-    let mut profiles = Vec::new();
-    for variant in &variants {
-        let mut overrides = vec!["run.warmup=1s".to_owned(), "run.duration=4s".to_owned()];
-        overrides.extend(
-            variant
-                .split(',')
-                .filter(|o| *o != "-" && !o.is_empty())
-                .map(str::to_owned),
-        );
-        let profile = Profile::load(Path::new(&path), &overrides)
-            .map_err(|error| format!("{variant}: {error}"))?;
-        profiles.push(profile);
-    }
+    let profiles = variants
+        .iter()
+        .map(|variant| short_run(&path, variant))
+        .collect::<Result<Vec<_>, _>>()?;
     let records = millions * 1_000_000;
     let mut loops = Vec::new();
     let mut ratios = vec![Vec::new(); variants.len()];
@@ -105,13 +92,4 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-/// The lowest and highest of `values`.
-fn spread(values: &[f64]) -> (f64, f64) {
-    values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(*v), h.max(*v))
-        })
 }
