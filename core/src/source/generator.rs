@@ -490,7 +490,10 @@ mod tests {
         // Each cell expects 10 000, with a standard deviation just under 100.
         for (key, row) in counts.iter().enumerate() {
             for (value, &count) in row.iter().enumerate() {
-                assert!(count.abs_diff(10_000) < 500, "key {key}, value {value}: {count}");
+                assert!(
+                    count.abs_diff(10_000) < 500,
+                    "key {key}, value {value}: {count}"
+                );
             }
         }
     }
