@@ -101,6 +101,43 @@ pub fn run_over(
     )
 }
 
+/// The options of the subcommands that run a profile's variants through
+/// the CLI: `[--profile PATH] [--rounds N] [--records M] [ARGUMENT ...]`.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// `--profile`; default `profiles/default.toml`.
+    pub path: String,
+    /// `--rounds`, at least 1; default 5.
+    pub rounds: usize,
+    /// `--records`, if given.
+    pub records: Option<u64>,
+    /// The other arguments, in order.
+    pub rest: Vec<String>,
+}
+
+impl RunOptions {
+    /// From a subcommand's arguments (`args[0]` is its name).
+    pub fn from_args(args: Vec<String>) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut options = RunOptions {
+            path: "profiles/default.toml".to_owned(),
+            rounds: 5,
+            records: None,
+            rest: Vec::new(),
+        };
+        let mut args = args.into_iter().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} takes a value"));
+            match arg.as_str() {
+                "--profile" => options.path = value("--profile")?,
+                "--rounds" => options.rounds = value("--rounds")?.parse::<usize>()?.max(1),
+                "--records" => options.records = Some(value("--records")?.parse()?),
+                _ => options.rest.push(arg),
+            }
+        }
+        Ok(options)
+    }
+}
+
 /// The profile at `path` with a variant's overrides: a comma-separated
 /// list of `--set` overrides, `-` for none, after `run.warmup = 1s` and
 /// `run.duration = 4s` (which the variant may set otherwise).

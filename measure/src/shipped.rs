@@ -13,7 +13,7 @@
 //! profile as it is). Without variants: the profile as shipped, its count
 //! trigger set to 1 Mi records, no count trigger, and 1 ms epochs. Each
 //! run is shortened as [`short_run`] says. The loop folds `M` million records (default 50).
-use crate::ab::{checked, median, short_run, spread};
+use crate::ab::{checked, median, short_run, spread, RunOptions};
 use microbatch_bench::end_to_end::single_thread;
 use microbatch_cli::commands::run::run;
 use microbatch_cli::driver::{Quiet, RunFiles};
@@ -28,19 +28,13 @@ const DEFAULT_VARIANTS: &[&str] = &[
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut path = "profiles/default.toml".to_owned();
-    let (mut rounds, mut millions) = (5usize, 50u64);
-    let mut variants = Vec::new();
-    let mut args = args.into_iter().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} takes a value"));
-        match arg.as_str() {
-            "--profile" => path = value("--profile")?,
-            "--rounds" => rounds = value("--rounds")?.parse()?,
-            "--records" => millions = value("--records")?.parse()?,
-            _ => variants.push(arg),
-        }
-    }
+    let RunOptions {
+        path,
+        rounds,
+        records,
+        rest: mut variants,
+    } = RunOptions::from_args(args)?;
+    let millions = records.unwrap_or(50);
     if variants.is_empty() {
         variants = DEFAULT_VARIANTS.iter().map(|v| v.to_string()).collect();
     }
@@ -53,7 +47,7 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut ratios = vec![Vec::new(); variants.len()];
     let mut p99s = vec![Vec::new(); variants.len()];
     println!("{path}: each variant as a ratio to W × the single-thread loop of its round");
-    for round in 1..=rounds.max(1) {
+    for round in 1..=rounds {
         println!("round {round}:");
         for (i, (variant, profile)) in variants.iter().zip(&profiles).enumerate() {
             let (elapsed, _) = single_thread(records);

@@ -18,7 +18,7 @@ use microbatch_bench::timely_job::{keyed_count_sum, TimelyRun};
 use microbatch_cli::commands::run::run;
 use microbatch_cli::driver::{Quiet, RunFiles};
 
-use crate::ab::{checked, median, short_run, spread};
+use crate::ab::{checked, median, short_run, spread, RunOptions};
 
 /// Timely's runs: (name, records per worker and epoch, epochs).
 const TIMELY: [(&str, usize, u64); 2] = [
@@ -36,16 +36,17 @@ const ENGINE: [(&str, usize); 3] = [
 
 /// Runs it; `args` are the command line from this subcommand's name on.
 pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
-    let mut path = "profiles/default.toml".to_owned();
-    let mut rounds = 5usize;
-    let mut args = args.into_iter().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} takes a value"));
-        match arg.as_str() {
-            "--profile" => path = value("--profile")?,
-            "--rounds" => rounds = value("--rounds")?.parse()?,
-            other => return Err(format!("unknown argument {other}").into()),
-        }
+    let RunOptions {
+        path,
+        rounds,
+        records,
+        rest,
+    } = RunOptions::from_args(args)?;
+    if let Some(other) = rest.first() {
+        return Err(format!("unknown argument {other}").into());
+    }
+    if records.is_some() {
+        return Err("--records: Timely's runs are set in epochs, not records".into());
     }
     let profiles = ENGINE
         .iter()
@@ -56,7 +57,7 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut timely = vec![Vec::new(); TIMELY.len()];
     let mut ratios = vec![Vec::new(); ENGINE.len()];
     println!("{path}: the engine against Timely Dataflow, {workers} workers each");
-    for round in 1..=rounds.max(1) {
+    for round in 1..=rounds {
         println!("round {round}:");
         for (t, &(name, per_worker, epochs)) in TIMELY.iter().enumerate() {
             let run = keyed_count_sum(workers, config.clone(), per_worker, epochs)?;
