@@ -72,7 +72,7 @@ impl Default for ValueDistribution {
 }
 
 /// The most keys a Zipf generator draws from: its alias tables take 8
-/// bytes a key (about 28 while they are built).
+/// bytes a key (about 32 while they are built).
 pub const MAX_ZIPF_KEYS: u64 = 1 << 26;
 
 /// Settings of the seeded generator; a profile's `[workload]` table.
@@ -259,7 +259,7 @@ enum Claim {
 /// on the stack (4 KiB).
 const ZIPF_PASS: usize = 256;
 
-/// A uniform value.
+/// A record's value, as `values` says.
 #[inline(always)]
 fn value(rng: &mut Xoshiro256PlusPlus, values: ValueDistribution) -> u64 {
     match values {
@@ -305,11 +305,11 @@ fn draw_uniform(
     }
 }
 
-/// Appends `count` events with Zipf keys, in passes of `ZIPF_PASS`: the
-/// first half of a pass draws every record (head keys from the cached head
-/// table, and for the others the random number of their tail draw), the
-/// second makes the tail draws, whose loads miss the cache, back to back so
-/// that the misses overlap. The random numbers are taken in record order
+/// Appends `count` events with Zipf keys, in passes of `ZIPF_PASS`: a
+/// pass's first loop draws every record (head keys from the cached head
+/// table, and for the others the random number of their tail draw), its
+/// second makes the tail draws, whose loads miss the cache, back to back
+/// so that the misses overlap. The random numbers are taken in record order
 /// (key, tail if any, value), so the stream does not depend on where the
 /// passes fall. Hot path, as [`draw_uniform`].
 #[inline(always)]

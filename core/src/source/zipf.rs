@@ -36,15 +36,16 @@ pub(crate) struct ZipfTable {
 }
 
 impl ZipfTable {
-    /// The table for `keys` keys (1 ..= 2^32) with this exponent (> 0,
-    /// finite; the caller validates both).
+    /// The table for `keys` keys (1 .. 2^32, so that an index fits a
+    /// slot's 32-bit alias) with this exponent (> 0, finite; the caller
+    /// validates both: `MAX_ZIPF_KEYS` is far below the bound).
     pub(crate) fn new(keys: u64, exponent: f64) -> ZipfTable {
         ZipfTable::with_head(keys, exponent, HEAD_KEYS)
     }
 
     /// The table with at most `head_keys` (≥ 1) keys in the head.
     fn with_head(keys: u64, exponent: f64, head_keys: u64) -> ZipfTable {
-        assert!((1..=1 << 32).contains(&keys), "1 ..= 2^32 keys");
+        assert!((1..1 << 32).contains(&keys), "1 .. 2^32 keys");
         let weight = |key: u64| ((key + 1) as f64).powf(-exponent);
         let head_keys = keys.min(head_keys.max(1));
         let mut head: Vec<f64> = (0..head_keys).map(weight).collect();
@@ -102,7 +103,7 @@ impl ZipfTable {
     }
 }
 
-/// Walker's alias table over indices `0..n` (n ≤ 2^32).
+/// Walker's alias table over indices `0..n` (n < 2^32).
 #[derive(Debug, Clone)]
 struct AliasTable {
     /// Slot `i`: `threshold << 32 | alias`. A draw landing on slot `i`
@@ -218,6 +219,17 @@ mod tests {
             let table = ZipfTable::with_head(keys, 1.0, head_keys);
             let mut random = [first, second].into_iter();
             prop_assert!(table.key(|| random.next().unwrap()) < keys);
+        }
+    }
+
+    /// An exponent so steep that every weight but key 0's underflows to
+    /// zero (the tail's total too) still gives a table: key 0 always.
+    #[test]
+    fn underflowing_weights_leave_key_zero() {
+        let table = ZipfTable::with_head(1000, 2000.0, 10);
+        assert!((table.probability(0) - 1.0).abs() < 1e-12);
+        for random in [0, 1, u64::MAX / 3, u64::MAX / 2, u64::MAX] {
+            assert_eq!(table.key(|| random), 0);
         }
     }
 
