@@ -17,6 +17,9 @@ pub const MAX_WORKERS: usize = 1024;
 pub const MAX_RING_CAPACITY: usize = 1 << 30;
 /// The widest in-flight window, in epochs.
 pub const MAX_EPOCHS_IN_FLIGHT: usize = 1024;
+/// The smallest interval the adaptive interval chooses
+/// ([`Config::target_latency`]).
+pub const MIN_AUTO_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How an engine thread waits when it has nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -98,6 +101,16 @@ pub struct Config {
     /// Default: 1 M; `None` (`"off"`): no count trigger.
     #[serde(with = "off_or_count")]
     pub max_batch_records: Option<u64>,
+    /// Adapt the interval, epoch by epoch, to the largest that keeps the
+    /// record latency p99 within this target: the adaptive interval (the
+    /// CLI's `interval = "auto"`). `interval` is where it starts, clamped
+    /// into 1 ms up to the target, the range it chooses from; each epoch's
+    /// choice is in its [`EpochProgress::interval`](crate::progress::EpochProgress::interval)
+    /// and what its latency says of the target in
+    /// [`EpochProgress::target`](crate::progress::EpochProgress::target). Needs the
+    /// time trigger. Default: `None` (`"off"`), a fixed interval.
+    #[serde(with = "off_or_duration")]
+    pub target_latency: Option<Duration>,
     /// Capacity of each producer ring, in records (rounded up to a power
     /// of two). Default: 65 536.
     pub ring_capacity: usize,
@@ -197,6 +210,7 @@ impl Default for Config {
             pin: true,
             interval: Some(Duration::from_millis(100)),
             max_batch_records: Some(1 << 20),
+            target_latency: None,
             ring_capacity: 1 << 16,
             max_epochs_in_flight: 4,
             idle: IdleStrategy::Backoff,
@@ -267,6 +281,25 @@ impl Config {
                 format!("{interval:?}"),
                 "at least 1µs, or \"off\" for no time trigger",
             ));
+        }
+        if let Some(target) = self.target_latency {
+            if self.interval.is_none() {
+                return Err(ConfigError::new(
+                    "target_latency",
+                    format!("{target:?}"),
+                    "a time trigger to adapt: interval is where the adaptive interval starts, not \"off\"",
+                ));
+            }
+            if target < 2 * MIN_AUTO_INTERVAL {
+                return Err(ConfigError::new(
+                    "target_latency",
+                    format!("{target:?}"),
+                    format!(
+                        "at least {:?}: the adaptive interval ranges from {MIN_AUTO_INTERVAL:?} to the target",
+                        2 * MIN_AUTO_INTERVAL
+                    ),
+                ));
+            }
         }
         if self.max_batch_records == Some(0) {
             return Err(ConfigError::new(
@@ -352,6 +385,13 @@ impl Config {
     /// Sets [`pin`](Self::pin).
     pub fn with_pin(mut self, pin: bool) -> Self {
         self.pin = pin;
+        self
+    }
+
+    /// Sets [`target_latency`](Self::target_latency): `Some` makes the
+    /// interval adaptive, starting from [`interval`](Self::interval).
+    pub fn with_target_latency(mut self, target: Option<Duration>) -> Self {
+        self.target_latency = target;
         self
     }
 

@@ -81,6 +81,7 @@ mod worker;
 
 pub use config::{
     Config, ConfigError, IdleStrategy, OnPanic, Overload, PanicPolicy, PlacementPolicy,
+    MIN_AUTO_INTERVAL,
 };
 pub use engine::{Engine, EngineBuilder, Resumption, ShutdownError, Summary};
 pub use error::EngineError;

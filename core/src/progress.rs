@@ -51,6 +51,33 @@ impl std::fmt::Display for SealReason {
     }
 }
 
+/// What an epoch's record latency says of the engine's latency target
+/// (see [`Config::target_latency`](crate::Config::target_latency)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    /// Its records' latency p99 was within the target.
+    Met,
+    /// Its p99 was above the target; the interval adapts.
+    Missed,
+    /// No interval meets the target at this load (the input is beyond
+    /// what the engine serves within it, or the sink is slower than the
+    /// target): the interval is held at its largest, the cheapest per
+    /// record, until the load falls.
+    Unreachable,
+}
+
+impl TargetStatus {
+    /// Its name: `met`, `missed` or `unreachable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Met => "met",
+            TargetStatus::Missed => "missed",
+            TargetStatus::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// Time spent in each phase of an epoch: the largest over the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -221,6 +248,13 @@ pub struct EpochProgress {
     pub seal_to_result: Duration,
     /// Record latency, from arrival (or intended send time) to result.
     pub latency: LatencySummary,
+    /// The interval the epoch opened with: its time trigger (`None`
+    /// without one). Under a latency target it is the adaptive interval's
+    /// choice of the moment.
+    pub interval: Option<Duration>,
+    /// Under a latency target, what this epoch's latency says of it;
+    /// `None` without a target.
+    pub target: Option<TargetStatus>,
     /// The keys with the most records, most first, at most
     /// [`HOT_KEYS_REPORTED`]; empty for jobs without keys.
     pub hot_keys: Vec<HotKey>,

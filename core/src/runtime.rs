@@ -11,6 +11,7 @@ use crate::checkpoint::{commit_epoch, Checkpoint, CommitError};
 use crate::config::Config;
 use crate::epoch::clock::EpochClock;
 use crate::epoch::completion::{Completion, Published};
+use crate::epoch::interval::IntervalController;
 use crate::epoch::salted::SaltedParts;
 use crate::epoch::slot::EpochSlot;
 use crate::error::EngineError;
@@ -39,6 +40,9 @@ pub(crate) struct Runtime<R, J: Job<R>> {
     pub(crate) job: J,
     pub(crate) sink: Box<dyn Sink<J::Row>>,
     pub(crate) clock: EpochClock,
+    /// The adaptive interval, under a latency target: told each completed
+    /// epoch, it sets the clock's interval.
+    pub(crate) interval_control: Option<Mutex<IntervalController>>,
     pub(crate) start: Instant,
     pub(crate) lanes: Arc<Lanes<R>>,
     /// Workers that finished their final drain.
@@ -181,6 +185,7 @@ impl<R, J: Job<R>> Runtime<R, J> {
             now,
             committed,
         );
+        self.adapt_interval(&mut progress);
         self.telemetry.epoch_completed(
             &progress,
             &runs,
@@ -197,6 +202,26 @@ impl<R, J: Job<R>> Runtime<R, J> {
         }
         completion.account(&mut lock(&self.published).totals, progress);
         Ok(())
+    }
+
+    /// Under a latency target, tells the adaptive interval the completed
+    /// epoch's latency and sets the interval the next epochs open with;
+    /// notes in `progress` what its latency says of the target.
+    fn adapt_interval(&self, progress: &mut EpochProgress) {
+        if progress.interval.is_none() {
+            // Its sealer raced the opener's record of it (rare): the
+            // interval in force now is the best guess.
+            progress.interval = self.clock.interval();
+        }
+        let Some(control) = &self.interval_control else {
+            return;
+        };
+        let mut control = lock(control);
+        let span = progress.sealed.saturating_sub(progress.opened);
+        let p99 = (progress.latency.records > 0)
+            .then(|| Duration::from_micros(progress.latency.p99_micros));
+        progress.target = Some(control.observe(span, p99));
+        self.clock.set_interval(control.interval());
     }
 
     /// The completion, once it is `epoch`'s turn; `None` if the engine

@@ -1,7 +1,8 @@
 //! Loom models of the epoch clock: concurrent advances of the same epoch
 //! move it exactly once; the in-flight window holds while workers seal and
 //! emit concurrently; a deadline not yet written for a newly opened epoch
-//! never makes it look expired.
+//! never makes it look expired; an opener preempted between its CAS and its
+//! store never leaves a sealed epoch's deadline in place of the open one's.
 #![cfg(loom)]
 
 use std::time::Duration;
@@ -89,5 +90,36 @@ fn unwritten_deadline_of_a_new_epoch_never_looks_expired() {
         let expired = clock.interval_expired(open, 25);
         assert!(!(open == 1 && expired), "epoch 1 looked expired at 25 µs");
         advancer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_preempted_opener_never_overwrites_a_newer_deadline() {
+    loom::model(|| {
+        // One thread opens epoch 1; another, as soon as it sees epoch 1,
+        // seals it by count (opening 2) with another interval. Whatever the
+        // interleaving of their deadline stores, epoch 2's is the one left:
+        // it expires at 5 + 3 µs and records the 3 µs it opened with.
+        let clock = Arc::new(EpochClock::new(2, 4, Some(Duration::from_micros(10)), 0));
+        let first = {
+            let clock = clock.clone();
+            thread::spawn(move || assert_eq!(clock.try_advance(0, 1), Advance::Advanced))
+        };
+        let second = {
+            let clock = clock.clone();
+            thread::spawn(move || {
+                while clock.current() == 0 {
+                    thread::yield_now();
+                }
+                clock.set_interval(Duration::from_micros(3));
+                assert_eq!(clock.try_advance(1, 5), Advance::Advanced);
+            })
+        };
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(clock.current(), 2);
+        assert!(!clock.interval_expired(2, 7));
+        assert!(clock.interval_expired(2, 8));
+        assert_eq!(clock.interval_of_open(2), Some(Duration::from_micros(3)));
     });
 }

@@ -70,6 +70,8 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
         pin: bool => with_pin);
     setter!(/// Sets [`Config::interval`]; `None`: no time trigger.
         interval: Option<Duration> => with_interval);
+    setter!(/// Sets [`Config::target_latency`]; `Some`: the interval adapts to it.
+        target_latency: Option<Duration> => with_target_latency);
     setter!(/// Sets [`Config::max_batch_records`]; `None`: no count trigger.
         max_batch_records: Option<u64> => with_max_batch_records);
     setter!(/// Sets [`Config::ring_capacity`].

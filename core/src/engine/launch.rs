@@ -12,6 +12,7 @@ use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, CheckpointError
 use crate::config::{Config, ConfigError, OnPanic};
 use crate::epoch::clock::EpochClock;
 use crate::epoch::completion::{Completion, Published};
+use crate::epoch::interval::IntervalController;
 use crate::epoch::salted::SaltedParts;
 use crate::epoch::slot::EpochSlot;
 use crate::error::EngineError;
@@ -44,6 +45,14 @@ fn validate<R, J: Job<R>>(
     checkpoint: Option<&Checkpoint>,
     has_source: bool,
 ) -> Result<usize, EngineError> {
+    if let (Some(_), Some(target)) = (checkpoint, config.target_latency) {
+        return Err(ConfigError::new(
+            "target_latency",
+            format!("{target:?}"),
+            "none under a checkpoint: its epochs are cut by log position",
+        )
+        .into());
+    }
     config.validate()?;
     let workers = config.workers;
     job.check(workers)
@@ -217,14 +226,22 @@ fn spawn<R: Send + 'static, J: Job<R>>(
         )
     })?;
     let started = Instant::now();
+    let interval_control = config
+        .target_latency
+        .zip(config.interval)
+        .map(|(target, start)| IntervalController::new(target, start));
     let runtime = Arc::new(Runtime {
         clock: EpochClock::starting_at(
             start.first_epoch,
             workers,
             window as u64,
-            config.interval,
+            interval_control
+                .as_ref()
+                .map(IntervalController::interval)
+                .or(config.interval),
             0,
         ),
+        interval_control: interval_control.map(Mutex::new),
         workers,
         partitions,
         job,

@@ -113,6 +113,8 @@ impl Completion {
             // Latency as of the rows' completion: what the sink's copy of
             // the progress says.
             latency: LatencySummary::of_runs(&mut runs),
+            interval: slot.interval,
+            target: None,
             hot_keys,
         };
         (progress, runs)

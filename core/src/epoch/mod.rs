@@ -9,10 +9,13 @@
 //!   its progress, one slot per epoch of the window.
 //! - `salted`: the salted keys' entries of an epoch, merged from every
 //!   owner.
+//! - `interval`: the adaptive interval, which interval the next epoch
+//!   opens with under a latency target.
 //! - `completion`: epochs complete one at a time, in order: progress,
 //!   latency, totals.
 
 pub(crate) mod clock;
 pub(crate) mod completion;
+pub(crate) mod interval;
 pub(crate) mod salted;
 pub(crate) mod slot;

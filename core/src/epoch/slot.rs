@@ -17,6 +17,8 @@ pub(crate) struct EpochSlot {
     epoch: u64,
     pub(crate) reason: Option<SealReason>,
     pub(crate) sealed_micros: u64,
+    /// The interval the epoch opened with, as its sealer read it.
+    pub(crate) interval: Option<Duration>,
     pub(crate) records: Vec<u64>,
     /// How long each worker waited while its batch of the epoch was open.
     pub(crate) waited: Vec<Duration>,
@@ -55,6 +57,7 @@ impl EpochSlot {
             epoch: u64::MAX,
             reason: None,
             sealed_micros: 0,
+            interval: None,
             records: vec![0; workers],
             waited: vec![Duration::ZERO; workers],
             stolen: 0,
@@ -82,6 +85,7 @@ impl EpochSlot {
             self.epoch = epoch;
             self.reason = None;
             self.sealed_micros = 0;
+            self.interval = None;
             self.records.fill(0);
             self.waited.fill(Duration::ZERO);
             self.stolen = 0;

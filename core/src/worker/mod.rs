@@ -237,7 +237,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             return true;
         }
         let (Some(interval), Some(left)) = (
-            self.runtime.config.interval,
+            self.runtime.clock.interval(),
             self.runtime
                 .clock
                 .micros_until_deadline(self.open_epoch, now),

@@ -55,11 +55,14 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         } else {
             return Ok(false);
         };
+        // Read before the advance, which records the next epoch's.
+        let interval = runtime.clock.interval_of_open(epoch);
         match runtime.clock.try_advance(epoch, now) {
             Advance::Advanced => {
                 runtime.with_slot(epoch, |slot| {
                     slot.reason = Some(reason);
                     slot.sealed_micros = now;
+                    slot.interval = interval;
                 });
                 if reason == SealReason::Shutdown {
                     runtime.final_epoch.store(epoch, Ordering::Release);
