@@ -9,7 +9,8 @@
 //! - [`jobs`]: the registry of jobs (`keyed`, `global`, `clickstream`).
 //! - [`commands`]: `run`, `sweep`, `compare`, `log write`.
 //! - [`report`], [`plot`], [`cpu`]: what a run prints and draws, and how
-//!   its CPU time and memory are read.
+//!   its CPU time and memory are read; [`interval_choice`]: what the
+//!   adaptive interval chose and whether its target held.
 //! - [`paths`]: the outputs a command writes, checked before it runs.
 //! - [`exporter`]: the engine's metrics in Prometheus text (`--metrics`).
 //! - [`ui`]: the live page of a run or a sweep; [`terminal`]: the
@@ -22,6 +23,7 @@ pub mod cpu;
 pub mod driver;
 pub mod exporter;
 mod http;
+pub mod interval_choice;
 pub mod jobs;
 pub mod paths;
 pub mod plot;

@@ -356,13 +356,19 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     }
     let epochs = match &args.checkpoint {
         Some(dir) => format!("checkpoint {}", dir.display()),
-        None => format!(
-            "interval {}",
-            profile
-                .engine
-                .interval
-                .map_or("off".into(), |i| humantime::format_duration(i).to_string())
-        ),
+        None => match profile.engine.target_latency {
+            Some(target) => format!(
+                "interval auto (target {} p99)",
+                humantime::format_duration(target)
+            ),
+            None => format!(
+                "interval {}",
+                profile
+                    .engine
+                    .interval
+                    .map_or("off".into(), |i| humantime::format_duration(i).to_string())
+            ),
+        },
     };
     say!(
         "microbatch run {name}: {} workers, {epochs}, {} warm-up + {} measured",

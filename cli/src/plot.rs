@@ -49,6 +49,9 @@ fn draw_latency(result: &SweepResult, path: &Path) -> Result<(), RunError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let auto = result.adaptive(n, &rate.to_string());
+    // The axes also hold the adaptive interval's point.
+    let all: Vec<&SweepRow> = rows.iter().copied().chain(auto).collect();
     let ms = |nanos: u64| (nanos as f64 / 1e6).max(1e-3);
     let series: [Series; 4] = [
         ("record p50", |r| r.record_p50_ns, BLUE),
@@ -56,11 +59,11 @@ fn draw_latency(result: &SweepResult, path: &Path) -> Result<(), RunError> {
         ("record p99.9", |r| r.record_p999_ns, MAGENTA),
         ("seal-to-result p99", |r| r.seal_to_result_p99_ns, GREEN),
     ];
-    let lowest = rows
+    let lowest = all
         .iter()
         .flat_map(|r| series.iter().map(move |s| ms((s.1)(r))))
         .fold(f64::INFINITY, f64::min);
-    let highest = rows
+    let highest = all
         .iter()
         .flat_map(|r| series.iter().map(move |s| ms((s.1)(r))))
         .fold(0.0, f64::max);
@@ -78,7 +81,7 @@ fn draw_latency(result: &SweepResult, path: &Path) -> Result<(), RunError> {
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            interval_range(&rows).log_scale(),
+            interval_range(&all).log_scale(),
             (lowest / 2.0..highest * 2.0).log_scale(),
         )
         .map_err(|e| plot_error(path, e))?;
@@ -91,6 +94,16 @@ fn draw_latency(result: &SweepResult, path: &Path) -> Result<(), RunError> {
     for (label, value, color) in series {
         let points = rows.iter().map(|r| (r.interval_ms, ms(value(r)))).collect();
         line(&mut chart, path, points, color.to_rgba(), label.to_owned())?;
+    }
+    if let Some(auto) = auto {
+        // The adaptive interval's choice beside the fixed curve: its median
+        // interval and its record p99.
+        let point = (auto.interval_ms, ms(auto.record_p99_ns));
+        chart
+            .draw_series(std::iter::once(Cross::new(point, 7, BLACK.stroke_width(3))))
+            .map_err(|e| plot_error(path, e))?
+            .label("auto interval: record p99")
+            .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
     }
     legend(&mut chart, path, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(|e| plot_error(path, e))

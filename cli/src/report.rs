@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::interval_choice::{IntervalChosen, TargetReport};
+
 /// Percentiles of a latency, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Percentiles {
@@ -85,8 +87,15 @@ pub struct RunReport {
     pub pinned: bool,
     /// Why not, when not.
     pub pinning_note: Option<String>,
-    /// The interval trigger, in milliseconds; `null` when off.
+    /// The interval trigger, in milliseconds; `null` when off or adaptive
+    /// (then see `interval_chosen_ms`).
     pub interval_ms: Option<f64>,
+    /// Under `engine.interval = "auto"`: the intervals the measured epochs
+    /// opened with, ms (`p50`, `min`, `max`); `null` otherwise.
+    pub interval_chosen_ms: Option<IntervalChosen>,
+    /// Under `engine.interval = "auto"`: the latency target and whether it
+    /// held; `null` otherwise.
+    pub target: Option<TargetReport>,
     /// The count trigger; `null` when off.
     pub max_batch_records: Option<u64>,
     /// Offered open-loop rate, records/s; `null` for "max".
@@ -247,6 +256,12 @@ pub struct EpochLine {
     pub seal_to_result_ns: u64,
     /// Record latency of the epoch's records.
     pub record_latency_ns: Percentiles,
+    /// The interval the epoch opened with, ms; `null` without a time
+    /// trigger. Under `engine.interval = "auto"`, the adaptive choice.
+    pub interval_ms: Option<f64>,
+    /// Under a latency target, what the epoch's latency says of it: `met`,
+    /// `missed` or `unreachable`; `null` without one.
+    pub target: Option<microbatch::progress::TargetStatus>,
 }
 
 /// Shares (0 to 1) as percentages with `decimals` decimals, joined by " / ".
@@ -290,6 +305,8 @@ impl EpochLine {
                 p999: latency.p999_micros * 1000,
                 max: latency.max_micros * 1000,
             },
+            interval_ms: epoch.interval.map(ms),
+            target: epoch.target,
         }
     }
 }
@@ -442,12 +459,21 @@ impl RunReport {
                 "off".into()
             },
         );
+        if let Some(target) = &self.target {
+            line(
+                "latency target",
+                target.line(self.interval_chosen_ms.as_ref()),
+            );
+        }
         line(
             "triggers",
             format!(
                 "interval {}, max_batch_records {}",
-                self.interval_ms
-                    .map_or("off".into(), |ms| format!("{ms} ms")),
+                match (self.interval_ms, &self.target) {
+                    (_, Some(_)) => "auto".into(),
+                    (Some(ms), None) => format!("{ms} ms"),
+                    (None, None) => "off".into(),
+                },
                 self.max_batch_records
                     .map_or("off".into(), |n| n.to_string())
             ),

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::driver::{Observer, Status};
 use crate::report::rate;
+use microbatch::progress::TargetStatus;
 
 /// The live progress bar on stderr (hidden when stderr is no terminal).
 pub struct Bar(pub ProgressBar);
@@ -35,8 +36,17 @@ impl Observer for Bar {
         bar.set_length(status.planned.as_millis() as u64);
         bar.set_position(status.elapsed.as_millis() as u64);
         let remaining = status.planned.saturating_sub(status.elapsed);
+        let adaptive = match (status.last_target, status.last_interval) {
+            (Some(TargetStatus::Unreachable), _) => {
+                " · target cannot be met at this load".to_owned()
+            }
+            (Some(_), Some(interval)) => {
+                format!(" · interval {:.1} ms", interval.as_secs_f64() * 1e3)
+            }
+            _ => String::new(),
+        };
         bar.set_message(format!(
-            "epoch {} · {} · p99 {:.2} ms · {:.0}s elapsed, {:.0}s left{}",
+            "epoch {} · {} · p99 {:.2} ms{adaptive} · {:.0}s elapsed, {:.0}s left{}",
             status.epochs,
             rate(status.records_per_second),
             status.last_p99_micros as f64 / 1e3,

@@ -14,6 +14,7 @@
 
 mod ab;
 mod async_push;
+mod auto_interval;
 mod balance;
 mod batch_vs_microbatch;
 mod boxed;
@@ -77,6 +78,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     }),
     ("shipped", "the main job as shipped, variant by variant, against W × the loop: [--profile P] [--rounds N] [--records M] [VARIANT...]", |a| shipped::main(a).exit_code()),
     ("timely", "the engine against Timely Dataflow on the same keyed job, at 1 Mi and 10 000 records a worker an epoch: [--profile P] [--rounds N]", |a| timely::main(a).exit_code()),
+    ("auto_interval", "the adaptive interval against fixed ones at the same load: [--profile P] [--rounds N] [FIXED_INTERVAL...]", |a| auto_interval::main(a).exit_code()),
     ("profile", "profile variants, interleaved: [--in-memory M] PROFILE ROUNDS VARIANT...", |a| profile::main(a).exit_code()),
     ("skew_keys", "Zipf keys against uniform ones over records in memory: [PROFILE] [ROUNDS] [MILLIONS]", |a| skew_keys::main(a).exit_code()),
     ("skew_producer", "an uneven producer, with and without work stealing: [PROFILE] [ROUNDS] [MILLIONS]", |a| skew_producer::main(a).exit_code()),

@@ -108,6 +108,7 @@ pub fn compare(
     base.workload.rate = Rate::Max;
     let mut batch = base.clone();
     batch.engine.interval = None;
+    batch.engine.target_latency = None;
     batch.engine.max_batch_records = None;
     let files = RunFiles::default();
 
@@ -148,6 +149,10 @@ pub fn compare(
     let naive = with_aggregator(&base.job, Naive(&base))?;
 
     let interval = match (profile.engine.interval, profile.engine.max_batch_records) {
+        _ if profile.engine.target_latency.is_some() => format!(
+            "adaptive, for a {} p99",
+            humantime::format_duration(profile.engine.target_latency.unwrap_or_default())
+        ),
         (Some(interval), Some(n)) => format!(
             "every {} or {n} records",
             humantime::format_duration(interval)

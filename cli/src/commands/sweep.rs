@@ -6,6 +6,11 @@
 //! fixed open-loop rate for latency. Without `--rate` (and with a profile
 //! whose rate is "max"), the latency rate is half the lowest throughput
 //! measured over the points, so that every point can sustain it.
+//!
+//! A profile with `engine.interval = "auto"` sweeps the fixed intervals
+//! without its target, and at each fixed rate runs once more with the
+//! adaptive interval: its row (`adaptive` true, `interval_ms` the median
+//! interval it chose) sits next to the fixed-interval curve.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,12 +79,18 @@ pub struct SweepRow {
     pub run: usize,
     /// Whether this run is the point's median, shown in tables and plots.
     pub median: bool,
+    /// Whether the interval was adaptive (`engine.interval = "auto"`):
+    /// then `interval_ms` is the median interval it chose.
+    pub adaptive: bool,
 }
 
 impl SweepRow {
     fn of(report: &RunReport) -> Self {
         SweepRow {
-            interval_ms: report.interval_ms.unwrap_or(f64::NAN),
+            interval_ms: report
+                .interval_ms
+                .or(report.interval_chosen_ms.map(|chosen| chosen.p50))
+                .unwrap_or(f64::NAN),
             max_batch_records: report.max_batch_records,
             offered_rate: report
                 .offered_rate_rps
@@ -98,6 +109,7 @@ impl SweepRow {
             cpu_s: report.cpu_s,
             run: 1,
             median: true,
+            adaptive: report.target.is_some(),
         }
     }
 
@@ -140,6 +152,7 @@ pub fn sweep(
     let point_profile = |interval: Duration, n: Option<u64>, rate: Rate| {
         let mut point = base.clone();
         point.engine.interval = Some(interval);
+        point.engine.target_latency = None;
         point.engine.max_batch_records = n;
         point.workload.rate = rate;
         point
@@ -198,6 +211,28 @@ pub fn sweep(
                 say,
                 |row| row.record_p99_ns as f64,
             )?);
+        }
+        if let Some(target) = profile.engine.target_latency {
+            for &n in &max_batch_records {
+                let mut point = base.clone();
+                point.engine.max_batch_records = n;
+                point.workload.rate = Rate::PerSecond(rate);
+                let what = format!(
+                    "interval auto (target {}){}: {} offered",
+                    humantime::format_duration(target),
+                    n.map_or(String::new(), |n| format!(", max_batch_records {n}")),
+                    self::rate(rate as f64)
+                );
+                rows.extend(repeated(
+                    &point,
+                    name,
+                    plan.repeat,
+                    &what,
+                    observer,
+                    say,
+                    |row| row.record_p99_ns as f64,
+                )?);
+            }
         }
     }
     Ok(SweepResult {
@@ -258,12 +293,24 @@ impl SweepResult {
             .iter()
             .filter(|row| {
                 row.median
+                    && !row.adaptive
                     && row.max_batch_records == max_batch_records
                     && row.offered_rate == offered
             })
             .collect();
         rows.sort_by(|a, b| a.interval_ms.total_cmp(&b.interval_ms));
         rows
+    }
+
+    /// The adaptive interval's median run of one count-trigger setting at
+    /// the rate `offered`, if the sweep ran one.
+    pub fn adaptive(&self, max_batch_records: Option<u64>, offered: &str) -> Option<&SweepRow> {
+        self.rows.iter().find(|row| {
+            row.median
+                && row.adaptive
+                && row.max_batch_records == max_batch_records
+                && row.offered_rate == offered
+        })
     }
 
     /// The count-trigger settings swept, in order.
@@ -292,10 +339,15 @@ impl SweepResult {
             "seal→result p99"
         );
         for row in self.rows.iter().filter(|row| row.median) {
+            let interval = if row.adaptive {
+                format!("auto {:.1}", row.interval_ms)
+            } else {
+                row.interval_ms.to_string()
+            };
             let _ = writeln!(
                 out,
                 "  {:>8} ms {:>10} {:>10} {:>11}   {:<44} {:>12.2} ms",
-                row.interval_ms,
+                interval,
                 row.max_batch_records
                     .map_or("off".into(), |n| n.to_string()),
                 row.offered_rate,
@@ -454,7 +506,41 @@ mod tests {
             cpu_s: None,
             run: 1,
             median: true,
+            adaptive: false,
         }
+    }
+
+    #[test]
+    fn an_adaptive_row_stays_out_of_the_fixed_curve() {
+        let at_rate = |interval_ms: f64| SweepRow {
+            offered_rate: "1000".into(),
+            ..row(interval_ms, 1000.0)
+        };
+        let mut auto = at_rate(14.0);
+        auto.adaptive = true;
+        let result = SweepResult {
+            rows: vec![
+                row(1.0, 20.0),
+                row(10.0, 85.0),
+                at_rate(1.0),
+                auto,
+                at_rate(10.0),
+            ],
+            rates: vec![1000],
+            rate_note: String::new(),
+        };
+        let curve: Vec<f64> = result
+            .series(None, "1000")
+            .iter()
+            .map(|r| r.interval_ms)
+            .collect();
+        assert_eq!(curve, [1.0, 10.0]);
+        assert_eq!(
+            result.adaptive(None, "1000").map(|r| r.interval_ms),
+            Some(14.0)
+        );
+        assert_eq!(result.adaptive(None, "max"), None);
+        assert!(result.table().contains("auto 14.0"), "{}", result.table());
     }
 
     #[test]

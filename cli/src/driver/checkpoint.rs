@@ -28,6 +28,12 @@ pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunE
              epoch (the SQLite database, or the Kafka group); run it again without --checkpoint",
         );
     }
+    if profile.engine.target_latency.is_some() {
+        return refuse(
+            "engine.interval = \"auto\" adapts the epochs to latency, but a checkpointed run \
+             cuts them by log position: give a fixed engine.interval",
+        );
+    }
     if workload.source != SourceKind::Log {
         return refuse(
             "only a record log can be replayed: set workload.source = \"log\" and workload.path",

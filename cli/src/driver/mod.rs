@@ -60,6 +60,11 @@ pub struct Status {
     pub records_per_second: f64,
     /// p99 record latency of the last epoch, µs.
     pub last_p99_micros: u64,
+    /// The interval the last epoch opened with (the adaptive interval's
+    /// choice under `engine.interval = "auto"`).
+    pub last_interval: Option<Duration>,
+    /// Under a latency target, what the last epoch said of it.
+    pub last_target: Option<microbatch::progress::TargetStatus>,
     /// Records taken in so far.
     pub records_taken: u64,
     /// Records in emitted results so far.
@@ -319,6 +324,8 @@ impl Runner<'_> {
                     .last
                     .as_ref()
                     .map_or(0, |last| last.latency.p99_micros),
+                last_interval: progress.last.as_ref().and_then(|last| last.interval),
+                last_target: progress.last.as_ref().and_then(|last| last.target),
                 records_taken: progress.records_taken,
                 records_in_results: progress.records_in_results,
             });

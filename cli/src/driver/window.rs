@@ -10,6 +10,7 @@ use microbatch::progress::{EpochProgress, SealReason};
 use microbatch::{Engine, Summary};
 
 use crate::cpu;
+use crate::interval_choice::{IntervalChosen, TargetReport};
 use crate::profile::schema::{JobKind, Profile};
 use crate::report::{EpochsByReason, HotKeyShare, Percentiles, RunReport};
 
@@ -153,6 +154,7 @@ pub(super) fn report(
     let records_measured = summary.records_accepted - snapshot.records;
     let lag = watermark_lag(&measured, profile.job.watermark_delay);
     let config = &profile.engine;
+    let record_latency = Percentiles::of_micros(&latency);
     let report = RunReport {
         profile: name.to_owned(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -168,8 +170,14 @@ pub(super) fn report(
         // Under a checkpoint, the log's positions cut the epochs.
         interval_ms: config
             .interval
-            .filter(|_| ending.planned_epoch.is_none())
+            .filter(|_| ending.planned_epoch.is_none() && config.target_latency.is_none())
             .map(|interval| interval.as_secs_f64() * 1e3),
+        interval_chosen_ms: config
+            .target_latency
+            .and_then(|_| IntervalChosen::over(&measured)),
+        target: config
+            .target_latency
+            .map(|target| TargetReport::of(&measured, target, record_latency.p99)),
         max_batch_records: ending.planned_epoch.or(config.max_batch_records),
         offered_rate_rps: workload.rate.per_second(),
         producers: workload.producers,
@@ -179,7 +187,7 @@ pub(super) fn report(
         records_measured,
         elapsed_s,
         throughput_rps: records_measured as f64 / elapsed_s.max(1e-9),
-        record_latency_ns: Percentiles::of_micros(&latency),
+        record_latency_ns: record_latency,
         seal_to_result_ns: Percentiles::of_durations(&seal_to_result),
         epochs: summary.epochs,
         epochs_measured: measured.len() as u64,

@@ -62,7 +62,8 @@ impl Profile {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
-        let profile: Profile = serde_path_to_error::deserialize(toml::Value::Table(table))
+        let auto = take_auto_interval(&mut table);
+        let mut profile: Profile = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|error| {
                 let key = error.path().to_string();
                 let message = error.inner().message().trim().to_owned();
@@ -78,6 +79,11 @@ impl Profile {
                     message,
                 }
             })?;
+        adapt_interval(&mut profile, auto).map_err(|(key, message)| ProfileError::Key {
+            path: path.to_owned(),
+            key,
+            message,
+        })?;
         profile
             .check()
             .map_err(|(key, message)| ProfileError::Key {
@@ -246,9 +252,62 @@ impl Profile {
         Ok(())
     }
 
-    /// The dotted keys of every setting, with their values, for reports.
+    /// The dotted keys of every setting, with their values, for reports;
+    /// read back, it is the same profile (`engine.interval = "auto"` under
+    /// a latency target).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|error| format!("# cannot write the profile: {error}"))
+        let table = toml::Table::try_from(self).map(|mut table| {
+            if self.engine.target_latency.is_some() {
+                if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
+                    engine.insert("interval".into(), AUTO.into());
+                }
+            }
+            table
+        });
+        table
+            .and_then(|table| toml::to_string(&table))
+            .unwrap_or_else(|error| format!("# cannot write the profile: {error}"))
+    }
+}
+
+/// `engine.interval`'s word for the adaptive interval.
+const AUTO: &str = "auto";
+
+/// Takes `engine.interval = "auto"` out of the table (the engine's own
+/// settings know a duration or "off"); whether it was there.
+fn take_auto_interval(table: &mut toml::Table) -> bool {
+    let Some(toml::Value::Table(engine)) = table.get_mut("engine") else {
+        return false;
+    };
+    let auto = engine
+        .get("interval")
+        .and_then(toml::Value::as_str)
+        .is_some_and(|word| word.trim() == AUTO);
+    if auto {
+        engine.remove("interval");
+    }
+    auto
+}
+
+/// `engine.interval = "auto"` and `engine.target_latency` go together:
+/// the adaptive interval starts at half the target.
+fn adapt_interval(profile: &mut Profile, auto: bool) -> Result<(), (String, String)> {
+    match (auto, profile.engine.target_latency) {
+        (true, Some(target)) => {
+            profile.engine.interval = Some(target / 2);
+            Ok(())
+        }
+        (true, None) => Err((
+            "engine.interval".into(),
+            "\"auto\" needs engine.target_latency, the record latency p99 to adapt to \
+             (e.g. \"50ms\")"
+                .into(),
+        )),
+        (false, Some(_)) => Err((
+            "engine.target_latency".into(),
+            "is read only with engine.interval = \"auto\": a fixed interval does not adapt".into(),
+        )),
+        (false, None) => Ok(()),
     }
 }
 
@@ -494,6 +553,38 @@ mod tests {
         assert!(error("", &["engine.interval"]).contains("expected section.key=value"));
         assert!(error("", &["interval=1ms"]).contains("section.key"));
         assert!(error("engine = 3\n", &["engine.workers=1"]).contains("not a section"));
+    }
+
+    #[test]
+    fn an_auto_interval_needs_a_target_and_writes_back_as_auto() {
+        let text = "[engine]\ninterval = \"auto\"\ntarget_latency = \"20ms\"\n";
+        let profile = parse(text, &[]).unwrap();
+        assert_eq!(
+            profile.engine.target_latency,
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(profile.engine.interval, Some(Duration::from_millis(10)));
+        let again = parse(&profile.to_toml(), &[]).unwrap();
+        assert_eq!(again.engine, profile.engine);
+        assert!(profile.to_toml().contains("interval = \"auto\""));
+        let set = parse("", &["engine.interval=auto", "engine.target_latency=50ms"]).unwrap();
+        assert_eq!(set.engine.target_latency, Some(Duration::from_millis(50)));
+        let message = error("[engine]\ninterval = \"auto\"\n", &[]);
+        assert!(message.starts_with("p.toml: engine.interval:"), "{message}");
+        assert!(message.contains("target_latency"), "{message}");
+        let message = error("[engine]\ntarget_latency = \"20ms\"\n", &[]);
+        assert!(
+            message.starts_with("p.toml: engine.target_latency:"),
+            "{message}"
+        );
+        let message = error(
+            "[engine]\ninterval = \"auto\"\ntarget_latency = \"1ms\"\n",
+            &[],
+        );
+        assert!(
+            message.starts_with("p.toml: engine.target_latency:"),
+            "{message}"
+        );
     }
 
     #[test]
