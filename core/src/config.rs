@@ -109,6 +109,17 @@ pub struct Config {
     /// and what its latency says of the target in
     /// [`EpochProgress::target`](crate::progress::EpochProgress::target). Needs the
     /// time trigger. Default: `None` (`"off"`), a fixed interval.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // The interval adapts to keep record latency p99 within 50 ms.
+    /// let config = microbatch::Config::default()
+    ///     .with_target_latency(Some(Duration::from_millis(50)));
+    /// config.validate()?;
+    /// // Without a time trigger there is nothing to adapt.
+    /// assert!(config.with_interval(None).validate().is_err());
+    /// # Ok::<(), microbatch::ConfigError>(())
+    /// ```
     #[serde(with = "off_or_duration")]
     pub target_latency: Option<Duration>,
     /// Capacity of each producer ring, in records (rounded up to a power

@@ -24,10 +24,12 @@
 //! | `microbatch_worker_waiting_microseconds_total{worker}` | counter | time each worker spent in its wait loop |
 //! | `microbatch_ring_backlog_records` | gauge | the last epoch's most records waiting in one producer ring when a worker came to take (`EpochProgress::ring_backlog`) |
 //! | `microbatch_ring_occupancy_ratio` | gauge | that backlog over the ring capacity: near 1, producers are about to wait (or shed) |
+//! | `microbatch_epoch_interval_seconds` | gauge | the interval the last epoch opened with (the adaptive interval's choice under `Config::target_latency`); 0 without a time trigger |
+//! | `microbatch_latency_target_unreachable` | gauge | under a latency target: 1 while no interval can meet it at the load, else 0 |
 
 use metrics::{Counter, Gauge, Histogram, Label};
 
-use crate::progress::{EpochProgress, SealReason};
+use crate::progress::{EpochProgress, SealReason, TargetStatus};
 
 /// The engine's metric handles, registered once.
 pub(crate) struct Telemetry {
@@ -44,6 +46,8 @@ pub(crate) struct Telemetry {
     epoch_p99: Gauge,
     ring_backlog: Gauge,
     ring_occupancy: Gauge,
+    interval: Gauge,
+    unreachable: Gauge,
     /// Each producer ring's capacity, for the occupancy.
     ring_capacity: f64,
     /// One per worker.
@@ -90,6 +94,8 @@ impl Telemetry {
             epoch_p99: gauge("microbatch_epoch_record_latency_p99_seconds"),
             ring_backlog: gauge("microbatch_ring_backlog_records"),
             ring_occupancy: gauge("microbatch_ring_occupancy_ratio"),
+            interval: gauge("microbatch_epoch_interval_seconds"),
+            unreachable: gauge("microbatch_latency_target_unreachable"),
             ring_capacity: ring_capacity.max(1) as f64,
             waiting: (0..workers)
                 .map(|worker| {
@@ -135,6 +141,12 @@ impl Telemetry {
         self.ring_backlog.set(progress.ring_backlog as f64);
         self.ring_occupancy
             .set(progress.ring_backlog as f64 / self.ring_capacity);
+        self.interval
+            .set(progress.interval.map_or(0.0, |i| i.as_secs_f64()));
+        if let Some(target) = progress.target {
+            self.unreachable
+                .set(f64::from(u8::from(target == TargetStatus::Unreachable)));
+        }
         for (counter, waited) in self.waiting.iter().zip(&progress.waited_per_worker) {
             counter.increment(waited.as_micros() as u64);
         }
