@@ -85,3 +85,46 @@ fn settings_that_cannot_adapt_are_refused_with_their_key() {
     ]);
     assert_fails(&under_checkpoint, 2, &["auto", "fixed engine.interval"]);
 }
+
+#[test]
+fn a_sweep_of_an_auto_profile_runs_the_adaptive_point_beside_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let mut args = vec!["sweep"];
+    args.extend(short(
+        "profiles/auto-interval.toml",
+        &[
+            "--interval",
+            "2ms,20ms",
+            "--rate",
+            "1000000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let output = microbatch(&args);
+    assert_success(&output);
+    let mut reader = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(
+        rows.len(),
+        5,
+        "2 intervals × (max + 1 rate) + the adaptive point"
+    );
+    let adaptive: Vec<&csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[column("adaptive")] == "true")
+        .collect();
+    assert_eq!(adaptive.len(), 1);
+    assert_eq!(&adaptive[0][column("offered_rate")], "1000000");
+    let chosen: f64 = adaptive[0][column("interval_ms")].parse().unwrap();
+    assert!((1.0..=20.0).contains(&chosen), "{chosen}");
+    assert!(stdout(&output).contains("auto "), "{}", stdout(&output));
+    let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+    assert!(
+        svg.contains("auto interval"),
+        "the adaptive point is not in the plot"
+    );
+}
