@@ -70,6 +70,8 @@ impl Profile {
                 let message = if key == "output" && message.contains("duplicate field `kind`") {
                     "both `kind` and `sink` are given; they are two names of one setting: give one"
                         .to_owned()
+                } else if key == "engine.interval" {
+                    format!("{message}; or \"{AUTO}\" with engine.target_latency")
                 } else {
                     message
                 };
@@ -256,17 +258,18 @@ impl Profile {
     /// read back, it is the same profile (`engine.interval = "auto"` under
     /// a latency target).
     pub fn to_toml(&self) -> String {
-        let table = toml::Table::try_from(self).map(|mut table| {
-            if self.engine.target_latency.is_some() {
+        let written = if self.engine.target_latency.is_some() {
+            // Through a table (its keys sorted) to put the word back.
+            toml::Table::try_from(self).and_then(|mut table| {
                 if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
                     engine.insert("interval".into(), AUTO.into());
                 }
-            }
-            table
-        });
-        table
-            .and_then(|table| toml::to_string(&table))
-            .unwrap_or_else(|error| format!("# cannot write the profile: {error}"))
+                toml::to_string(&table)
+            })
+        } else {
+            toml::to_string(self)
+        };
+        written.unwrap_or_else(|error| format!("# cannot write the profile: {error}"))
     }
 }
 
@@ -485,6 +488,10 @@ mod tests {
     fn bad_values_name_the_key() {
         let message = error("[engine]\ninterval = \"fast\"\n", &[]);
         assert!(message.starts_with("p.toml: engine.interval:"), "{message}");
+        assert!(
+            message.contains("\"auto\" with engine.target_latency"),
+            "{message}"
+        );
         let message = error("[workload]\nrate = 0\n", &[]);
         assert!(message.starts_with("p.toml: workload.rate:"), "{message}");
         assert!(
