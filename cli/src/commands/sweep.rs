@@ -195,44 +195,37 @@ pub fn sweep(
         )
     };
     for &rate in &rates {
-        for &(interval, n) in &points {
-            let point = point_profile(interval, n, Rate::PerSecond(rate));
-            let what = format!(
-                "{}: {} offered",
-                label(interval, n),
-                self::rate(rate as f64)
-            );
-            rows.extend(repeated(
-                &point,
-                name,
-                plan.repeat,
-                &what,
-                observer,
-                say,
-                |row| row.record_p99_ns as f64,
-            )?);
-        }
+        let offered = format!("{} offered", self::rate(rate as f64));
+        let mut latency_points: Vec<(Profile, String)> = points
+            .iter()
+            .map(|&(interval, n)| {
+                let point = point_profile(interval, n, Rate::PerSecond(rate));
+                (point, format!("{}: {offered}", label(interval, n)))
+            })
+            .collect();
         if let Some(target) = profile.engine.target_latency {
-            for &n in &max_batch_records {
+            latency_points.extend(max_batch_records.iter().map(|&n| {
                 let mut point = base.clone();
                 point.engine.max_batch_records = n;
                 point.workload.rate = Rate::PerSecond(rate);
                 let what = format!(
-                    "interval auto (target {}){}: {} offered",
+                    "interval auto (target {}){}: {offered}",
                     humantime::format_duration(target),
                     n.map_or(String::new(), |n| format!(", max_batch_records {n}")),
-                    self::rate(rate as f64)
                 );
-                rows.extend(repeated(
-                    &point,
-                    name,
-                    plan.repeat,
-                    &what,
-                    observer,
-                    say,
-                    |row| row.record_p99_ns as f64,
-                )?);
-            }
+                (point, what)
+            }));
+        }
+        for (point, what) in &latency_points {
+            rows.extend(repeated(
+                point,
+                name,
+                plan.repeat,
+                what,
+                observer,
+                say,
+                |row| row.record_p99_ns as f64,
+            )?);
         }
     }
     Ok(SweepResult {
