@@ -159,6 +159,55 @@ fn micros(duration: Duration) -> u64 {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the epochs say, against the rules stated in the
+        /// module docs: the interval stays in range; an unreachable target
+        /// holds the largest; a reachable epoch with room sets the next
+        /// interval to its aim if smaller, else half way up to it.
+        #[test]
+        fn every_choice_follows_the_rules(
+            target_ms in 2u64..200,
+            start_ms in 0u64..400,
+            epochs in proptest::collection::vec((0u64..300_000, proptest::option::of(0u64..600_000)), 1..200),
+        ) {
+            let target = Duration::from_millis(target_ms);
+            let mut controller = IntervalController::new(target, Duration::from_millis(start_ms));
+            let budget = (target_ms as f64 * 1000.0 * BUDGET_SHARE) as u64;
+            for (span, p99) in epochs {
+                let before = controller.clone();
+                let status = controller.observe(
+                    Duration::from_micros(span),
+                    p99.map(Duration::from_micros),
+                );
+                let interval = micros(controller.interval());
+                prop_assert!((1000..=target_ms * 1000).contains(&interval));
+                match (status, p99) {
+                    (TargetStatus::Unreachable, _) => prop_assert_eq!(interval, target_ms * 1000),
+                    (_, None) => prop_assert_eq!(interval, before.interval_micros),
+                    (_, Some(p99)) if before.unreachable => {
+                        // It left the unreachable state: at the aim.
+                        let room = budget.saturating_sub(p99.saturating_sub(span));
+                        prop_assert_eq!(interval, room.min(target_ms * 1000));
+                    }
+                    (_, Some(p99)) => {
+                        let room = budget.saturating_sub(p99.saturating_sub(span));
+                        let aim = room.min(target_ms * 1000);
+                        if room < 1000 {
+                            prop_assert_eq!(interval, 1000);
+                        } else if aim < before.interval_micros {
+                            prop_assert_eq!(interval, aim);
+                        } else {
+                            prop_assert!(before.interval_micros <= interval && interval <= aim);
+                        }
+                        let above = p99 > target_ms * 1000;
+                        prop_assert_eq!(status == TargetStatus::Missed, above);
+                    }
+                }
+            }
+        }
+    }
 
     const MS: Duration = Duration::from_millis(1);
 
