@@ -136,6 +136,13 @@ fn a_failed_shutdown_carries_the_summary_so_far() {
         failure.to_string().contains("records accepted"),
         "{failure}"
     );
+    // The Debug form an unwrap prints shows the histogram in a few words.
+    let debug = format!("{failure:?}");
+    assert!(
+        debug.contains("latency_histogram: Histogram { len: "),
+        "{debug}"
+    );
+    assert!(debug.len() < 2_000, "{} bytes of Debug", debug.len());
 }
 
 /// Panics when it commits epoch 1.

@@ -25,8 +25,10 @@ use crate::sink::Sink;
 use crate::sync::cold::{lock, JoinHandle};
 use crate::sync::{Arc, Ordering, PoisonError};
 
-/// What [`Engine::shutdown`] reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What [`Engine::shutdown`] reports. Its `Debug` form shows the latency
+/// histogram by its count and largest value, not its every bucket (an
+/// `unwrap` of a failed shutdown prints a line, not pages).
+#[derive(Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Summary {
     /// Records the workers took in (from producers and sources).
@@ -69,6 +71,35 @@ pub struct Summary {
     /// [`Engine::latency_histogram`] gives it while the engine runs.
     #[serde(skip)]
     pub latency_histogram: Histogram<u64>,
+}
+
+impl std::fmt::Debug for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let histogram = &self.latency_histogram;
+        f.debug_struct("Summary")
+            .field("records_accepted", &self.records_accepted)
+            .field("records_in_results", &self.records_in_results)
+            .field("records_stolen", &self.records_stolen)
+            .field("epochs", &self.epochs)
+            .field("rows", &self.rows)
+            .field("elapsed", &self.elapsed)
+            .field("latency", &self.latency)
+            .field("records_dead_lettered", &self.records_dead_lettered)
+            .field("late_records", &self.late_records)
+            .field("open_windows_max", &self.open_windows_max)
+            .field("windows_emitted", &self.windows_emitted)
+            .field("records_shed", &self.records_shed)
+            .field("unpinned", &self.unpinned)
+            .field(
+                "latency_histogram",
+                &format_args!(
+                    "Histogram {{ len: {}, max: {} }}",
+                    histogram.len(),
+                    histogram.max()
+                ),
+            )
+            .finish()
+    }
 }
 
 /// A running engine. See the crate docs for an example.
