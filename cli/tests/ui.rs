@@ -192,3 +192,42 @@ fn a_sweeps_page_grows_its_curves_run_by_run() {
     assert_eq!(points[3..], [2, 2], "{points:?}");
     assert_eq!(summary_cells(&page), [("runs".to_string(), 4.0)]);
 }
+
+#[test]
+fn an_adaptive_sweep_point_joins_the_latency_chart_at_the_interval_it_chose() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: Chromium is not installed here (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("sweep.html");
+    let status = Command::new(env!("CARGO_BIN_EXE_microbatch"))
+        .args([
+            "sweep",
+            "profiles/auto-interval.toml",
+            "--interval",
+            "2ms,20ms",
+        ])
+        .args(["--rate", "1000000"])
+        .args(["--set", "run.warmup=200ms", "--set", "run.duration=800ms"])
+        .args(["--set", "engine.pin=false"])
+        .args(["--out", dir.path().join("out").to_str().unwrap()])
+        .args(["--ui-save", saved.to_str().unwrap()])
+        .current_dir(workspace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let page = dump_dom(&browser, &format!("file://{}", saved.display()));
+    let points: Vec<usize> = attributes(&page, "data-points")
+        .into_iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    // Throughput: the two fixed intervals; latency: those and the adaptive run.
+    assert_eq!(points[3..], [2, 3], "{points:?}");
+    assert!(
+        page.contains("<td>auto "),
+        "the runs table names the adaptive run"
+    );
+}
