@@ -127,7 +127,7 @@ impl IntervalController {
             }
         } else {
             self.without_room = 0;
-            self.reachable_for += 1;
+            self.reachable_for = self.reachable_for.saturating_add(1);
             if self.reachable_for >= LEAVE_UNREACHABLE_MAX {
                 self.leave_after = LEAVE_UNREACHABLE;
             }
