@@ -158,21 +158,18 @@ fn the_live_page_draws_the_run_and_its_saved_copy_shows_the_summary() {
     assert!(points[..3].iter().all(|&n| n > 0), "{points:?}");
 }
 
-#[test]
-fn a_sweeps_page_grows_its_curves_run_by_run() {
+/// The saved page of a short sweep of `profile` with `args`, and its
+/// charts' point counts; `None` without Chromium.
+fn swept_page(profile: &str, args: &[&str]) -> Option<(String, Vec<usize>)> {
     let Some(browser) = chromium() else {
         eprintln!("skipped: Chromium is not installed here (apt-get install chromium)");
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("sweep.html");
     let status = Command::new(env!("CARGO_BIN_EXE_microbatch"))
-        .args([
-            "sweep",
-            "profiles/sweep-interval.toml",
-            "--interval",
-            "10ms,100ms",
-        ])
+        .args(["sweep", profile])
+        .args(args)
         .args(["--set", "run.warmup=200ms", "--set", "run.duration=800ms"])
         .args(["--set", "engine.pin=false"])
         .args(["--out", dir.path().join("out").to_str().unwrap()])
@@ -184,10 +181,21 @@ fn a_sweeps_page_grows_its_curves_run_by_run() {
         .unwrap();
     assert!(status.success());
     let page = dump_dom(&browser, &format!("file://{}", saved.display()));
-    let points: Vec<usize> = attributes(&page, "data-points")
+    let points = attributes(&page, "data-points")
         .into_iter()
         .map(|n| n.parse().unwrap())
         .collect();
+    Some((page, points))
+}
+
+#[test]
+fn a_sweeps_page_grows_its_curves_run_by_run() {
+    let Some((page, points)) = swept_page(
+        "profiles/sweep-interval.toml",
+        &["--interval", "10ms,100ms"],
+    ) else {
+        return;
+    };
     // Throughput and latency by interval: one point per interval each.
     assert_eq!(points[3..], [2, 2], "{points:?}");
     assert_eq!(summary_cells(&page), [("runs".to_string(), 4.0)]);
@@ -195,35 +203,12 @@ fn a_sweeps_page_grows_its_curves_run_by_run() {
 
 #[test]
 fn an_adaptive_sweep_point_joins_the_latency_chart_at_the_interval_it_chose() {
-    let Some(browser) = chromium() else {
-        eprintln!("skipped: Chromium is not installed here (apt-get install chromium)");
+    let Some((page, points)) = swept_page(
+        "profiles/auto-interval.toml",
+        &["--interval", "2ms,20ms", "--rate", "1000000"],
+    ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let saved = dir.path().join("sweep.html");
-    let status = Command::new(env!("CARGO_BIN_EXE_microbatch"))
-        .args([
-            "sweep",
-            "profiles/auto-interval.toml",
-            "--interval",
-            "2ms,20ms",
-        ])
-        .args(["--rate", "1000000"])
-        .args(["--set", "run.warmup=200ms", "--set", "run.duration=800ms"])
-        .args(["--set", "engine.pin=false"])
-        .args(["--out", dir.path().join("out").to_str().unwrap()])
-        .args(["--ui-save", saved.to_str().unwrap()])
-        .current_dir(workspace())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let page = dump_dom(&browser, &format!("file://{}", saved.display()));
-    let points: Vec<usize> = attributes(&page, "data-points")
-        .into_iter()
-        .map(|n| n.parse().unwrap())
-        .collect();
     // Throughput: the two fixed intervals; latency: those and the adaptive run.
     assert_eq!(points[3..], [2, 3], "{points:?}");
     assert!(
