@@ -112,12 +112,25 @@ pub(super) fn report(
             ending.set_up.as_secs_f64()
         ));
     }
-    let snapshot = snapshot.unwrap_or_else(|| {
-            notes.push(format!(
-                "the input ran out after {:.2} s, within the {:.1} s warm-up: the figures cover the whole run",
-                ending.ended.duration_since(ending.started).as_secs_f64(),
-                profile.run.warmup.as_secs_f64()
-            ));
+    // A window that took in nothing of a run that took records (a finite
+    // input read whole within the warm-up, the run ending later) would
+    // report 0 records/s: the whole run is the window then too.
+    let empty_window = snapshot
+        .as_ref()
+        .is_some_and(|s| summary.records_accepted > 0 && s.records == summary.records_accepted);
+    let snapshot = snapshot.filter(|_| !empty_window).unwrap_or_else(|| {
+            notes.push(if empty_window {
+                format!(
+                    "every record was taken in within the {:.1} s warm-up: the figures cover the whole run",
+                    profile.run.warmup.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "the input ran out after {:.2} s, within the {:.1} s warm-up: the figures cover the whole run",
+                    ending.ended.duration_since(ending.started).as_secs_f64(),
+                    profile.run.warmup.as_secs_f64()
+                )
+            });
             Snapshot {
                 at: ending.started,
                 since_start: Duration::ZERO,
