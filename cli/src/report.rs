@@ -355,6 +355,14 @@ pub fn percentiles_line(p: &Percentiles) -> String {
 }
 
 impl RunReport {
+    /// The interval the run ran at, ms: its fixed interval, or under
+    /// `engine.interval = "auto"` the median interval chosen; `None`
+    /// without a time trigger.
+    pub fn interval_in_force_ms(&self) -> Option<f64> {
+        self.interval_ms
+            .or(self.interval_chosen_ms.map(|chosen| chosen.p50))
+    }
+
     /// The summary table printed after a run.
     pub fn table(&self) -> String {
         let mut out = String::new();

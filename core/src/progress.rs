@@ -67,17 +67,6 @@ pub enum TargetStatus {
     Unreachable,
 }
 
-impl TargetStatus {
-    /// Its name: `met`, `missed` or `unreachable`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetStatus::Met => "met",
-            TargetStatus::Missed => "missed",
-            TargetStatus::Unreachable => "unreachable",
-        }
-    }
-}
-
 /// Time spent in each phase of an epoch: the largest over the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

@@ -43,9 +43,6 @@ pub(crate) struct Runtime<R, J: Job<R>> {
     /// The adaptive interval, under a latency target: told each completed
     /// epoch, it sets the clock's interval.
     pub(crate) interval_control: Option<Mutex<IntervalController>>,
-    /// Whether the adaptive interval last called the target unreachable
-    /// (said once per change, in the log).
-    pub(crate) unreachable: AtomicBool,
     pub(crate) start: Instant,
     pub(crate) lanes: Arc<Lanes<R>>,
     /// Workers that finished their final drain.
@@ -223,19 +220,19 @@ impl<R, J: Job<R>> Runtime<R, J> {
         let span = progress.sealed.saturating_sub(progress.opened);
         let p99 = (progress.latency.records > 0)
             .then(|| Duration::from_micros(progress.latency.p99_micros));
+        let was_unreachable = control.is_unreachable();
         let status = control.observe(span, p99);
-        let was = progress.target.replace(status);
-        debug_assert!(was.is_none(), "an epoch's target status is set once");
-        if status == TargetStatus::Unreachable && !self.unreachable.swap(true, Ordering::Relaxed) {
+        progress.target = Some(status);
+        // Said once per change, in the log.
+        let unreachable = status == TargetStatus::Unreachable;
+        if unreachable && !was_unreachable {
             tracing::warn!(
                 target: "microbatch",
                 epoch = progress.epoch,
                 target_latency = ?self.config.target_latency,
                 "the latency target cannot be met at this load: the interval is held at its largest until the load falls"
             );
-        } else if status != TargetStatus::Unreachable
-            && self.unreachable.swap(false, Ordering::Relaxed)
-        {
+        } else if !unreachable && was_unreachable {
             tracing::info!(target: "microbatch", epoch = progress.epoch, "the latency target is within reach again");
         }
         self.clock.set_interval(control.interval());

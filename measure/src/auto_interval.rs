@@ -22,11 +22,7 @@ use microbatch_cli::report::RunReport;
 /// One run's figures: record p99 (ms), interval (ms), CPU ns per record.
 fn figures(report: &RunReport) -> (f64, f64, f64) {
     let p99 = report.record_latency_ns.p99 as f64 / 1e6;
-    let interval = report
-        .interval_chosen_ms
-        .map(|chosen| chosen.p50)
-        .or(report.interval_ms)
-        .unwrap_or(f64::NAN);
+    let interval = report.interval_in_force_ms().unwrap_or(f64::NAN);
     let cpu = report.cpu_s.unwrap_or(f64::NAN) * 1e9 / report.records_measured.max(1) as f64;
     (p99, interval, cpu)
 }

@@ -148,18 +148,18 @@ pub fn compare(
     say("naive mpsc + HashMap, maximum rate");
     let naive = with_aggregator(&base.job, Naive(&base))?;
 
-    let interval = match (profile.engine.interval, profile.engine.max_batch_records) {
-        _ if profile.engine.target_latency.is_some() => format!(
-            "adaptive, for a {} p99",
-            humantime::format_duration(profile.engine.target_latency.unwrap_or_default())
-        ),
-        (Some(interval), Some(n)) => format!(
-            "every {} or {n} records",
-            humantime::format_duration(interval)
-        ),
-        (Some(interval), None) => format!("every {}", humantime::format_duration(interval)),
-        (None, Some(n)) => format!("every {n} records"),
-        (None, None) => "one result at the end".into(),
+    let interval = if let Some(target) = profile.engine.target_latency {
+        format!("adaptive, for a {} p99", humantime::format_duration(target))
+    } else {
+        match (profile.engine.interval, profile.engine.max_batch_records) {
+            (Some(interval), Some(n)) => format!(
+                "every {} or {n} records",
+                humantime::format_duration(interval)
+            ),
+            (Some(interval), None) => format!("every {}", humantime::format_duration(interval)),
+            (None, Some(n)) => format!("every {n} records"),
+            (None, None) => "one result at the end".into(),
+        }
     };
     Ok(Comparison {
         profile: name.into(),

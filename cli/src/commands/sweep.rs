@@ -87,10 +87,7 @@ pub struct SweepRow {
 impl SweepRow {
     fn of(report: &RunReport) -> Self {
         SweepRow {
-            interval_ms: report
-                .interval_ms
-                .or(report.interval_chosen_ms.map(|chosen| chosen.p50))
-                .unwrap_or(f64::NAN),
+            interval_ms: report.interval_in_force_ms().unwrap_or(f64::NAN),
             max_batch_records: report.max_batch_records,
             offered_rate: report
                 .offered_rate_rps

@@ -242,7 +242,6 @@ fn spawn<R: Send + 'static, J: Job<R>>(
             0,
         ),
         interval_control: interval_control.map(Mutex::new),
-        unreachable: AtomicBool::new(false),
         workers,
         partitions,
         job,
