@@ -69,6 +69,7 @@ pub mod log;
 #[cfg(all(feature = "postgres", not(loom)))]
 pub mod postgres;
 pub mod progress;
+pub mod queries;
 mod runtime;
 mod shuffle;
 pub mod sink;

@@ -65,6 +65,8 @@ fn validate<R, J: Job<R>>(
         });
     }
     if checkpoint.is_some() {
+        job.check_checkpoint()
+            .map_err(|reason| EngineError::Job { workers, reason })?;
         if let Some(interval) = config.interval {
             return Err(ConfigError::new(
                 "interval",

@@ -4,7 +4,7 @@
 //! chunk of records (and per part at a seal), never per record, so the
 //! virtual calls cost nothing measurable (`measure boxed`).
 
-use super::{EpochTime, Job, Parts, Placement};
+use super::{DeferredError, EpochTime, Job, Parts, Placement};
 use crate::progress::HotKey;
 
 /// A job behind a box, its closures' types erased; its parts, rows and
@@ -140,5 +140,36 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
 
     fn take_late(&self, part: &mut Self::Part) -> u64 {
         (**self).take_late(part)
+    }
+
+    fn merge_some(&self, into: &mut Self::Part, from: &mut Self::Part, budget: usize) -> bool {
+        (**self).merge_some(into, from, budget)
+    }
+
+    fn finish_some(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        time: EpochTime,
+        budget: usize,
+    ) -> bool {
+        (**self).finish_some(part, totals, rows, time, budget)
+    }
+
+    fn carry(&self, epoch: u64, sealed: &mut Self::Part, open: &mut Self::Part) {
+        (**self).carry(epoch, sealed, open)
+    }
+
+    fn run_deferred(&self, totals: &mut Self::Totals, owner: usize) -> Result<bool, DeferredError> {
+        (**self).run_deferred(totals, owner)
+    }
+
+    fn has_deferred(&self, totals: &Self::Totals) -> bool {
+        (**self).has_deferred(totals)
+    }
+
+    fn check_checkpoint(&self) -> Result<(), String> {
+        (**self).check_checkpoint()
     }
 }

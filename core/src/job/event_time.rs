@@ -23,6 +23,11 @@ pub struct EpochTime {
     /// [`partitions`](super::Job::partitions)): a job that gathers every owner's
     /// share of an epoch (see [`Job::regroup`](super::Job::regroup)) knows when it has them all.
     pub partitions: usize,
+    /// The partition being finished (its owner's id).
+    pub partition: usize,
+    /// When the epoch was sealed (its first worker's seal), for a job that
+    /// measures how long its results took.
+    pub sealed_at: Option<std::time::Instant>,
 }
 
 /// A part's event-time bookkeeping.

@@ -10,7 +10,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::hot::{HotKeySampler, HOT_KEY_MIN_SAMPLES, HOT_KEY_MIN_SHARE, SAMPLE_EVERY};
 use super::key::{Key, KeyFn};
-use super::{Aggregator, Job, Partitioner, Parts, Pipe, Placement};
+use super::{Aggregator, EpochTime, Job, Partitioner, Parts, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// The partial aggregates of one key partition: `(key, state)` entries.
@@ -30,6 +30,9 @@ pub struct KeyedPart<K, S> {
     /// [`Placement::Combined`], so this part holds every partition's keys
     /// until [`Job::split`].
     combined: bool,
+    /// Rows of the totals already finished by [`Job::finish_some`] in
+    /// complete mode, while an epoch is finished in pieces; 0 otherwise.
+    pub(crate) finished: usize,
 }
 
 impl<K, S> KeyedPart<K, S> {
@@ -38,6 +41,16 @@ impl<K, S> KeyedPart<K, S> {
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, S)> + '_ {
         self.sampler.clear();
         self.table.drain()
+    }
+
+    /// Takes up to `budget` `(key, state)` entries out, keeping the
+    /// memory; the samples are forgotten once the last entry is out.
+    pub(crate) fn take_some(&mut self, budget: usize) -> impl Iterator<Item = (K, S)> + '_ {
+        if self.table.len() <= budget {
+            self.sampler.clear();
+        }
+        // An `ExtractIf` dropped early keeps what it did not visit.
+        self.table.extract_if(|_| true).take(budget)
     }
 
     /// Distinct keys held.
@@ -321,6 +334,7 @@ where
             countdown: SAMPLE_EVERY,
             rotation: 0,
             combined: false,
+            finished: 0,
         }
     }
 
@@ -429,6 +443,32 @@ where
         for (key, state) in from.table.drain() {
             merge_entry(&mut into.table, &self.hasher, &self.aggregator, key, state);
         }
+    }
+
+    fn merge_some(&self, into: &mut Self::Part, from: &mut Self::Part, budget: usize) -> bool {
+        into.sampler.merge(&mut from.sampler);
+        if into.table.is_empty() {
+            std::mem::swap(&mut into.table, &mut from.table);
+            return true;
+        }
+        // An `ExtractIf` dropped early keeps what it did not visit.
+        for (key, state) in from.table.extract_if(|_| true).take(budget) {
+            merge_entry(&mut into.table, &self.hasher, &self.aggregator, key, state);
+        }
+        from.table.is_empty()
+    }
+
+    fn finish_some(
+        &self,
+        part: &mut Self::Part,
+        _: &mut (),
+        rows: &mut Vec<Self::Row>,
+        _: EpochTime,
+        budget: usize,
+    ) -> bool {
+        let entries = part.take_some(budget);
+        rows.extend(entries.map(|(key, state)| (key, self.aggregator.finish(state))));
+        part.table.is_empty()
     }
 
     fn hot_keys(&self, part: &mut Self::Part, out: &mut Vec<HotKey>) {

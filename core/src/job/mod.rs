@@ -81,6 +81,16 @@ pub use window::{OpenWindows, WindowedJob, WindowedPart};
 pub use window_stream::{TimedStream, WholeWindowJob, WindowedKeyedStream, WindowedStream};
 pub use windows::{Window, Windows};
 
+/// Deferred work of a job (see [`Job::run_deferred`]) failed: a query's
+/// sink would not take an epoch's rows.
+#[derive(Debug)]
+pub struct DeferredError {
+    /// The epoch whose rows were refused.
+    pub epoch: u64,
+    /// Why.
+    pub source: crate::sink::SinkError,
+}
+
 /// A computation the engine runs on every epoch.
 ///
 /// Partition `p` of `partitions(W)` is owned by worker `p`. Each worker
@@ -268,6 +278,67 @@ pub trait Job<R>: Send + Sync + 'static {
     fn take_late(&self, part: &mut Self::Part) -> u64 {
         let _ = part;
         0
+    }
+
+    /// [`merge`](Job::merge) in pieces: moves about `budget` entries of
+    /// `from` into `into` and returns whether `from` is now empty. A
+    /// scheduler that must not hold an urgent task up behind a long merge
+    /// calls it until it returns true (see [`crate::queries`]). By default
+    /// the whole merge at once.
+    fn merge_some(&self, into: &mut Self::Part, from: &mut Self::Part, budget: usize) -> bool {
+        let _ = budget;
+        self.merge(into, from);
+        true
+    }
+
+    /// [`finish_at`](Job::finish_at) in pieces: finishes about `budget`
+    /// entries of `part` (or, for running totals in complete mode, of the
+    /// totals) into `rows` and returns whether the epoch's rows are all
+    /// out. Called again with the same `part` and `totals` until it returns
+    /// true. By default the whole finish at once.
+    fn finish_some(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        time: EpochTime,
+        budget: usize,
+    ) -> bool {
+        let _ = budget;
+        self.finish_at(part, totals, rows, time);
+        true
+    }
+
+    /// At a worker's seal of `epoch`, moves what of the `sealed` part (about
+    /// to go to its owner) stays in the worker into `open` (the open
+    /// batch's fresh part of the same partition): a job of several queries
+    /// keeps a query's part until the query's own epoch is due. Called only
+    /// when `epoch` cannot be the last. By default nothing stays.
+    fn carry(&self, epoch: u64, sealed: &mut Self::Part, open: &mut Self::Part) {
+        let _ = (epoch, sealed, open);
+    }
+
+    /// Runs one piece of the work this job deferred on `owner` (its
+    /// `totals`): a job of several queries queues each query's merge,
+    /// finish and sink writes as tasks and runs them here, one piece per
+    /// pass of the owner's loop. Returns whether it did any work. By
+    /// default there is none.
+    fn run_deferred(&self, totals: &mut Self::Totals, owner: usize) -> Result<bool, DeferredError> {
+        let _ = (totals, owner);
+        Ok(false)
+    }
+
+    /// Whether `totals` hold deferred work not yet done: the owner does not
+    /// finish before it is. By default none.
+    fn has_deferred(&self, totals: &Self::Totals) -> bool {
+        let _ = totals;
+        false
+    }
+
+    /// Checks, before the engine starts, that the job can run under a
+    /// checkpoint; the error says why not. By default it can.
+    fn check_checkpoint(&self) -> Result<(), String> {
+        Ok(())
     }
 
     /// A second aggregation over this job's rows: each epoch's rows, from

@@ -24,7 +24,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::key::{Key, KeyFn};
 use super::keyed::merge_entry;
-use super::{Aggregator, Job, KeyedJob, KeyedPart, Partitioner, Parts, Pipe, Placement};
+use super::{Aggregator, EpochTime, Job, KeyedJob, KeyedPart, Partitioner, Parts, Pipe, Placement};
 use crate::progress::HotKey;
 
 /// Which rows an epoch of a running aggregation emits.
@@ -206,6 +206,54 @@ impl<R, P, F, Pt, A> KeyedJob<R, P, F, Pt, A> {
     }
 }
 
+impl<R, P, F, K, Pt, A, C> RunningKeyedJob<KeyedJob<R, P, F, Pt, A>, C>
+where
+    P: Pipe<R>,
+    F: KeyFn<P::Out, Key = K>,
+    K: Key + Clone + std::borrow::Borrow<F::Lookup>,
+    A: Aggregator<P::Out>,
+    A::State: Clone,
+{
+    /// Folds an epoch's `entries` into the totals; in update mode each
+    /// updated key's total is a row.
+    fn fold_into_totals(
+        &self,
+        entries: impl Iterator<Item = (K, A::State)>,
+        totals: &mut Totals<K, A::State>,
+        rows: &mut Vec<(K, A::Output)>,
+    ) {
+        let aggregator = self.epoch_job.aggregator();
+        for (key, state) in entries {
+            let total = merge_entry(&mut totals.table, &self.hasher, aggregator, key, state);
+            if self.mode == OutputMode::Update {
+                rows.push((total.0.clone(), aggregator.finish(total.1.clone())));
+            }
+        }
+    }
+
+    /// Up to `budget` rows of the totals, from the `skip`-th on, in the
+    /// table's order; how many.
+    fn complete_rows(
+        &self,
+        totals: &Totals<K, A::State>,
+        skip: usize,
+        budget: usize,
+        rows: &mut Vec<(K, A::Output)>,
+    ) -> usize {
+        let aggregator = self.epoch_job.aggregator();
+        let before = rows.len();
+        rows.extend(
+            totals
+                .table
+                .iter()
+                .skip(skip)
+                .take(budget)
+                .map(|(key, total)| (key.clone(), aggregator.finish(total.clone()))),
+        );
+        rows.len() - before
+    }
+}
+
 impl<J> RunningKeyedJob<J> {
     /// Snapshots the totals with rkyv under a checkpoint (keys and states
     /// must be rkyv-archivable: the built-in aggregators' states are), so
@@ -311,21 +359,43 @@ where
         totals: &mut Self::Totals,
         rows: &mut Vec<Self::Row>,
     ) {
-        let aggregator = self.epoch_job.aggregator();
-        for (key, state) in part.drain() {
-            let total = merge_entry(&mut totals.table, &self.hasher, aggregator, key, state);
-            if self.mode == OutputMode::Update {
-                rows.push((total.0.clone(), aggregator.finish(total.1.clone())));
-            }
-        }
+        self.fold_into_totals(part.drain(), totals, rows);
         if self.mode == OutputMode::Complete {
-            rows.extend(
-                totals
-                    .table
-                    .iter()
-                    .map(|(key, total)| (key.clone(), aggregator.finish(total.clone()))),
-            );
+            self.complete_rows(totals, 0, usize::MAX, rows);
         }
+    }
+
+    fn merge_some(&self, into: &mut Self::Part, from: &mut Self::Part, budget: usize) -> bool {
+        self.epoch_job.merge_some(into, from, budget)
+    }
+
+    /// The epoch's entries into the totals first, `budget` at a time; in
+    /// complete mode then the totals' rows, `budget` at a time, from where
+    /// the last piece stopped (`KeyedPart::finished`: the totals do not
+    /// change between the pieces, since only this epoch's finish touches
+    /// them).
+    fn finish_some(
+        &self,
+        part: &mut Self::Part,
+        totals: &mut Self::Totals,
+        rows: &mut Vec<Self::Row>,
+        _: EpochTime,
+        budget: usize,
+    ) -> bool {
+        if !part.is_empty() {
+            let entries = part.take_some(budget);
+            self.fold_into_totals(entries, totals, rows);
+            return part.is_empty() && self.mode != OutputMode::Complete;
+        }
+        if self.mode != OutputMode::Complete {
+            return true;
+        }
+        part.finished += self.complete_rows(totals, part.finished, budget, rows);
+        if part.finished < totals.table.len() {
+            return false;
+        }
+        part.finished = 0;
+        true
     }
 }
 

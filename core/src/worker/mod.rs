@@ -207,6 +207,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             busy |= self.fire_triggers(now)?;
             busy |= self.drain_inbox();
             busy |= self.emit_ready()?;
+            busy |= self.run_deferred()?;
             if self.is_done() {
                 return Ok(());
             }
@@ -248,14 +249,30 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         u128::from(left) <= margin
     }
 
-    /// Whether the final epoch is sealed and, for an owner, emitted.
+    /// One piece of the work the job deferred on this owner (see
+    /// [`Job::run_deferred`]); whether there was any.
+    fn run_deferred(&mut self) -> Result<bool, EngineError> {
+        if !self.owns_partition() {
+            return Ok(false);
+        }
+        self.runtime
+            .job
+            .run_deferred(&mut self.totals, self.id)
+            .map_err(|failed| EngineError::Sink {
+                epoch: failed.epoch,
+                source: failed.source,
+            })
+    }
+
+    /// Whether the final epoch is sealed and, for an owner, emitted, with
+    /// none of the job's deferred work left.
     fn is_done(&self) -> bool {
         let last = self.runtime.final_epoch.load(Ordering::Acquire);
         if last == u64::MAX {
             return false;
         }
         if self.owns_partition() {
-            self.next_emit > last
+            self.next_emit > last && !self.runtime.job.has_deferred(&self.totals)
         } else {
             self.open_epoch > last
         }

@@ -169,14 +169,15 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn epoch_time(&mut self, epoch: u64) -> EpochTime {
         let runtime = &*self.runtime;
         let planned = runtime.planned;
-        let frontier = runtime.with_slot(epoch, |slot| {
+        let (frontier, sealed) = runtime.with_slot(epoch, |slot| {
             let times = &slot.event_times;
             let active = times.iter().filter(|(_, idle)| !idle);
-            if planned || times.iter().all(|(_, idle)| *idle) {
+            let frontier = if planned || times.iter().all(|(_, idle)| *idle) {
                 times.iter().filter_map(|(newest, _)| *newest).max()
             } else {
                 active.map(|(newest, _)| *newest).min().flatten()
-            }
+            };
+            (frontier, slot.sealed_micros)
         });
         self.frontier = self.frontier.max(frontier);
         if let Some(frontier) = self.frontier {
@@ -192,6 +193,8 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             last: closes_all,
             epoch,
             partitions: runtime.partitions,
+            partition: self.id,
+            sealed_at: Some(runtime.start + Duration::from_micros(sealed)),
         }
     }
 

@@ -162,7 +162,12 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn send_parts(&mut self, epoch: u64) -> Result<(), EngineError> {
         for partition in 0..self.runtime.partitions {
             let fresh = fresh_part(&mut self.shuffle, &mut self.spare, &self.runtime.job);
-            let part = std::mem::replace(&mut self.open.parts[partition], fresh);
+            let mut part = std::mem::replace(&mut self.open.parts[partition], fresh);
+            // A drained worker's epoch may be the last: it keeps nothing back.
+            if self.phase != Phase::Drained {
+                let open = &mut self.open.parts[partition];
+                self.runtime.job.carry(epoch, &mut part, open);
+            }
             if partition == self.id {
                 self.accept(epoch, None, part);
             } else {
