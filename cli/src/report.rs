@@ -166,8 +166,31 @@ pub struct RunReport {
     pub first_result_s: Option<f64>,
     /// The most resident memory the process held, bytes (Linux).
     pub peak_memory_bytes: Option<u64>,
+    /// `[[queries]]`: each query's figures, over the measured window; absent
+    /// for a run of one `[job]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queries: Option<Vec<QueryLine>>,
     /// What the reader should know about these figures.
     pub notes: Vec<String>,
+}
+
+/// One query of a run of `[[queries]]`, over the measured window (its
+/// epochs completed after the warm-up).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryLine {
+    /// Its name.
+    pub name: String,
+    /// Its priority.
+    pub priority: i64,
+    /// Its interval (`engine.interval` unless its own), ms.
+    pub interval_ms: Option<f64>,
+    /// Rows written to its output (the run's `records_out` counts the
+    /// records in the results, each once, whatever the queries).
+    pub records_out: u64,
+    /// Its epochs completed.
+    pub epochs: u64,
+    /// From each of its epochs' seal to its result.
+    pub seal_to_result_ns: Percentiles,
 }
 
 /// A hot key and its estimated share of an epoch's records.
@@ -467,6 +490,22 @@ impl RunReport {
                 "off".into()
             },
         );
+        for query in self.queries.iter().flatten() {
+            let ms = |ns: u64| ns as f64 / 1e6;
+            line(
+                &format!("query {}", query.name),
+                format!(
+                    "priority {}, every {}: {} epochs, {} rows; seal to result p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    query.priority,
+                    query.interval_ms.map_or("engine epoch".into(), |ms| format!("{ms} ms")),
+                    query.epochs,
+                    query.records_out,
+                    ms(query.seal_to_result_ns.p50),
+                    ms(query.seal_to_result_ns.p99),
+                    ms(query.seal_to_result_ns.max),
+                ),
+            );
+        }
         if let Some(target) = &self.target {
             line(
                 "latency target",

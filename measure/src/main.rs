@@ -24,6 +24,7 @@ mod key_by_ref;
 mod log;
 mod log_read;
 mod profile;
+mod queries;
 mod ring;
 mod salting;
 mod scaling;
@@ -78,6 +79,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     }),
     ("shipped", "the main job as shipped, variant by variant, against W × the loop: [--profile P] [--rounds N] [--records M] [VARIANT...]", |a| shipped::main(a).exit_code()),
     ("timely", "the engine against Timely Dataflow on the same keyed job, at 1 Mi and 10 000 records a worker an epoch: [--profile P] [--rounds N]", |a| timely::main(a).exit_code()),
+    ("queries", "several queries: the urgent one's p99 under priority, fifo and alone; and a second query's hot-path cost: [--profile P] [--rounds N]", |a| queries::main(a).exit_code()),
     ("auto_interval", "the adaptive interval against fixed ones at the same load: [--profile P] [--rounds N] [FIXED_INTERVAL...]", |a| auto_interval::main(a).exit_code()),
     ("profile", "profile variants, interleaved: [--in-memory M] PROFILE ROUNDS VARIANT...", |a| profile::main(a).exit_code()),
     ("skew_keys", "Zipf keys against uniform ones over records in memory: [PROFILE] [ROUNDS] [MILLIONS]", |a| skew_keys::main(a).exit_code()),

@@ -129,6 +129,8 @@ pub struct Runner<'a> {
     pub(crate) observer: &'a mut dyn Observer,
     /// Epochs whose lines the observer has been given.
     epochs_told: usize,
+    /// Called once the warm-up is over, when the measured window starts.
+    at_warm_up: Option<Box<dyn FnMut() + 'a>>,
 }
 
 impl<'a> Runner<'a> {
@@ -146,7 +148,14 @@ impl<'a> Runner<'a> {
             files,
             observer,
             epochs_told: 0,
+            at_warm_up: None,
         }
+    }
+
+    /// Calls `then` once the warm-up is over (at the start without one).
+    pub(crate) fn at_warm_up(mut self, then: impl FnMut() + 'a) -> Self {
+        self.at_warm_up = Some(Box::new(then));
+        self
     }
 }
 
@@ -304,6 +313,9 @@ impl Runner<'_> {
             let elapsed = started.elapsed();
             if snapshot.is_none() && elapsed >= run.warmup {
                 snapshot = Some(Snapshot::now(engine, elapsed));
+                if let Some(then) = self.at_warm_up.as_mut() {
+                    then();
+                }
             }
             if let Some(log) = log {
                 if elapsed >= log.next {

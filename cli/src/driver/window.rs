@@ -239,6 +239,7 @@ pub(super) fn report(
         },
         first_result_s: epochs.first().map(|epoch| epoch.completed.as_secs_f64()),
         peak_memory_bytes: cpu::peak_memory(),
+        queries: None,
         notes,
     };
     (report, snapshot.since_start)

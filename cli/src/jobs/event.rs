@@ -71,8 +71,22 @@ pub trait WithJob {
 
 /// Calls `action` with the job `spec` describes.
 pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
-    struct Build<W>(JobKind, OutputModeSpec, W);
-    impl<W: WithJob> WithAggregator for Build<W> {
+    with_job_keyed_by(spec, key_of, action)
+}
+
+/// Calls `action` with the job `spec` describes, its records keyed by
+/// `key` (a keyed job's).
+pub fn with_job_keyed_by<W, K>(spec: &JobSpec, key: K, action: W) -> W::Out
+where
+    W: WithJob,
+    K: Fn(&Event) -> u64 + Copy + Send + Sync + 'static,
+{
+    struct Build<W, K>(JobKind, OutputModeSpec, W, K);
+    impl<W, K> WithAggregator for Build<W, K>
+    where
+        W: WithJob,
+        K: Fn(&Event) -> u64 + Copy + Send + Sync + 'static,
+    {
         type Out = W::Out;
         fn with<A>(self, aggregator: A) -> W::Out
         where
@@ -81,7 +95,7 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
             A::Output: Reduced,
             RkyvSnapshots: TotalsCodec<u64, A::State>,
         {
-            let keyed = job::records::<Event>().key_by(key_of);
+            let keyed = job::records::<Event>().key_by(self.3);
             let keyed_row = |(key, output): (u64, A::Output)| Grouped {
                 window: None,
                 key: Some(key),
@@ -126,7 +140,7 @@ pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
             }
         }
     }
-    with_aggregator(spec, Build(spec.kind, spec.output_mode, action))
+    with_aggregator(spec, Build(spec.kind, spec.output_mode, action, key))
 }
 
 /// The generic `key,value` jobs: `job.kind = "keyed"` or `"global"`.
@@ -142,6 +156,9 @@ impl JobCase for EventJobs {
     }
 
     fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
+        if !runner.profile.queries.is_empty() {
+            return super::queries::run(runner);
+        }
         if runner.profile.job.window != WindowKind::None {
             return super::windowed::run(runner);
         }

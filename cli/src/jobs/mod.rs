@@ -22,6 +22,7 @@ mod morsels;
 pub mod nexmark;
 pub mod output;
 mod postgres;
+mod queries;
 mod windowed;
 
 pub use self::case::JobCase;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::queries::{queries_toml, take_queries};
 use super::schema::{
     JobKind, OutputModeSpec, Profile, Rate, SourceKind, WindowKind, MAX_PRODUCERS,
 };
@@ -63,6 +64,11 @@ impl Profile {
             apply_override(&mut table, assignment)?;
         }
         let auto = take_auto_interval(&mut table);
+        let queries = take_queries(&mut table).map_err(|(key, message)| ProfileError::Key {
+            path: path.to_owned(),
+            key,
+            message,
+        })?;
         let mut profile: Profile = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|error| {
                 let key = error.path().to_string();
@@ -81,6 +87,7 @@ impl Profile {
                     message,
                 }
             })?;
+        profile.queries = queries;
         adapt_interval(&mut profile, auto).map_err(|(key, message)| ProfileError::Key {
             path: path.to_owned(),
             key,
@@ -229,6 +236,7 @@ impl Profile {
         }
         self.check_window()?;
         self.check_kafka()?;
+        self.check_queries()?;
         // What the job itself cannot run with: its registered case says.
         case_of(self.job.kind).check(self)?;
         for (key, value) in [
@@ -258,11 +266,18 @@ impl Profile {
     /// read back, it is the same profile (`engine.interval = "auto"` under
     /// a latency target).
     pub fn to_toml(&self) -> String {
-        let written = if self.engine.target_latency.is_some() {
-            // Through a table (its keys sorted) to put the word back.
+        let written = if self.engine.target_latency.is_some() || !self.queries.is_empty() {
+            // Through a table (its keys sorted) to put the word and the
+            // queries back.
             toml::Table::try_from(self).and_then(|mut table| {
                 if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
-                    engine.insert("interval".into(), AUTO.into());
+                    if self.engine.target_latency.is_some() {
+                        engine.insert("interval".into(), AUTO.into());
+                    }
+                }
+                if !self.queries.is_empty() {
+                    table.remove("job");
+                    table.insert("queries".into(), queries_toml(&self.queries)?);
                 }
                 toml::to_string(&table)
             })

@@ -27,6 +27,7 @@
 
 mod kafka;
 mod load;
+mod queries;
 pub mod schema;
 mod windows;
 

@@ -9,6 +9,7 @@ use microbatch::source::{GeneratorConfig, KeyDistribution, ValueDistribution};
 use microbatch::Config;
 use serde::de::{self, Deserializer, Visitor};
 
+pub use super::queries::{PolicySpec, QueryProfile, SchedulerSpec};
 pub use crate::text::{BadLines, Schema, TextFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -26,6 +27,12 @@ pub struct Profile {
     pub run: RunSpec,
     /// Where results go.
     pub output: OutputSpec,
+    /// The order an owner runs its queries' work in (`[[queries]]`).
+    pub scheduler: SchedulerSpec,
+    /// Several queries instead of `[job]` (`[[queries]]`; read before
+    /// serde, in `queries.rs`).
+    #[serde(skip)]
+    pub queries: Vec<QueryProfile>,
 }
 
 /// Where records come from.

@@ -146,6 +146,10 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).merge_some(into, from, budget)
     }
 
+    fn part_like(&self, like: &Self::Part) -> Self::Part {
+        (**self).part_like(like)
+    }
+
     fn finish_some(
         &self,
         part: &mut Self::Part,

@@ -458,6 +458,15 @@ where
         from.table.is_empty()
     }
 
+    fn part_like(&self, like: &Self::Part) -> Self::Part {
+        let mut part = self.new_part();
+        // An empty table's reserve allocates; it rehashes nothing.
+        let hasher = &self.hasher;
+        part.table
+            .reserve(like.table.len(), |entry| hasher.hash_one(&entry.0));
+        part
+    }
+
     fn finish_some(
         &self,
         part: &mut Self::Part,

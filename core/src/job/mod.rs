@@ -291,6 +291,15 @@ pub trait Job<R>: Send + Sync + 'static {
         true
     }
 
+    /// An empty part with room for what `like` holds: what a scheduler
+    /// that keeps `like` gives the worker in its place, so that the
+    /// worker's next batch does not grow its part from empty again. By
+    /// default [`new_part`](Job::new_part).
+    fn part_like(&self, like: &Self::Part) -> Self::Part {
+        let _ = like;
+        self.new_part()
+    }
+
     /// [`finish_at`](Job::finish_at) in pieces: finishes about `budget`
     /// entries of `part` (or, for running totals in complete mode, of the
     /// totals) into `rows` and returns whether the epoch's rows are all

@@ -369,6 +369,10 @@ where
         self.epoch_job.merge_some(into, from, budget)
     }
 
+    fn part_like(&self, like: &Self::Part) -> Self::Part {
+        self.epoch_job.part_like(like)
+    }
+
     /// The epoch's entries into the totals first, `budget` at a time; in
     /// complete mode then the totals' rows, `budget` at a time, from where
     /// the last piece stopped (`KeyedPart::finished`: the totals do not

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::QueriesPart;
-use crate::job::{EpochTime, Job, Parts};
+use crate::job::{EpochTime, Job, Parts, Placement};
 use crate::progress::EpochProgress;
 use crate::sink::{Sink, SinkError};
 
@@ -20,6 +20,8 @@ pub(crate) trait ErasedQuery<R>: Send + Sync {
     fn partitions(&self, workers: usize) -> usize;
     fn check(&self, workers: usize) -> Result<(), String>;
     fn new_part(&self) -> Sub;
+    /// An empty part with room for what `like` holds.
+    fn part_like(&self, like: &Sub) -> Sub;
     fn new_totals(&self) -> Sub;
     fn new_rows(&self) -> Sub;
     /// Folds `records` into query `q`'s parts of the first `partitions`
@@ -39,6 +41,14 @@ pub(crate) trait ErasedQuery<R>: Send + Sync {
         frontier: Option<u64>,
     );
     fn idle_timeout(&self) -> Option<std::time::Duration>;
+    fn place(
+        &self,
+        parts: Parts<'_, QueriesPart>,
+        q: usize,
+        partitions: usize,
+        placement: Placement,
+    ) -> Placement;
+    fn split(&self, parts: Parts<'_, QueriesPart>, q: usize, partitions: usize) -> usize;
     fn merge_some(&self, into: &mut Sub, from: &mut Sub, budget: usize) -> bool;
     fn finish_some(
         &self,
@@ -127,6 +137,13 @@ where
         Box::new(self.job.new_part())
     }
 
+    fn part_like(&self, like: &Sub) -> Sub {
+        let like: &J::Part = like
+            .downcast_ref()
+            .expect("a query's part is of its own job's type");
+        Box::new(self.job.part_like(like))
+    }
+
     fn new_totals(&self) -> Sub {
         Box::new(self.job.new_totals())
     }
@@ -163,6 +180,20 @@ where
 
     fn idle_timeout(&self) -> Option<std::time::Duration> {
         self.job.idle_timeout()
+    }
+
+    fn place(
+        &self,
+        parts: Parts<'_, QueriesPart>,
+        q: usize,
+        partitions: usize,
+        placement: Placement,
+    ) -> Placement {
+        self.with_parts(parts, q, partitions, |own| self.job.place(own, placement))
+    }
+
+    fn split(&self, parts: Parts<'_, QueriesPart>, q: usize, partitions: usize) -> usize {
+        self.with_parts(parts, q, partitions, |own| self.job.split(own))
     }
 
     fn merge_some(&self, into: &mut Sub, from: &mut Sub, budget: usize) -> bool {

@@ -68,7 +68,7 @@ use self::report::QueryShared;
 pub use self::report::{QueryReport, SealToResult};
 pub use self::schedule::SchedulerPolicy;
 pub use self::task::OwnerQueries;
-use crate::job::{DeferredError, EpochTime, Job, Parts};
+use crate::job::{DeferredError, EpochTime, Job, Parts, Placement};
 use crate::sink::{Sink, SinkError};
 use crate::sync::Arc;
 
@@ -247,13 +247,22 @@ impl<R> Clone for QueryReports<R> {
 }
 
 impl<R> QueryReports<R> {
-    /// Each query's figures now, in the order they were added.
+    /// Each query's figures now, in the order they were added: since the
+    /// start, or since the last [`restart`](QueryReports::restart).
     pub fn now(&self) -> Vec<QueryReport> {
         self.shared
             .queries
             .iter()
             .map(QueryShared::report)
             .collect()
+    }
+
+    /// Forgets every query's figures so far: what follows counts from now,
+    /// as a measured window after a warm-up does.
+    pub fn restart(&self) {
+        for query in &self.shared.queries {
+            query.restart();
+        }
     }
 }
 
@@ -361,9 +370,51 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
         }
     }
 
+    /// Keeps back the parts of the queries not due; a due query's part
+    /// in the open batch starts with room for what the sealed one held,
+    /// so that a table that grew to a million keys does not grow again
+    /// from empty, rehashing on the worker's hot path. Once per partition
+    /// and epoch.
+    /// Combined only when every query's epoch is the engine's: a combined
+    /// batch's split moves each key into a partition's part as a new
+    /// entry, which a part kept back across epochs may already hold.
+    fn place(&self, mut parts: Parts<'_, QueriesPart>, placement: Placement) -> Placement {
+        let queries = &self.shared.queries;
+        let placement = if queries.iter().all(|q| q.spec.every == 1) {
+            placement
+        } else {
+            Placement::Partitioned
+        };
+        let mut placed = Placement::Partitioned;
+        for (q, shared) in queries.iter().enumerate() {
+            let partitions = self.shared.partitions_of(q);
+            let own = shared
+                .query
+                .place(parts.reborrow(), q, partitions, placement);
+            if own == Placement::Combined {
+                placed = Placement::Combined;
+            }
+        }
+        placed
+    }
+
+    /// The most keys any query's batch held.
+    fn split(&self, mut parts: Parts<'_, QueriesPart>) -> usize {
+        let queries = &self.shared.queries;
+        (0..queries.len())
+            .map(|q| {
+                let partitions = self.shared.partitions_of(q);
+                queries[q].query.split(parts.reborrow(), q, partitions)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn carry(&self, epoch: u64, sealed: &mut QueriesPart, open: &mut QueriesPart) {
-        for q in 0..self.shared.queries.len() {
-            if !self.shared.due(q, epoch, false) {
+        for (q, shared) in self.shared.queries.iter().enumerate() {
+            if self.shared.due(q, epoch, false) {
+                open.subs[q] = shared.query.part_like(&sealed.subs[q]);
+            } else {
                 std::mem::swap(&mut sealed.subs[q], &mut open.subs[q]);
                 sealed.sent[q] = false;
             }

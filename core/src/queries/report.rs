@@ -45,7 +45,10 @@ impl<R> QueryShared<R> {
                 open: BTreeMap::new(),
                 epochs: 0,
                 rows: 0,
-                seal_to_result: Histogram::new(3).expect("3 significant digits are allowed"),
+                // 1 ns to an hour: `saturating_record` clamps, it does not
+                // resize.
+                seal_to_result: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                    .expect("valid bounds"),
             }),
         }
     }
@@ -84,6 +87,14 @@ impl<R> QueryShared<R> {
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX).max(1);
         completion.seal_to_result.saturating_record(nanos);
         Ok(())
+    }
+
+    /// Forgets the figures so far (not the epochs under way).
+    pub(crate) fn restart(&self) {
+        let mut completion = lock(&self.completion);
+        completion.epochs = 0;
+        completion.rows = 0;
+        completion.seal_to_result.reset();
     }
 
     /// What the query has done so far.
