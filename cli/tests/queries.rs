@@ -167,4 +167,6 @@ fn what_a_query_cannot_ask_for_is_refused_with_its_key() {
     let checkpoint = dir.path().join("checkpoint");
     let under_checkpoint = two_queries("priority", &["--checkpoint", checkpoint.to_str().unwrap()]);
     assert_fails(&under_checkpoint, 2, &["[[queries]]", "checkpoint"]);
+    let compared = microbatch(&["compare", "profiles/two-queries.toml"]);
+    assert_fails(&compared, 2, &["[[queries]]"]);
 }

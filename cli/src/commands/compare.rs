@@ -100,6 +100,13 @@ pub fn compare(
     observer: &mut dyn Observer,
     say: &mut dyn FnMut(&str),
 ) -> Result<Comparison, RunError> {
+    if !profile.queries.is_empty() {
+        return Err(RunError::Unsupported(
+            "compare runs one [job] against its batch and single-thread designs; \
+             a profile of [[queries]] has none: compare a query's [job] on its own"
+                .into(),
+        ));
+    }
     if let Some(why) = case_of(profile.job.kind).not_comparable() {
         return Err(RunError::Unsupported(why.into()));
     }

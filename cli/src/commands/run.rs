@@ -3,7 +3,7 @@
 use crate::driver::error::RunError;
 use crate::driver::input::Input;
 use crate::driver::{Observer, RunFiles, RunOutcome, Runner};
-use crate::jobs::{case_of, event};
+use crate::jobs::{event, run_profile};
 use crate::profile::schema::{JobKind, Profile};
 
 /// Runs `profile`; `name` labels the report.
@@ -14,7 +14,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome, RunError> {
     let runner = Runner::new(profile, name, files, observer);
-    case_of(profile.job.kind).run(runner)
+    run_profile(runner)
 }
 
 /// Runs `profile`, a generic `key,value` job, on `input` instead of the

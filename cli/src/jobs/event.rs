@@ -156,9 +156,6 @@ impl JobCase for EventJobs {
     }
 
     fn run(&self, runner: Runner<'_>) -> Result<RunOutcome, RunError> {
-        if !runner.profile.queries.is_empty() {
-            return super::queries::run(runner);
-        }
         if runner.profile.job.window != WindowKind::None {
             return super::windowed::run(runner);
         }

@@ -26,6 +26,8 @@ mod queries;
 mod windowed;
 
 pub use self::case::JobCase;
+use crate::driver::error::RunError;
+use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::JobKind;
 
 /// Every job the CLI can run.
@@ -34,6 +36,16 @@ pub static CASES: &[&dyn JobCase] = &[
     &clickstream::Clickstream,
     &nexmark::Nexmark,
 ];
+
+/// Runs `runner`'s profile: its `[[queries]]`, or the case of its
+/// `job.kind`.
+pub fn run_profile(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
+    if runner.profile.queries.is_empty() {
+        case_of(runner.profile.job.kind).run(runner)
+    } else {
+        queries::run(runner)
+    }
+}
 
 /// The case that runs `kind`.
 pub fn case_of(kind: JobKind) -> &'static dyn JobCase {

@@ -27,6 +27,7 @@
 
 mod kafka;
 mod load;
+mod output;
 mod queries;
 pub mod schema;
 mod windows;

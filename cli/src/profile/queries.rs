@@ -6,9 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::schema::{JobKind, JobSpec, OutputKind, OutputSpec, Profile, SourceKind, WindowKind};
+use super::schema::{
+    JobKind, JobSpec, OutputKind, OutputSpec, Profile, QueryProfile, SourceKind, WindowKind,
+};
 
 /// The keys of a query table that are not `[job]` keys.
 const QUERY_KEYS: &[&str] = &[
@@ -19,27 +21,6 @@ const QUERY_KEYS: &[&str] = &[
     "key_buckets",
     "output",
 ];
-
-/// One `[[queries]]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueryProfile {
-    /// The query's name, in reports.
-    pub name: String,
-    /// Its job: the `[job]` keys.
-    pub job: JobSpec,
-    /// Its epoch: a multiple of `engine.interval`; default the engine's.
-    #[serde(with = "humantime_serde")]
-    pub interval: Option<Duration>,
-    /// Refused for now: a query's epoch is a number of the engine's.
-    pub max_batch_records: Option<u64>,
-    /// Higher first under `scheduler.policy = "priority"`. Default 0.
-    pub priority: i64,
-    /// Groups keys into this many buckets (`key % key_buckets`): a query
-    /// over fewer keys than the input has.
-    pub key_buckets: Option<u64>,
-    /// Where its rows go; default nowhere.
-    pub output: OutputSpec,
-}
 
 /// A query table's own keys, read by serde.
 #[derive(Deserialize)]
@@ -56,51 +37,6 @@ struct QueryKeys {
     key_buckets: Option<u64>,
     #[serde(default)]
     output: OutputSpec,
-}
-
-/// The `[scheduler]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchedulerSpec {
-    /// `priority` (default), `fifo` or `round_robin`.
-    pub policy: PolicySpec,
-    /// Entries a task merges or finishes per piece: the most work an
-    /// urgent task waits behind. Default 16384.
-    pub piece: usize,
-}
-
-impl Default for SchedulerSpec {
-    fn default() -> Self {
-        SchedulerSpec {
-            policy: PolicySpec::default(),
-            piece: microbatch::queries::DEFAULT_PIECE,
-        }
-    }
-}
-
-/// `scheduler.policy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicySpec {
-    /// By priority, then earliest deadline, round robin among equals.
-    #[default]
-    Priority,
-    /// Oldest task first.
-    Fifo,
-    /// One piece of each query in turn.
-    RoundRobin,
-}
-
-impl PolicySpec {
-    /// The engine's policy.
-    pub fn policy(self) -> microbatch::queries::SchedulerPolicy {
-        use microbatch::queries::SchedulerPolicy;
-        match self {
-            PolicySpec::Priority => SchedulerPolicy::Priority,
-            PolicySpec::Fifo => SchedulerPolicy::Fifo,
-            PolicySpec::RoundRobin => SchedulerPolicy::RoundRobin,
-        }
-    }
 }
 
 /// Takes the `[[queries]]` tables out of `table` and reads each; the
@@ -316,6 +252,7 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::PolicySpec;
     use std::path::Path;
 
     #[test]

@@ -9,7 +9,7 @@ use microbatch::source::{GeneratorConfig, KeyDistribution, ValueDistribution};
 use microbatch::Config;
 use serde::de::{self, Deserializer, Visitor};
 
-pub use super::queries::{PolicySpec, QueryProfile, SchedulerSpec};
+pub use super::output::{OutputKind, OutputSpec};
 pub use crate::text::{BadLines, Schema, TextFormat};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -503,69 +503,68 @@ impl Default for RunSpec {
     }
 }
 
-/// Where rows go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKind {
-    /// Rows are dropped (measures the engine alone).
-    #[default]
-    None,
-    /// One CSV file per epoch.
-    Csv,
-    /// One JSON-lines file per epoch.
-    Jsonl,
-    /// Rows into an SQLite table, one transaction per epoch.
-    Sqlite,
-    /// Rows as JSON objects into a Kafka topic (`topic` at `brokers`), one
-    /// transaction per epoch with the source's offsets.
-    Kafka,
-    /// Rows into a PostgreSQL table (`table` at `url`) shared by the
-    /// instances of one Kafka consumer group, one transaction per epoch
-    /// with the partitions' offsets.
-    Postgres,
+/// One `[[queries]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryProfile {
+    /// The query's name, in reports.
+    pub name: String,
+    /// Its job: the `[job]` keys.
+    pub job: JobSpec,
+    /// Its epoch: a multiple of `engine.interval`; default the engine's.
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Refused for now: a query's epoch is a number of the engine's.
+    pub max_batch_records: Option<u64>,
+    /// Higher first under `scheduler.policy = "priority"`. Default 0.
+    pub priority: i64,
+    /// Groups keys into this many buckets (`key % key_buckets`): a query
+    /// over fewer keys than the input has.
+    pub key_buckets: Option<u64>,
+    /// Where its rows go; default nowhere.
+    pub output: OutputSpec,
 }
 
-/// The `[output]` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `[scheduler]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OutputSpec {
-    /// `none` (default), `csv`, `jsonl` or `sqlite` (also accepted under
-    /// the key `sink`).
-    #[serde(alias = "sink")]
-    pub kind: OutputKind,
-    /// The directory of the epoch files (`csv`, `jsonl`; default
-    /// `results/output`) or the database file (`sqlite`; default
-    /// `results/output.db`).
-    pub path: Option<PathBuf>,
-    /// The SQLite or PostgreSQL table. Default `results`.
-    pub table: String,
-    /// A `kafka` output's bootstrap servers; default the source's.
-    pub brokers: Option<String>,
-    /// A `kafka` output's topic.
-    pub topic: Option<String>,
-    /// A `postgres` output's database: `postgresql://user@host:port/db`.
-    pub url: Option<String>,
+pub struct SchedulerSpec {
+    /// `priority` (default), `fifo` or `round_robin`.
+    pub policy: PolicySpec,
+    /// Entries a task merges or finishes per piece: the most work an
+    /// urgent task waits behind. Default 16384.
+    pub piece: usize,
 }
 
-impl Default for OutputSpec {
+impl Default for SchedulerSpec {
     fn default() -> Self {
-        OutputSpec {
-            kind: OutputKind::None,
-            path: None,
-            table: "results".into(),
-            brokers: None,
-            topic: None,
-            url: None,
+        SchedulerSpec {
+            policy: PolicySpec::default(),
+            piece: microbatch::queries::DEFAULT_PIECE,
         }
     }
 }
 
-impl OutputSpec {
-    /// Where the output goes.
-    pub fn path(&self) -> PathBuf {
-        self.path.clone().unwrap_or_else(|| match self.kind {
-            OutputKind::Sqlite => PathBuf::from("results/output.db"),
-            _ => PathBuf::from("results/output"),
-        })
+/// `scheduler.policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySpec {
+    /// By priority, then earliest deadline, round robin among equals.
+    #[default]
+    Priority,
+    /// Oldest task first.
+    Fifo,
+    /// One piece of each query in turn.
+    RoundRobin,
+}
+
+impl PolicySpec {
+    /// The engine's policy.
+    pub fn policy(self) -> microbatch::queries::SchedulerPolicy {
+        use microbatch::queries::SchedulerPolicy;
+        match self {
+            PolicySpec::Priority => SchedulerPolicy::Priority,
+            PolicySpec::Fifo => SchedulerPolicy::Fifo,
+            PolicySpec::RoundRobin => SchedulerPolicy::RoundRobin,
+        }
     }
 }
