@@ -236,3 +236,35 @@ fn a_query_every_k_epochs_reports_each_of_its_epochs() {
     assert!(report.epochs >= 1);
     assert!(report.seal_to_result.max >= report.seal_to_result.p50);
 }
+
+#[test]
+fn a_panic_policy_is_refused_for_queries_that_keep_parts_across_epochs() {
+    let (rows, _) = CollectSink::new();
+    let (job, sink) = Queries::new(SchedulerPolicy::Priority)
+        .query(
+            Query::new(
+                "slow",
+                job::records::<Record>().key_by(|r| r.0).aggregate(count()),
+                rows,
+            )
+            .every(2),
+        )
+        .build();
+    let policy = microbatch::PanicPolicy {
+        retries: 1,
+        dead_letters: None,
+    };
+    let refused = Engine::builder(job, sink)
+        .workers(1)
+        .pin(false)
+        .on_panic(policy)
+        .start();
+    let message = refused
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("on_panic") && message.contains("every"),
+        "{message}"
+    );
+}

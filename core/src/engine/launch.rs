@@ -371,6 +371,15 @@ impl<R: Send + 'static, J: Job<R>> EngineBuilder<R, J> {
             )
             .into());
         }
+        if panic_handler.is_some() && self.job.carries() {
+            return Err(ConfigError::new(
+                "on_panic",
+                format!("{:?}", self.config.on_panic).to_lowercase(),
+                "\"stop\" for a job that keeps parts across epochs (a query with `every` > 1): \
+                 a batch folded again after a panic starts from new parts and would lose them",
+            )
+            .into());
+        }
         let start = resume(
             self.checkpoint.as_mut(),
             self.resumption.take(),

@@ -173,6 +173,10 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).has_deferred(totals)
     }
 
+    fn carries(&self) -> bool {
+        (**self).carries()
+    }
+
     fn check_checkpoint(&self) -> Result<(), String> {
         (**self).check_checkpoint()
     }

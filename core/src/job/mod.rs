@@ -344,6 +344,14 @@ pub trait Job<R>: Send + Sync + 'static {
         false
     }
 
+    /// Whether [`carry`](Job::carry) keeps parts in a worker across
+    /// epochs: a batch folded again after a panic (`OnPanic::Retry`,
+    /// `DeadLetters`) starts from new parts and would lose them, so the
+    /// engine refuses those policies for such a job. By default no.
+    fn carries(&self) -> bool {
+        false
+    }
+
     /// Checks, before the engine starts, that the job can run under a
     /// checkpoint; the error says why not. By default it can.
     fn check_checkpoint(&self) -> Result<(), String> {

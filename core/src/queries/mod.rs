@@ -340,6 +340,10 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
         Ok(())
     }
 
+    fn carries(&self) -> bool {
+        self.shared.queries.iter().any(|q| q.spec.every > 1)
+    }
+
     fn check_checkpoint(&self) -> Result<(), String> {
         Err("several queries cannot run under a checkpoint yet: \
              each query's commits would need their own replay"
