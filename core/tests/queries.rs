@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use microbatch::job::{self, count, sum, OutputMode};
+use microbatch::job::{self, count, sum, Job, OutputMode};
 use microbatch::progress::EpochProgress;
 use microbatch::queries::{Queries, Query, SchedulerPolicy};
 use microbatch::sink::{CollectSink, Sink, SinkError};
@@ -35,6 +35,11 @@ impl<Row: Send + 'static> Sink<Row> for Recording<Row> {
         self.completed.0.lock().unwrap().push(epoch);
         Ok(())
     }
+}
+
+/// A count of the records per key: the query most tests need.
+fn per_key_count() -> impl Job<Record, Row = (u64, u64)> {
+    job::records::<Record>().key_by(|r| r.0).aggregate(count())
 }
 
 fn reference(records: &[Record]) -> BTreeMap<u64, (u64, u64)> {
@@ -149,16 +154,8 @@ fn a_query_whose_sink_fails_stops_the_engine_naming_the_epoch() {
     }
     let (fine, _) = CollectSink::new();
     let (job, sink) = Queries::new(SchedulerPolicy::Priority)
-        .query(Query::new(
-            "fine",
-            job::records::<Record>().key_by(|r| r.0).aggregate(count()),
-            fine,
-        ))
-        .query(Query::new(
-            "refusing",
-            job::records::<Record>().key_by(|r| r.0).aggregate(count()),
-            Refusing,
-        ))
+        .query(Query::new("fine", per_key_count(), fine))
+        .query(Query::new("refusing", per_key_count(), Refusing))
         .build();
     let engine = Engine::builder(job, sink)
         .workers(2)
@@ -180,11 +177,7 @@ fn a_query_whose_sink_fails_stops_the_engine_naming_the_epoch() {
 fn queries_are_checked_before_the_engine_starts() {
     let query = |name: &str| {
         let (rows, _) = CollectSink::new();
-        Query::new(
-            name,
-            job::records::<Record>().key_by(|r| r.0).aggregate(count()),
-            rows,
-        )
+        Query::new(name, per_key_count(), rows)
     };
     let refusal = |queries: Queries<Record>| {
         let (job, sink) = queries.build();
@@ -207,13 +200,9 @@ fn a_query_every_k_epochs_reports_each_of_its_epochs() {
     let (rows, collected) = CollectSink::new();
     let (job, sink) = Queries::new(SchedulerPolicy::Priority)
         .query(
-            Query::new(
-                "slow",
-                job::records::<Record>().key_by(|r| r.0).aggregate(count()),
-                rows,
-            )
-            .every(3)
-            .latency_budget(Duration::from_millis(50)),
+            Query::new("slow", per_key_count(), rows)
+                .every(3)
+                .latency_budget(Duration::from_millis(50)),
         )
         .build();
     let reports = job.reports();
@@ -241,14 +230,7 @@ fn a_query_every_k_epochs_reports_each_of_its_epochs() {
 fn a_panic_policy_is_refused_for_queries_that_keep_parts_across_epochs() {
     let (rows, _) = CollectSink::new();
     let (job, sink) = Queries::new(SchedulerPolicy::Priority)
-        .query(
-            Query::new(
-                "slow",
-                job::records::<Record>().key_by(|r| r.0).aggregate(count()),
-                rows,
-            )
-            .every(2),
-        )
+        .query(Query::new("slow", per_key_count(), rows).every(2))
         .build();
     let policy = microbatch::PanicPolicy {
         retries: 1,
