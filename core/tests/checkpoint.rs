@@ -3,85 +3,21 @@
 //! committed results equal those of a run never stopped. The crash test
 //! with SIGKILL is the CLI's (`bench/tests/crash.rs`).
 
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::commits::{write_log, CommitSink, Committed, PER_EPOCH, RECORDS};
 use microbatch::checkpoint::Checkpoint;
 use microbatch::job::{self, count, sum, Job, OutputMode};
 use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
-use microbatch::sink::{Sink, SinkError};
 use microbatch::source::{Event, IterSource};
 use microbatch::{Engine, EngineError};
 
-type Committed<Row> = Arc<Mutex<BTreeMap<u64, Vec<Row>>>>;
-
-/// Commits each epoch whole when it is complete, once: an epoch committed
-/// before is skipped (and counted), like the file and SQLite sinks. Fails
-/// at `fail_at`, before committing it.
-struct CommitSink<Row> {
-    pending: Mutex<BTreeMap<u64, Vec<Row>>>,
-    committed: Committed<Row>,
-    again: Arc<AtomicU64>,
-    fail_at: Option<u64>,
-}
-
-impl<Row: Ord + Send + 'static> Sink<Row> for CommitSink<Row> {
-    fn write(&self, epoch: u64, _: usize, rows: &mut Vec<Row>) -> Result<(), SinkError> {
-        let mut pending = self.pending.lock().unwrap();
-        pending.entry(epoch).or_default().append(rows);
-        Ok(())
-    }
-
-    fn epoch_complete(
-        &self,
-        epoch: u64,
-        _: &microbatch::progress::EpochProgress,
-    ) -> Result<(), SinkError> {
-        let mut rows = self
-            .pending
-            .lock()
-            .unwrap()
-            .remove(&epoch)
-            .unwrap_or_default();
-        if self.fail_at == Some(epoch) {
-            return Err(SinkError::Custom(format!("injected failure at {epoch}")));
-        }
-        match self.committed.lock().unwrap().entry(epoch) {
-            Entry::Occupied(_) => {
-                self.again.fetch_add(1, Ordering::Relaxed);
-            }
-            Entry::Vacant(slot) => {
-                rows.sort();
-                slot.insert(rows);
-            }
-        }
-        Ok(())
-    }
-}
-
-const RECORDS: u64 = 100_000;
-const PER_EPOCH: u64 = 10_000;
 const SNAPSHOT_EVERY: u64 = 3;
-
-fn write_log(dir: &Path) {
-    let mut writer = LogWriter::create(
-        dir,
-        LogOptions {
-            block_records: 1000,
-            ..LogOptions::default()
-        },
-    )
-    .unwrap();
-    for i in 0..RECORDS {
-        let key = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
-        writer.append(Event { key, value: i % 7 }).unwrap();
-    }
-    writer.finish().unwrap();
-}
 
 /// One run of `job` over the log under the checkpoint in `checkpoint`,
 /// committing into `committed`; a run at a `rate` is shut down as soon as
@@ -103,12 +39,7 @@ impl<Row: Ord + Send + 'static> Run<Row> {
         rate: Option<u64>,
         stop_after: Option<usize>,
     ) -> Result<(), EngineError> {
-        let sink = CommitSink {
-            pending: Mutex::new(BTreeMap::new()),
-            committed: Arc::clone(&self.committed),
-            again: Arc::clone(&self.again),
-            fail_at,
-        };
+        let sink = CommitSink::new(&self.committed, &self.again, fail_at);
         let first = Arc::new(AtomicU64::new(u64::MAX));
         let seen = Arc::clone(&first);
         let engine = Engine::builder(job, sink)

@@ -11,6 +11,8 @@
 //!                     last 100 epochs' offsets and commits are kept)
 //! DIR/state/<e>.rkyv  the running totals after epoch e, every few epochs,
 //!                     for jobs that snapshot them
+//! DIR/queries/<name>  the last epoch query <name> committed to its own
+//!                     sink, for several queries on one engine
 //! ```
 //!
 //! A checkpointed run cuts its source by position (see
@@ -80,10 +82,12 @@ use serde::{Deserialize, Serialize};
 use crate::durable::{create_dir, sync_dir, write_atomically, IoFailure};
 
 mod commit;
+mod queries;
 mod resume;
 mod state;
 
 pub(crate) use commit::{commit_epoch, CommitError};
+pub use queries::QueryCommits;
 pub(crate) use resume::{restore_totals, resume_plan};
 pub use state::{StateSnapshot, DEFAULT_SNAPSHOT_EVERY};
 
@@ -385,6 +389,12 @@ impl Checkpoint {
     /// The last epoch committed when the directory was opened.
     pub fn last_committed(&self) -> Option<u64> {
         self.last_committed
+    }
+
+    /// Where several queries on one engine record the epochs each
+    /// committed to its own sink (`DIR/queries/<name>`).
+    pub fn query_commits(&self) -> QueryCommits {
+        QueryCommits::of(self)
     }
 
     /// The first epoch not committed when the directory was opened.

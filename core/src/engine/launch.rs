@@ -8,7 +8,9 @@ use crossbeam_utils::CachePadded;
 
 use super::builder::{EngineBuilder, Resumption};
 use super::Engine;
-use crate::checkpoint::{restore_totals, resume_plan, Checkpoint, CheckpointError, StateSnapshot};
+use crate::checkpoint::{
+    restore_totals, resume_plan, Checkpoint, CheckpointError, QueryCommits, StateSnapshot,
+};
 use crate::config::{Config, ConfigError, OnPanic};
 use crate::epoch::clock::EpochClock;
 use crate::epoch::completion::{Completion, Published};
@@ -120,12 +122,22 @@ fn resume<R, J: Job<R>>(
     checkpoint
         .bind_source(source_identity)
         .map_err(failed(checkpoint.next_epoch()))?;
-    let (plan, restored): (EpochPlan, Option<StateSnapshot>) =
+    let (mut plan, restored): (EpochPlan, Option<StateSnapshot>) =
         resume_plan(checkpoint, job, partitions).map_err(failed(checkpoint.next_epoch()))?;
     let totals = match &restored {
         None => Vec::new(),
         Some(state) => restore_totals(job, state, partitions).map_err(failed(state.epoch))?,
     };
+    // Several queries commit on their own: the run starts at the first
+    // epoch one of them has not committed, and the ones that did fold it
+    // without output.
+    let commits = QueryCommits::of(checkpoint);
+    if let Some(first) = job
+        .resume_query_commits(&commits)
+        .map_err(failed(checkpoint.next_epoch()))?
+    {
+        plan.first_epoch = plan.first_epoch.min(first);
+    }
     let first_epoch = plan.first_epoch;
     let replay_until = checkpoint
         .last_committed()

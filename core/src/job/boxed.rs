@@ -180,4 +180,11 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
     fn check_checkpoint(&self) -> Result<(), String> {
         (**self).check_checkpoint()
     }
+
+    fn resume_query_commits(
+        &self,
+        commits: &crate::checkpoint::QueryCommits,
+    ) -> Result<Option<u64>, crate::checkpoint::CheckpointError> {
+        (**self).resume_query_commits(commits)
+    }
 }

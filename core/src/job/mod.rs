@@ -81,14 +81,26 @@ pub use window::{OpenWindows, WindowedJob, WindowedPart};
 pub use window_stream::{TimedStream, WholeWindowJob, WindowedKeyedStream, WindowedStream};
 pub use windows::{Window, Windows};
 
-/// Deferred work of a job (see [`Job::run_deferred`]) failed: a query's
-/// sink would not take an epoch's rows.
-#[derive(Debug)]
-pub struct DeferredError {
-    /// The epoch whose rows were refused.
-    pub epoch: u64,
-    /// Why.
-    pub source: crate::sink::SinkError,
+/// Deferred work of a job (see [`Job::run_deferred`]) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeferredError {
+    /// A query's sink would not take an epoch's rows or its commit.
+    #[error("the sink failed at epoch {epoch}: {source}")]
+    Sink {
+        /// The epoch whose rows were refused.
+        epoch: u64,
+        /// Why.
+        source: crate::sink::SinkError,
+    },
+    /// Recording a query's commit in the checkpoint failed.
+    #[error("the checkpoint failed at epoch {epoch}: {source}")]
+    Checkpoint {
+        /// The epoch the query committed.
+        epoch: u64,
+        /// Why.
+        source: crate::checkpoint::CheckpointError,
+    },
 }
 
 /// A computation the engine runs on every epoch.
@@ -356,6 +368,21 @@ pub trait Job<R>: Send + Sync + 'static {
     /// checkpoint; the error says why not. By default it can.
     fn check_checkpoint(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Under a checkpoint, for a job whose parts commit their epochs to
+    /// sinks of their own (several queries, each with its sink): reads
+    /// from `commits` where each stopped, keeps `commits` to record each
+    /// epoch its sinks commit from now on, folds the epochs one already
+    /// committed without output for it, and returns the first epoch the
+    /// run must fold. `None` (the default): the engine's commits say.
+    /// Once, at start.
+    fn resume_query_commits(
+        &self,
+        commits: &crate::checkpoint::QueryCommits,
+    ) -> Result<Option<u64>, crate::checkpoint::CheckpointError> {
+        let _ = commits;
+        Ok(None)
     }
 
     /// A second aggregation over this job's rows: each epoch's rows, from

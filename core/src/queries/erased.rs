@@ -24,6 +24,8 @@ pub(crate) trait ErasedQuery<R>: Send + Sync {
     fn part_like(&self, like: &Sub) -> Sub;
     fn new_totals(&self) -> Sub;
     fn new_rows(&self) -> Sub;
+    /// Whether the query's rows depend on every earlier epoch.
+    fn keeps_totals(&self) -> bool;
     /// Folds `records` into query `q`'s parts of the first `partitions`
     /// of `parts`. Hot path.
     fn absorb(&self, records: &[R], parts: Parts<'_, QueriesPart>, q: usize, partitions: usize);
@@ -59,8 +61,15 @@ pub(crate) trait ErasedQuery<R>: Send + Sync {
         budget: usize,
     ) -> bool;
     /// Writes the rows gathered in `rows` (then empty) to the query's
-    /// sink; how many there were.
-    fn write(&self, epoch: u64, partition: usize, rows: &mut Sub) -> Result<u64, SinkError>;
+    /// sink, or drops them without `output` (an epoch replayed after a
+    /// restart, which the query committed before); how many it wrote.
+    fn write(
+        &self,
+        epoch: u64,
+        partition: usize,
+        rows: &mut Sub,
+        output: bool,
+    ) -> Result<u64, SinkError>;
     fn epoch_complete(&self, epoch: u64, progress: &EpochProgress) -> Result<(), SinkError>;
     fn close(&self);
 }
@@ -152,6 +161,10 @@ where
         Box::new(Vec::<J::Row>::new())
     }
 
+    fn keeps_totals(&self) -> bool {
+        self.job.keeps_totals()
+    }
+
     #[inline]
     fn absorb(&self, records: &[R], parts: Parts<'_, QueriesPart>, q: usize, partitions: usize) {
         self.with_parts(parts, q, partitions, |own| self.job.absorb(records, own));
@@ -214,8 +227,18 @@ where
             .finish_some(typed(part), totals, rows, time, budget)
     }
 
-    fn write(&self, epoch: u64, partition: usize, rows: &mut Sub) -> Result<u64, SinkError> {
+    fn write(
+        &self,
+        epoch: u64,
+        partition: usize,
+        rows: &mut Sub,
+        output: bool,
+    ) -> Result<u64, SinkError> {
         let rows: &mut Vec<J::Row> = typed(rows);
+        if !output {
+            rows.clear();
+            return Ok(0);
+        }
         let count = rows.len() as u64;
         if count > 0 {
             let written = self.sink.write(epoch, partition, rows);

@@ -48,9 +48,14 @@
 //! epoch completes, in its own order, when its last owner is done
 //! (`report.rs`), so a slow query holds up none of the others' results.
 //!
-//! Not yet: a checkpoint (each query's commits would need a place in the
-//! directory and a replay without output per query; refused at start),
-//! salted keys in a query, adding a query to a running engine (the
+//! Under a checkpoint each query records the epochs its sink committed
+//! (`DIR/queries/<name>`, [`QueryCommits`]); a resumed run starts at the
+//! earliest epoch some query has not committed (the first, beside a query
+//! with running totals, which are not snapshotted yet) and each query
+//! folds what it committed again without output
+//! ([`Job::resume_query_commits`]).
+//!
+//! Not yet: snapshots of a query's totals, salted keys in a query, adding a query to a running engine (the
 //! workers' parts are built at start: it would take a query slot the
 //! workers fill from the next seal on, and a first epoch of its own).
 
@@ -68,6 +73,7 @@ use self::report::QueryShared;
 pub use self::report::{QueryReport, SealToResult};
 pub use self::schedule::SchedulerPolicy;
 pub use self::task::OwnerQueries;
+use crate::checkpoint::{CheckpointError, QueryCommits};
 use crate::job::{DeferredError, EpochTime, Job, Parts, Placement};
 use crate::sink::{Sink, SinkError};
 use crate::sync::Arc;
@@ -344,10 +350,17 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
         self.shared.queries.iter().any(|q| q.spec.every > 1)
     }
 
-    fn check_checkpoint(&self) -> Result<(), String> {
-        Err("several queries cannot run under a checkpoint yet: \
-             each query's commits would need their own replay"
-            .into())
+    /// Each query resumes after its own last commit; the run starts at
+    /// the earliest of them, or at the first epoch if a query's rows
+    /// depend on every earlier epoch (its totals are not snapshotted
+    /// yet, so they are rebuilt by folding the log again).
+    fn resume_query_commits(&self, commits: &QueryCommits) -> Result<Option<u64>, CheckpointError> {
+        let mut first = u64::MAX;
+        for shared in &self.shared.queries {
+            let own = shared.resume(commits)?;
+            first = first.min(if shared.query.keeps_totals() { 0 } else { own });
+        }
+        Ok(Some(first))
     }
 
     fn new_part(&self) -> QueriesPart {

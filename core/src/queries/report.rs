@@ -2,19 +2,22 @@
 //! an epoch of a query is complete when every owner has finished its
 //! partition of it; the owner that finishes last tells the query's sink
 //! ([`Sink::epoch_complete`](crate::sink::Sink::epoch_complete)) and
-//! records the epoch's seal-to-result time. Cold path: once per owner and
-//! query epoch, under the query's own lock, so a slow query never waits
-//! for another's.
+//! records the epoch's seal-to-result time; under a checkpoint it then
+//! records the commit (`DIR/queries/<name>`). Cold path: once per owner
+//! and query epoch, under the query's own lock, so a slow query never
+//! waits for another's.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::erased::ErasedQuery;
 use super::QuerySpec;
+use crate::checkpoint::{CheckpointError, QueryCommits};
+use crate::job::DeferredError;
 use crate::progress::EpochProgress;
-use crate::sink::SinkError;
 use crate::sync::cold::{lock, Mutex};
 
 /// One query, shared by every owner: its settings, its job and sink, and
@@ -23,6 +26,16 @@ pub(crate) struct QueryShared<R> {
     pub(crate) spec: QuerySpec,
     pub(crate) query: Box<dyn ErasedQuery<R>>,
     completion: Mutex<Completion>,
+    /// Under a checkpoint, set once at start.
+    resumed: OnceLock<Resumed>,
+}
+
+/// Where a query stood in a checkpoint at start, and where its commits go.
+struct Resumed {
+    commits: QueryCommits,
+    /// The last epoch it committed before this run: epochs up to it are
+    /// folded again without output.
+    committed: Option<u64>,
 }
 
 /// The owners' progress through a query's epochs, and its figures.
@@ -50,7 +63,33 @@ impl<R> QueryShared<R> {
                 seal_to_result: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
                     .expect("valid bounds"),
             }),
+            resumed: OnceLock::new(),
         }
+    }
+
+    /// Reads from `commits` the last epoch this query committed, and
+    /// records its commits there from now on; the first epoch it has not
+    /// committed.
+    pub(crate) fn resume(&self, commits: &QueryCommits) -> Result<u64, CheckpointError> {
+        let committed = commits.last(&self.spec.name)?;
+        let resumed = Resumed {
+            commits: commits.clone(),
+            committed,
+        };
+        self.resumed.set(resumed).map_err(|_| {
+            CheckpointError::Unusable(format!(
+                "query {:?} was resumed twice: a query runs in one engine",
+                self.spec.name
+            ))
+        })?;
+        Ok(committed.map_or(0, |last| last + 1))
+    }
+
+    /// Whether `epoch`'s rows go to the sink: not when the query
+    /// committed it before a restart.
+    pub(crate) fn has_output(&self, epoch: u64) -> bool {
+        let committed = self.resumed.get().and_then(|resumed| resumed.committed);
+        committed.is_none_or(|last| epoch > last)
     }
 
     /// One owner of `partitions` finished `epoch`, writing `rows` rows;
@@ -63,7 +102,7 @@ impl<R> QueryShared<R> {
         partitions: usize,
         rows: u64,
         sealed_at: Option<Instant>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), DeferredError> {
         let mut completion = lock(&self.completion);
         let entry = completion.open.entry(epoch).or_insert((0, 0));
         entry.0 += 1;
@@ -73,13 +112,25 @@ impl<R> QueryShared<R> {
             return Ok(());
         }
         completion.open.remove(&epoch);
+        if !self.has_output(epoch) {
+            // Replayed: committed before the restart, counted then.
+            return Ok(());
+        }
         let progress = EpochProgress {
             epoch,
             rows,
             seal_to_result: sealed_at.map(|at| at.elapsed()).unwrap_or_default(),
             ..EpochProgress::default()
         };
-        self.query.epoch_complete(epoch, &progress)?;
+        self.query
+            .epoch_complete(epoch, &progress)
+            .map_err(|source| DeferredError::Sink { epoch, source })?;
+        if let Some(resumed) = self.resumed.get() {
+            resumed
+                .commits
+                .commit(&self.spec.name, epoch, rows)
+                .map_err(|source| DeferredError::Checkpoint { epoch, source })?;
+        }
         // The result is out once the sink has it.
         let waited = sealed_at.map(|at| at.elapsed()).unwrap_or_default();
         completion.epochs += 1;

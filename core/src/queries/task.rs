@@ -177,7 +177,7 @@ impl OwnerQueries {
         };
         let query = &shared.query;
         let epoch = task.time.epoch;
-        let failed = |source| DeferredError { epoch, source };
+        let failed = |source| DeferredError::Sink { epoch, source };
         if task.merged.is_none() {
             task.merged = Some(task.parts.pop().unwrap_or_else(|| query.new_part()));
         }
@@ -189,8 +189,9 @@ impl OwnerQueries {
             return Ok(false);
         }
         let done = query.finish_some(merged, &mut own.totals, &mut own.rows, task.time, budget);
+        let output = shared.has_output(epoch);
         task.rows += query
-            .write(epoch, task.time.partition, &mut own.rows)
+            .write(epoch, task.time.partition, &mut own.rows, output)
             .map_err(failed)?;
         if !done {
             return Ok(false);
@@ -198,9 +199,7 @@ impl OwnerQueries {
         let (partitions, rows, sealed_at) = (task.time.partitions, task.rows, task.time.sealed_at);
         own.tasks.pop_front();
         self.waiting -= 1;
-        shared
-            .owner_finished(epoch, partitions, rows, sealed_at)
-            .map_err(failed)?;
+        shared.owner_finished(epoch, partitions, rows, sealed_at)?;
         Ok(true)
     }
 }

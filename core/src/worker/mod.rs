@@ -28,7 +28,7 @@ use crate::config::{IdleStrategy, PlacementPolicy};
 use crate::error::EngineError;
 use crate::fault::panic_message;
 use crate::input::{LaneReader, CHUNK};
-use crate::job::{Job, Parts, Placement};
+use crate::job::{DeferredError, Job, Parts, Placement};
 use crate::progress::HotKey;
 use crate::runtime::Runtime;
 use crate::shuffle::{Endpoint, Message};
@@ -258,9 +258,11 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
         self.runtime
             .job
             .run_deferred(&mut self.totals, self.id)
-            .map_err(|failed| EngineError::Sink {
-                epoch: failed.epoch,
-                source: failed.source,
+            .map_err(|failed| match failed {
+                DeferredError::Sink { epoch, source } => EngineError::Sink { epoch, source },
+                DeferredError::Checkpoint { epoch, source } => {
+                    EngineError::Checkpoint { epoch, source }
+                }
             })
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod commits;
 pub mod timed;
 
 use std::collections::HashMap;
