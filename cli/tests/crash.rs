@@ -1,7 +1,8 @@
 //! The crash test: `microbatch run --checkpoint` over a record log is
 //! killed with SIGKILL at random moments, at least 10 times, and started
 //! again each time; the final output equals that of a run never killed,
-//! row for row. Once into SQLite, once into CSV files.
+//! row for row. Once into SQLite, once into CSV files, once for two
+//! queries on one engine, each into its own CSV files.
 
 mod common;
 
@@ -170,25 +171,107 @@ fn csv_output_after_sigkills_equals_an_uninterrupted_run() {
     killed.push(RATE.into());
     killed_and_restarted(dir.path(), &sets("reference"), &killed);
 
-    // Each committed epoch's file, its rows sorted (the partitions of an
-    // epoch are gathered in whatever order their owners finish).
-    let files = |out: &str| {
-        let mut epochs = std::collections::BTreeMap::new();
-        for entry in std::fs::read_dir(dir.path().join(out)).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.starts_with("epoch-") && name.ends_with(".csv") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-                lines.sort();
-                epochs.insert(name, lines);
-            }
-        }
-        epochs
-    };
-    let expected = files("reference");
+    let expected = csv_epochs(&dir.path().join("reference"));
     assert!(expected.len() >= (RECORDS / 20_000) as usize);
-    assert_eq!(files("killed"), expected);
+    assert_eq!(csv_epochs(&dir.path().join("killed")), expected);
+}
+
+/// Each committed epoch's file in `dir`, its rows sorted (the partitions
+/// of an epoch are gathered in whatever order their owners finish).
+fn csv_epochs(dir: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut epochs = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("epoch-") && name.ends_with(".csv") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            epochs.insert(name, lines);
+        }
+    }
+    epochs
+}
+
+/// Two queries over the log, each into CSV files under `out`: a per-key
+/// count and sum every epoch, and running complete-mode totals every 3.
+fn write_queries_profile(dir: &Path, log: &Path, out: &Path) -> PathBuf {
+    let profile = dir.join(format!(
+        "queries-{}.toml",
+        out.file_name().unwrap().to_string_lossy()
+    ));
+    let query = |name: &str, extra: &str| {
+        format!(
+            r#"
+[[queries]]
+name = "{name}"
+kind = "keyed"
+reductions = ["count", "sum"]
+{extra}
+[queries.output]
+kind = "csv"
+path = "{}"
+"#,
+            out.join(name).display()
+        )
+    };
+    let text = format!(
+        r#"
+[engine]
+workers = 2
+pin = false
+# Epochs of 20 000 records: at full speed, and at 200 000 records/s.
+interval = "100ms"
+max_batch_records = 20000
+
+[workload]
+source = "log"
+path = "{}"
+
+[run]
+warmup = "0s"
+duration = "10m"
+{}{}"#,
+        log.display(),
+        query("each", "priority = 10"),
+        query("totals", "output_mode = \"complete\"\ninterval = \"300ms\""),
+    );
+    std::fs::write(&profile, text).unwrap();
+    profile
+}
+
+#[test]
+fn queries_after_sigkills_each_equal_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let reference = write_queries_profile(dir.path(), &log, &dir.path().join("reference"));
+    run_to_the_end(&reference, &dir.path().join("reference-checkpoint"), &[]);
+
+    let killed = write_queries_profile(dir.path(), &log, &dir.path().join("killed"));
+    let checkpoint = dir.path().join("checkpoint");
+    let paced = ["workload.rate=200000".to_string()];
+    kill_at_random_moments(KILLS, (50, 600), || {
+        command(&killed, &checkpoint, &paced).spawn().unwrap()
+    });
+    let each_before = csv_epochs(&dir.path().join("killed/each")).len();
+    run_to_the_end(&killed, &checkpoint, &paced);
+
+    let epochs = (RECORDS / 20_000) as usize;
+    for (query, least) in [("each", epochs), ("totals", epochs / 3)] {
+        let expected = csv_epochs(&dir.path().join("reference").join(query));
+        assert!(
+            expected.len() >= least,
+            "{query}: {} epochs",
+            expected.len()
+        );
+        let got = csv_epochs(&dir.path().join("killed").join(query));
+        assert_eq!(got, expected, "{query}");
+    }
+    // The kills landed over the run, not all before its first epoch or
+    // after its last.
+    eprintln!("{KILLS} kills; {each_before} of {epochs} epochs of \"each\" before the last run");
+    assert!(each_before > 0 && each_before < epochs);
 }
 
 /// `command(...)`'s exit code and stderr.

@@ -10,7 +10,7 @@ use microbatch::sink::sqlite::EpochDatabase;
 use super::error::RunError;
 use super::feed::Feed;
 use super::Runner;
-use crate::profile::schema::{JobKind, Profile, SourceKind};
+use crate::profile::schema::{JobKind, JobSpec, Profile, SourceKind};
 
 /// Opens `profile`'s checkpoint directory `dir`. Only a record log read
 /// by the engine itself (`workload.source = "log"`, no producer threads)
@@ -69,18 +69,33 @@ pub fn open_checkpoint(profile: &Profile, dir: &Path) -> Result<Checkpoint, RunE
 /// and the log: the job and where its results go. Bound into the
 /// checkpoint by its first run.
 fn bound_settings(profile: &Profile) -> String {
-    let job = &profile.job;
+    if !profile.queries.is_empty() {
+        // Each query: its job, its epoch and where its rows go.
+        let base = profile.engine.interval;
+        let queries: Vec<String> = profile
+            .queries
+            .iter()
+            .map(|query| {
+                let path = query.output_path();
+                let path = std::path::absolute(&path).unwrap_or(path);
+                format!(
+                    "{}: {}, every {}, key_buckets {:?}, output {:?} {}",
+                    query.name,
+                    job_settings(&query.job),
+                    query.every(base),
+                    query.key_buckets,
+                    query.output.kind,
+                    path.display()
+                )
+            })
+            .collect();
+        return format!("queries: {}", queries.join("; ")).to_lowercase();
+    }
     let output = &profile.output;
     let path = std::path::absolute(output.path()).unwrap_or_else(|_| output.path());
-    let query = match job.kind {
-        JobKind::Nexmark => format!(", query {}", job.query.name()),
-        _ => String::new(),
-    };
     format!(
-        "job: kind {:?}{query}, reductions {:?}, output_mode {:?}; output: kind {:?}, path {}, table {}",
-        job.kind,
-        job.reductions,
-        job.output_mode,
+        "job: {}; output: kind {:?}, path {}, table {}",
+        job_settings(&profile.job),
         output.kind,
         path.display(),
         output.table
@@ -88,11 +103,65 @@ fn bound_settings(profile: &Profile) -> String {
     .to_lowercase()
 }
 
+/// A job's settings that change its rows.
+fn job_settings(job: &JobSpec) -> String {
+    let query = match job.kind {
+        JobKind::Nexmark => format!(", query {}", job.query.name()),
+        _ => String::new(),
+    };
+    format!(
+        "kind {:?}{query}, reductions {:?}, output_mode {:?}",
+        job.kind, job.reductions, job.output_mode,
+    )
+}
+
 /// Opens `--checkpoint DIR`, if given.
 pub(crate) fn checkpoint_of(runner: &Runner<'_>) -> Result<Option<Checkpoint>, RunError> {
     match &runner.files.checkpoint {
         Some(dir) => Ok(Some(open_checkpoint(runner.profile, dir)?)),
         None => Ok(None),
+    }
+}
+
+/// What a checkpoint says an output holds: the last epoch it committed
+/// there (the run's, or under several queries the query's own), the
+/// latest epoch the output may hold beyond it (the next one it commits:
+/// a crash between the output's commit and the checkpoint's), and the
+/// checkpoint's directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommittedBy<'a> {
+    pub(crate) last: Option<u64>,
+    pub(crate) may_hold: u64,
+    pub(crate) dir: &'a Path,
+}
+
+impl<'a> CommittedBy<'a> {
+    /// What the run's checkpoint committed.
+    pub(crate) fn run(checkpoint: &'a Checkpoint) -> Self {
+        CommittedBy {
+            last: checkpoint.last_committed(),
+            may_hold: checkpoint.next_epoch(),
+            dir: checkpoint.dir(),
+        }
+    }
+
+    /// What `checkpoint` says query `name`, whose epoch is `every` of the
+    /// engine's, committed.
+    pub(crate) fn query(
+        checkpoint: &'a Checkpoint,
+        name: &str,
+        every: u64,
+    ) -> Result<Self, RunError> {
+        let last = checkpoint.query_commits().last(name)?;
+        let next = last.map_or(0, |last| last + 1);
+        // The query's next epoch ends at the first engine epoch `e` from
+        // `next` on with `(e + 1) % every == 0`.
+        let every = every.max(1);
+        Ok(CommittedBy {
+            last,
+            may_hold: (next + 1).div_ceil(every) * every - 1,
+            dir: checkpoint.dir(),
+        })
     }
 }
 
@@ -104,14 +173,14 @@ pub(crate) fn checkpoint_of(runner: &Runner<'_>) -> Result<Option<Checkpoint>, R
 /// place holding fewer than the checkpoint committed was deleted or
 /// replaced, and would silently miss them.
 pub(crate) fn refuse_another_run(
-    checkpoint: Option<&Checkpoint>,
+    checkpoint: Option<CommittedBy<'_>>,
     committed: &[u64],
     place: &str,
     path: &Path,
 ) -> Result<(), RunError> {
-    let next_epoch = checkpoint.map_or(0, Checkpoint::next_epoch);
+    let may_hold = checkpoint.map_or(0, |by| by.may_hold);
     match committed.last() {
-        Some(&last) if last > next_epoch || checkpoint.is_none() => Err(RunError::Output {
+        Some(&last) if last > may_hold || checkpoint.is_none() => Err(RunError::Output {
             what: path.display().to_string(),
             message: format!(
                 "{place} already holds {} committed epochs (up to {last}) of another run; \
@@ -120,8 +189,8 @@ pub(crate) fn refuse_another_run(
                 committed.len()
             ),
         }),
-        _ => match checkpoint.and_then(Checkpoint::last_committed) {
-            Some(committed_by_checkpoint)
+        _ => match checkpoint.and_then(|by| by.last.map(|last| (last, by.dir))) {
+            Some((committed_by_checkpoint, dir))
                 if committed.last().is_none_or(|&last| last < committed_by_checkpoint) =>
             {
                 Err(RunError::Output {
@@ -134,7 +203,7 @@ pub(crate) fn refuse_another_run(
                             .map_or("no committed epoch".to_owned(), |last| format!(
                                 "committed epochs up to {last}"
                             )),
-                        checkpoint.map_or(String::new(), |c| c.dir().display().to_string()),
+                        dir.display(),
                     ),
                 })
             }

@@ -11,7 +11,9 @@ use microbatch::sink::{DiscardSink, FileFormat, FileSink, Sink, SinkError};
 use serde::Serialize;
 
 use super::expired::ExpiredLetters;
-use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, resume_from_database};
+use crate::driver::checkpoint::{
+    checkpoint_of, refuse_another_run, resume_from_database, CommittedBy,
+};
 use crate::driver::error::RunError;
 use crate::driver::feed::Feed;
 use crate::driver::{RunOutcome, Runner};
@@ -307,7 +309,12 @@ where
     let wanted = Wanted::of(&runner.profile.job);
     let checkpoint = checkpoint_of(&runner)?;
     let earlier_run = |epochs: Vec<u64>, place: String| {
-        refuse_another_run(checkpoint.as_ref(), &epochs, &place, &path)
+        refuse_another_run(
+            checkpoint.as_ref().map(CommittedBy::run),
+            &epochs,
+            &place,
+            &path,
+        )
     };
     // `job.late = "dead_letters"`: expired rows to `engine.dead_letters`.
     let expired = || match runner.profile.late_letters() {

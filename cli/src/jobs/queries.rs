@@ -10,7 +10,7 @@ use microbatch::source::Event;
 
 use super::event::{with_job_keyed_by, WithJob};
 use super::output::{Grouped, OutputSink, Wanted};
-use crate::driver::checkpoint::refuse_another_run;
+use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, CommittedBy};
 use crate::driver::error::RunError;
 use crate::driver::feed::EventFeed;
 use crate::driver::input::open_input;
@@ -21,17 +21,18 @@ use crate::report::{Percentiles, QueryLine};
 /// Runs the profile's queries over its workload.
 pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
     let profile = runner.profile;
-    if runner.files.checkpoint.is_some() {
-        return Err(RunError::Unsupported(
-            "--checkpoint with [[queries]]: several queries cannot run under a checkpoint yet \
-             (each query's commits would need their own replay); run one [job] under it"
-                .into(),
-        ));
-    }
+    let checkpoint = checkpoint_of(&runner)?;
     let scheduler = profile.scheduler;
     let mut queries = Queries::new(scheduler.policy.policy()).piece(scheduler.piece);
     for query in &profile.queries {
-        queries = queries.query(build(query, profile.engine.interval)?);
+        // Under a checkpoint, each query's output holds what the
+        // checkpoint says that query committed.
+        let every = query.every(profile.engine.interval);
+        let committed = match &checkpoint {
+            Some(checkpoint) => Some(CommittedBy::query(checkpoint, &query.name, every)?),
+            None => None,
+        };
+        queries = queries.query(build(query, profile.engine.interval, committed)?);
     }
     let (job, sink) = queries.build();
     let reports = job.reports();
@@ -39,7 +40,7 @@ pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
     // The queries' figures cover the measured window, as the rest do.
     let measured = reports.clone();
     let runner = runner.at_warm_up(move || measured.restart());
-    let mut outcome = runner.drive(job, sink, None, EventFeed(Some(input)))?;
+    let mut outcome = runner.drive(job, sink, checkpoint, EventFeed(Some(input)))?;
     let lines: Vec<QueryLine> = reports
         .now()
         .iter()
@@ -54,12 +55,13 @@ pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
 fn build(
     query: &QueryProfile,
     base: Option<std::time::Duration>,
+    committed: Option<CommittedBy<'_>>,
 ) -> Result<Query<Event>, RunError> {
-    struct Build<'a>(&'a QueryProfile);
+    struct Build<'a>(&'a QueryProfile, Option<CommittedBy<'a>>);
     impl WithJob for Build<'_> {
         type Out = Result<Query<Event>, RunError>;
         fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
-            let query = self.0;
+            let Build(query, committed_by) = self;
             let wanted = Wanted::of(&query.job);
             let path = query.output_path();
             let fail = |error: microbatch::sink::SinkError| RunError::Output {
@@ -69,7 +71,7 @@ fn build(
             let files = |format| {
                 let sink = FileSink::new(&path, format).map_err(fail)?;
                 let committed = sink.committed().map_err(fail)?;
-                refuse_another_run(None, &committed, "the directory", &path)?;
+                refuse_another_run(committed_by, &committed, "the directory", &path)?;
                 Ok::<_, RunError>(sink)
             };
             let name = query.name.clone();
@@ -92,7 +94,7 @@ fn build(
         Some(buckets) => e.key % buckets,
         None => e.key,
     };
-    let built = with_job_keyed_by(&query.job, key, Build(query))?;
+    let built = with_job_keyed_by(&query.job, key, Build(query, committed))?;
     let every = query.every(base);
     // A result is due by the query's next seal.
     let budget = base.unwrap_or_default() * u32::try_from(every).unwrap_or(u32::MAX);

@@ -9,7 +9,9 @@ use super::click::Click;
 use super::generator::{ClickConfig, ClickGenerator};
 use super::job::{clickstream_job, SESSION_GAP};
 use super::sink::ClickstreamSink;
-use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, resume_from_database};
+use crate::driver::checkpoint::{
+    checkpoint_of, refuse_another_run, resume_from_database, CommittedBy,
+};
 use crate::driver::error::RunError;
 use crate::driver::feed::{EitherFeed, Feed, GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
@@ -102,7 +104,12 @@ impl JobCase for Clickstream {
                     }
                     None => {
                         let committed = sink.committed().map_err(|e| fail(e.to_string()))?;
-                        refuse_another_run(checkpoint.as_ref(), &committed, "the database", &path)?;
+                        refuse_another_run(
+                            checkpoint.as_ref().map(CommittedBy::run),
+                            &committed,
+                            "the database",
+                            &path,
+                        )?;
                         sink
                     }
                 };

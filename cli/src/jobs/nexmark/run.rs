@@ -12,7 +12,7 @@ use super::event::NexEvent;
 use super::generator::{NexmarkGenerator, NexmarkSettings, NOMINAL_RATE};
 use super::queries::{q0, q1, q12, q2, q5, q7};
 use super::sink::{BidderCount, QueryRow, QuerySink};
-use crate::driver::checkpoint::{checkpoint_of, refuse_another_run};
+use crate::driver::checkpoint::{checkpoint_of, refuse_another_run, CommittedBy};
 use crate::driver::error::RunError;
 use crate::driver::feed::{GeneratorOrLog, InWorkers};
 use crate::driver::{RunOutcome, Runner};
@@ -138,7 +138,12 @@ where
             };
             let sink = QuerySink::open(&path, &profile.output.table, flatten).map_err(fail)?;
             let committed = sink.committed().map_err(fail)?;
-            refuse_another_run(checkpoint.as_ref(), &committed, "the table", &path)?;
+            refuse_another_run(
+                checkpoint.as_ref().map(CommittedBy::run),
+                &committed,
+                "the table",
+                &path,
+            )?;
             runner.drive(job, sink, checkpoint, feed)
         }
         // Nexmark::check allows only SQLite or no output here.
