@@ -30,8 +30,9 @@ pub struct KeyedPart<K, S> {
     /// [`Placement::Combined`], so this part holds every partition's keys
     /// until [`Job::split`].
     combined: bool,
-    /// Rows of the totals already finished by [`Job::finish_some`] in
-    /// complete mode, while an epoch is finished in pieces; 0 otherwise.
+    /// The bucket of the totals' table the next piece of
+    /// [`Job::finish_some`] starts at in complete mode, while an epoch is
+    /// finished in pieces; 0 otherwise.
     pub(crate) finished: usize,
 }
 

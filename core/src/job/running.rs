@@ -233,24 +233,37 @@ where
 
     /// Up to `budget` rows of the totals, from the `skip`-th on, in the
     /// table's order; how many.
+    /// The rows of about `budget` totals, from bucket `from` of the
+    /// totals' table on; the bucket to go on from, the table's bucket count
+    /// when every row is out. A piece costs its rows and the empty buckets
+    /// between them, never a walk from the first bucket again.
     fn complete_rows(
         &self,
         totals: &Totals<K, A::State>,
-        skip: usize,
+        from: usize,
         budget: usize,
         rows: &mut Vec<(K, A::Output)>,
     ) -> usize {
         let aggregator = self.epoch_job.aggregator();
-        let before = rows.len();
-        rows.extend(
-            totals
-                .table
-                .iter()
-                .skip(skip)
-                .take(budget)
-                .map(|(key, total)| (key.clone(), aggregator.finish(total.clone()))),
-        );
-        rows.len() - before
+        let table = &totals.table;
+        if from == 0 && budget >= table.len() {
+            rows.extend(
+                table
+                    .iter()
+                    .map(|(key, total)| (key.clone(), aggregator.finish(total.clone()))),
+            );
+            return table.num_buckets();
+        }
+        let mut bucket = from;
+        let mut emitted = 0;
+        while emitted < budget && bucket < table.num_buckets() {
+            if let Some((key, total)) = table.get_bucket(bucket) {
+                rows.push((key.clone(), aggregator.finish(total.clone())));
+                emitted += 1;
+            }
+            bucket += 1;
+        }
+        bucket
     }
 }
 
@@ -374,10 +387,10 @@ where
     }
 
     /// The epoch's entries into the totals first, `budget` at a time; in
-    /// complete mode then the totals' rows, `budget` at a time, from where
-    /// the last piece stopped (`KeyedPart::finished`: the totals do not
-    /// change between the pieces, since only this epoch's finish touches
-    /// them).
+    /// complete mode then the totals' rows, `budget` at a time, from the
+    /// bucket where the last piece stopped (`KeyedPart::finished`: the
+    /// totals do not change between the pieces, since only this epoch's
+    /// finish touches them).
     fn finish_some(
         &self,
         part: &mut Self::Part,
@@ -394,8 +407,8 @@ where
         if self.mode != OutputMode::Complete {
             return true;
         }
-        part.finished += self.complete_rows(totals, part.finished, budget, rows);
-        if part.finished < totals.table.len() {
+        part.finished = self.complete_rows(totals, part.finished, budget, rows);
+        if part.finished < totals.table.num_buckets() {
             return false;
         }
         part.finished = 0;
@@ -458,6 +471,33 @@ mod tests {
             [(1, (2, 14)), (2, (1, 5))]
         );
         assert_eq!(epoch(&job, &mut totals, &[]), [(1, (2, 14)), (2, (1, 5))]);
+    }
+
+    #[test]
+    fn complete_mode_in_pieces_emits_each_key_once_from_where_it_stopped() {
+        let job = totals_job(OutputMode::Complete);
+        let records: Vec<Record> = (0..1000).map(|k| (k * 7, k)).collect();
+        let mut whole_totals = job.new_totals();
+        let whole = epoch(&job, &mut whole_totals, &records);
+        for budget in [1, 3, 64, 999, 1000, 5000] {
+            let mut totals = job.new_totals();
+            let mut parts = vec![job.new_part()];
+            job.absorb(&records, Parts::from(&mut parts));
+            let mut rows = Vec::new();
+            let mut pieces = 0;
+            while !job.finish_some(
+                &mut parts[0],
+                &mut totals,
+                &mut rows,
+                EpochTime::default(),
+                budget,
+            ) {
+                pieces += 1;
+                assert!(pieces < 10_000, "budget {budget}: the finish never ends");
+            }
+            rows.sort_unstable();
+            assert_eq!(rows, whole, "budget {budget}");
+        }
     }
 
     #[test]
