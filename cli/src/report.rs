@@ -182,8 +182,12 @@ pub struct QueryLine {
     pub name: String,
     /// Its priority.
     pub priority: i64,
-    /// Its interval (`engine.interval` unless its own), ms.
+    /// Its interval (`engine.interval` unless its own), ms; none for a
+    /// query with a count trigger.
     pub interval_ms: Option<f64>,
+    /// Its count trigger, if it has one instead of an interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch_records: Option<u64>,
     /// Rows written to its output (the run's `records_out` counts the
     /// records in the results, each once, whatever the queries).
     pub records_out: u64,
@@ -497,7 +501,11 @@ impl RunReport {
                 format!(
                     "priority {}, every {}: {} epochs, {} rows; seal to result p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     query.priority,
-                    query.interval_ms.map_or("engine epoch".into(), |ms| format!("{ms} ms")),
+                    match (query.max_batch_records, query.interval_ms) {
+                        (Some(records), _) => format!("{records} records"),
+                        (None, Some(ms)) => format!("{ms} ms"),
+                        (None, None) => "engine epoch".into(),
+                    },
                     query.epochs,
                     query.records_out,
                     ms(query.seal_to_result_ns.p50),

@@ -78,6 +78,7 @@ fn each_query_reports_its_epochs_rows_and_seal_to_result() {
 fn each_query_writes_its_own_output() {
     let dir = tempfile::tempdir().unwrap();
     let (alerts, dashboard) = (dir.path().join("alerts"), dir.path().join("dashboard"));
+    let batches = dir.path().join("batches");
     let profile = dir.path().join("two.toml");
     std::fs::write(
         &profile,
@@ -87,12 +88,22 @@ fn each_query_writes_its_own_output() {
              [[queries]]\nname = \"alerts\"\nkey_buckets = 10\nreductions = [\"count\"]\n\
              [queries.output]\nkind = \"csv\"\npath = {alerts:?}\n\
              [[queries]]\nname = \"dashboard\"\noutput_mode = \"complete\"\ninterval = \"200ms\"\n\
-             [queries.output]\nkind = \"jsonl\"\npath = {dashboard:?}\n"
+             [queries.output]\nkind = \"jsonl\"\npath = {dashboard:?}\n\
+             [[queries]]\nname = \"batches\"\nreductions = [\"count\"]\nmax_batch_records = 50000\n\
+             [queries.output]\nkind = \"csv\"\npath = {batches:?}\n"
         ),
     )
     .unwrap();
-    let output = microbatch(&["run", profile.to_str().unwrap()]);
+    let json = dir.path().join("run.json");
+    let output = microbatch(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     assert_success(&output);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let files = |dir: &std::path::Path, ext: &str| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -116,6 +127,26 @@ fn each_query_writes_its_own_output() {
         .unwrap();
     assert!(most > 10 && most <= 500, "{most}");
     assert!(dashboard_files.len() < alert_files.len());
+
+    // The count-triggered query: an epoch of at least 50 000 records
+    // (but the last), each record counted once.
+    let batch = &report["queries"][2];
+    assert_eq!(batch["max_batch_records"], 50000, "{batch}");
+    assert!(batch["interval_ms"].is_null(), "{batch}");
+    let records = report["records_in"].as_u64().unwrap();
+    let batch_files = files(&batches, "csv");
+    assert!(!batch_files.is_empty());
+    assert!(
+        batch_files.len() as u64 <= records / 50_000 + 1,
+        "{}",
+        batch_files.len()
+    );
+    let counted: u64 = batch_files
+        .iter()
+        .flat_map(|file| file.lines().skip(1))
+        .map(|line| line.rsplit(',').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, records);
 }
 
 #[test]
@@ -150,8 +181,13 @@ fn what_a_query_cannot_ask_for_is_refused_with_its_key() {
         ),
         (
             "count.toml",
-            "[[queries]]\nname = \"a\"\nmax_batch_records = 10\n",
-            vec!["queries[0].max_batch_records"],
+            "[[queries]]\nname = \"a\"\nmax_batch_records = 10\ninterval = \"20ms\"\n",
+            vec!["queries[0].max_batch_records", "not both"],
+        ),
+        (
+            "count-zero.toml",
+            "[[queries]]\nname = \"a\"\nmax_batch_records = 0\n",
+            vec!["queries[0].max_batch_records", "at least 1"],
         ),
         (
             "global-running.toml",

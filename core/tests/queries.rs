@@ -1,7 +1,8 @@
 //! Several queries on one engine, against a simple reference: each
 //! query's rows hold every record once, its epochs are its own (every k
-//! engine epochs, and the last) and complete in order, whatever the policy,
-//! the piece size, the workers or the count trigger.
+//! engine epochs, or by its own count trigger, and the last) and complete
+//! in order, whatever the policy, the piece size, the workers or the
+//! engine's count trigger.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -71,11 +72,14 @@ proptest! {
         piece in prop_oneof![Just(1usize), Just(7), Just(100_000)],
         batch in 50u64..400,
         policy in policies(),
+        trigger in 1u64..1500,
     ) {
         let (per_epoch, per_epoch_rows) = CollectSink::new();
         let per_epoch_done = Completed::default();
         let (running, running_rows) = CollectSink::new();
         let running_done = Completed::default();
+        let (counted, counted_rows) = CollectSink::new();
+        let counted_done = Completed::default();
         let value = |r: &Record| r.1;
         let per_epoch_job = job::records::<Record>().key_by(|r| r.0).aggregate((count(), sum(value)));
         let running_job = job::records::<Record>()
@@ -93,12 +97,22 @@ proptest! {
                     .every(every)
                     .max_epochs_in_flight(1),
             )
+            .query(
+                Query::new("counted", per_key_count(), Recording { rows: counted, completed: counted_done.clone() })
+                    .max_batch_records(trigger)
+                    .priority(1),
+            )
             .build();
         let reports = job.reports();
+        let epoch_records = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = Arc::clone(&epoch_records);
         let engine = Engine::builder(job, sink)
             .workers(workers)
             .pin(false)
             .max_batch_records(Some(batch))
+            .on_progress(move |progress| {
+                seen.lock().unwrap().insert(progress.epoch, progress.records);
+            })
             .start()
             .unwrap();
         let mut producer = engine.producer();
@@ -137,10 +151,32 @@ proptest! {
         prop_assert_eq!(&final_rows, &want);
         prop_assert!(rows.iter().all(|(epoch, _)| own.contains(epoch)));
 
+        // The count-triggered query: an epoch ends with the first engine
+        // epoch that brings it to `trigger` records, and with the last.
+        let mut counted_own = Vec::new();
+        let mut since = 0;
+        for (&epoch, &records) in epoch_records.lock().unwrap().iter() {
+            since += records;
+            if since >= trigger || Some(epoch) == last {
+                counted_own.push(epoch);
+                since = 0;
+            }
+        }
+        let done = counted_done.0.lock().unwrap().clone();
+        prop_assert_eq!(&done, &counted_own);
+        let mut counts = BTreeMap::new();
+        for (epoch, (key, n)) in counted_rows.take() {
+            prop_assert!(counted_own.contains(&epoch));
+            *counts.entry(key).or_insert(0) += n;
+        }
+        let want_counts: BTreeMap<u64, u64> = want.iter().map(|(k, (n, _))| (*k, *n)).collect();
+        prop_assert_eq!(counts, want_counts);
+
         let reports = reports.now();
         prop_assert_eq!(reports[0].epochs, summary.epochs);
         prop_assert_eq!(reports[1].epochs, own.len() as u64);
         prop_assert_eq!(reports[1].rows, rows.len() as u64);
+        prop_assert_eq!(reports[2].epochs, counted_own.len() as u64);
     }
 }
 

@@ -98,10 +98,14 @@ fn build(
     let every = query.every(base);
     // A result is due by the query's next seal.
     let budget = base.unwrap_or_default() * u32::try_from(every).unwrap_or(u32::MAX);
-    Ok(built
+    let built = built
         .priority(query.priority)
         .every(every)
-        .latency_budget(budget))
+        .latency_budget(budget);
+    Ok(match query.max_batch_records {
+        Some(records) => built.max_batch_records(records),
+        None => built,
+    })
 }
 
 /// A query's line of `--json`'s `queries`, over the measured window.
@@ -115,10 +119,13 @@ fn line(
     QueryLine {
         name: report.name.clone(),
         priority: report.priority,
+        // A count-triggered query has no interval of its own.
         interval_ms: query
             .interval
             .or(base)
+            .filter(|_| query.max_batch_records.is_none())
             .map(|interval| interval.as_secs_f64() * 1e3),
+        max_batch_records: query.max_batch_records,
         records_out: report.rows,
         epochs: report.epochs,
         seal_to_result_ns: Percentiles {

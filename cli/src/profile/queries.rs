@@ -200,14 +200,16 @@ impl Profile {
                     "event-time windows are not in queries yet: \"none\"".into(),
                 );
             }
-            if query.max_batch_records.is_some() {
-                return fail(
-                    i,
-                    "max_batch_records",
-                    "not per query yet: a query's epoch is a number of the engine's; \
-                     set engine.max_batch_records"
-                        .into(),
-                );
+            match (query.max_batch_records, query.interval) {
+                (Some(0), _) => return fail(i, "max_batch_records", "at least 1".into()),
+                (Some(_), Some(_)) => {
+                    return fail(
+                        i,
+                        "max_batch_records",
+                        "a query's epoch is its interval or its count trigger, not both".into(),
+                    )
+                }
+                _ => {}
             }
             if query.key_buckets == Some(0) {
                 return fail(i, "key_buckets", "at least 1".into());

@@ -513,7 +513,8 @@ pub struct QueryProfile {
     /// Its epoch: a multiple of `engine.interval`; default the engine's.
     #[serde(with = "humantime_serde")]
     pub interval: Option<Duration>,
-    /// Refused for now: a query's epoch is a number of the engine's.
+    /// Its own count trigger, instead of `interval`: its epoch ends with
+    /// the first engine epoch that brings it to this many records.
     pub max_batch_records: Option<u64>,
     /// Higher first under `scheduler.policy = "priority"`. Default 0.
     pub priority: i64,

@@ -28,6 +28,8 @@ pub struct EpochTime {
     /// When the epoch was sealed (its first worker's seal), for a job that
     /// measures how long its results took.
     pub sealed_at: Option<std::time::Instant>,
+    /// The records the epoch holds, over every worker.
+    pub records: u64,
 }
 
 /// A part's event-time bookkeeping.

@@ -88,6 +88,8 @@ pub(crate) struct QuerySpec {
     pub(crate) name: String,
     pub(crate) priority: i64,
     pub(crate) every: u64,
+    /// The query's own count trigger, instead of `every`.
+    pub(crate) records: Option<u64>,
     pub(crate) latency_budget: Duration,
     pub(crate) max_epochs_in_flight: usize,
 }
@@ -116,6 +118,7 @@ impl<R: 'static> Query<R> {
                 name: name.into(),
                 priority: 0,
                 every: 1,
+                records: None,
                 latency_budget: Duration::ZERO,
                 max_epochs_in_flight: 2,
             },
@@ -134,6 +137,19 @@ impl<R: 'static> Query<R> {
     /// epoch ends every query's.
     pub fn every(mut self, engine_epochs: u64) -> Self {
         self.spec.every = engine_epochs;
+        self
+    }
+
+    /// The query's epoch ends with the first engine epoch that brings the
+    /// records folded since its last to `records` or more (at least 1):
+    /// its own count trigger, instead of [`every`](Query::every). Its
+    /// epochs are made of the engine's, so one holds from `records` to
+    /// `records` plus one engine epoch's (the engine's
+    /// `max_batch_records` bounds that); the engine's last epoch ends it
+    /// too. Its workers send their parts every engine epoch; its owners
+    /// keep them until the count is reached.
+    pub fn max_batch_records(mut self, records: u64) -> Self {
+        self.spec.records = Some(records);
         self
     }
 
@@ -219,9 +235,16 @@ impl<R> Shared<R> {
         self.partitions.get().map_or(1, |all| all[q])
     }
 
-    /// Whether query `q`'s epoch ends with engine epoch `epoch`.
-    fn due(&self, q: usize, epoch: u64, last: bool) -> bool {
-        last || (epoch + 1).is_multiple_of(self.queries[q].spec.every)
+    /// Whether query `q`'s workers send their parts at the seal of engine
+    /// epoch `epoch` (or keep them back): at the end of each of its epochs
+    /// of `every` engine epochs, at every seal for a count-triggered
+    /// query, and at the epoch a resumed query last committed, which ended
+    /// one of its epochs in the run before.
+    fn sends(&self, q: usize, epoch: u64) -> bool {
+        let query = &self.queries[q];
+        query.spec.records.is_some()
+            || (epoch + 1).is_multiple_of(query.spec.every)
+            || query.committed_at(epoch)
     }
 }
 
@@ -333,9 +356,16 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
             if queries[..i].iter().any(|other| other.spec.name == *name) {
                 return Err(format!("two queries are named {name:?}: names must differ"));
             }
-            if spec.every == 0 || spec.max_epochs_in_flight == 0 {
+            if spec.every == 0 || spec.max_epochs_in_flight == 0 || spec.records == Some(0) {
                 return Err(format!(
-                    "query {name:?}: `every` and `max_epochs_in_flight` must be at least 1"
+                    "query {name:?}: `every`, `max_batch_records` and `max_epochs_in_flight` \
+                     must be at least 1"
+                ));
+            }
+            if spec.every > 1 && spec.records.is_some() {
+                return Err(format!(
+                    "query {name:?}: an epoch of `every` engine epochs or of \
+                     `max_batch_records` records, not both"
                 ));
             }
             shared
@@ -429,7 +459,7 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
 
     fn carry(&self, epoch: u64, sealed: &mut QueriesPart, open: &mut QueriesPart) {
         for (q, shared) in self.shared.queries.iter().enumerate() {
-            if self.shared.due(q, epoch, false) {
+            if self.shared.sends(q, epoch) {
                 open.subs[q] = shared.query.part_like(&sealed.subs[q]);
             } else {
                 std::mem::swap(&mut sealed.subs[q], &mut open.subs[q]);
@@ -471,7 +501,10 @@ impl<R: 'static> Job<R> for QueriesJob<R> {
             if time.partition >= partitions {
                 continue;
             }
-            if !shared.due(q, time.epoch, time.last) {
+            let ends = time.last
+                || shared.sends(q, time.epoch) && query.spec.records.is_none()
+                || query.committed_at(time.epoch);
+            if !totals.counts_to_due(q, time.records, query.spec.records, ends) {
                 totals.keep_early(q, held);
                 continue;
             }

@@ -85,6 +85,13 @@ impl<R> QueryShared<R> {
         Ok(committed.map_or(0, |last| last + 1))
     }
 
+    /// Whether `epoch` is the last the query committed before a restart:
+    /// one of its epochs ended there.
+    pub(crate) fn committed_at(&self, epoch: u64) -> bool {
+        let committed = self.resumed.get().and_then(|resumed| resumed.committed);
+        committed == Some(epoch)
+    }
+
     /// Whether `epoch`'s rows go to the sink: not when the query
     /// committed it before a restart.
     pub(crate) fn has_output(&self, epoch: u64) -> bool {

@@ -42,6 +42,9 @@ struct OwnerQuery {
     /// that may have sealed the last epoch, which keeps nothing back):
     /// merged into its next epoch.
     early: Vec<Sub>,
+    /// Records of the engine epochs since its last epoch ended, for a
+    /// count-triggered query.
+    since: u64,
     tasks: VecDeque<Task>,
 }
 
@@ -66,6 +69,7 @@ impl OwnerQueries {
                     totals: shared.query.new_totals(),
                     rows: shared.query.new_rows(),
                     early: Vec::new(),
+                    since: 0,
                     tasks: VecDeque::new(),
                 })
                 .collect(),
@@ -80,6 +84,27 @@ impl OwnerQueries {
     /// Whether work is waiting.
     pub(crate) fn has_work(&self) -> bool {
         self.waiting > 0 || self.failed.is_some()
+    }
+
+    /// Whether query `q`'s epoch ends with an engine epoch of `records`
+    /// records: when it `ends` anyway, or when its count trigger
+    /// (`trigger` records) is reached. Every owner counts the same
+    /// epochs' records, so all end the query's epoch at the same engine
+    /// epoch.
+    pub(crate) fn counts_to_due(
+        &mut self,
+        q: usize,
+        records: u64,
+        trigger: Option<u64>,
+        ends: bool,
+    ) -> bool {
+        let own = &mut self.queries[q];
+        own.since += records;
+        let due = ends || trigger.is_some_and(|trigger| own.since >= trigger);
+        if due {
+            own.since = 0;
+        }
+        due
     }
 
     /// Keeps `parts` of query `q`, which came in an epoch it is not due.
@@ -220,6 +245,7 @@ mod tests {
             name: name.into(),
             priority,
             every: 1,
+            records: None,
             latency_budget: Duration::ZERO,
             max_epochs_in_flight: 8,
         }

@@ -169,7 +169,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
     fn epoch_time(&mut self, epoch: u64) -> EpochTime {
         let runtime = &*self.runtime;
         let planned = runtime.planned;
-        let (frontier, sealed) = runtime.with_slot(epoch, |slot| {
+        let (frontier, sealed, records) = runtime.with_slot(epoch, |slot| {
             let times = &slot.event_times;
             let active = times.iter().filter(|(_, idle)| !idle);
             let frontier = if planned || times.iter().all(|(_, idle)| *idle) {
@@ -177,7 +177,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             } else {
                 active.map(|(newest, _)| *newest).min().flatten()
             };
-            (frontier, slot.sealed_micros)
+            (frontier, slot.sealed_micros, slot.records.iter().sum())
         });
         self.frontier = self.frontier.max(frontier);
         if let Some(frontier) = self.frontier {
@@ -195,6 +195,7 @@ impl<R: Send + 'static, J: Job<R>> Worker<R, J> {
             partitions: runtime.partitions,
             partition: self.id,
             sealed_at: Some(runtime.start + Duration::from_micros(sealed)),
+            records,
         }
     }
 
