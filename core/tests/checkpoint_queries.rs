@@ -75,6 +75,18 @@ impl Runs {
         name: &str,
         fail: Option<(usize, u64)>,
     ) -> Result<(), EngineError> {
+        self.go_until(log, name, fail, None)
+    }
+
+    /// [`go`](Runs::go), or with `stop_after`, a run at a pace shut down
+    /// once the first query committed that many more epochs.
+    fn go_until(
+        &self,
+        log: &std::path::Path,
+        name: &str,
+        fail: Option<(usize, u64)>,
+        stop_after: Option<usize>,
+    ) -> Result<(), EngineError> {
         let mut queries = Queries::new(SchedulerPolicy::Priority).piece(16);
         for (q, (spec, output)) in self.specs.iter().zip(&self.outputs).enumerate() {
             let fail_at = fail
@@ -100,14 +112,29 @@ impl Runs {
             .pin(false)
             .interval(None)
             .max_epochs_in_flight(2)
-            .source(LogSource::new(LogReader::open(log).unwrap(), None))
+            .source(LogSource::new(
+                LogReader::open(log).unwrap(),
+                stop_after.map(|_| 200_000),
+            ))
             .checkpoint(Checkpoint::open(self.dir.path().join(name), PER_EPOCH).unwrap())
             .on_progress(move |progress| {
                 seen.fetch_min(progress.epoch, Ordering::Relaxed);
             })
             .start();
-        let outcome =
-            started.and_then(|engine| engine.finish().map(drop).map_err(EngineError::from));
+        let outcome = started.and_then(|engine| {
+            let ended = match stop_after {
+                Some(epochs) => {
+                    let committed = || self.outputs[0].committed.lock().unwrap().len();
+                    let before = committed();
+                    while committed() < before + epochs {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    engine.shutdown()
+                }
+                None => engine.finish(),
+            };
+            ended.map(drop).map_err(EngineError::from)
+        });
         self.firsts
             .lock()
             .unwrap()
@@ -222,6 +249,79 @@ fn a_query_with_running_totals_replays_from_the_first_epoch() {
         &[(2, 1), (0, 0), (1, 0)],
     );
     assert!(firsts.iter().all(|&first| first == 0), "{firsts:?}");
+}
+
+#[test]
+fn a_shutdown_mid_log_ends_each_query_epoch_and_a_replay_keeps_it_ended() {
+    // The shutdown ends every query's epoch where it stops, out of step
+    // with "every-3"'s; the running query makes each later run replay
+    // from the first epoch, where "every-3" must end its epoch again.
+    let running = Spec {
+        name: "running",
+        every: 2,
+        running: true,
+        priority: 5,
+    };
+    let specs = [EACH, EVERY_THREE, running];
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("log");
+    write_log(&log);
+    let runs = Runs::new(tempfile::tempdir().unwrap(), &specs);
+    runs.go_until(&log, "cp", None, Some(4)).unwrap();
+    let stopped_at = *runs.outputs[1]
+        .committed
+        .lock()
+        .unwrap()
+        .keys()
+        .next_back()
+        .unwrap();
+    runs.go(&log, "cp", Some((2, LAST_EPOCH))).unwrap_err();
+    runs.go(&log, "cp", None).unwrap();
+    assert!(
+        stopped_at < LAST_EPOCH,
+        "the shutdown came after the log's end"
+    );
+    // Each record once in each per-epoch query's rows, whatever the
+    // grouping; the running query's last rows hold the totals of all.
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..RECORDS {
+        let key = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
+        let entry = want.entry(key).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += i % 7;
+    }
+    for (q, spec) in specs.iter().enumerate() {
+        let committed = runs.outputs[q].committed.lock().unwrap();
+        let mut got = std::collections::BTreeMap::new();
+        if spec.running {
+            for (key, totals) in committed.values().flatten() {
+                got.insert(*key, *totals);
+            }
+        } else {
+            for (key, (n, total)) in committed.values().flatten() {
+                let entry = got.entry(*key).or_insert((0, 0));
+                entry.0 += n;
+                entry.1 += total;
+            }
+        }
+        assert_eq!(got, want, "{}", spec.name);
+        assert_eq!(
+            runs.outputs[q].again.load(Ordering::Relaxed),
+            0,
+            "{}",
+            spec.name
+        );
+    }
+    // "every-3" ended an epoch where the shutdown came, and went on from
+    // there in its own step.
+    let every_three: Vec<u64> = runs.outputs[1]
+        .committed
+        .lock()
+        .unwrap()
+        .keys()
+        .copied()
+        .collect();
+    assert!(every_three.contains(&stopped_at), "{every_three:?}");
 }
 
 #[test]
