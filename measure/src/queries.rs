@@ -2,7 +2,7 @@
 //! variant once per round so that the machine's drift hits all alike:
 //!
 //! ```text
-//! queries [--profile PATH] [--rounds N]
+//! queries [--profile PATH] [--rounds N] [--variants 'SET,SET|SET|…']
 //! ```
 //!
 //! - **Scheduling** (default profile `profiles/two-queries.toml`): the
@@ -10,7 +10,11 @@
 //!   "priority"`, under `"fifo"`, and with that query alone (the others
 //!   dropped), and the ratios of the priority run's to the other two.
 //!   Runs keep the profile's warm-up, which covers the first epochs of a
-//!   slow query while its tables grow to their size.
+//!   slow query while its tables grow to their size. With `--variants`,
+//!   `"priority"` runs once per variant (`|`-separated lists of
+//!   comma-separated `--set` overrides, e.g. `scheduler.piece=2048`) in
+//!   each round, each against the same `"fifo"` and alone runs, and the
+//!   hot-path rounds are left out.
 //! - **Hot-path cost** (`profiles/default.toml`, at the maximum rate): the
 //!   main job as `[job]`, the same job as the one query of `[[queries]]`,
 //!   and with a second query beside it (a per-key count over 1 000 key
@@ -29,8 +33,16 @@ pub fn main(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     if options.path == "profiles/default.toml" {
         options.path = "profiles/two-queries.toml".to_owned();
     }
-    scheduling(&options.path, options.rounds)?;
-    hot_path(options.rounds)
+    let variants: Vec<String> = match options.rest.as_slice() {
+        [] => Vec::new(),
+        [flag, list] if flag == "--variants" => list.split('|').map(str::to_owned).collect(),
+        other => return Err(format!("unexpected arguments {other:?}").into()),
+    };
+    scheduling(&options.path, options.rounds, &variants)?;
+    if variants.is_empty() {
+        hot_path(options.rounds)?;
+    }
+    Ok(())
 }
 
 fn load(path: &str, overrides: &[&str]) -> Result<Profile, String> {
@@ -43,7 +55,11 @@ fn one_run(name: &str, profile: &Profile) -> Result<RunReport, Box<dyn std::erro
         .map_err(|(error, _)| error.into())
 }
 
-fn scheduling(path: &str, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn scheduling(
+    path: &str,
+    rounds: usize,
+    own: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
     let duration = ["run.duration=6s"];
     let priority = load(path, &[duration[0], "scheduler.policy=priority"])?;
     if priority.queries.len() < 2 {
@@ -53,13 +69,27 @@ fn scheduling(path: &str, rounds: usize) -> Result<(), Box<dyn std::error::Error
     let mut alone = priority.clone();
     alone.queries.truncate(1);
     let first = priority.queries[0].name.clone();
-    let variants = [("priority", priority), ("fifo", fifo), ("alone", alone)];
+    let mut variants = vec![
+        ("priority".to_owned(), priority.clone()),
+        ("fifo".to_owned(), fifo),
+        ("alone".to_owned(), alone),
+    ];
+    if !own.is_empty() {
+        variants.remove(0);
+        for (i, sets) in own.iter().enumerate() {
+            let mut overrides = vec![duration[0], "scheduler.policy=priority"];
+            overrides.extend(sets.split(',').filter(|set| !set.is_empty()));
+            variants.insert(i, (format!("priority {sets}"), load(path, &overrides)?));
+        }
+    }
+    let (fifo_at, alone_at) = (variants.len() - 2, variants.len() - 1);
     println!("{path}: query {first:?}'s seal-to-result p99, each variant once per round");
     let mut p99s = vec![Vec::new(); variants.len()];
     for round in 1..=rounds {
         let mut line = format!("round {round}:");
         for (i, (name, profile)) in variants.iter().enumerate() {
             let report = one_run(name, profile)?;
+            let name = name.as_str();
             let queries = report.queries.unwrap_or_default();
             let p99 = queries[0].seal_to_result_ns.p99 as f64 / 1e6;
             line += &format!("  {name} {p99:.2} ms");
@@ -70,19 +100,21 @@ fn scheduling(path: &str, rounds: usize) -> Result<(), Box<dyn std::error::Error
         }
         println!("{line}");
     }
-    let ratio = |other: usize| -> (f64, f64, f64) {
-        let mut ratios: Vec<f64> = (0..rounds).map(|r| p99s[0][r] / p99s[other][r]).collect();
+    let ratio = |of: usize, to: usize| -> (f64, f64, f64) {
+        let mut ratios: Vec<f64> = (0..rounds).map(|r| p99s[of][r] / p99s[to][r]).collect();
         let (low, high) = spread(&ratios);
         (median(&mut ratios), low, high)
     };
     for (i, (name, _)) in variants.iter().enumerate() {
         let mut values = p99s[i].clone();
-        println!("  {name:<10} p99 {:>8.2} ms (median)", median(&mut values));
+        println!("  {name:<14} p99 {:>8.2} ms (median)", median(&mut values));
     }
-    let (fifo, low, high) = ratio(1);
-    println!("  priority / fifo  {fifo:.3} ({low:.3}-{high:.3})");
-    let (alone, low, high) = ratio(2);
-    println!("  priority / alone {alone:.2} ({low:.2}-{high:.2})");
+    for (i, (name, _)) in variants[..fifo_at].iter().enumerate() {
+        let (fifo, low, high) = ratio(i, fifo_at);
+        println!("  {name} / fifo  {fifo:.3} ({low:.3}-{high:.3})");
+        let (alone, low, high) = ratio(i, alone_at);
+        println!("  {name} / alone {alone:.2} ({low:.2}-{high:.2})");
+    }
     Ok(())
 }
 
