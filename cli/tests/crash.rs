@@ -272,6 +272,21 @@ fn queries_after_sigkills_each_equal_an_uninterrupted_run() {
     // after its last.
     eprintln!("{KILLS} kills; {each_before} of {epochs} epochs of \"each\" before the last run");
     assert!(each_before > 0 && each_before < epochs);
+
+    // The checkpoint is bound to every query's job, epoch and output.
+    let text = std::fs::read_to_string(&killed).unwrap();
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(&changed, text.replace("\"300ms\"", "\"600ms\"")).unwrap();
+    let (code, err) = refused(&changed, &checkpoint, &paced);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("settings"), "{err}");
+    // A query's output deleted: the epochs its file says it committed
+    // would be missing.
+    let each = dir.path().join("killed").join("each");
+    std::fs::rename(&each, dir.path().join("moved")).unwrap();
+    let (code, err) = refused(&killed, &checkpoint, &paced);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("deleted or replaced"), "{err}");
 }
 
 /// `command(...)`'s exit code and stderr.

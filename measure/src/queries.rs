@@ -55,11 +55,7 @@ fn one_run(name: &str, profile: &Profile) -> Result<RunReport, Box<dyn std::erro
         .map_err(|(error, _)| error.into())
 }
 
-fn scheduling(
-    path: &str,
-    rounds: usize,
-    own: &[String],
-) -> Result<(), Box<dyn std::error::Error>> {
+fn scheduling(path: &str, rounds: usize, own: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let duration = ["run.duration=6s"];
     let priority = load(path, &[duration[0], "scheduler.policy=priority"])?;
     if priority.queries.len() < 2 {

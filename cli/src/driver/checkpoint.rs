@@ -79,10 +79,11 @@ fn bound_settings(profile: &Profile) -> String {
                 let path = query.output_path();
                 let path = std::path::absolute(&path).unwrap_or(path);
                 format!(
-                    "{}: {}, every {}, key_buckets {:?}, output {:?} {}",
+                    "{}: {}, every {}, max_batch_records {:?}, key_buckets {:?}, output {:?} {}",
                     query.name,
                     job_settings(&query.job),
                     query.every(base),
+                    query.max_batch_records,
                     query.key_buckets,
                     query.output.kind,
                     path.display()
@@ -146,20 +147,27 @@ impl<'a> CommittedBy<'a> {
     }
 
     /// What `checkpoint` says query `name`, whose epoch is `every` of the
-    /// engine's, committed.
+    /// engine's (`None`: its own count trigger ends it), committed.
     pub(crate) fn query(
         checkpoint: &'a Checkpoint,
         name: &str,
-        every: u64,
+        every: Option<u64>,
     ) -> Result<Self, RunError> {
         let last = checkpoint.query_commits().last(name)?;
         let next = last.map_or(0, |last| last + 1);
         // The query's next epoch ends at the first engine epoch `e` from
-        // `next` on with `(e + 1) % every == 0`.
-        let every = every.max(1);
+        // `next` on with `(e + 1) % every == 0`; a count-triggered one's
+        // wherever its records reach the count, which no file says.
+        let may_hold = match every {
+            Some(every) => {
+                let every = every.max(1);
+                (next + 1).div_ceil(every) * every - 1
+            }
+            None => u64::MAX,
+        };
         Ok(CommittedBy {
             last,
-            may_hold: (next + 1).div_ceil(every) * every - 1,
+            may_hold,
             dir: checkpoint.dir(),
         })
     }

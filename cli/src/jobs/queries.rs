@@ -27,7 +27,10 @@ pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
     for query in &profile.queries {
         // Under a checkpoint, each query's output holds what the
         // checkpoint says that query committed.
-        let every = query.every(profile.engine.interval);
+        let every = match query.max_batch_records {
+            Some(_) => None,
+            None => Some(query.every(profile.engine.interval)),
+        };
         let committed = match &checkpoint {
             Some(checkpoint) => Some(CommittedBy::query(checkpoint, &query.name, every)?),
             None => None,

@@ -231,8 +231,6 @@ where
         }
     }
 
-    /// Up to `budget` rows of the totals, from the `skip`-th on, in the
-    /// table's order; how many.
     /// The rows of about `budget` totals, from bucket `from` of the
     /// totals' table on; the bucket to go on from, the table's bucket count
     /// when every row is out. A piece costs its rows and the empty buckets

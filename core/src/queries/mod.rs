@@ -55,9 +55,10 @@
 //! folds what it committed again without output
 //! ([`Job::resume_query_commits`]).
 //!
-//! Not yet: snapshots of a query's totals, salted keys in a query, adding a query to a running engine (the
-//! workers' parts are built at start: it would take a query slot the
-//! workers fill from the next seal on, and a first epoch of its own).
+//! Not yet: snapshots of a query's totals, salted keys in a query, adding
+//! a query to a running engine (the workers' parts are built at start: it
+//! would take a query slot the workers fill from the next seal on, and a
+//! first epoch of its own).
 
 mod erased;
 mod report;
