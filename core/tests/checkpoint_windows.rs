@@ -167,6 +167,9 @@ fn value_of(e: &TimedEvent) -> u64 {
 enum Resume {
     Replay,
     Snapshot,
+    /// The snapshotted windows behind a `Box` (`BoxedJob`), which must
+    /// forward every hook, the restored frontier among them.
+    BoxedSnapshot,
     /// Session windows (of a 1 ms gap), snapshotted.
     SessionSnapshot,
     /// A per-epoch count (no totals) and the sessions, from a snapshot.
@@ -199,6 +202,13 @@ fn go(
         Resume::Replay => run(windowed(), log, checkpoint, committed, fail_at),
         Resume::Snapshot => run(
             windowed().snapshotted(),
+            log,
+            checkpoint,
+            committed,
+            fail_at,
+        ),
+        Resume::BoxedSnapshot => run(
+            Box::new(windowed().snapshotted()),
             log,
             checkpoint,
             committed,
@@ -262,6 +272,11 @@ fn a_snapshotted_windowed_run_resumes_from_its_snapshot_to_the_same_rows() {
 }
 
 #[test]
+fn a_boxed_snapshotted_windowed_run_resumes_from_its_snapshot_to_the_same_rows() {
+    stopped_and_resumed(Resume::BoxedSnapshot);
+}
+
+#[test]
 fn a_snapshotted_session_run_resumes_from_its_snapshot_to_the_same_rows() {
     stopped_and_resumed(Resume::SessionSnapshot);
 }
@@ -298,7 +313,7 @@ fn stopped_and_resumed(resume: Resume) {
         // Once in its epoch's count, once in its session.
         Resume::TwoJobsSnapshot => 2 * RECORDS,
         Resume::TwoJobsReplay => in_windows + RECORDS,
-        Resume::Replay | Resume::Snapshot => in_windows,
+        Resume::Replay | Resume::Snapshot | Resume::BoxedSnapshot => in_windows,
     };
     assert_eq!(
         counted, windows_per_record,
@@ -325,7 +340,10 @@ fn stopped_and_resumed(resume: Resume) {
     // epoch: 1, 3, …, 9) from epoch 10.
     let from = match resume {
         Resume::Replay | Resume::TwoJobsReplay => 0,
-        Resume::Snapshot | Resume::SessionSnapshot | Resume::TwoJobsSnapshot => 10 * PER_EPOCH,
+        Resume::Snapshot
+        | Resume::BoxedSnapshot
+        | Resume::SessionSnapshot
+        | Resume::TwoJobsSnapshot => 10 * PER_EPOCH,
     };
     assert_eq!(read, RECORDS - from, "where the last start read from");
 }

@@ -181,6 +181,10 @@ impl<R, J: Job<R> + ?Sized> Job<R> for Box<J> {
         (**self).check_checkpoint()
     }
 
+    fn restored_frontier(&self, totals: &Self::Totals) -> Option<u64> {
+        (**self).restored_frontier(totals)
+    }
+
     fn resume_query_commits(
         &self,
         commits: &crate::checkpoint::QueryCommits,
