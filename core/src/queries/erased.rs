@@ -26,6 +26,9 @@ pub(crate) trait ErasedQuery<R>: Send + Sync {
     fn new_rows(&self) -> Sub;
     /// Whether the query's rows depend on every earlier epoch.
     fn keeps_totals(&self) -> bool;
+    /// Takes the count of records `part` dropped as late (an event-time
+    /// query's).
+    fn take_late(&self, part: &mut Sub) -> u64;
     /// Folds `records` into query `q`'s parts of the first `partitions`
     /// of `parts`. Hot path.
     fn absorb(&self, records: &[R], parts: Parts<'_, QueriesPart>, q: usize, partitions: usize);
@@ -163,6 +166,10 @@ where
 
     fn keeps_totals(&self) -> bool {
         self.job.keeps_totals()
+    }
+
+    fn take_late(&self, part: &mut Sub) -> u64 {
+        self.job.take_late(typed(part))
     }
 
     #[inline]

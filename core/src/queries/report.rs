@@ -40,11 +40,12 @@ struct Resumed {
 
 /// The owners' progress through a query's epochs, and its figures.
 struct Completion {
-    /// Epochs some owner has finished and some has not: owners done and
-    /// rows written so far.
-    open: BTreeMap<u64, (usize, u64)>,
+    /// Epochs some owner has finished and some has not: owners done, rows
+    /// written and records dropped as late so far.
+    open: BTreeMap<u64, (usize, u64, u64)>,
     epochs: u64,
     rows: u64,
+    late: u64,
     /// Seal to result of each completed epoch, ns.
     seal_to_result: Histogram<u64>,
 }
@@ -58,6 +59,7 @@ impl<R> QueryShared<R> {
                 open: BTreeMap::new(),
                 epochs: 0,
                 rows: 0,
+                late: 0,
                 // 1 ns to an hour: `saturating_record` clamps, it does not
                 // resize.
                 seal_to_result: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
@@ -99,8 +101,9 @@ impl<R> QueryShared<R> {
         committed.is_none_or(|last| epoch > last)
     }
 
-    /// One owner of `partitions` finished `epoch`, writing `rows` rows;
-    /// the last one completes the epoch. An owner finishes a query's
+    /// One owner of `partitions` finished `epoch`, writing `rows` rows
+    /// and dropping `late` records as late; the last one completes the
+    /// epoch. An owner finishes a query's
     /// epochs in order, so the last owner of an epoch comes after the
     /// last owner of every earlier one: completions are in epoch order.
     pub(crate) fn owner_finished(
@@ -108,13 +111,15 @@ impl<R> QueryShared<R> {
         epoch: u64,
         partitions: usize,
         rows: u64,
+        late: u64,
         sealed_at: Option<Instant>,
     ) -> Result<(), DeferredError> {
         let mut completion = lock(&self.completion);
-        let entry = completion.open.entry(epoch).or_insert((0, 0));
+        let entry = completion.open.entry(epoch).or_insert((0, 0, 0));
         entry.0 += 1;
         entry.1 += rows;
-        let (done, rows) = *entry;
+        entry.2 += late;
+        let (done, rows, late) = *entry;
         if done < partitions {
             return Ok(());
         }
@@ -142,6 +147,7 @@ impl<R> QueryShared<R> {
         let waited = sealed_at.map(|at| at.elapsed()).unwrap_or_default();
         completion.epochs += 1;
         completion.rows += rows;
+        completion.late += late;
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX).max(1);
         completion.seal_to_result.saturating_record(nanos);
         Ok(())
@@ -152,6 +158,7 @@ impl<R> QueryShared<R> {
         let mut completion = lock(&self.completion);
         completion.epochs = 0;
         completion.rows = 0;
+        completion.late = 0;
         completion.seal_to_result.reset();
     }
 
@@ -165,6 +172,7 @@ impl<R> QueryShared<R> {
             every: self.spec.every,
             epochs: completion.epochs,
             rows: completion.rows,
+            late_records: completion.late,
             seal_to_result: SealToResult {
                 p50: at(0.5),
                 p90: at(0.9),
@@ -190,6 +198,9 @@ pub struct QueryReport {
     pub epochs: u64,
     /// Rows written to its sink.
     pub rows: u64,
+    /// Records an event-time query dropped as late (behind its
+    /// watermark), in its completed epochs.
+    pub late_records: u64,
     /// From each completed epoch's seal to its sink's
     /// `epoch_complete` returning.
     pub seal_to_result: SealToResult,

@@ -221,10 +221,12 @@ impl OwnerQueries {
         if !done {
             return Ok(false);
         }
+        // The merged part's clock holds the late records of every part.
+        let late = query.take_late(task.merged.as_mut().expect("set above"));
         let (partitions, rows, sealed_at) = (task.time.partitions, task.rows, task.time.sealed_at);
         own.tasks.pop_front();
         self.waiting -= 1;
-        shared.owner_finished(epoch, partitions, rows, sealed_at)?;
+        shared.owner_finished(epoch, partitions, rows, late, sealed_at)?;
         Ok(true)
     }
 }
