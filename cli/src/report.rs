@@ -188,6 +188,10 @@ pub struct QueryLine {
     /// Its count trigger, if it has one instead of an interval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch_records: Option<u64>,
+    /// Records a windowed query dropped behind its watermark (windowed
+    /// queries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_records: Option<u64>,
     /// Rows written to its output (the run's `records_out` counts the
     /// records in the results, each once, whatever the queries).
     pub records_out: u64,
@@ -499,7 +503,7 @@ impl RunReport {
             line(
                 &format!("query {}", query.name),
                 format!(
-                    "priority {}, every {}: {} epochs, {} rows; seal to result p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    "priority {}, every {}: {} epochs, {} rows{}; seal to result p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     query.priority,
                     match (query.max_batch_records, query.interval_ms) {
                         (Some(records), _) => format!("{records} records"),
@@ -508,6 +512,9 @@ impl RunReport {
                     },
                     query.epochs,
                     query.records_out,
+                    query
+                        .late_records
+                        .map_or(String::new(), |late| format!(", {late} late records")),
                     ms(query.seal_to_result_ns.p50),
                     ms(query.seal_to_result_ns.p99),
                     ms(query.seal_to_result_ns.max),

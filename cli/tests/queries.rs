@@ -207,3 +207,77 @@ fn what_a_query_cannot_ask_for_is_refused_with_its_key() {
     let compared = microbatch(&["compare", "profiles/two-queries.toml"]);
     assert_fails(&compared, 2, &["[[queries]]"]);
 }
+
+#[test]
+fn a_windowed_query_beside_another_counts_each_record_once_or_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let (windows, per_key) = (dir.path().join("windows"), dir.path().join("per_key"));
+    let profile = dir.path().join("windowed.toml");
+    // Event times up to 200 ms behind, a watermark 20 ms behind the
+    // frontier: some records come too late for their window.
+    std::fs::write(
+        &profile,
+        format!(
+            "[engine]\ninterval = \"10ms\"\n[workload]\nkeys = 500\nrate = 200000\ndisorder = \"200ms\"\n\
+             [run]\nduration = \"1s\"\nwarmup = \"0s\"\n\
+             [[queries]]\nname = \"windows\"\nwindow = \"tumbling\"\nwindow_size = \"100ms\"\n\
+             watermark_delay = \"20ms\"\nkey_buckets = 10\npriority = 10\n\
+             [queries.output]\nkind = \"csv\"\npath = {windows:?}\n\
+             [[queries]]\nname = \"per_key\"\nreductions = [\"count\"]\ninterval = \"100ms\"\n\
+             [queries.output]\nkind = \"csv\"\npath = {per_key:?}\n"
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("run.json");
+    let output = microbatch(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let text = stdout(&output);
+    assert!(text.contains("late records"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = report["records_in"].as_u64().unwrap();
+    let late = report["queries"][0]["late_records"].as_u64().unwrap();
+    assert!(late > 0, "{report}");
+    assert!(
+        report["queries"][1].get("late_records").is_none(),
+        "{report}"
+    );
+    // A column of every data line of every epoch file in `dir`, summed.
+    let summed = |dir: &std::path::Path, column: usize| -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "csv"))
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path).unwrap();
+                text.lines()
+                    .skip(1)
+                    .map(|line| line.split(',').nth(column).unwrap().parse::<u64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    };
+    // window_start_ms, window_end_ms, key, count, sum.
+    assert_eq!(summed(&windows, 3) + late, records);
+    // key, count.
+    assert_eq!(summed(&per_key, 1), records);
+
+    // Expired rows would need a dead-letter file per query.
+    let dead = dir.path().join("dead.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let with_dead = text.replace(
+        "watermark_delay = \"20ms\"\n",
+        "watermark_delay = \"20ms\"\nlate = \"dead_letters\"\nallowed_lateness = \"10ms\"\n",
+    );
+    std::fs::write(&dead, with_dead).unwrap();
+    assert_fails(
+        &microbatch(&["run", dead.to_str().unwrap()]),
+        2,
+        &["queries[0].late"],
+    );
+}

@@ -28,8 +28,8 @@ use crate::cpu;
 use crate::driver::error::RunError;
 use crate::driver::input::{open_input, split_sources};
 use crate::driver::{Observer, RunFiles};
+use crate::jobs::build::{with_aggregator, with_job, WithAggregator, WithJob};
 use crate::jobs::case_of;
-use crate::jobs::event::{with_aggregator, with_job, WithAggregator, WithJob};
 use crate::jobs::output::{Grouped, Reduced};
 use crate::profile::schema::{JobKind, OutputKind, Profile, Rate};
 use crate::report::{percentiles_line, rate, round_rate, Percentiles, RunReport};
@@ -281,7 +281,7 @@ impl Window {
 
 struct SingleThread<'a>(&'a Profile);
 
-impl WithJob for SingleThread<'_> {
+impl WithJob<Event> for SingleThread<'_> {
     type Out = Result<Design, RunError>;
 
     fn with<J: Job<Event>>(self, job: J, _: fn(J::Row) -> Grouped) -> Self::Out {
@@ -328,7 +328,7 @@ impl WithJob for SingleThread<'_> {
 
 struct Naive<'a>(&'a Profile);
 
-impl WithAggregator for Naive<'_> {
+impl WithAggregator<Event> for Naive<'_> {
     type Out = Result<Design, RunError>;
 
     fn with<A>(self, aggregator: A) -> Self::Out

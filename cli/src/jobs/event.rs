@@ -1,147 +1,21 @@
-//! From a profile's `[job]` to an engine job over `key,value` records;
-//! where its rows go is `output`.
-//!
-//! A job's state is fixed at compile time, so the reductions a profile asks
-//! for are served by one of two aggregators: `(count, sum)` when only
-//! count, sum and mean are asked for (16-byte state), and
-//! `(count, sum, min, max)` otherwise. The rows carry only the columns
-//! asked for.
+//! The generic `key,value` jobs (`job.kind = "keyed"` or `"global"`) as a
+//! registered case: built by `build.rs`, run over the workload's records
+//! (or, with a window, by `windowed.rs`); where their rows go is `output`.
 
-use microbatch::job::{
-    self, count, max, min, sum, Aggregator, Job, OutputMode, RkyvSnapshots, TotalsCodec,
-};
+use microbatch::job::Job;
 use microbatch::source::Event;
 
+pub use super::build::{
+    with_aggregator, with_job, with_job_keyed_by, KeyValue, WithAggregator, WithJob,
+};
 use super::case::JobCase;
 use super::kafka::KafkaFeed;
-use super::output::{drive_to_output, Grouped, Reduced};
+use super::output::{drive_to_output, Grouped};
 use crate::driver::error::RunError;
 use crate::driver::feed::EventFeed;
 use crate::driver::input::{open_input, Input};
 use crate::driver::{RunOutcome, Runner};
-use crate::profile::schema::{
-    JobKind, JobSpec, OutputKind, OutputModeSpec, Profile, Reduction, SourceKind, WindowKind,
-};
-
-/// The value column of an [`Event`].
-fn value_of(event: &Event) -> u64 {
-    event.value
-}
-
-/// The key column of an [`Event`].
-fn key_of(event: &Event) -> u64 {
-    event.key
-}
-
-/// Something to do with the aggregator a [`JobSpec`] needs: the one
-/// generic step between a profile and monomorphized engine code.
-pub trait WithAggregator {
-    /// What it gives back.
-    type Out;
-    /// Does it with `aggregator`.
-    fn with<A>(self, aggregator: A) -> Self::Out
-    where
-        A: Aggregator<Event> + Clone,
-        A::State: Clone,
-        A::Output: Reduced,
-        RkyvSnapshots: TotalsCodec<u64, A::State>;
-}
-
-/// Calls `action` with the aggregator `spec` needs.
-pub fn with_aggregator<W: WithAggregator>(spec: &JobSpec, action: W) -> W::Out {
-    let needs_min_max = spec.wants(Reduction::Min) || spec.wants(Reduction::Max);
-    // The function item itself (zero-sized, `Copy`), not a pointer to it:
-    // the reductions then inline it instead of calling through a pointer
-    // for every record.
-    let value = value_of;
-    if needs_min_max {
-        action.with((count(), sum(value), min(value), max(value)))
-    } else {
-        action.with((count(), sum(value)))
-    }
-}
-
-/// Something to do with the engine job a [`JobSpec`] describes.
-pub trait WithJob {
-    /// What it gives back.
-    type Out;
-    /// Does it with `job`, whose rows `row` turns into groups.
-    fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out;
-}
-
-/// Calls `action` with the job `spec` describes.
-pub fn with_job<W: WithJob>(spec: &JobSpec, action: W) -> W::Out {
-    with_job_keyed_by(spec, key_of, action)
-}
-
-/// Calls `action` with the job `spec` describes, its records keyed by
-/// `key` (a keyed job's).
-pub fn with_job_keyed_by<W, K>(spec: &JobSpec, key: K, action: W) -> W::Out
-where
-    W: WithJob,
-    K: Fn(&Event) -> u64 + Copy + Send + Sync + 'static,
-{
-    struct Build<W, K>(JobKind, OutputModeSpec, W, K);
-    impl<W, K> WithAggregator for Build<W, K>
-    where
-        W: WithJob,
-        K: Fn(&Event) -> u64 + Copy + Send + Sync + 'static,
-    {
-        type Out = W::Out;
-        fn with<A>(self, aggregator: A) -> W::Out
-        where
-            A: Aggregator<Event> + Clone,
-            A::State: Clone,
-            A::Output: Reduced,
-            RkyvSnapshots: TotalsCodec<u64, A::State>,
-        {
-            let keyed = job::records::<Event>().key_by(self.3);
-            let keyed_row = |(key, output): (u64, A::Output)| Grouped {
-                window: None,
-                key: Some(key),
-                columns: output.columns(),
-                firing: None,
-            };
-            match (self.0, self.1) {
-                (JobKind::Keyed, OutputModeSpec::Epoch) => {
-                    self.2.with(keyed.aggregate(aggregator), keyed_row)
-                }
-                (JobKind::Keyed, OutputModeSpec::Update) => self.2.with(
-                    keyed
-                        .aggregate(aggregator)
-                        .running(OutputMode::Update)
-                        .snapshotted(),
-                    keyed_row,
-                ),
-                (JobKind::Keyed, OutputModeSpec::Complete) => self.2.with(
-                    keyed
-                        .aggregate(aggregator)
-                        .running(OutputMode::Complete)
-                        .snapshotted(),
-                    keyed_row,
-                ),
-                // Profile::check sends windowed jobs (the only ones in
-                // append mode) to `windowed`, the click stream and Nexmark
-                // elsewhere.
-                (JobKind::Keyed, OutputModeSpec::Append)
-                | (JobKind::Clickstream | JobKind::Nexmark, _) => {
-                    unreachable!("the registry hands only unwindowed keyed and global jobs here")
-                }
-                // Profile::check refuses running totals of a global job.
-                (JobKind::Global, _) => self.2.with(
-                    job::records::<Event>().aggregate(aggregator),
-                    |output: A::Output| Grouped {
-                        window: None,
-                        key: None,
-                        columns: output.columns(),
-                        firing: None,
-                    },
-                ),
-            }
-        }
-    }
-    with_aggregator(spec, Build(spec.kind, spec.output_mode, action, key))
-}
+use crate::profile::schema::{JobKind, OutputKind, Profile, SourceKind, WindowKind};
 
 /// The generic `key,value` jobs: `job.kind = "keyed"` or `"global"`.
 pub struct EventJobs;
@@ -181,7 +55,7 @@ pub(crate) fn run_with_input(runner: Runner<'_>, input: Input) -> Result<RunOutc
 /// A run of the CLI's generic `key,value` records from a Kafka topic.
 struct FromKafka<'a>(Runner<'a>);
 
-impl WithJob for FromKafka<'_> {
+impl WithJob<Event> for FromKafka<'_> {
     type Out = Result<RunOutcome, RunError>;
 
     fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
@@ -201,7 +75,7 @@ struct RunJob<'a> {
     input: Input,
 }
 
-impl WithJob for RunJob<'_> {
+impl WithJob<Event> for RunJob<'_> {
     type Out = Result<RunOutcome, RunError>;
 
     fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
@@ -215,6 +89,7 @@ impl WithJob for RunJob<'_> {
 mod tests {
     use super::*;
     use crate::jobs::output::{OutRow, Wanted};
+    use crate::profile::schema::{JobSpec, OutputModeSpec, Reduction};
     use microbatch::job::Parts;
 
     /// Folds `events` through the job `spec` describes, on one part.
@@ -226,7 +101,7 @@ mod tests {
     /// the last epoch's rows.
     fn reduce_epochs(spec: &JobSpec, epochs: &[&[Event]]) -> Vec<OutRow> {
         struct Fold<'a>(&'a [&'a [Event]], Wanted);
-        impl WithJob for Fold<'_> {
+        impl WithJob<Event> for Fold<'_> {
             type Out = Vec<OutRow>;
             fn with<J: Job<Event>>(self, job: J, row: fn(J::Row) -> Grouped) -> Vec<OutRow> {
                 let mut totals = job.new_totals();

@@ -3,6 +3,8 @@
 //! knows what a profile for it cannot ask for, how to run it, and whether
 //! `compare` can run it. Adding a job is adding a case here.
 //!
+//! - [`build`]: a profile's `[job]` keys made a job over records of a
+//!   type known at compile time, the one generic step.
 //! - [`event`]: the generic `key,value` jobs (`keyed`, `global`), with the
 //!   reductions a profile names; with a `job.window`, over event-time
 //!   windows of timed records (`windowed`). [`output`]: where their rows
@@ -13,6 +15,7 @@
 //! - `kafka`: a Kafka topic as the feed of the first two, and a Kafka
 //!   topic as an output; the sink says where a run resumes.
 
+pub mod build;
 pub(crate) mod case;
 pub mod clickstream;
 pub mod event;

@@ -8,15 +8,16 @@
 //! event-time frontier) passes its end.
 
 use microbatch::job::{
-    self, count, max, min, sum, Aggregator, Firing, RkyvSnapshots, Session, TotalsCodec, Window,
-    Windows,
+    self, count, max, min, sum, Aggregator, Firing, Job, RkyvSnapshots, Session, TotalsCodec,
+    Window, Windows,
 };
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
+use super::build::WithJob;
 use super::kafka::KafkaFeed;
 use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
-use crate::driver::feed::{EitherFeed, GeneratorOrLog, InWorkers};
+use crate::driver::feed::{EitherFeed, Feed, GeneratorOrLog, InWorkers};
 use crate::driver::input::read_records;
 use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::{
@@ -32,40 +33,21 @@ fn value_of(event: &TimedEvent) -> u64 {
 /// hopping or session window, a generator in the workers).
 pub(crate) fn run(runner: Runner<'_>) -> Result<RunOutcome, RunError> {
     let spec = &runner.profile.job;
-    let value = value_of;
-    if spec.wants(Reduction::Min) || spec.wants(Reduction::Max) {
-        run_with(runner, (count(), sum(value), min(value), max(value)))
-    } else {
-        run_with(runner, (count(), sum(value)))
-    }
+    let feed = timed_feed(&runner)?;
+    with_windowed_job(spec, |e: &TimedEvent| e.key, Drive { runner, feed })
 }
 
-/// The windows `spec` asks for.
-fn windows_of(spec: &JobSpec) -> Windows {
-    let size = spec.window_size.unwrap_or_default();
-    match (spec.window, spec.window_slide) {
-        (WindowKind::Hopping, Some(slide)) => Windows::hopping(size, slide),
-        _ => Windows::tumbling(size),
-    }
-}
+/// Timed records: in the workers (generated, a log or a file's), or a
+/// Kafka topic's.
+pub(crate) type TimedFeed =
+    EitherFeed<InWorkers<GeneratorOrLog<TimedGenerator, TimedEvent>>, KafkaFeed<TimedEvent>>;
 
-fn run_with<A>(runner: Runner<'_>, aggregator: A) -> Result<RunOutcome, RunError>
-where
-    A: Aggregator<TimedEvent>,
-    A::State: Clone,
-    A::Output: Reduced,
-    // Open panes and sessions go into the checkpoint's state snapshots, so
-    // a resumed run starts from the last one.
-    RkyvSnapshots: TotalsCodec<u64, (u64, A::State, u64)>
-        + TotalsCodec<(), (u64, A::State, u64)>
-        + TotalsCodec<u64, Session<A::State>>
-        + TotalsCodec<(), Session<A::State>>,
-{
-    let profile = runner.profile;
-    let spec = &profile.job;
-    let workload = &profile.workload;
-    let feed = match workload.source {
-        SourceKind::Kafka => EitherFeed::Other(KafkaFeed::<TimedEvent>::connect(&runner)?),
+/// The timed records of `runner`'s workload: a Kafka topic, a log, a
+/// CSV file (`key,value,event_time_ms`, read whole) or the generator.
+pub(crate) fn timed_feed(runner: &Runner<'_>) -> Result<TimedFeed, RunError> {
+    let workload = &runner.profile.workload;
+    Ok(match workload.source {
+        SourceKind::Kafka => EitherFeed::Other(KafkaFeed::<TimedEvent>::connect(runner)?),
         SourceKind::Log => EitherFeed::Own(InWorkers(Some(GeneratorOrLog::<
             TimedGenerator,
             TimedEvent,
@@ -82,33 +64,79 @@ where
         SourceKind::Generator | SourceKind::Nexmark => EitherFeed::Own(InWorkers(Some(
             GeneratorOrLog::Generator(TimedGenerator::new(workload.generator(), workload.disorder)),
         ))),
-    };
+    })
+}
+
+/// The windowed job's rows into the profile's output.
+struct Drive<'a, F> {
+    runner: Runner<'a>,
+    feed: F,
+}
+
+impl<F: Feed<TimedEvent>> WithJob<TimedEvent> for Drive<'_, F> {
+    type Out = Result<RunOutcome, RunError>;
+
+    fn with<J: Job<TimedEvent>>(self, job: J, row: fn(J::Row) -> Grouped) -> Self::Out {
+        let keyed = self.runner.profile.job.kind != JobKind::Global;
+        drive_to_output(self.runner, job, self.feed, row, keyed, true)
+    }
+}
+
+/// Calls `action` with the windowed job `spec` describes (checked: a
+/// tumbling, hopping or session window), its records keyed by `key` (a
+/// keyed job's).
+pub(crate) fn with_windowed_job<W, K>(spec: &JobSpec, key: K, action: W) -> W::Out
+where
+    W: WithJob<TimedEvent>,
+    K: Fn(&TimedEvent) -> u64 + Copy + Send + Sync + 'static,
+{
+    let value = value_of;
+    if spec.wants(Reduction::Min) || spec.wants(Reduction::Max) {
+        build(
+            spec,
+            key,
+            (count(), sum(value), min(value), max(value)),
+            action,
+        )
+    } else {
+        build(spec, key, (count(), sum(value)), action)
+    }
+}
+
+/// The windows `spec` asks for.
+fn windows_of(spec: &JobSpec) -> Windows {
+    let size = spec.window_size.unwrap_or_default();
+    match (spec.window, spec.window_slide) {
+        (WindowKind::Hopping, Some(slide)) => Windows::hopping(size, slide),
+        _ => Windows::tumbling(size),
+    }
+}
+
+fn build<A, W, K>(spec: &JobSpec, key: K, aggregator: A, action: W) -> W::Out
+where
+    A: Aggregator<TimedEvent>,
+    A::State: Clone,
+    A::Output: Reduced,
+    W: WithJob<TimedEvent>,
+    K: Fn(&TimedEvent) -> u64 + Copy + Send + Sync + 'static,
+    // Open panes and sessions go into the checkpoint's state snapshots, so
+    // a resumed run starts from the last one.
+    RkyvSnapshots: TotalsCodec<u64, (u64, A::State, u64)>
+        + TotalsCodec<(), (u64, A::State, u64)>
+        + TotalsCodec<u64, Session<A::State>>
+        + TotalsCodec<(), Session<A::State>>,
+{
     let timed = job::records::<TimedEvent>().event_time(|e| e.event_time_ms);
     let keyed = spec.kind != JobKind::Global;
     if spec.window == WindowKind::Session {
         let gap = spec.session_gap.unwrap_or_default();
         let sessions = timed.session(gap).watermark_delay(spec.watermark_delay);
         return if keyed {
-            drive_to_output(
-                runner,
-                sessions
-                    .key_by(|e| e.key)
-                    .aggregate(aggregator)
-                    .snapshotted(),
-                feed,
-                window_row::<_, A>,
-                true,
-                true,
-            )
+            let job = sessions.key_by(key).aggregate(aggregator).snapshotted();
+            action.with(job, window_row::<_, A>)
         } else {
-            drive_to_output(
-                runner,
-                sessions.key_by(whole).aggregate(aggregator).snapshotted(),
-                feed,
-                window_row::<_, A>,
-                false,
-                true,
-            )
+            let job = sessions.key_by(whole).aggregate(aggregator).snapshotted();
+            action.with(job, window_row::<_, A>)
         };
     }
     let windowed = timed
@@ -131,40 +159,20 @@ where
             marked
         };
         return if keyed {
-            let job = marked.key_by(|e| e.key).aggregate(aggregator);
-            drive_to_output(
-                runner,
-                job.snapshotted(),
-                feed,
-                marked_row::<_, A>,
-                true,
-                true,
-            )
+            let job = marked.key_by(key).aggregate(aggregator).snapshotted();
+            action.with(job, marked_row::<_, A>)
         } else {
             let job = marked.aggregate(aggregator).snapshotted();
-            drive_to_output(runner, job, feed, marked_row::<_, A>, false, true)
+            action.with(job, marked_row::<_, A>)
         };
     }
     if keyed {
-        drive_to_output(
-            runner,
-            windowed
-                .key_by(|e| e.key)
-                .aggregate(aggregator)
-                .snapshotted(),
-            feed,
-            window_row::<_, A>,
-            true,
-            true,
-        )
+        let job = windowed.key_by(key).aggregate(aggregator).snapshotted();
+        action.with(job, window_row::<_, A>)
     } else {
-        drive_to_output(
-            runner,
+        action.with(
             windowed.aggregate(aggregator).snapshotted(),
-            feed,
             window_row::<_, A>,
-            false,
-            true,
         )
     }
 }

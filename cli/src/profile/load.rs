@@ -234,7 +234,10 @@ impl Profile {
                 .to_lowercase(),
             ));
         }
-        self.check_window()?;
+        if self.queries.is_empty() {
+            // Queries: each query's window keys, in `check_queries`.
+            self.check_window()?;
+        }
         self.check_kafka()?;
         self.check_queries()?;
         // What the job itself cannot run with: its registered case says.

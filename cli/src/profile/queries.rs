@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::schema::{
-    JobKind, JobSpec, OutputKind, OutputSpec, Profile, QueryProfile, SourceKind, WindowKind,
+    JobKind, JobSpec, LatePolicy, OutputKind, OutputSpec, Profile, QueryProfile, SourceKind,
+    WindowKind,
 };
 
 /// The keys of a query table that are not `[job]` keys.
@@ -168,11 +169,29 @@ impl Profile {
             ));
         }
         let base = self.engine.interval;
+        let windowed = self
+            .queries
+            .iter()
+            .any(|q| q.job.window != WindowKind::None);
         for (i, query) in self.queries.iter().enumerate() {
+            if query.job.late == LatePolicy::DeadLetters {
+                return fail(
+                    i,
+                    "late",
+                    "\"dead_letters\" is not in queries yet (expired rows would need a \
+                     dead-letter file per query): \"drop\""
+                        .into(),
+                );
+            }
             // The `[job]` checks, on the query's job keys.
             let mut alone = self.clone();
             alone.job = query.job.clone();
             alone.queries.clear();
+            if query.job.window == WindowKind::None && windowed {
+                // Timed records, for the windowed queries beside it: their
+                // event times mean nothing to this one.
+                alone.workload.disorder = Duration::ZERO;
+            }
             alone.check().map_err(|(key, message)| {
                 let key = key.replace("job.", &format!("queries[{i}]."));
                 (key, message)
@@ -192,13 +211,6 @@ impl Profile {
             }
             if !matches!(query.job.kind, JobKind::Keyed | JobKind::Global) {
                 return fail(i, "kind", "a query is `keyed` or `global`".into());
-            }
-            if query.job.window != WindowKind::None {
-                return fail(
-                    i,
-                    "window",
-                    "event-time windows are not in queries yet: \"none\"".into(),
-                );
             }
             match (query.max_batch_records, query.interval) {
                 (Some(0), _) => return fail(i, "max_batch_records", "at least 1".into()),
