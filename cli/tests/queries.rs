@@ -22,6 +22,20 @@ fn two_queries(policy: &str, extra: &[&str]) -> std::process::Output {
     microbatch(&args)
 }
 
+/// Runs `profile` with `--json` beside it: its summary and the JSON.
+fn run_with_json(profile: &std::path::Path) -> (String, serde_json::Value) {
+    let json = profile.with_extension("json");
+    let output = microbatch(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_success(&output);
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (stdout(&output), report)
+}
+
 #[test]
 fn each_query_reports_its_epochs_rows_and_seal_to_result() {
     for policy in ["priority", "fifo", "round_robin"] {
@@ -94,16 +108,7 @@ fn each_query_writes_its_own_output() {
         ),
     )
     .unwrap();
-    let json = dir.path().join("run.json");
-    let output = microbatch(&[
-        "run",
-        profile.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_success(&output);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, report) = run_with_json(&profile);
     let files = |dir: &std::path::Path, ext: &str| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -228,18 +233,8 @@ fn a_windowed_query_beside_another_counts_each_record_once_or_late() {
         ),
     )
     .unwrap();
-    let json = dir.path().join("run.json");
-    let output = microbatch(&[
-        "run",
-        profile.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_success(&output);
-    let text = stdout(&output);
+    let (text, report) = run_with_json(&profile);
     assert!(text.contains("late records"), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let records = report["records_in"].as_u64().unwrap();
     let late = report["queries"][0]["late_records"].as_u64().unwrap();
     assert!(late > 0, "{report}");
