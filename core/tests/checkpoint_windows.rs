@@ -15,7 +15,8 @@ use microbatch::job::{
 };
 use microbatch::log::{LogOptions, LogReader, LogSource, LogWriter};
 use microbatch::progress::EpochProgress;
-use microbatch::sink::{Sink, SinkError};
+use microbatch::queries::{Queries, Query, SchedulerPolicy};
+use microbatch::sink::{DiscardSink, Sink, SinkError};
 use microbatch::source::TimedEvent;
 use microbatch::{Engine, EngineError};
 
@@ -177,6 +178,10 @@ enum Resume {
     /// The windows (not snapshotted) and the sessions (snapshotted): a
     /// snapshot of both cannot be taken, so a resume replays.
     TwoJobsReplay,
+    /// The windows as one of two queries on one engine, into its own sink
+    /// (the other a per-key count): a query's totals are not snapshotted,
+    /// so a resume replays, the windows' output only from its last commit.
+    Queries,
 }
 
 fn sessions() -> impl Job<TimedEvent, Row = Row> {
@@ -226,6 +231,21 @@ fn go(
             let both = windowed().and(sessions());
             run(both, log, checkpoint, committed, fail_at)
         }
+        Resume::Queries => {
+            let windows = CommitSink {
+                pending: Mutex::default(),
+                committed: Arc::clone(committed),
+                fail_at,
+            };
+            let per_key = job::records::<TimedEvent>()
+                .key_by(key_of)
+                .aggregate(count());
+            let (job, sink) = Queries::new(SchedulerPolicy::Priority)
+                .query(Query::new("windows", windowed(), windows))
+                .query(Query::new("per_key", per_key, DiscardSink).priority(5))
+                .build();
+            start(job, sink, log, checkpoint)
+        }
     }
 }
 
@@ -244,6 +264,17 @@ where
         committed: Arc::clone(committed),
         fail_at,
     };
+    start(job, sink, log, checkpoint)
+}
+
+/// Runs `job` into `sink` over `log` under `checkpoint` to the log's end;
+/// the records it read.
+fn start<J: Job<TimedEvent>, S: Sink<J::Row>>(
+    job: J,
+    sink: S,
+    log: &Path,
+    checkpoint: &Path,
+) -> Result<u64, EngineError> {
     Engine::builder(job, sink)
         .workers(2)
         .pin(false)
@@ -291,6 +322,33 @@ fn two_jobs_of_which_one_cannot_be_snapshotted_replay_to_the_same_rows() {
     stopped_and_resumed(Resume::TwoJobsReplay);
 }
 
+#[test]
+fn a_windowed_query_resumes_to_the_rows_of_the_job_run_alone() {
+    stopped_and_resumed(Resume::Queries);
+    // And beside another query its rows are the job's own, epoch for epoch.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    write_log(&log);
+    let (alone, queried): (Committed, Committed) = (Arc::default(), Arc::default());
+    go(
+        Resume::Replay,
+        &log,
+        &dir.path().join("alone"),
+        &alone,
+        None,
+    )
+    .unwrap();
+    go(
+        Resume::Queries,
+        &log,
+        &dir.path().join("queried"),
+        &queried,
+        None,
+    )
+    .unwrap();
+    assert_eq!(*queried.lock().unwrap(), *alone.lock().unwrap());
+}
+
 fn stopped_and_resumed(resume: Resume) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
@@ -313,7 +371,7 @@ fn stopped_and_resumed(resume: Resume) {
         // Once in its epoch's count, once in its session.
         Resume::TwoJobsSnapshot => 2 * RECORDS,
         Resume::TwoJobsReplay => in_windows + RECORDS,
-        Resume::Replay | Resume::Snapshot | Resume::BoxedSnapshot => in_windows,
+        Resume::Replay | Resume::Snapshot | Resume::BoxedSnapshot | Resume::Queries => in_windows,
     };
     assert_eq!(
         counted, windows_per_record,
@@ -339,7 +397,7 @@ fn stopped_and_resumed(resume: Resume) {
     // a replay reads the log from its start, a snapshot (after every other
     // epoch: 1, 3, …, 9) from epoch 10.
     let from = match resume {
-        Resume::Replay | Resume::TwoJobsReplay => 0,
+        Resume::Replay | Resume::TwoJobsReplay | Resume::Queries => 0,
         Resume::Snapshot
         | Resume::BoxedSnapshot
         | Resume::SessionSnapshot
