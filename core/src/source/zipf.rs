@@ -86,13 +86,13 @@ impl ZipfTable {
 
     /// The key drawn with the random numbers `next` gives (one, or two for
     /// a key outside the head), in the order the generator draws them.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn key(&self, mut next: impl FnMut() -> u64) -> u64 {
         self.head(next()).unwrap_or_else(|| self.tail(next()))
     }
 
     /// The probability the tables give `key` (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn probability(&self, key: u64) -> f64 {
         match &self.tail {
             Some(tail) if key >= self.head_keys => {
@@ -169,7 +169,7 @@ impl AliasTable {
     }
 
     /// The probability the table gives `index`, from its slots.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn probability(&self, index: u64) -> f64 {
         let n = self.slots.len() as f64;
         let mut p = 0.0;
