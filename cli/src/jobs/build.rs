@@ -46,7 +46,7 @@ impl KeyValue for TimedEvent {
 }
 
 /// The value column of a record.
-fn value_of<R: KeyValue>(record: &R) -> u64 {
+pub(crate) fn value_of<R: KeyValue>(record: &R) -> u64 {
     record.value()
 }
 

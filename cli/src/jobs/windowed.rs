@@ -13,7 +13,7 @@ use microbatch::job::{
 };
 use microbatch::source::{IterSource, TimedEvent, TimedGenerator};
 
-use super::build::WithJob;
+use super::build::{value_of, WithJob};
 use super::kafka::KafkaFeed;
 use super::output::{drive_to_output, Grouped, Reduced};
 use crate::driver::error::RunError;
@@ -23,11 +23,6 @@ use crate::driver::{RunOutcome, Runner};
 use crate::profile::schema::{
     JobKind, JobSpec, LatePolicy, OutputModeSpec, Reduction, SourceKind, WindowKind,
 };
-
-/// The value column of a [`TimedEvent`].
-fn value_of(event: &TimedEvent) -> u64 {
-    event.value
-}
 
 /// Runs the windowed job of `runner`'s profile (checked: a tumbling,
 /// hopping or session window, a generator in the workers).
@@ -90,7 +85,7 @@ where
     W: WithJob<TimedEvent>,
     K: Fn(&TimedEvent) -> u64 + Copy + Send + Sync + 'static,
 {
-    let value = value_of;
+    let value = value_of::<TimedEvent>;
     if spec.wants(Reduction::Min) || spec.wants(Reduction::Max) {
         build(
             spec,

@@ -404,23 +404,7 @@ impl Checkpoint {
 
     /// The logged offsets of `epoch`, if it got that far.
     pub fn offsets(&self, epoch: u64) -> Result<Option<Offsets>, CheckpointError> {
-        let path = self.dir.join("offsets").join(epoch.to_string());
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| CheckpointError::Corrupt {
-                        path,
-                        message: e.to_string(),
-                    })
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CheckpointError::Io {
-                action: "read",
-                path,
-                source,
-            }),
-        }
+        read_record(&self.dir.join("offsets").join(epoch.to_string()))
     }
 
     /// Logs where `epoch` lies, before its results go out. Once per epoch.
@@ -471,11 +455,37 @@ impl Checkpoint {
     }
 
     fn write(&self, sub: &str, epoch: u64, value: &impl Serialize) -> Result<(), CheckpointError> {
-        let dir = self.dir.join(sub);
-        let bytes = serde_json::to_vec(value).expect("plain checkpoint records encode");
-        write_atomically(&dir, &dir.join(epoch.to_string()), &bytes)?;
-        Ok(sync_dir(&dir)?)
+        write_record(&self.dir.join(sub), &epoch.to_string(), value)
     }
+}
+
+/// The JSON record at `path`, if there is one; a file that is not one is
+/// `Corrupt`.
+fn read_record<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, CheckpointError> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CheckpointError::Corrupt {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes `value` as JSON to `dir/name` durably: a temporary file, synced,
+/// renamed, the directory synced.
+fn write_record(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), CheckpointError> {
+    let bytes = serde_json::to_vec(value).expect("plain checkpoint records encode");
+    write_atomically(dir, &dir.join(name), &bytes)?;
+    Ok(sync_dir(dir)?)
 }
 
 /// Takes `DIR/lock` (an OS advisory lock, released when the file closes,

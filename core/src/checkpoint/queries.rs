@@ -9,13 +9,12 @@
 //! starts at the earliest epoch some query has not committed and folds
 //! the epochs a query committed already without output for it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Checkpoint, CheckpointError};
-use crate::durable::{create_dir, sync_dir, write_atomically};
+use super::{read_record, write_record, Checkpoint, CheckpointError};
+use crate::durable::create_dir;
 
 /// The longest query name a checkpoint takes (a file name).
 const LONGEST_NAME: usize = 100;
@@ -50,22 +49,9 @@ impl QueryCommits {
     /// cannot be a file's and a file that is not one of these commits.
     pub fn last(&self, name: &str) -> Result<Option<u64>, CheckpointError> {
         let path = self.path(name)?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })
-            }
+        let Some(commit) = read_record::<QueryCommit>(&path)? else {
+            return Ok(None);
         };
-        let commit: QueryCommit =
-            serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
         if commit.query != name {
             return Err(CheckpointError::Inconsistent {
                 dir: self.dir.clone(),
@@ -82,16 +68,14 @@ impl QueryCommits {
     /// Records that query `name`'s sink committed `epoch` with `rows`
     /// rows. Once per epoch of the query, after its sink's commit; cold.
     pub fn commit(&self, name: &str, epoch: u64, rows: u64) -> Result<(), CheckpointError> {
-        let path = self.path(name)?;
+        self.path(name)?;
         create_dir(&self.dir)?;
         let commit = QueryCommit {
             query: name.to_owned(),
             epoch,
             rows,
         };
-        let bytes = serde_json::to_vec(&commit).expect("plain checkpoint records encode");
-        write_atomically(&self.dir, &path, &bytes)?;
-        Ok(sync_dir(&self.dir)?)
+        write_record(&self.dir, name, &commit)
     }
 
     /// `DIR/queries/<name>`, for a name that is a plain file name.
@@ -117,6 +101,7 @@ impl QueryCommits {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn commits() -> (tempfile::TempDir, QueryCommits) {
         let dir = tempfile::tempdir().unwrap();
