@@ -90,15 +90,18 @@ impl<R> QueryShared<R> {
     /// Whether `epoch` is the last the query committed before a restart:
     /// one of its epochs ended there.
     pub(crate) fn committed_at(&self, epoch: u64) -> bool {
-        let committed = self.resumed.get().and_then(|resumed| resumed.committed);
-        committed == Some(epoch)
+        self.committed() == Some(epoch)
     }
 
     /// Whether `epoch`'s rows go to the sink: not when the query
     /// committed it before a restart.
     pub(crate) fn has_output(&self, epoch: u64) -> bool {
-        let committed = self.resumed.get().and_then(|resumed| resumed.committed);
-        committed.is_none_or(|last| epoch > last)
+        self.committed().is_none_or(|last| epoch > last)
+    }
+
+    /// The last epoch the query committed before this run, if any.
+    fn committed(&self) -> Option<u64> {
+        self.resumed.get().and_then(|resumed| resumed.committed)
     }
 
     /// One owner of `partitions` finished `epoch`, writing `rows` rows
